@@ -1,0 +1,1 @@
+"""What runs underneath streams: the log, transports, the worker."""

@@ -1,0 +1,337 @@
+"""Kafka record batch v2 (magic 2): encode, decode, validate.
+
+Batch layout (big-endian; offsets in bytes):
+
+    0  base_offset int64        27 base_timestamp int64
+    8  batch_length int32       35 max_timestamp int64
+   12  leader_epoch int32       43 producer_id int64
+   16  magic int8 (= 2)         51 producer_epoch int16
+   17  crc uint32               53 base_sequence int32
+   21  attributes int16         57 record_count int32
+   23  last_offset_delta int32  61 records...
+
+Invariants:
+- batch_length == len(batch) - 12 (LOG_OVERHEAD).
+- crc is CRC-32C over bytes 21..end, so base_offset (and leader_epoch) can be
+  patched in place without recomputing it: that is how appends assign offsets.
+- Records are zigzag-varint encoded: length, attributes, timestamp delta,
+  offset delta, key, value, headers. Compressed batches compress the records
+  part as a whole; only `none` and `gzip` are decoded here.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import crc32c as _crc32c
+
+from runtime.errors import CorruptRecordError
+
+HEADER_SIZE = 61
+LOG_OVERHEAD = 12  # base_offset + batch_length
+MAGIC = 2
+CRC_START = 21
+
+COMPRESSION_MASK = 0x07
+COMPRESSION_NONE = 0
+COMPRESSION_GZIP = 1
+TIMESTAMP_LOG_APPEND = 0x08
+TRANSACTIONAL = 0x10
+CONTROL = 0x20
+
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+_BASE_OFFSET = struct.Struct(">q")
+_LENGTH = struct.Struct(">i")
+
+Header = tuple[str, bytes | None]
+
+
+def crc32c(data: bytes | bytearray | memoryview) -> int:
+    return _crc32c.crc32c(data)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchHeader:
+    base_offset: int
+    batch_length: int
+    leader_epoch: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    record_count: int
+
+    @property
+    def size(self) -> int:
+        return self.batch_length + LOG_OVERHEAD
+
+    @property
+    def last_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta
+
+    @property
+    def next_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta + 1
+
+    @property
+    def compression(self) -> int:
+        return self.attributes & COMPRESSION_MASK
+
+    @property
+    def is_control(self) -> bool:
+        return bool(self.attributes & CONTROL)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One decoded record with its absolute offset and timestamp (ms)."""
+
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[Header, ...] = ()
+
+
+def parse_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
+    if len(buf) - pos < HEADER_SIZE:
+        raise CorruptRecordError(f"batch header needs {HEADER_SIZE} bytes, got {len(buf) - pos}")
+    return BatchHeader(*_HEADER.unpack_from(buf, pos))
+
+
+def validate_batch(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
+    """Check one batch at `pos`: length, magic and CRC. Returns its header."""
+    header = parse_header(buf, pos)
+    if header.magic != MAGIC:
+        raise CorruptRecordError(f"batch magic is {header.magic}, only 2 is supported")
+    if header.batch_length < HEADER_SIZE - LOG_OVERHEAD:
+        raise CorruptRecordError(f"batch length {header.batch_length} is shorter than a header")
+    end = pos + header.size
+    if end > len(buf):
+        raise CorruptRecordError(
+            f"batch length {header.batch_length} runs past the {len(buf) - pos} bytes given"
+        )
+    if header.last_offset_delta < 0 or header.record_count < 0:
+        raise CorruptRecordError("batch has a negative record count or offset delta")
+    actual = crc32c(memoryview(buf)[pos + CRC_START : end])
+    if actual != header.crc:
+        raise CorruptRecordError(f"batch CRC is {header.crc:#010x}, computed {actual:#010x}")
+    return header
+
+
+def iter_batches(
+    buf: bytes | bytearray | memoryview, pos: int = 0, end: int | None = None
+) -> Iterator[tuple[int, BatchHeader]]:
+    """Yield (position, header) of each whole batch in buf[pos:end].
+
+    Stops silently at a trailing partial batch (fetch responses may end with one);
+    does not check CRCs (use validate_batch for that)."""
+    end = len(buf) if end is None else end
+    while end - pos >= HEADER_SIZE:
+        header = BatchHeader(*_HEADER.unpack_from(buf, pos))
+        if header.batch_length < HEADER_SIZE - LOG_OVERHEAD or pos + header.size > end:
+            return
+        yield pos, header
+        pos += header.size
+
+
+def set_base_offset(batch: bytearray, base_offset: int, pos: int = 0) -> None:
+    """Patch the base offset in place; the CRC does not cover it."""
+    _BASE_OFFSET.pack_into(batch, pos, base_offset)
+
+
+# --- varints ---------------------------------------------------------------
+
+
+def _write_varint(out: bytearray, value: int) -> None:
+    value = (value << 1) ^ (value >> 63)  # zigzag
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    b = buf[pos]
+    if b < 0x80:
+        return (b >> 1) ^ -(b & 1), pos + 1
+    result = b & 0x7F
+    shift = 7
+    while True:
+        pos += 1
+        b = buf[pos]
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return (result >> 1) ^ -(result & 1), pos + 1
+        shift += 7
+        if shift > 63:
+            raise CorruptRecordError("varint longer than 10 bytes")
+
+
+# --- encode ----------------------------------------------------------------
+
+OutRecord = tuple[bytes | None, bytes | None, int, Sequence[Header]]
+"""(key, value, timestamp_ms, headers) of a record to be written."""
+
+
+def encode_batch(
+    records: Sequence[OutRecord],
+    *,
+    base_offset: int = 0,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    attributes: int = 0,
+) -> bytearray:
+    """Encode records (uncompressed) into one batch with a valid CRC."""
+    if not records:
+        raise ValueError("a batch needs at least one record")
+    base_ts = min(r[2] for r in records)
+    max_ts = max(r[2] for r in records)
+    out = bytearray(HEADER_SIZE)
+    body = bytearray()
+    write = _write_varint
+    for delta, (key, value, ts, headers) in enumerate(records):
+        body.clear()
+        body.append(0)  # record attributes
+        write(body, ts - base_ts)
+        write(body, delta)
+        if key is None:
+            body.append(1)  # zigzag(-1)
+        else:
+            write(body, len(key))
+            body += key
+        if value is None:
+            body.append(1)
+        else:
+            write(body, len(value))
+            body += value
+        write(body, len(headers))
+        for hkey, hvalue in headers:
+            hk = hkey.encode()
+            write(body, len(hk))
+            body += hk
+            if hvalue is None:
+                body.append(1)
+            else:
+                write(body, len(hvalue))
+                body += hvalue
+        write(out, len(body))
+        out += body
+    _HEADER.pack_into(
+        out,
+        0,
+        base_offset,
+        len(out) - LOG_OVERHEAD,
+        0,
+        MAGIC,
+        0,
+        attributes,
+        len(records) - 1,
+        base_ts,
+        max_ts,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        len(records),
+    )
+    struct.pack_into(">I", out, 17, crc32c(memoryview(out)[CRC_START:]))
+    return out
+
+
+# --- decode ----------------------------------------------------------------
+
+
+def _records_bytes(buf: bytes, pos: int, header: BatchHeader) -> bytes:
+    start, end = pos + HEADER_SIZE, pos + header.size
+    codec = header.compression
+    if codec == COMPRESSION_NONE:
+        return bytes(buf[start:end]) if pos or end != len(buf) else bytes(buf[start:])
+    if codec == COMPRESSION_GZIP:
+        return zlib.decompress(bytes(buf[start:end]), wbits=31)
+    raise CorruptRecordError(f"compression codec {codec} is not supported (only none and gzip)")
+
+
+def decode_batch(buf: bytes | bytearray | memoryview, pos: int = 0) -> list[Record]:
+    """Decode the records of the batch at `pos` (no CRC check: see validate_batch)."""
+    header = parse_header(buf, pos)
+    if header.is_control:
+        return []
+    data = _records_bytes(bytes(buf) if not isinstance(buf, bytes) else buf, pos, header)
+    return _decode_records(data, header)
+
+
+def _decode_records(data: bytes, header: BatchHeader) -> list[Record]:
+    base_offset = header.base_offset
+    base_ts = header.max_timestamp if header.attributes & TIMESTAMP_LOG_APPEND else None
+    base_timestamp = header.base_timestamp
+    read = _read_varint
+    out: list[Record] = []
+    append = out.append
+    p = 0
+    n = len(data)
+    try:
+        for _ in range(header.record_count):
+            length, p = read(data, p)
+            end = p + length
+            p += 1  # record attributes (unused)
+            ts_delta, p = read(data, p)
+            offset_delta, p = read(data, p)
+            klen, p = read(data, p)
+            if klen < 0:
+                key = None
+            else:
+                key = data[p : p + klen]
+                p += klen
+            vlen, p = read(data, p)
+            if vlen < 0:
+                value = None
+            else:
+                value = data[p : p + vlen]
+                p += vlen
+            hcount, p = read(data, p)
+            headers: tuple[Header, ...] = ()
+            if hcount > 0:
+                hs = []
+                for _ in range(hcount):
+                    hklen, p = read(data, p)
+                    hkey = data[p : p + hklen].decode()
+                    p += hklen
+                    hvlen, p = read(data, p)
+                    if hvlen < 0:
+                        hvalue = None
+                    else:
+                        hvalue = data[p : p + hvlen]
+                        p += hvlen
+                    hs.append((hkey, hvalue))
+                headers = tuple(hs)
+            if p != end or p > n:
+                raise CorruptRecordError(
+                    f"record at offset {base_offset + offset_delta} has a wrong length"
+                )
+            ts = base_ts if base_ts is not None else base_timestamp + ts_delta
+            append(Record(base_offset + offset_delta, ts, key, value, headers))
+    except IndexError:
+        raise CorruptRecordError(
+            f"batch at offset {base_offset} ends inside a record", offset=base_offset
+        ) from None
+    return out
+
+
+def decode_batches(buf: bytes | bytearray | memoryview) -> list[Record]:
+    """Decode every whole batch in `buf` (a fetch result), in order."""
+    data = buf if isinstance(buf, bytes) else bytes(buf)
+    out: list[Record] = []
+    for pos, header in iter_batches(data):
+        if header.is_control:
+            continue
+        out += _decode_records(_records_bytes(data, pos, header), header)
+    return out
