@@ -1,0 +1,160 @@
+"""A batching producer over a transport.
+
+Records are buffered per partition and appended as one record batch when the
+buffer reaches `batch_records_max` / `batch_bytes_max`, when `linger_s` has
+passed, or on flush(). Per-partition order is kept: one batch of a partition
+is appended at a time, in buffer order.
+
+Each send returns a future resolved with the record's offset once its batch
+is appended, so callers can choose between fire-and-forget and waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from runtime.errors import RecordTooLargeError
+from runtime.log.records import HEADER_SIZE, Header, encode_batch
+from runtime.transport import Transport
+from runtime.types import TopicPartition
+
+logger = logging.getLogger(__name__)
+
+# Upper bound of a record's framing inside a batch: varints and attributes.
+_RECORD_OVERHEAD_MAX = 32
+
+
+@dataclass(slots=True)
+class _Buffer:
+    records: list[tuple[bytes | None, bytes | None, int, Sequence[Header]]] = field(
+        default_factory=list
+    )
+    futures: list[asyncio.Future[int] | None] = field(default_factory=list)
+    size: int = HEADER_SIZE
+
+
+class Producer:
+    """Buffers records per partition and appends them in batches."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        linger_s: float = 0.005,
+        batch_records_max: int = 2000,
+        batch_bytes_max: int = 1 << 20,
+        max_message_bytes: dict[str, int] | None = None,
+    ) -> None:
+        self._transport = transport
+        self._linger_s = linger_s
+        self._batch_records_max = batch_records_max
+        self._batch_bytes_max = batch_bytes_max
+        self._max_message_bytes = max_message_bytes if max_message_bytes is not None else {}
+        self._buffers: dict[TopicPartition, _Buffer] = {}
+        self._locks: dict[TopicPartition, asyncio.Lock] = {}
+        self._linger_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._drain_errors: list[BaseException] = []
+        self._closed = False
+
+    def set_max_message_bytes(self, topic: str, limit: int) -> None:
+        self._max_message_bytes[topic] = limit
+
+    def send_nowait(
+        self,
+        tp: TopicPartition,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int,
+        headers: Sequence[Header] = (),
+        *,
+        want_future: bool = True,
+    ) -> asyncio.Future[int] | None:
+        """Buffer one record; the batch goes out on linger, size or flush."""
+        if self._closed:
+            raise RuntimeError("producer is closed")
+        size = (len(key) if key else 0) + (len(value) if value else 0) + _RECORD_OVERHEAD_MAX
+        for hkey, hvalue in headers:
+            size += len(hkey) + (len(hvalue) if hvalue else 0) + 10
+        limit = min(self._max_message_bytes.get(tp.topic, self._batch_bytes_max),
+                    self._batch_bytes_max)
+        if size + HEADER_SIZE > limit:
+            raise RecordTooLargeError(
+                f"record of {size} bytes is larger than the maximum of {limit} bytes "
+                f"for topic {tp.topic!r}",
+                topic=tp.topic,
+                partition=tp.partition,
+            )
+        buf = self._buffers.get(tp)
+        if buf is None:
+            buf = self._buffers[tp] = _Buffer()
+        elif buf.size + size > limit or len(buf.records) >= self._batch_records_max:
+            self._start_drain(tp)
+            buf = self._buffers[tp] = _Buffer()
+        future = asyncio.get_running_loop().create_future() if want_future else None
+        buf.records.append((key, value, timestamp_ms, headers))
+        buf.futures.append(future)
+        buf.size += size
+        if self._linger_task is None or self._linger_task.done():
+            self._linger_task = asyncio.get_running_loop().create_task(self._linger())
+        return future
+
+    async def flush(self) -> None:
+        """Append every buffered record; returns when all are stored."""
+        for tp in list(self._buffers):
+            self._start_drain(tp)
+        if self._tasks:
+            await asyncio.gather(*self._tasks)
+        if self._drain_errors:
+            error, self._drain_errors = self._drain_errors[0], []
+            raise error
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            await self.flush()
+        finally:
+            self._closed = True
+            if self._linger_task is not None:
+                self._linger_task.cancel()
+
+    # --- internals ---------------------------------------------------------
+
+    def _start_drain(self, tp: TopicPartition) -> None:
+        buf = self._buffers.pop(tp, None)
+        if buf is None or not buf.records:
+            return
+        lock = self._locks.get(tp)
+        if lock is None:
+            lock = self._locks[tp] = asyncio.Lock()
+        task = asyncio.get_running_loop().create_task(self._drain(tp, buf, lock))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, tp: TopicPartition, buf: _Buffer, lock: asyncio.Lock) -> None:
+        async with lock:
+            try:
+                base = await self._transport.append(tp, encode_batch(buf.records))
+            except BaseException as exc:
+                for fut in buf.futures:
+                    if fut is not None and not fut.done():
+                        fut.set_exception(exc)
+                        fut.exception()  # retrieved: the caller may never await it
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                logger.error("append failed tp=%s records=%d error=%r", tp, len(buf.records), exc)
+                self._drain_errors.append(exc)  # raised by the next flush()
+                return
+            for i, fut in enumerate(buf.futures):
+                if fut is not None and not fut.done():
+                    fut.set_result(base + i)
+
+    async def _linger(self) -> None:
+        while self._buffers:
+            await asyncio.sleep(self._linger_s)
+            for tp in list(self._buffers):
+                self._start_drain(tp)

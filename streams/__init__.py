@@ -1,0 +1,47 @@
+"""streams: stream processing for Python with a built-in, Kafka-compatible log."""
+
+from streams.agent import Agent, AgentError
+from streams.app import App
+from streams.codec import Codec, get_codec, register_codec
+from streams.errors import (
+    ConfigurationError,
+    DecodeError,
+    KeyDecodeError,
+    ModelError,
+    StreamsError,
+    ValueDecodeError,
+)
+from streams.event import Event, Message, current_event
+from streams.model import FieldDescriptor, Record
+from streams.stream import Stream
+from streams.table import GlobalTable, Table, WindowedTable, WindowSet
+from streams.topic import RecordMetadata, Topic
+from streams.worker import Worker
+
+__all__ = [
+    "Agent",
+    "AgentError",
+    "App",
+    "Codec",
+    "ConfigurationError",
+    "DecodeError",
+    "Event",
+    "FieldDescriptor",
+    "GlobalTable",
+    "KeyDecodeError",
+    "Message",
+    "ModelError",
+    "Record",
+    "RecordMetadata",
+    "Stream",
+    "StreamsError",
+    "Table",
+    "Topic",
+    "ValueDecodeError",
+    "WindowSet",
+    "WindowedTable",
+    "Worker",
+    "current_event",
+    "get_codec",
+    "register_codec",
+]

@@ -1,0 +1,217 @@
+"""The App: where topics, agents, tables, timers and tasks are declared.
+
+The app only holds definitions; a Worker runs them. Definitions reach the
+running parts through one small Wiring (producer, transport, conductor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from croniter import croniter
+
+from streams.agent import Agent, AgentFun, Sink
+from streams.codec import Codec
+from streams.errors import ConfigurationError
+from streams.table import GlobalTable, Table
+from streams.topic import Topic
+from streams.wiring import Wiring
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DECODE_ERROR_POLICIES = ("stop", "skip")
+
+
+class App:
+    """A streams application.
+
+    broker:            memory://, log://[PATH] (default: the embedded log under
+                       data_dir/log) or kafka://HOST:PORT
+    data_dir:          where the embedded log and table stores live
+    store:             default table store, memory:// or rocksdb:// (default:
+                       rocksdb:// unless the broker is memory://)
+    on_decode_error:   "stop" (default): an undecodable key or value stops the
+                       worker, naming topic, partition and offset; "skip": log
+                       it at ERROR with its coordinates and go on.
+    commit_interval_s: how often processed offsets are committed.
+    """
+
+    def __init__(
+        self,
+        id: str,
+        *,
+        broker: str = "log://",
+        data_dir: str = "./streams-data",
+        store: str | None = None,
+        topic_partitions: int = 8,
+        on_decode_error: str = "stop",
+        commit_interval_s: float = 1.0,
+    ) -> None:
+        if not id:
+            raise ConfigurationError("an app needs an id")
+        if on_decode_error not in DECODE_ERROR_POLICIES:
+            raise ConfigurationError(
+                f"on_decode_error must be one of {DECODE_ERROR_POLICIES}, not {on_decode_error!r}"
+            )
+        if commit_interval_s <= 0:
+            raise ConfigurationError("commit_interval_s must be > 0")
+        self.id = id
+        self.broker = broker
+        self.data_dir = data_dir
+        self.store = store
+        self.commit_interval_s = commit_interval_s
+        self.wiring = Wiring(
+            app_id=id, default_partitions=topic_partitions, on_decode_error=on_decode_error
+        )
+        self.topics: dict[str, Topic] = {}
+        self.agents: dict[str, Agent] = {}
+        self.tables: dict[str, Table] = {}
+        self.startup_tasks: list[Callable[..., Any]] = []
+        self.timers: list[tuple[float, Callable[..., Any]]] = []
+        self.crontabs: list[tuple[str, Callable[..., Any]]] = []
+        self._client: Any = None
+
+    def __repr__(self) -> str:
+        return f"<App {self.id} broker={self.broker}>"
+
+    # --- declarations ------------------------------------------------------------
+
+    def topic(
+        self,
+        name: str,
+        *,
+        key_type: Any = None,
+        value_type: Any = None,
+        key_serializer: str | Codec | None = None,
+        value_serializer: str | Codec | None = None,
+        partitions: int | None = None,
+        config: Mapping[str, str] | None = None,
+    ) -> Topic:
+        topic = Topic(
+            self.wiring,
+            name,
+            key_type=key_type,
+            value_type=value_type,
+            key_serializer=key_serializer,
+            value_serializer=value_serializer,
+            partitions=partitions,
+            config=config,
+        )
+        self.topics[name] = topic
+        return topic
+
+    def agent(
+        self,
+        channel: Topic | str | None = None,
+        *,
+        name: str | None = None,
+        concurrency: int = 1,
+        sink: Sequence[Sink] | Sink | None = None,
+    ) -> Callable[[AgentFun], Agent]:
+        def register(fn: AgentFun) -> Agent:
+            agent_name = name or fn.__name__
+            if agent_name in self.agents:
+                raise ConfigurationError(f"agent {agent_name!r} is declared twice")
+            if channel is None:
+                source = self.topic(f"{self.id}-{agent_name}")
+            elif isinstance(channel, str):
+                source = self.topics.get(channel) or self.topic(channel)
+            else:
+                source = channel
+            sinks: Sequence[Sink]
+            if sink is None:
+                sinks = ()
+            elif isinstance(sink, (list, tuple)):
+                sinks = sink
+            else:
+                sinks = (sink,)  # type: ignore[assignment]
+            agent = Agent(
+                fn,
+                wiring=self.wiring,
+                name=agent_name,
+                source=source,
+                concurrency=concurrency,
+                sinks=sinks,
+            )
+            agent.app = self
+            self.agents[agent_name] = agent
+            return agent
+
+        return register
+
+    def Table(self, name: str, *, default: Callable[[], Any] | None = None, **kwargs: Any
+              ) -> Table:
+        return self._add_table(Table(self.wiring, name, default=default, **kwargs))
+
+    def GlobalTable(self, name: str, *, default: Callable[[], Any] | None = None,
+                    **kwargs: Any) -> GlobalTable:
+        table = GlobalTable(self.wiring, name, default=default, **kwargs)
+        self._add_table(table)
+        return table
+
+    def _add_table(self, table: Table) -> Table:
+        if table.name in self.tables:
+            raise ConfigurationError(f"table {table.name!r} is declared twice")
+        self.tables[table.name] = table
+        return table
+
+    def task(self, fn: F) -> F:
+        """Run `fn` once when the worker has started (tables recovered)."""
+        self.startup_tasks.append(fn)
+        return fn
+
+    def timer(self, interval_s: float) -> Callable[[F], F]:
+        """Run the decorated function every `interval_s` seconds."""
+        if interval_s <= 0:
+            raise ConfigurationError("timer interval must be > 0 seconds")
+
+        def register(fn: F) -> F:
+            self.timers.append((float(interval_s), fn))
+            return fn
+
+        return register
+
+    def crontab(self, expr: str) -> Callable[[F], F]:
+        """Run the decorated function on a cron schedule (`"*/5 * * * *"`)."""
+        if not croniter.is_valid(expr):
+            raise ConfigurationError(f"invalid crontab expression {expr!r}")
+
+        def register(fn: F) -> F:
+            self.crontabs.append((expr, fn))
+            return fn
+
+        return register
+
+    # --- running -------------------------------------------------------------------
+
+    def worker(self, **kwargs: Any) -> Any:
+        from streams.worker import Worker
+
+        return Worker(self, **kwargs)
+
+    async def __aenter__(self) -> App:
+        """Start the app as a client (send to topics, read tables) without agents."""
+        from streams.worker import Worker
+
+        self._client = Worker(self, run_agents=False)
+        await self._client.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.stop()
+
+    def run_worker(self, stop: asyncio.Event | None = None) -> None:
+        """Run a worker in this thread until SIGINT/SIGTERM (see streams.cli)."""
+        from streams.cli import run_worker
+
+        run_worker(self, stop=stop)
+
+    def main(self) -> None:
+        """`python myapp.py worker`: the CLI with this app preloaded."""
+        from streams.cli import main
+
+        main(obj=self)

@@ -1,0 +1,110 @@
+"""Channels: the bounded queue of event batches between a fetcher and a stream.
+
+A channel also answers "which offsets are not processed yet": the worker
+commits, per partition, the lowest offset still queued or in flight in any
+channel, so an offset is committed only once every event before it was
+fully handled (at least once).
+
+Invariants:
+- every batch holds events of one topic partition, in offset order;
+- `position` is the index, in `batch`, of the first event not yet processed;
+  the stream that reads the channel moves it forward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from runtime.types import TopicPartition
+from streams.event import Event
+
+
+class Channel:
+    def __init__(self, maxsize_batches: int = 4) -> None:
+        if maxsize_batches < 1:
+            raise ValueError("maxsize_batches must be >= 1")
+        self._queue: deque[list[Event]] = deque()
+        self._maxsize = maxsize_batches
+        self._not_empty = asyncio.Event()
+        self._not_full = asyncio.Event()
+        self._not_full.set()
+        # Set while the reader waits on an empty queue: all it was given is processed.
+        self.drained = asyncio.Event()
+        self._closed = False
+        self._dropped: dict[TopicPartition, int] = {}
+        self._held: dict[TopicPartition, int] = {}
+        self.batch: list[Event] = []
+        self.position = 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def put(self, batch: list[Event]) -> bool:
+        """Queue a batch, waiting for room. False when the channel is closed."""
+        while len(self._queue) >= self._maxsize and not self._closed:
+            self._not_full.clear()
+            await self._not_full.wait()
+        if self._closed:
+            return False
+        self._queue.append(batch)
+        self.drained.clear()
+        self._not_empty.set()
+        return True
+
+    async def get(self) -> list[Event] | None:
+        """The next batch; None once closed. Marks the previous batch processed."""
+        self.position = len(self.batch)
+        while not self._queue:
+            if self._closed:
+                return None
+            self._not_empty.clear()
+            self.drained.set()
+            await self._not_empty.wait()
+        if self._closed:
+            return None
+        batch = self._queue.popleft()
+        self._not_full.set()
+        self.batch = batch
+        self.position = 0
+        return batch
+
+    def close(self) -> None:
+        """Stop delivering: the reader ends after the event it is processing."""
+        self._closed = True
+        # Dropped batches stay uncommitted: remember where each partition stopped.
+        for queued in self._queue:
+            first = queued[0].message
+            tp = TopicPartition(first.topic, first.partition)
+            self._dropped.setdefault(tp, first.offset)
+        self._queue.clear()
+        self._not_empty.set()
+        self._not_full.set()
+
+    def hold(self, event: Event) -> None:
+        """Keep `event` uncommitted past the reader moving on (take() buffers)."""
+        tp = TopicPartition(event.message.topic, event.message.partition)
+        self._held.setdefault(tp, event.offset)
+
+    def release(self) -> None:
+        self._held.clear()
+
+    def pending_offsets(self) -> dict[TopicPartition, int]:
+        """Per partition, the lowest offset queued or being processed here."""
+        pending = dict(self._dropped)
+        for tp, offset in self._held.items():
+            if tp not in pending or offset < pending[tp]:
+                pending[tp] = offset
+        batch, position = self.batch, self.position
+        if position < len(batch):
+            event = batch[position]
+            tp = TopicPartition(event.message.topic, event.message.partition)
+            if tp not in pending or event.offset < pending[tp]:
+                pending[tp] = event.offset
+        for queued in self._queue:
+            first = queued[0].message
+            tp = TopicPartition(first.topic, first.partition)
+            if tp not in pending or first.offset < pending[tp]:
+                pending[tp] = first.offset
+        return pending

@@ -1,0 +1,115 @@
+"""Codecs: how keys and values become bytes in a topic, and back.
+
+Built in: ``json`` (orjson; Records as their fields, datetimes as ISO 8601
+strings), ``raw`` (bytes as they are) and ``str`` (UTF-8 text). Register your own
+with `register_codec`. Codecs raise plain exceptions (TypeError on dumps, ValueError
+on loads); the framework wraps decode failures in KeyDecodeError/ValueDecodeError
+with the record's coordinates.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
+
+from streams.model import Record
+
+__all__ = ["Codec", "JSONCodec", "RawCodec", "StrCodec", "get_codec", "register_codec"]
+
+
+@runtime_checkable
+class Codec(Protocol):
+    def dumps(self, obj: Any) -> bytes: ...
+
+    def loads(self, data: bytes) -> Any: ...
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Record):
+        return obj.to_dict()
+    if isinstance(obj, set | frozenset):
+        return list(obj)
+    raise TypeError(f"the json codec cannot serialize {type(obj).__name__}")
+
+
+class JSONCodec:
+    """JSON through orjson. Bytes are refused: send them with the ``raw`` codec."""
+
+    __slots__ = ()
+
+    def dumps(self, obj: Any) -> bytes:
+        if isinstance(obj, bytes | bytearray | memoryview):
+            raise TypeError("the json codec does not take bytes: use the 'raw' codec")
+        return orjson.dumps(obj, default=_json_default)
+
+    def loads(self, data: bytes) -> Any:
+        return orjson.loads(data)
+
+    def __repr__(self) -> str:
+        return "<JSONCodec>"
+
+
+class RawCodec:
+    """Bytes as they are; str is encoded as UTF-8. loads returns bytes."""
+
+    __slots__ = ()
+
+    def dumps(self, obj: Any) -> bytes:
+        if obj.__class__ is bytes:
+            return obj  # type: ignore[no-any-return]
+        if isinstance(obj, bytes | bytearray | memoryview):
+            return bytes(obj)
+        if isinstance(obj, str):
+            return obj.encode()
+        raise TypeError(f"the raw codec takes bytes or str, got {type(obj).__name__}")
+
+    def loads(self, data: bytes) -> Any:
+        return data if data.__class__ is bytes else bytes(data)
+
+    def __repr__(self) -> str:
+        return "<RawCodec>"
+
+
+class StrCodec:
+    """UTF-8 text both ways."""
+
+    __slots__ = ()
+
+    def dumps(self, obj: Any) -> bytes:
+        if not isinstance(obj, str):
+            raise TypeError(f"the str codec takes str, got {type(obj).__name__}")
+        return obj.encode()
+
+    def loads(self, data: bytes) -> Any:
+        return bytes(data).decode()
+
+    def __repr__(self) -> str:
+        return "<StrCodec>"
+
+
+_codecs: dict[str, Codec] = {"json": JSONCodec(), "raw": RawCodec(), "str": StrCodec()}
+
+
+def register_codec(name: str, codec: Codec) -> None:
+    """Make `codec` available by `name` (replacing any codec of that name)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a codec needs a non-empty name, got {name!r}")
+    if not isinstance(codec, Codec):
+        raise TypeError(f"codec {name!r} must have dumps() and loads(), got {codec!r}")
+    _codecs[name] = codec
+
+
+def get_codec(name_or_codec: str | Codec) -> Codec:
+    """The codec registered under a name, or the codec given."""
+    if isinstance(name_or_codec, str):
+        try:
+            return _codecs[name_or_codec]
+        except KeyError:
+            known = ", ".join(repr(name) for name in sorted(_codecs))
+            raise ValueError(f"unknown codec {name_or_codec!r}: known codecs are {known}") from None
+    if isinstance(name_or_codec, Codec):
+        return name_or_codec
+    raise TypeError(
+        f"expected a codec name or an object with dumps() and loads(), got {name_or_codec!r}"
+    )

@@ -1,0 +1,215 @@
+"""The conductor: fetches the partitions a worker owns and hands each batch of
+events to the channels subscribed to its topic.
+
+One fetch loop per partition; decoding happens once per batch and the same
+events go to every subscriber group (an agent with N instances is one group
+of N channels: partition p goes to channel p % N).
+
+Invariant for commits: `positions[tp]` moves past a batch only after every
+subscriber has queued it, so `commit_offsets()` (the lowest offset queued or
+in flight in any channel, else the position) never passes an event that was
+not processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from runtime.log.records import decode_batches, iter_batches
+from runtime.transport import Transport
+from runtime.types import TopicPartition
+from streams.channel import Channel
+from streams.topic import Topic
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Group:
+    """The channels of one subscriber (an agent's instances) for one topic."""
+
+    channels: list[Channel | None]
+    complete: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add(self, index: int, channel: Channel) -> None:
+        if self.channels[index] is not None:
+            raise RuntimeError(f"instance {index} subscribed twice")
+        self.channels[index] = channel
+        if all(c is not None for c in self.channels):
+            self.complete.set()
+
+
+class Conductor:
+    def __init__(
+        self,
+        transport: Transport,
+        group_id: str,
+        *,
+        fetch_bytes: int = 1 << 20,
+        fetch_wait_s: float = 0.5,
+        assigned: Iterable[TopicPartition] | None = None,
+    ) -> None:
+        self._transport = transport
+        self._group_id = group_id
+        self._fetch_bytes = fetch_bytes
+        self._fetch_wait_s = fetch_wait_s
+        self._assigned = None if assigned is None else set(assigned)
+        self._topics: dict[str, Topic] = {}
+        self._groups: dict[tuple[str, str], _Group] = {}
+        self._fetchers: dict[TopicPartition, asyncio.Task[None]] = {}
+        self.positions: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._started = False
+        self._stopping = False
+        self.failure: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    # --- subscriptions ---------------------------------------------------------
+
+    async def subscribe(
+        self, topic: Topic, index: int, count: int, owner: str | None = None
+    ) -> Channel:
+        """A channel receiving partitions p of `topic` with p % count == index."""
+        if self._stopping:
+            raise RuntimeError("the worker is stopping")
+        if not 0 <= index < count:
+            raise ValueError(f"instance index {index} out of range for {count}")
+        await declare_topic(self._transport, topic)
+        key = (topic.name, owner or f"{topic.name}#{count}")
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _Group([None] * count)
+        elif len(group.channels) != count:
+            raise ValueError(f"subscriber {key} registered with {len(group.channels)} instances")
+        channel = Channel()
+        group.add(index, channel)
+        self._topics[topic.name] = topic
+        if self._started:
+            await self._start_topic(topic)
+        return channel
+
+    async def start(self) -> None:
+        """Start fetching every subscribed topic (later subscriptions start at once)."""
+        self._started = True
+        for topic in list(self._topics.values()):
+            await self._start_topic(topic)
+
+    async def _start_topic(self, topic: Topic) -> None:
+        tps = [tp for tp in topic.tps() if self._assigned is None or tp in self._assigned]
+        new = [tp for tp in tps if tp not in self._fetchers]
+        if not new:
+            return
+        committed = await self._transport.committed(self._group_id, new)
+        for tp in new:
+            start, end = await self._transport.offsets(tp)
+            position = committed.get(tp, start)
+            if not start <= position <= end:
+                logger.warning(
+                    "committed offset %d of %s is outside [%d, %d]: starting at %d",
+                    position, tp, start, end, start,
+                )
+                position = start
+            self.positions[tp] = position
+            self._committed[tp] = position
+            self._fetchers[tp] = asyncio.get_running_loop().create_task(
+                self._fetch_loop(tp, topic), name=f"fetch {tp}"
+            )
+
+    # --- fetching --------------------------------------------------------------
+
+    async def _fetch_loop(self, tp: TopicPartition, topic: Topic) -> None:
+        try:
+            await self._fetch_forever(tp, topic)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            logger.error("fetching %s failed: %s", tp, exc)
+            if not self.failure.done():
+                self.failure.set_result(exc)
+
+    async def _fetch_forever(self, tp: TopicPartition, topic: Topic) -> None:
+        transport, partition = self._transport, tp.partition
+        groups = [g for (name, _), g in self._groups.items() if name == tp.topic]
+        for group in groups:
+            await group.complete.wait()
+        while not self._stopping:
+            position = self.positions[tp]
+            data = await transport.fetch(
+                tp, position, max_bytes=self._fetch_bytes, max_wait_s=self._fetch_wait_s
+            )
+            if not data:
+                continue
+            records = decode_batches(data)
+            if records and records[0].offset < position:
+                records = [r for r in records if r.offset >= position]
+            if not records:
+                self.positions[tp] = _past(data, position)
+                continue
+            events = topic.decode(records, partition)
+            if events:
+                groups = [g for (name, _), g in self._groups.items() if name == tp.topic]
+                for group in groups:
+                    channel = group.channels[partition % len(group.channels)]
+                    assert channel is not None
+                    if not await channel.put(events):
+                        return  # closed: the worker is stopping
+            self.positions[tp] = records[-1].offset + 1
+
+    # --- commits and shutdown --------------------------------------------------
+
+    def commit_offsets(self) -> dict[TopicPartition, int]:
+        """Per owned partition: the offset up to which every event is processed."""
+        offsets = dict(self.positions)
+        for group in self._groups.values():
+            for channel in group.channels:
+                if channel is None:
+                    continue
+                for tp, offset in channel.pending_offsets().items():
+                    if tp in offsets and offset < offsets[tp]:
+                        offsets[tp] = offset
+        return offsets
+
+    def changed_offsets(self) -> dict[TopicPartition, int]:
+        offsets = self.commit_offsets()
+        return {tp: o for tp, o in offsets.items() if self._committed.get(tp) != o}
+
+    def mark_committed(self, offsets: dict[TopicPartition, int]) -> None:
+        self._committed.update(offsets)
+
+    async def stop_fetching(self) -> None:
+        """Stop fetchers and close channels: readers end after their current event."""
+        self._stopping = True
+        for task in self._fetchers.values():
+            task.cancel()
+        if self._fetchers:
+            await asyncio.gather(*self._fetchers.values(), return_exceptions=True)
+        for group in self._groups.values():
+            for channel in group.channels:
+                if channel is not None:
+                    channel.close()
+
+    def channels(self) -> list[Channel]:
+        return [c for g in self._groups.values() for c in g.channels if c is not None]
+
+
+async def declare_topic(transport: Transport, topic: Topic) -> None:
+    """Create the topic if missing; adopt the partition count of an existing one."""
+    info = await transport.ensure_topic(topic.name, topic.partitions, topic.config)
+    if info.partitions != topic.partitions:
+        if topic._declared_partitions is not None:
+            logger.warning(
+                "topic %s exists with %d partitions, not the %d declared: using %d",
+                topic.name, info.partitions, topic.partitions, info.partitions,
+            )
+        topic.partitions = info.partitions
+
+
+def _past(data: bytes, position: int) -> int:
+    """The offset after the last batch in `data` (all its records were before
+    `position`, or it held only control records)."""
+    last = position
+    for _, header in iter_batches(data):
+        last = max(last, header.next_offset)
+    return last

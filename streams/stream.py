@@ -1,0 +1,232 @@
+"""Streams: async iteration over a topic's events, with operators.
+
+    async for value in stream            values
+    stream.events() / items() / enumerate()
+    stream.filter(fn)                    keep values where fn(value) is true
+    stream.take(n, within=s)             lists of up to n values, at least every s
+    stream.group_by(Model.field)         re-key through a repartition topic
+    stream.through(topic)                forward through another topic
+
+An event counts as processed when the agent asks for the next one; the worker
+commits offsets only past processed events (see channel.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from streams.channel import Channel
+from streams.event import Event, set_current_event
+from streams.model import FieldDescriptor
+
+if TYPE_CHECKING:
+    from streams.topic import Topic
+    from streams.wiring import Wiring
+
+
+@dataclass(frozen=True, slots=True)
+class StreamContext:
+    """Who is reading: the agent name and which of its instances."""
+
+    wiring: Wiring
+    agent_name: str
+    index: int = 0
+    count: int = 1
+    watch: Callable[[asyncio.Task[None]], None] | None = None
+
+
+class Stream:
+    def __init__(
+        self,
+        channel: Channel,
+        context: StreamContext,
+        *,
+        source: Topic | None = None,
+        predicates: tuple[Callable[[Any], Any], ...] = (),
+        tasks: list[asyncio.Task[None]] | None = None,
+    ) -> None:
+        self.channel = channel
+        self.context = context
+        self.source = source
+        self._predicates = predicates
+        # Forwarders feeding derived streams; owned by the root stream's agent.
+        self._tasks: list[asyncio.Task[None]] = tasks if tasks is not None else []
+        # Set for streams fed by a forwarder: their channel exists once subscribed.
+        self._ready: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        name = self.source.name if self.source else "?"
+        return f"<Stream {name} agent={self.context.agent_name}#{self.context.index}>"
+
+    # --- iteration -----------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[Event]:
+        if self._ready is not None:
+            await self._ready.wait()
+        channel = self.channel
+        predicates = self._predicates
+        try:
+            while True:
+                batch = await channel.get()
+                if batch is None:
+                    return
+                for i, event in enumerate(batch):
+                    channel.position = i
+                    if predicates and not await _passes(predicates, event.value):
+                        continue
+                    set_current_event(event)
+                    yield event
+                channel.position = len(batch)
+        finally:
+            set_current_event(None)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._values()
+
+    async def _values(self) -> AsyncIterator[Any]:
+        async for event in self.events():
+            yield event.value
+
+    async def items(self) -> AsyncIterator[tuple[Any, Any]]:
+        async for event in self.events():
+            yield event.key, event.value
+
+    async def enumerate(self, start: int = 0) -> AsyncIterator[tuple[int, Any]]:
+        i = start
+        async for event in self.events():
+            yield i, event.value
+            i += 1
+
+    # --- operators -----------------------------------------------------------
+
+    def filter(self, fn: Callable[[Any], Any]) -> Stream:
+        """A stream of the values for which fn (sync or async) is true."""
+        return Stream(
+            self.channel,
+            self.context,
+            source=self.source,
+            predicates=(*self._predicates, fn),
+            tasks=self._tasks,
+        )
+
+    async def take(self, max_: int, within: float) -> AsyncIterator[list[Any]]:
+        """Lists of up to `max_` values, yielded when full or `within` seconds
+        after the list's first value. Offsets of buffered values stay
+        uncommitted until the list has been handled."""
+        if max_ < 1:
+            raise ValueError("take: max_ must be >= 1")
+        if within <= 0:
+            raise ValueError("take: within must be > 0 seconds")
+        events = self.events()
+        buffer: list[Any] = []
+        loop = asyncio.get_running_loop()
+        deadline = 0.0
+        pending: asyncio.Task[Event] | None = None
+        try:
+            while True:
+                if pending is None:
+                    pending = loop.create_task(anext(events))  # type: ignore[arg-type]
+                timeout = None if not buffer else max(0.0, deadline - loop.time())
+                done, _ = await asyncio.wait({pending}, timeout=timeout)
+                if done:
+                    try:
+                        event = pending.result()
+                    except StopAsyncIteration:
+                        pending = None
+                        if buffer:
+                            yield buffer
+                        return
+                    pending = None
+                    if not buffer:
+                        deadline = loop.time() + within
+                    self.channel.hold(event)
+                    buffer.append(event.value)
+                    if len(buffer) < max_:
+                        continue
+                if buffer:
+                    batch, buffer = buffer, []
+                    yield batch
+                    self.channel.release()
+        finally:
+            if pending is not None:
+                pending.cancel()
+            await events.aclose()
+
+    def group_by(self, key: FieldDescriptor | Callable[[Any], Any], *, name: str | None = None,
+                 partitions: int | None = None) -> Stream:
+        """Re-key the stream: each value goes through the repartition topic
+        `<app>-<agent>-<name>-repartition`, keyed by `key(value)`, so that all
+        values with one key land in one partition."""
+        if isinstance(key, FieldDescriptor):
+            key_name = name or key.name
+            get_key = key.getter
+        elif callable(key):
+            if name is None:
+                raise ValueError("group_by with a function needs name= for its topic")
+            key_name, get_key = name, key
+        else:
+            raise TypeError(f"group_by key must be a model field or a function, not {key!r}")
+        ctx = self.context
+        topic_name = f"{ctx.wiring.app_id}-{ctx.agent_name}-{key_name}-repartition"
+        return self._forward(topic_name, get_key, partitions)
+
+    def through(self, topic: Topic | str) -> Stream:
+        """Forward every event to `topic` and read on from there."""
+        if isinstance(topic, str):
+            return self._forward(topic, None, None)
+        return self._forward_to(topic, None)
+
+    def _forward(
+        self, topic_name: str, get_key: Callable[[Any], Any] | None, partitions: int | None
+    ) -> Stream:
+        from streams.topic import Topic
+
+        source = self.source
+        topic = Topic(
+            self.context.wiring,
+            topic_name,
+            key_type=None,
+            value_type=source.value_type if source else None,
+            value_serializer=source.value_codec if source else None,
+            partitions=partitions or (source.partitions if source else None),
+            internal=True,
+        )
+        return self._forward_to(topic, get_key)
+
+    def _forward_to(self, topic: Topic, get_key: Callable[[Any], Any] | None) -> Stream:
+        ctx = self.context
+        derived = Stream(Channel(), ctx, source=topic, tasks=self._tasks)
+
+        async def forward() -> None:
+            subscribed = await ctx.wiring.require_conductor().subscribe(
+                topic, ctx.index, ctx.count
+            )
+            derived.channel = subscribed
+            ready.set()
+            async for event in self.events():
+                key = event.key if get_key is None else get_key(event.value)
+                msg = event.message
+                topic.send_soon(key, event.value, timestamp=msg.timestamp, headers=msg.headers)
+
+        ready = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(forward(), name=f"forward->{topic.name}")
+        self._tasks.append(task)
+        if ctx.watch is not None:
+            task.add_done_callback(ctx.watch)
+        derived._ready = ready
+        return derived
+
+
+async def _passes(predicates: tuple[Callable[[Any], Any], ...], value: Any) -> bool:
+    for fn in predicates:
+        result = fn(value)
+        if inspect.isawaitable(result):
+            result = await result
+        if not result:
+            return False
+    return True
+

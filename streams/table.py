@@ -1,0 +1,504 @@
+"""Tables: dicts partitioned like the stream that writes them, kept in stores
+and backed by a compacted changelog topic `<app>-<table>-changelog`.
+
+A write goes to the partition of the event being processed (so a table fed
+by `group_by(key)` holds each key in exactly one partition); outside an event,
+to the partition Kafka's partitioner picks for the key.
+
+Writes are buffered per partition (`dirty`) and flushed by the worker before
+it commits: one changelog batch per partition, then one atomic store write
+that also records the changelog offset, so a restart replays only the tail.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from runtime.log.records import encode_batch
+from runtime.partitioner import partition_for_key
+from runtime.types import TopicPartition
+from stores.base import Store
+from streams.codec import Codec
+from streams.event import current_event
+from streams.topic import Topic, codec_for_type, loader_for
+from streams.window import HoppingWindow, TumblingWindow, Window, WindowRange
+
+if TYPE_CHECKING:
+    from runtime.transport import Transport
+    from streams.wiring import Wiring
+
+logger = logging.getLogger(__name__)
+
+_MISSING = object()
+_DELETED = object()
+CACHE_ENTRIES_MAX = 200_000
+
+
+class TablePartition:
+    """One partition of a table: its store, a read cache, unflushed writes."""
+
+    __slots__ = ("cache", "changelog", "dirty", "dump_key", "dump_value", "load_key",
+                 "load_value", "store")
+
+    def __init__(
+        self,
+        store: Store,
+        changelog: TopicPartition,
+        dump_key: Callable[[Any], bytes],
+        load_key: Callable[[bytes], Any],
+        dump_value: Callable[[Any], bytes],
+        load_value: Callable[[bytes], Any],
+    ) -> None:
+        self.store = store
+        self.changelog = changelog
+        self.cache: dict[Any, Any] = {}
+        self.dirty: dict[Any, Any] = {}
+        self.dump_key, self.load_key = dump_key, load_key
+        self.dump_value, self.load_value = dump_value, load_value
+
+    def get(self, key: Any) -> Any:
+        value = self.cache.get(key, _MISSING)
+        if value is _MISSING:
+            raw = self.store.get(self.dump_key(key))
+            value = _DELETED if raw is None else self.load_value(raw)
+            self.cache[key] = value
+        return value
+
+    def set(self, key: Any, value: Any) -> None:
+        self.cache[key] = value
+        self.dirty[key] = value
+
+    def delete(self, key: Any) -> None:
+        self.cache[key] = _DELETED
+        self.dirty[key] = _DELETED
+
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        dirty = self.dirty
+        load_key, load_value = self.load_key, self.load_value
+        for raw_key, raw_value in self.store.items():
+            key = load_key(raw_key)
+            if key in dirty:
+                continue
+            yield key, load_value(raw_value)
+        for key, value in list(dirty.items()):
+            if value is not _DELETED:
+                yield key, value
+
+    async def flush(self, transport: Transport, batch_bytes_max: int) -> int:
+        """Write the dirty entries to the changelog, then to the store."""
+        if not self.dirty:
+            return 0
+        dirty, self.dirty = self.dirty, {}
+        now_ms = int(time.time() * 1000)
+        dump_key, dump_value = self.dump_key, self.dump_value
+        records = [
+            (dump_key(k), None if v is _DELETED else dump_value(v), now_ms, ())
+            for k, v in dirty.items()
+        ]
+        start = 0
+        while start < len(records):
+            end, size = start, 0
+            while end < len(records) and (end == start or size < batch_bytes_max // 2):
+                key, value = records[end][0], records[end][1]
+                size += len(key) + (len(value) if value else 0) + 32
+                end += 1
+            chunk = records[start:end]
+            base = await transport.append(self.changelog, encode_batch(chunk))
+            self.store.apply({k: v for k, v, _, _ in chunk}, base + len(chunk) - 1)
+            start = end
+        if len(self.cache) > CACHE_ENTRIES_MAX:
+            self.cache.clear()
+        return len(records)
+
+
+class Table:
+    """A partitioned dict with a changelog. Create with `app.Table(...)`."""
+
+    def __init__(
+        self,
+        wiring: Wiring,
+        name: str,
+        *,
+        default: Callable[[], Any] | None = None,
+        key_type: Any = None,
+        value_type: Any = None,
+        key_serializer: str | Codec | None = None,
+        value_serializer: str | Codec | None = None,
+        partitions: int | None = None,
+        store: str | None = None,
+        help: str = "",
+    ) -> None:
+        self._wiring = wiring
+        self.name = name
+        self.default = default
+        self.help = help
+        self.store_url = store
+        self.key_type, self.value_type = key_type, value_type
+        key_codec = codec_for_type(key_type, key_serializer or "json")
+        value_codec = codec_for_type(value_type, value_serializer or "json")
+        self._dump_key = key_codec.dumps
+        self._load_key: Callable[[bytes], Any] = loader_for(key_type, key_codec)
+        self._dump_value = value_codec.dumps
+        self._load_value = loader_for(value_type, value_codec)
+        self.changelog = Topic(
+            wiring,
+            f"{wiring.app_id}-{name}-changelog",
+            partitions=partitions,
+            config={"cleanup.policy": "compact"},
+            internal=True,
+        )
+        self.partitions: dict[int, TablePartition] = {}
+        self.recovered_records = 0
+        self.route_by_key = False
+        self.windowed: WindowedTable | None = None
+
+    def __repr__(self) -> str:
+        return f"<Table {self.name} partitions={sorted(self.partitions)}>"
+
+    @property
+    def partition_count(self) -> int:
+        return self.changelog.partitions
+
+    # --- lifecycle (driven by the worker) -------------------------------------
+
+    def attach(self, partition: int, store: Store) -> TablePartition:
+        part = TablePartition(
+            store,
+            TopicPartition(self.changelog.name, partition),
+            self._dump_key,
+            self._load_key,
+            self._dump_value,
+            self._load_value,
+        )
+        self.partitions[partition] = part
+        return part
+
+    def on_recovered(self, partition: int) -> None:
+        """Hook for subclasses: the partition's store is up to date."""
+
+    async def flush(self, transport: Transport, batch_bytes_max: int = 1 << 20) -> int:
+        written = 0
+        for part in self.partitions.values():
+            written += await part.flush(transport, batch_bytes_max)
+        return written
+
+    def close(self) -> None:
+        for part in self.partitions.values():
+            part.store.close()
+        self.partitions.clear()
+
+    # --- routing ------------------------------------------------------------
+
+    def _partition(self, key: Any) -> TablePartition:
+        event = None if self.route_by_key else current_event()
+        if event is not None:
+            number = event.message.partition
+        else:
+            number = partition_for_key(self._dump_key(key), self.partition_count)
+        part = self.partitions.get(number)
+        if part is None:
+            raise KeyError(
+                f"table {self.name!r}: partition {number} is not assigned to this worker"
+                + ("" if self.partitions else " (is the worker running?)")
+            )
+        return part
+
+    # --- dict interface ------------------------------------------------------
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self._partition(key).get(key)
+        if value is _DELETED:
+            if self.default is None:
+                raise KeyError(key)
+            return self.default()
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._partition(key).set(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        part = self._partition(key)
+        if part.get(key) is _DELETED:
+            raise KeyError(key)
+        part.delete(key)
+
+    def __contains__(self, key: object) -> bool:
+        return self._partition(key).get(key) is not _DELETED
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        value = self._partition(key).get(key)
+        return default if value is _DELETED else value
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        part = self._partition(key)
+        value = part.get(key)
+        if value is _DELETED:
+            if default:
+                return default[0]
+            raise KeyError(key)
+        part.delete(key)
+        return value
+
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        for number in sorted(self.partitions):
+            yield from self.partitions[number].items()
+
+    def keys(self) -> Iterator[Any]:
+        for key, _ in self.items():
+            yield key
+
+    def values(self) -> Iterator[Any]:
+        for _, value in self.items():
+            yield value
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.keys()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.items())
+
+    def as_dict(self) -> dict[Any, Any]:
+        return dict(self.items())
+
+    # --- windows ---------------------------------------------------------------
+
+    def tumbling(self, size: float, *, expires: float | None = None) -> WindowedTable:
+        return WindowedTable(self, TumblingWindow(float(size), _seconds(expires)))
+
+    def hopping(self, size: float, step: float, *, expires: float | None = None) -> WindowedTable:
+        return WindowedTable(self, HoppingWindow(float(size), float(step), _seconds(expires)))
+
+
+class GlobalTable(Table):
+    """A table every worker holds whole: reads and writes route by key."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.route_by_key = True
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+# --- windowed tables -----------------------------------------------------------
+
+
+class WindowedTable:
+    """A table of windows: `table[key] += 1` updates every window the event
+    falls into; `table[key].current()` reads one.
+
+    Stored keys are `(key, window_start)`. Windows whose end is more than
+    `expires` seconds behind the newest event time are deleted from the
+    store and, by tombstones, from the changelog.
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        window: Window,
+        relative_to: str | Callable[[Any], float] = "stream",
+    ) -> None:
+        self.table = table
+        self.window = window
+        self.name = table.name
+        self._relative_to = relative_to
+        load_key = table._load_key
+        # JSON gives lists back; window keys are (key, start) tuples.
+        table._load_key = lambda data: _window_key(load_key(data))
+        for part in table.partitions.values():
+            part.load_key = table._load_key
+        self._windows: dict[float, set[tuple[int, Any]]] = {}
+        self.latest_timestamp = 0.0
+        table.windowed = self
+
+    def __repr__(self) -> str:
+        return f"<WindowedTable {self.name} {self.window}>"
+
+    @property
+    def changelog(self) -> Topic:
+        return self.table.changelog
+
+    @property
+    def default(self) -> Callable[[], Any] | None:
+        return self.table.default
+
+    # relative_to_*: return a view sharing the data, like Faust.
+    def relative_to_stream(self) -> WindowedTable:
+        return self._view("stream")
+
+    def relative_to_now(self) -> WindowedTable:
+        return self._view("now")
+
+    def relative_to_field(self, field: Any) -> WindowedTable:
+        getter = getattr(field, "getter", None)
+        if getter is None:
+            raise TypeError(f"relative_to_field needs a model field, not {field!r}")
+        return self._view(lambda value: _as_seconds(getter(value)))
+
+    def _view(self, relative_to: str | Callable[[Any], float]) -> WindowedTable:
+        view = WindowedTable.__new__(WindowedTable)
+        view.__dict__.update(self.__dict__)
+        view._relative_to = relative_to
+        view._shared = self
+        return view
+
+    @property
+    def _root(self) -> WindowedTable:
+        return self.__dict__.get("_shared", self)
+
+    def timestamp(self) -> float:
+        """The time windows are chosen by: the event's, now, or a field's."""
+        rel = self._relative_to
+        event = current_event()
+        if rel == "now" or event is None:
+            return time.time()
+        if rel == "stream":
+            return event.message.timestamp
+        return rel(event.value)  # type: ignore[operator]
+
+    # --- dict-ish interface ---------------------------------------------------
+
+    def __getitem__(self, key: Any) -> WindowSet:
+        return WindowSet(key, self)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(value, WindowSet):
+            return  # `table[k] += x` already wrote through the WindowSet
+        ts = self.timestamp()
+        for rng in self.window.ranges(ts):
+            self._set(key, rng.start, value, ts)
+
+    def __delitem__(self, key: Any) -> None:
+        ts = self.timestamp()
+        for rng in self.window.ranges(ts):
+            wkey = (key, rng.start)
+            if wkey in self.table:
+                del self.table[wkey]
+
+    def _get(self, key: Any, start: float) -> Any:
+        return self.table[(key, start)]
+
+    def _set(self, key: Any, start: float, value: Any, ts: float) -> None:
+        wkey = (key, start)
+        self.table[wkey] = value
+        root = self._root
+        part = self.table._partition(wkey)
+        number = part.changelog.partition
+        keys = root._windows.get(start)
+        if keys is None:
+            keys = root._windows[start] = set()
+        keys.add((number, wkey))
+        if ts > root.latest_timestamp:
+            root.latest_timestamp = ts
+
+    def items(self) -> Iterator[tuple[tuple[Any, float], Any]]:
+        return self.table.items()
+
+    def keys(self) -> Iterator[Any]:
+        return self.table.keys()
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def on_recovered(self, partition: int) -> None:
+        root = self._root
+        for wkey, _ in self.table.partitions[partition].items():
+            start = wkey[1]
+            root._windows.setdefault(start, set()).add((partition, wkey))
+            root.latest_timestamp = max(root.latest_timestamp, start)
+
+    def expire(self, now: float | None = None) -> int:
+        """Delete windows that are done; returns keys deleted."""
+        root = self._root
+        window = self.window
+        latest = root.latest_timestamp if now is None else max(now, root.latest_timestamp)
+        removed = 0
+        for start in sorted(root._windows):
+            end = start + window.size_s
+            if not window.expired(WindowRange(start, end), latest):
+                break
+            for number, wkey in root._windows.pop(start):
+                part = self.table.partitions.get(number)
+                if part is not None and part.get(wkey) is not _DELETED:
+                    part.delete(wkey)
+                    removed += 1
+        return removed
+
+    async def flush(self, transport: Transport, batch_bytes_max: int = 1 << 20) -> int:
+        return await self.table.flush(transport, batch_bytes_max)
+
+
+def _window_key(key: Any) -> Any:
+    if isinstance(key, list) and len(key) == 2:
+        inner = key[0]
+        return (tuple(inner) if isinstance(inner, list) else inner, key[1])
+    return key
+
+
+def _as_seconds(value: Any) -> float:
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    return float(value)
+
+
+class WindowSet:
+    """The windows of one key at the current time; `+=` updates all of them."""
+
+    __slots__ = ("key", "table")
+
+    def __init__(self, key: Any, table: WindowedTable) -> None:
+        self.key = key
+        self.table = table
+
+    def _apply(self, op: Callable[[Any, Any], Any], operand: Any) -> WindowSet:
+        table = self.table
+        ts = table.timestamp()
+        for rng in table.window.ranges(ts):
+            table._set(self.key, rng.start, op(table._get(self.key, rng.start), operand), ts)
+        return self
+
+    def __iadd__(self, other: Any) -> WindowSet:
+        return self._apply(lambda a, b: a + b, other)
+
+    def __isub__(self, other: Any) -> WindowSet:
+        return self._apply(lambda a, b: a - b, other)
+
+    def __imul__(self, other: Any) -> WindowSet:
+        return self._apply(lambda a, b: a * b, other)
+
+    def __itruediv__(self, other: Any) -> WindowSet:
+        return self._apply(lambda a, b: a / b, other)
+
+    def __ior__(self, other: Any) -> WindowSet:
+        return self._apply(lambda a, b: a | b, other)
+
+    def __iand__(self, other: Any) -> WindowSet:
+        return self._apply(lambda a, b: a & b, other)
+
+    def _at(self, timestamp: float) -> Any:
+        return self.table._get(self.key, self.table.window.current(timestamp).start)
+
+    def current(self) -> Any:
+        """The value in the newest window containing the table's time."""
+        return self._at(self.table.timestamp())
+
+    def now(self) -> Any:
+        """The value in the newest window containing the wall clock time."""
+        return self._at(time.time())
+
+    def value(self) -> Any:
+        return self.current()
+
+    def delta(self, seconds: float) -> Any:
+        """The value in the window `seconds` before the current one."""
+        ts = self.table.timestamp()
+        return self.table._get(self.key, self.table.window.delta(ts, seconds).start)
+
+    def __repr__(self) -> str:
+        return f"<WindowSet key={self.key!r} table={self.table.name}>"

@@ -1,0 +1,224 @@
+"""Topics: a named log with key and value types, and how to send to it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from runtime.log.config import validate_topic_name
+from runtime.log.records import Header, Record
+from runtime.partitioner import partition_for_key
+from runtime.types import TopicPartition
+from streams.codec import Codec, get_codec
+from streams.errors import KeyDecodeError, ValueDecodeError
+from streams.event import Event, Message, current_event
+from streams.model import Record as Model
+
+if TYPE_CHECKING:
+    from streams.wiring import Wiring
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMetadata:
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+def codec_for_type(typ: Any, explicit: str | Codec | None) -> Codec:
+    if explicit is not None:
+        return get_codec(explicit)
+    if typ is bytes:
+        return get_codec("raw")
+    if typ is str:
+        return get_codec("str")
+    return get_codec("json")
+
+
+def loader_for(typ: Any, codec: Codec) -> Callable[[bytes], Any]:
+    """bytes -> value, building a model instance when the type is a Record."""
+    if isinstance(typ, type) and issubclass(typ, Model):
+        from_dict = typ.from_dict
+        loads = codec.loads
+        return lambda data: from_dict(loads(data))
+    return codec.loads
+
+
+class Topic:
+    """A topic of the app's log. Create with `app.topic(...)`.
+
+    `send()` buffers a record in the worker's producer and returns a future
+    of its RecordMetadata; the record is stored within the producer's linger
+    time, and before the worker commits the offset of the event that sent it.
+    """
+
+    def __init__(
+        self,
+        wiring: Wiring,
+        name: str,
+        *,
+        key_type: Any = None,
+        value_type: Any = None,
+        key_serializer: str | Codec | None = None,
+        value_serializer: str | Codec | None = None,
+        partitions: int | None = None,
+        config: Mapping[str, str] | None = None,
+        internal: bool = False,
+    ) -> None:
+        validate_topic_name(name)
+        if partitions is not None and partitions < 1:
+            raise ValueError(f"topic {name!r}: partitions must be >= 1, got {partitions}")
+        self._wiring = wiring
+        self.name = name
+        self.key_type = key_type
+        self.value_type = value_type
+        self.key_codec = codec_for_type(key_type, key_serializer)
+        self.value_codec = codec_for_type(value_type, value_serializer)
+        self._load_key = loader_for(key_type, self.key_codec)
+        self._load_value = loader_for(value_type, self.value_codec)
+        self._declared_partitions = partitions
+        self.config = dict(config or {})
+        self.internal = internal
+        self.partitions: int = partitions or wiring.default_partitions
+
+    def __repr__(self) -> str:
+        return f"<Topic {self.name} partitions={self.partitions}>"
+
+    # --- encoding ------------------------------------------------------------
+
+    def encode_key(self, key: Any) -> bytes | None:
+        return None if key is None else self.key_codec.dumps(key)
+
+    def encode_value(self, value: Any) -> bytes | None:
+        return None if value is None else self.value_codec.dumps(value)
+
+    def decode(self, records: Sequence[Record], partition: int) -> list[Event]:
+        """Decode stored records into events, one batch at a time.
+
+        An undecodable key or value raises KeyDecodeError/ValueDecodeError with
+        its coordinates, or is logged and skipped, as the app's
+        `on_decode_error` says."""
+        name = self.name
+        load_key, load_value = self._load_key, self._load_value
+        events: list[Event] = []
+        append = events.append
+        for r in records:
+            try:
+                key = None if r.key is None else load_key(r.key)
+            except Exception as exc:
+                if self._decode_failed(KeyDecodeError, partition, r, exc):
+                    continue
+            try:
+                value = None if r.value is None else load_value(r.value)
+            except Exception as exc:
+                if self._decode_failed(ValueDecodeError, partition, r, exc):
+                    continue
+            append(Event(key, value, Message(name, partition, r.offset, r.timestamp_ms, r.headers)))
+        return events
+
+    def _decode_failed(self, error_type: type, partition: int, r: Record, exc: Exception) -> bool:
+        what = "key" if error_type is KeyDecodeError else "value"
+        error = error_type(
+            f"cannot decode {what} topic={self.name} partition={partition} offset={r.offset}: "
+            f"{exc}",
+            topic=self.name,
+            partition=partition,
+            offset=r.offset,
+        )
+        if self._wiring.on_decode_error == "skip":
+            logger.error("skipping undecodable record: %s", error)
+            return True
+        raise error from exc
+
+    # --- sending -------------------------------------------------------------
+
+    def partition_for(self, key_bytes: bytes | None) -> int:
+        if key_bytes is None:
+            event = current_event()
+            if event is not None and event.message.topic == self.name:
+                return event.message.partition
+            return self._wiring.round_robin(self.name, self.partitions)
+        return partition_for_key(key_bytes, self.partitions)
+
+    def send_soon(
+        self,
+        key: Any = None,
+        value: Any = None,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Sequence[Header] | Mapping[str, bytes] | None = None,
+    ) -> asyncio.Future[RecordMetadata]:
+        """Buffer a record without waiting; returns a future of its metadata."""
+        key_bytes = self.encode_key(key)
+        value_bytes = self.encode_value(value)
+        if partition is None:
+            partition = self.partition_for(key_bytes)
+        elif not 0 <= partition < self.partitions:
+            raise ValueError(
+                f"topic {self.name!r} has {self.partitions} partitions, no partition {partition}"
+            )
+        ts_ms = int((time.time() if timestamp is None else timestamp) * 1000)
+        hdrs: Sequence[Header] = (
+            tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers or ())
+        )
+        producer = self._wiring.producer_for(self)
+        offset_future = producer.send_nowait(
+            TopicPartition(self.name, partition), key_bytes, value_bytes, ts_ms, hdrs
+        )
+        assert offset_future is not None
+        result: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        name = self.name
+
+        def _done(f: asyncio.Future[int]) -> None:
+            if result.done():
+                return
+            if f.cancelled():
+                result.cancel()
+            elif f.exception() is not None:
+                result.set_exception(f.exception())  # type: ignore[arg-type]
+                result.exception()
+            else:
+                result.set_result(RecordMetadata(name, partition, f.result(), ts_ms))
+
+        offset_future.add_done_callback(_done)
+        return result
+
+    async def send(
+        self,
+        key: Any = None,
+        value: Any = None,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Sequence[Header] | Mapping[str, bytes] | None = None,
+    ) -> asyncio.Future[RecordMetadata]:
+        """Buffer a record; `await` the returned future to wait until stored."""
+        future = self.send_soon(
+            key, value, partition=partition, timestamp=timestamp, headers=headers
+        )
+        await asyncio.sleep(0)  # let the producer run between sends in tight loops
+        return future
+
+    async def send_and_wait(
+        self,
+        key: Any = None,
+        value: Any = None,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Sequence[Header] | Mapping[str, bytes] | None = None,
+    ) -> RecordMetadata:
+        return await self.send_soon(
+            key, value, partition=partition, timestamp=timestamp, headers=headers
+        )
+
+    def tps(self) -> list[TopicPartition]:
+        return [TopicPartition(self.name, p) for p in range(self.partitions)]

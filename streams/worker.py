@@ -1,0 +1,278 @@
+"""The worker: runs an app's agents, tables, timers and tasks over a transport.
+
+Lifecycle (`async with Worker(app) as worker: await worker.run_until(stop)`):
+
+1. start the transport and the producer; declare topics;
+2. recover every table partition from its changelog (progress is logged);
+3. subscribe the agents, start fetching, start timers, crontabs and tasks;
+4. every `commit_interval_s`: snapshot processed offsets, flush table
+   changelogs and the producer, then commit the snapshot (at least once);
+5. on stop: stop fetching, let agents finish the event in hand, cancel timers,
+   flush and commit once more, close stores and the transport.
+
+An agent, timer or task that raises stops the worker with that error (logged
+with the event's coordinates); nothing after the failed event is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from croniter import croniter
+
+from runtime.producer import Producer
+from runtime.recovery import RecoveryResult, recover_store
+from runtime.transport import Transport, open_transport
+from runtime.types import TopicPartition
+from stores import open_store
+from streams.agent import Agent, AgentError
+from streams.channel import Channel
+from streams.conductor import Conductor, declare_topic
+from streams.table import Table
+
+if TYPE_CHECKING:
+    from streams.app import App
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_AGENTS_S = 10.0
+
+
+class Worker:
+    def __init__(
+        self,
+        app: App,
+        *,
+        transport: Transport | None = None,
+        run_agents: bool = True,
+    ) -> None:
+        self.app = app
+        self.transport = transport or open_transport(
+            app.broker, data_dir=Path(app.data_dir) / "log"
+        )
+        self.run_agents = run_agents
+        self.store_url = app.store or (
+            "memory://" if self.transport.url.startswith("memory:") else "rocksdb://"
+        )
+        self.producer: Producer | None = None
+        self.conductor: Conductor | None = None
+        self.recoveries: list[RecoveryResult] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._agent_tasks: dict[asyncio.Task[None], tuple[Agent, Channel]] = {}
+        self._failure: asyncio.Future[BaseException] | None = None
+        self._started = False
+
+    # --- lifecycle -------------------------------------------------------------
+
+    async def __aenter__(self) -> Worker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        app, wiring = self.app, self.app.wiring
+        if wiring.transport is not None:
+            raise RuntimeError(f"app {app.id!r} is already running")
+        loop = asyncio.get_running_loop()
+        self._failure = loop.create_future()
+        await self.transport.start()
+        self.producer = Producer(self.transport)
+        self.conductor = Conductor(self.transport, app.id)
+        wiring.transport, wiring.producer, wiring.conductor = (
+            self.transport, self.producer, self.conductor,
+        )
+        self._started = True
+        for topic in app.topics.values():
+            await declare_topic(self.transport, topic)
+            info = await self.transport.topic(topic.name)
+            if info is not None:
+                self.producer.set_max_message_bytes(topic.name, info.config.max_message_bytes)
+        for table in app.tables.values():
+            await self._recover(table)
+        if self.run_agents:
+            for agent in app.agents.values():
+                for index in range(agent.concurrency):
+                    channel = await self.conductor.subscribe(
+                        agent.source, index, agent.concurrency, owner=f"agent:{agent.name}"
+                    )
+                    task = loop.create_task(agent.run(channel, index), name=f"agent {agent.name}")
+                    self._agent_tasks[task] = (agent, channel)
+                    task.add_done_callback(self._agent_done)
+        await self.conductor.start()
+        self._watch(self.conductor.failure)
+        self._tasks.append(loop.create_task(self._commit_loop(), name="commit"))
+        if self.run_agents:
+            for fn in app.startup_tasks:
+                self._spawn(self._call(fn), f"task {fn.__name__}")
+            for interval_s, fn in app.timers:
+                self._spawn(self._timer(interval_s, fn), f"timer {fn.__name__}")
+            for expr, fn in app.crontabs:
+                self._spawn(self._crontab(expr, fn), f"crontab {fn.__name__}")
+        logger.info("worker started app=%s broker=%s agents=%d tables=%d",
+                    app.id, self.transport.url, len(app.agents), len(app.tables))
+
+    async def run_until(self, stop: asyncio.Event | None = None) -> None:
+        """Run until `stop` is set; raise the first failure of an agent/timer/task."""
+        assert self._failure is not None
+        waiters: list[asyncio.Future[Any]] = [self._failure]
+        stop_task = None
+        if stop is not None:
+            stop_task = asyncio.ensure_future(stop.wait())
+            waiters.append(stop_task)
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if stop_task is not None:
+                stop_task.cancel()
+        if self._failure.done():
+            raise self._failure.result()
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        wiring = self.app.wiring
+        try:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.conductor is not None:
+                await self.conductor.stop_fetching()
+            await self._wait_agents()
+            await self.commit()
+        finally:
+            if self.producer is not None:
+                await self.producer.close()
+            for table in self.app.tables.values():
+                table.close()
+            await self.transport.stop()
+            wiring.transport = wiring.producer = wiring.conductor = None
+            logger.info("worker stopped app=%s", self.app.id)
+
+    # --- recovery ----------------------------------------------------------------
+
+    async def _recover(self, table: Table) -> None:
+        assert self.conductor is not None
+        await declare_topic(self.transport, table.changelog)
+        data_dir = Path(self.app.data_dir)
+        for partition in range(table.changelog.partitions):
+            store = open_store(
+                table.store_url or self.store_url,
+                name=table.changelog.name.removesuffix("-changelog"),
+                partition=partition,
+                data_dir=data_dir,
+            )
+            table.attach(partition, store)
+            result = await recover_store(
+                self.transport, store, TopicPartition(table.changelog.name, partition)
+            )
+            self.recoveries.append(result)
+            table.recovered_records += result.records
+            (table.windowed or table).on_recovered(partition)
+        logger.info("table %s recovered: %d changelog records replayed",
+                    table.name, table.recovered_records)
+
+    # --- commits -----------------------------------------------------------------
+
+    async def commit(self) -> dict[TopicPartition, int]:
+        """Flush changelogs and sinks, then commit what was processed before."""
+        assert self.conductor is not None and self.producer is not None
+        offsets = self.conductor.changed_offsets()
+        for table in self.app.tables.values():
+            if table.windowed is not None:
+                table.windowed.expire()
+            await table.flush(self.transport)
+        await self.producer.flush()
+        if offsets:
+            await self.transport.commit(self.app.id, offsets)
+            self.conductor.mark_committed(offsets)
+        return offsets
+
+    async def _commit_loop(self) -> None:
+        interval = self.app.commit_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.commit()
+            except Exception as exc:
+                self._fail(exc)
+                return
+
+    # --- agents, timers, tasks ---------------------------------------------------
+
+    def _agent_done(self, task: asyncio.Task[None]) -> None:
+        agent, channel = self._agent_tasks[task]
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        where: tuple[str | None, int | None, int | None] = (None, None, None)
+        if channel.position < len(channel.batch):
+            msg = channel.batch[channel.position].message
+            where = (msg.topic, msg.partition, msg.offset)
+        error = AgentError(agent.name, *where)
+        logger.error("%s: %r", error, exc, exc_info=exc)
+        error.__cause__ = exc
+        self._fail(error)
+
+    async def _wait_agents(self) -> None:
+        tasks = list(self._agent_tasks)
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_AGENTS_S)
+        for task in pending:
+            logger.warning("agent %s did not finish within %.0fs: cancelling",
+                           self._agent_tasks[task][0].name, SHUTDOWN_AGENTS_S)
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.append(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                logger.error("%s failed: %r", name, t.exception(), exc_info=t.exception())
+                self._fail(t.exception())  # type: ignore[arg-type]
+
+        task.add_done_callback(done)
+
+    def _watch(self, future: asyncio.Future[BaseException]) -> None:
+        future.add_done_callback(lambda f: self._fail(f.result()) if not f.cancelled() else None)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failure is not None and not self._failure.done():
+            self._failure.set_result(exc)
+
+    async def _call(self, fn: Callable[..., Any]) -> None:
+        result = fn(self.app) if _takes_argument(fn) else fn()
+        if inspect.isawaitable(result):
+            await result
+
+    async def _timer(self, interval_s: float, fn: Callable[..., Any]) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            await self._call(fn)
+
+    async def _crontab(self, expr: str, fn: Callable[..., Any]) -> None:
+        schedule = croniter(expr, time.time())
+        while True:
+            await asyncio.sleep(max(0.0, schedule.get_next(float) - time.time()))
+            await self._call(fn)
+
+
+def _takes_argument(fn: Callable[..., Any]) -> bool:
+    try:
+        return len(inspect.signature(fn).parameters) > 0
+    except (TypeError, ValueError):
+        return False

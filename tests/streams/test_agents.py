@@ -1,0 +1,261 @@
+"""Agents, streams and tables on the memory transport, run by a real Worker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+from helpers import wait_for
+
+import streams
+from runtime.partitioner import partition_for_key
+from runtime.types import TopicPartition
+from streams.worker import Worker
+
+
+class Ride(streams.Record):
+    zone: str
+    rider: str
+
+
+def make_app(**kwargs) -> streams.App:
+    kwargs.setdefault("broker", "memory://")
+    kwargs.setdefault("commit_interval_s", 0.05)
+    return streams.App("test", **kwargs)
+
+
+async def committed_to_end(worker: Worker, topic: streams.Topic) -> bool:
+    """True once the worker's commits cover every record of the topic."""
+    transport = worker.transport
+    await worker.producer.flush()  # what was sent is in the log
+    committed = await transport.committed(worker.app.id, topic.tps())
+    for tp in topic.tps():
+        _, end = await transport.offsets(tp)
+        if committed.get(tp, 0) < end:
+            return False
+    return True
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_keyed_count_counts_every_event():
+    app = make_app()
+    words = app.topic("words", key_type=str, value_type=str, partitions=4)
+    counts = app.Table("counts", default=int)
+
+    @app.agent(words)
+    async def count(stream):
+        async for event in stream.events():
+            counts[event.key] += 1
+
+    keys = [f"k{i % 7}" for i in range(500)]
+
+    async def main():
+        async with Worker(app) as worker:
+            for k in keys:
+                await words.send(key=k, value="x")
+            await wait_for(lambda: committed_to_end(worker, words), message="commit")
+            assert dict(counts.items()) == dict(Counter(keys))
+
+    run(main())
+
+
+def test_group_by_repartitions_by_field():
+    app = make_app()
+    rides = app.topic("rides", value_type=Ride, partitions=4)
+    per_zone = app.Table("per-zone", default=int)
+    seen: dict[str, set[int]] = {}
+
+    @app.agent(rides)
+    async def count(stream):
+        async for ride in stream.group_by(Ride.zone):
+            event = streams.current_event()
+            seen.setdefault(ride.zone, set()).add(event.message.partition)
+            per_zone[ride.zone] += 1
+
+    zones = ["north", "south", "east", "west", "centre"]
+    sent = [Ride(zone=zones[i % 5], rider=f"r{i}") for i in range(200)]
+
+    async def main():
+        async with Worker(app) as worker:
+            for i, ride in enumerate(sent):
+                # keyed by rider: zones are spread over every source partition
+                await rides.send(key=ride.rider, value=ride, partition=i % 4)
+            await wait_for(lambda: sum(per_zone.values()) == len(sent), message="counts")
+            await wait_for(lambda: committed_to_end(worker, rides), message="commit")
+            info = await worker.transport.topic("test-count-zone-repartition")
+            assert info is not None and info.partitions == 4
+            assert dict(per_zone.items()) == {z: 40 for z in zones}
+        for zone, partitions in seen.items():
+            key_bytes = b'"' + zone.encode() + b'"'
+            assert partitions == {partition_for_key(key_bytes, 4)}, zone
+
+    run(main())
+
+
+def test_sink_receives_yields_and_filter_and_enumerate():
+    app = make_app()
+    numbers = app.topic("numbers", value_type=int, partitions=1)
+    doubled = app.topic("doubled", value_type=int, partitions=1)
+    received: list[int] = []
+
+    @app.agent(numbers, sink=[doubled])
+    async def double(stream):
+        async for i, n in stream.filter(lambda n: n % 2 == 0).enumerate():
+            assert isinstance(i, int)
+            yield n * 2
+
+    @app.agent(doubled)
+    async def collect(stream):
+        async for n in stream:
+            received.append(n)
+
+    async def main():
+        async with Worker(app):
+            for n in range(10):
+                await numbers.send(value=n)
+            await wait_for(lambda: len(received) == 5, message="doubled values")
+        assert received == [0, 4, 8, 12, 16]
+
+    run(main())
+
+
+def test_take_groups_values_and_flushes_on_within():
+    app = make_app()
+    numbers = app.topic("nums", value_type=int, partitions=1)
+    batches: list[list[int]] = []
+
+    @app.agent(numbers)
+    async def batcher(stream):
+        async for batch in stream.take(4, within=0.2):
+            batches.append(batch)
+
+    async def main():
+        async with Worker(app):
+            for n in range(10):
+                await numbers.send(value=n)
+            await wait_for(lambda: sum(map(len, batches)) == 10, message="batches")
+        assert [n for b in batches for n in b] == list(range(10))
+        assert all(len(b) <= 4 for b in batches)
+        assert len(batches[-1]) == 2  # the tail came out by `within`, not by size
+
+    run(main())
+
+
+def test_agent_error_stops_worker_with_coordinates(caplog):
+    app = make_app()
+    numbers = app.topic("crashy", value_type=int, partitions=1)
+    processed: list[int] = []
+
+    @app.agent(numbers)
+    async def fragile(stream):
+        async for n in stream:
+            if n == 3:
+                raise RuntimeError("boom")
+            processed.append(n)
+
+    async def main():
+        worker = Worker(app)
+        await worker.start()
+        try:
+            for n in range(6):
+                await numbers.send(value=n)
+            with pytest.raises(streams.AgentError) as info:
+                async with asyncio.timeout(10):
+                    await worker.run_until(asyncio.Event())
+            assert (info.value.topic, info.value.partition, info.value.offset) == ("crashy", 0, 3)
+            offsets = worker.conductor.commit_offsets()
+            assert offsets[TopicPartition("crashy", 0)] == 3  # never past the failed event
+        finally:
+            await worker.stop()
+
+    run(main())
+    assert processed == [0, 1, 2]
+    assert "topic=crashy partition=0 offset=3" in caplog.text
+
+
+def test_decode_error_stop_names_coordinates():
+    app = make_app()
+    topic = app.topic("models", value_type=Ride, partitions=1)
+
+    @app.agent(topic)
+    async def consume(stream):
+        async for _ in stream:
+            pass
+
+    async def main():
+        worker = Worker(app)
+        await worker.start()
+        try:
+            await worker.transport.append(
+                TopicPartition("models", 0),
+                streams_batch([b"not json"]),
+            )
+            with pytest.raises(streams.ValueDecodeError) as info:
+                async with asyncio.timeout(10):
+                    await worker.run_until(asyncio.Event())
+            assert (info.value.topic, info.value.partition, info.value.offset) == ("models", 0, 0)
+        finally:
+            await worker.stop()
+
+    run(main())
+
+
+def test_decode_error_skip_logs_and_goes_on(caplog):
+    app = make_app(on_decode_error="skip")
+    topic = app.topic("models2", value_type=Ride, partitions=1)
+    got: list[Ride] = []
+
+    @app.agent(topic)
+    async def consume(stream):
+        async for ride in stream:
+            got.append(ride)
+
+    async def main():
+        async with Worker(app) as worker:
+            good = Ride(zone="z", rider="r").dumps()
+            await worker.transport.append(
+                TopicPartition("models2", 0), streams_batch([good, b"{bad", good])
+            )
+            await wait_for(lambda: len(got) == 2, message="good records")
+
+    run(main())
+    assert "models2" in caplog.text and "offset=1" in caplog.text
+
+
+def test_test_context_runs_agent_without_worker():
+    app = make_app()
+    rides = app.topic("ctx-rides", value_type=Ride, partitions=2)
+    per_zone = app.Table("ctx-zone", default=int)
+
+    @app.agent(rides)
+    async def counter(stream):
+        async for ride in stream:
+            per_zone[ride.zone] += 1
+            yield per_zone[ride.zone]
+
+    @app.agent(rides, name="plain")
+    async def plain(stream):
+        async for _ride in stream:
+            per_zone["plain"] += 1
+
+    async def main():
+        async with counter.test_context() as agent:
+            await agent.put(Ride(zone="a", rider="1"))
+            await agent.put(Ride(zone="a", rider="2"))
+            assert per_zone.as_dict() == {"a": 2}
+            assert agent.results == [1, 2]
+        async with plain.test_context() as agent:
+            await agent.put(Ride(zone="b", rider="1"))
+            assert per_zone.as_dict() == {"plain": 1}  # a fresh memory log each time
+
+    run(main())
+
+
+def streams_batch(values: list[bytes]) -> bytes:
+    from runtime.log.records import encode_batch
+
+    return bytes(encode_batch([(None, v, 1_000, ()) for v in values]))
