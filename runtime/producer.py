@@ -79,8 +79,9 @@ class Producer:
         size = (len(key) if key else 0) + (len(value) if value else 0) + _RECORD_OVERHEAD_MAX
         for hkey, hvalue in headers:
             size += len(hkey) + (len(hvalue) if hvalue else 0) + 10
-        limit = min(self._max_message_bytes.get(tp.topic, self._batch_bytes_max),
-                    self._batch_bytes_max)
+        limit = min(
+            self._max_message_bytes.get(tp.topic, self._batch_bytes_max), self._batch_bytes_max
+        )
         if size + HEADER_SIZE > limit:
             raise RecordTooLargeError(
                 f"record of {size} bytes is larger than the maximum of {limit} bytes "

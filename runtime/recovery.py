@@ -55,7 +55,9 @@ async def recover_store(
     if applied is not None and applied >= end:
         logger.warning(
             "store of %s has offset %d but the changelog ends at %d: rebuilding it",
-            changelog, applied, end,
+            changelog,
+            applied,
+            end,
         )
         store.clear()
         applied = None

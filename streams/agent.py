@@ -33,11 +33,13 @@ Sink = Union[Topic, "Agent", Callable[[Any], Any]]
 class AgentError(Exception):
     """An agent raised while processing an event; carries its coordinates."""
 
-    def __init__(self, agent: str, topic: str | None, partition: int | None,
-                 offset: int | None) -> None:
+    def __init__(
+        self, agent: str, topic: str | None, partition: int | None, offset: int | None
+    ) -> None:
         where = (
             f"topic={topic} partition={partition} offset={offset}"
-            if topic is not None else "outside any event"
+            if topic is not None
+            else "outside any event"
         )
         super().__init__(f"agent {agent!r} raised while processing {where}")
         self.agent, self.topic, self.partition, self.offset = agent, topic, partition, offset
@@ -69,8 +71,9 @@ class Agent:
     def __repr__(self) -> str:
         return f"<Agent {self.name} source={self.source.name} concurrency={self.concurrency}>"
 
-    async def send(self, key: Any = None, value: Any = None, **kwargs: Any
-                   ) -> asyncio.Future[RecordMetadata]:
+    async def send(
+        self, key: Any = None, value: Any = None, **kwargs: Any
+    ) -> asyncio.Future[RecordMetadata]:
         """Send a value to the agent's source topic."""
         return await self.source.send(key, value, **kwargs)
 

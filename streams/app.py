@@ -141,12 +141,12 @@ class App:
 
         return register
 
-    def Table(self, name: str, *, default: Callable[[], Any] | None = None, **kwargs: Any
-              ) -> Table:
+    def Table(self, name: str, *, default: Callable[[], Any] | None = None, **kwargs: Any) -> Table:
         return self._add_table(Table(self.wiring, name, default=default, **kwargs))
 
-    def GlobalTable(self, name: str, *, default: Callable[[], Any] | None = None,
-                    **kwargs: Any) -> GlobalTable:
+    def GlobalTable(
+        self, name: str, *, default: Callable[[], Any] | None = None, **kwargs: Any
+    ) -> GlobalTable:
         table = GlobalTable(self.wiring, name, default=default, **kwargs)
         self._add_table(table)
         return table

@@ -99,7 +99,9 @@ class Context:
 
 
 def _with_transport(
-    ctx: Context, broker: str | None, data: str | None,
+    ctx: Context,
+    broker: str | None,
+    data: str | None,
     fn: Callable[[Transport], Coroutine[Any, Any, None]],
 ) -> None:
     async def run() -> None:
@@ -154,8 +156,16 @@ def worker(ctx: Context, loglevel: str, broker: str | None, data: str | None) ->
 @broker_option
 @data_option
 @click.pass_obj
-def send(ctx: Context, topic: str, value: str, key: str | None, partition: int | None,
-         partitions: int, broker: str | None, data: str | None) -> None:
+def send(
+    ctx: Context,
+    topic: str,
+    value: str,
+    key: str | None,
+    partition: int | None,
+    partitions: int,
+    broker: str | None,
+    data: str | None,
+) -> None:
     """Send VALUE (as UTF-8 bytes) to TOPIC."""
 
     async def run(transport: Transport) -> None:
@@ -182,8 +192,15 @@ def send(ctx: Context, topic: str, value: str, key: str | None, partition: int |
 @broker_option
 @data_option
 @click.pass_obj
-def tail(ctx: Context, topic: str, from_beginning: bool, max_messages: int | None,
-         no_follow: bool, broker: str | None, data: str | None) -> None:
+def tail(
+    ctx: Context,
+    topic: str,
+    from_beginning: bool,
+    max_messages: int | None,
+    no_follow: bool,
+    broker: str | None,
+    data: str | None,
+) -> None:
     """Print TOPIC's records as they arrive (like tail -f)."""
 
     async def run(transport: Transport) -> None:
@@ -243,8 +260,9 @@ def topics(click_ctx: click.Context, broker: str | None, data: str | None) -> No
 @click.option("--partitions", type=int, default=8)
 @click.option("--config", "configs", multiple=True, help="KEY=VALUE, e.g. cleanup.policy=compact")
 @click.pass_context
-def topics_create(click_ctx: click.Context, name: str, partitions: int,
-                  configs: tuple[str, ...]) -> None:
+def topics_create(
+    click_ctx: click.Context, name: str, partitions: int, configs: tuple[str, ...]
+) -> None:
     """Create topic NAME."""
     pairs = {}
     for item in configs:
@@ -289,8 +307,10 @@ def tables(ctx: Context) -> None:
     """The app's tables and their changelog topics."""
     for name, table in sorted(ctx.app.tables.items()):
         kind = "windowed " + repr(table.windowed.window) if table.windowed else "table"
-        click.echo(f"{name}\t{kind}\tchangelog={table.changelog.name}"
-                   + (f"\t{table.help}" if table.help else ""))
+        click.echo(
+            f"{name}\t{kind}\tchangelog={table.changelog.name}"
+            + (f"\t{table.help}" if table.help else "")
+        )
 
 
 @cli.command()
@@ -300,9 +320,11 @@ def agents(ctx: Context) -> None:
     for name, agent in sorted(ctx.app.agents.items()):
         sinks = ",".join(getattr(s, "name", repr(s)) for s in agent.sinks)
         doc = (agent.__doc__ or "").strip().splitlines()
-        click.echo(f"{name}\ttopic={agent.source.name}\tconcurrency={agent.concurrency}"
-                   + (f"\tsinks={sinks}" if sinks else "")
-                   + (f"\t{doc[0]}" if doc else ""))
+        click.echo(
+            f"{name}\ttopic={agent.source.name}\tconcurrency={agent.concurrency}"
+            + (f"\tsinks={sinks}" if sinks else "")
+            + (f"\t{doc[0]}" if doc else "")
+        )
 
 
 def main(obj: Any = None) -> None:

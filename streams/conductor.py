@@ -108,7 +108,11 @@ class Conductor:
             if not start <= position <= end:
                 logger.warning(
                     "committed offset %d of %s is outside [%d, %d]: starting at %d",
-                    position, tp, start, end, start,
+                    position,
+                    tp,
+                    start,
+                    end,
+                    start,
                 )
                 position = start
             self.positions[tp] = position
@@ -201,7 +205,10 @@ async def declare_topic(transport: Transport, topic: Topic) -> None:
         if topic._declared_partitions is not None:
             logger.warning(
                 "topic %s exists with %d partitions, not the %d declared: using %d",
-                topic.name, info.partitions, topic.partitions, info.partitions,
+                topic.name,
+                info.partitions,
+                topic.partitions,
+                info.partitions,
             )
         topic.partitions = info.partitions
 

@@ -156,8 +156,13 @@ class Stream:
                 pending.cancel()
             await events.aclose()
 
-    def group_by(self, key: FieldDescriptor | Callable[[Any], Any], *, name: str | None = None,
-                 partitions: int | None = None) -> Stream:
+    def group_by(
+        self,
+        key: FieldDescriptor | Callable[[Any], Any],
+        *,
+        name: str | None = None,
+        partitions: int | None = None,
+    ) -> Stream:
         """Re-key the stream: each value goes through the repartition topic
         `<app>-<agent>-<name>-repartition`, keyed by `key(value)`, so that all
         values with one key land in one partition."""
@@ -202,9 +207,7 @@ class Stream:
         derived = Stream(Channel(), ctx, source=topic, tasks=self._tasks)
 
         async def forward() -> None:
-            subscribed = await ctx.wiring.require_conductor().subscribe(
-                topic, ctx.index, ctx.count
-            )
+            subscribed = await ctx.wiring.require_conductor().subscribe(topic, ctx.index, ctx.count)
             derived.channel = subscribed
             ready.set()
             async for event in self.events():
@@ -229,4 +232,3 @@ async def _passes(predicates: tuple[Callable[[Any], Any], ...], value: Any) -> b
         if not result:
             return False
     return True
-

@@ -40,8 +40,16 @@ CACHE_ENTRIES_MAX = 200_000
 class TablePartition:
     """One partition of a table: its store, a read cache, unflushed writes."""
 
-    __slots__ = ("cache", "changelog", "dirty", "dump_key", "dump_value", "load_key",
-                 "load_value", "store")
+    __slots__ = (
+        "cache",
+        "changelog",
+        "dirty",
+        "dump_key",
+        "dump_value",
+        "load_key",
+        "load_value",
+        "store",
+    )
 
     def __init__(
         self,

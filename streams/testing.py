@@ -44,8 +44,7 @@ class AgentTestContext:
         from streams.worker import Worker
 
         app = self.agent.app
-        self._worker = Worker(app, transport=EmbeddedTransport("memory://", None),
-                              run_agents=False)
+        self._worker = Worker(app, transport=EmbeddedTransport("memory://", None), run_agents=False)
         await self._worker.start()
         self._sinks_before = self.agent.sinks
         self.agent.sinks = [*self.agent.sinks, self.results.append]

@@ -87,7 +87,9 @@ class Worker:
         self.producer = Producer(self.transport)
         self.conductor = Conductor(self.transport, app.id)
         wiring.transport, wiring.producer, wiring.conductor = (
-            self.transport, self.producer, self.conductor,
+            self.transport,
+            self.producer,
+            self.conductor,
         )
         self._started = True
         for topic in app.topics.values():
@@ -116,8 +118,13 @@ class Worker:
                 self._spawn(self._timer(interval_s, fn), f"timer {fn.__name__}")
             for expr, fn in app.crontabs:
                 self._spawn(self._crontab(expr, fn), f"crontab {fn.__name__}")
-        logger.info("worker started app=%s broker=%s agents=%d tables=%d",
-                    app.id, self.transport.url, len(app.agents), len(app.tables))
+        logger.info(
+            "worker started app=%s broker=%s agents=%d tables=%d",
+            app.id,
+            self.transport.url,
+            len(app.agents),
+            len(app.tables),
+        )
 
     async def run_until(self, stop: asyncio.Event | None = None) -> None:
         """Run until `stop` is set; raise the first failure of an agent/timer/task."""
@@ -177,8 +184,9 @@ class Worker:
             self.recoveries.append(result)
             table.recovered_records += result.records
             (table.windowed or table).on_recovered(partition)
-        logger.info("table %s recovered: %d changelog records replayed",
-                    table.name, table.recovered_records)
+        logger.info(
+            "table %s recovered: %d changelog records replayed", table.name, table.recovered_records
+        )
 
     # --- commits -----------------------------------------------------------------
 
@@ -230,8 +238,11 @@ class Worker:
             return
         _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_AGENTS_S)
         for task in pending:
-            logger.warning("agent %s did not finish within %.0fs: cancelling",
-                           self._agent_tasks[task][0].name, SHUTDOWN_AGENTS_S)
+            logger.warning(
+                "agent %s did not finish within %.0fs: cancelling",
+                self._agent_tasks[task][0].name,
+                SHUTDOWN_AGENTS_S,
+            )
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)

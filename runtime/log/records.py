@@ -194,12 +194,52 @@ def encode_batch(
     """Encode records (uncompressed) into one batch with a valid CRC."""
     if not records:
         raise ValueError("a batch needs at least one record")
-    base_ts = min(r[2] for r in records)
-    max_ts = max(r[2] for r in records)
+    rows = [(delta, *record) for delta, record in enumerate(records)]
+    return _encode(rows, base_offset, producer_id, producer_epoch, base_sequence, attributes)
+
+
+def encode_batch_with_offsets(
+    records: Sequence[Record],
+    base_offset: int | None = None,
+    *,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    attributes: int = 0,
+) -> bytearray:
+    """Encode decoded records into one batch keeping their offsets and timestamps.
+
+    Offsets may have gaps (compaction); base_offset defaults to the first record's."""
+    if not records:
+        raise ValueError("a batch needs at least one record")
+    base = records[0].offset if base_offset is None else base_offset
+    last = base - 1
+    rows = []
+    for r in records:
+        if r.offset <= last:
+            raise ValueError(f"record offsets must increase from {base}: got {r.offset}")
+        last = r.offset
+        rows.append((r.offset - base, r.key, r.value, r.timestamp_ms, r.headers))
+    return _encode(rows, base, producer_id, producer_epoch, base_sequence, attributes)
+
+
+_Row = tuple[int, bytes | None, bytes | None, int, Sequence[Header]]
+
+
+def _encode(
+    rows: Sequence[_Row],
+    base_offset: int,
+    producer_id: int,
+    producer_epoch: int,
+    base_sequence: int,
+    attributes: int,
+) -> bytearray:
+    base_ts = min(r[3] for r in rows)
+    max_ts = max(r[3] for r in rows)
     out = bytearray(HEADER_SIZE)
     body = bytearray()
     write = _write_varint
-    for delta, (key, value, ts, headers) in enumerate(records):
+    for delta, key, value, ts, headers in rows:
         body.clear()
         body.append(0)  # record attributes
         write(body, ts - base_ts)
@@ -235,13 +275,13 @@ def encode_batch(
         MAGIC,
         0,
         attributes,
-        len(records) - 1,
+        rows[-1][0],
         base_ts,
         max_ts,
         producer_id,
         producer_epoch,
         base_sequence,
-        len(records),
+        len(rows),
     )
     struct.pack_into(">I", out, 17, crc32c(memoryview(out)[CRC_START:]))
     return out

@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-async def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0,
-                   message: str = "condition") -> Any:
+async def wait_for(
+    condition: Callable[[], Any], timeout_s: float = 10.0, message: str = "condition"
+) -> Any:
     """Poll `condition` (sync or async) until truthy; fail after timeout_s."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -25,8 +26,9 @@ async def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0,
         await asyncio.sleep(0.01)
 
 
-def wait_for_sync(condition: Callable[[], T], timeout_s: float = 10.0,
-                  message: str = "condition") -> T:
+def wait_for_sync(
+    condition: Callable[[], T], timeout_s: float = 10.0, message: str = "condition"
+) -> T:
     deadline = time.monotonic() + timeout_s
     while True:
         result = condition()

@@ -1,0 +1,56 @@
+"""The persisted list of topics of a data directory.
+
+File format: `<data dir>/topics.json`, UTF-8 JSON:
+
+    {"version": 1, "topics": {"<name>": {"partitions": <int>, "configs": {<kafka name>: <str>}}}}
+
+configs holds every topic config (TopicConfig.to_configs), so a topic keeps its
+settings when the default config of a later open differs.
+
+Invariants:
+- The file is replaced atomically (write a temporary file, fsync, rename, fsync
+  the directory): after a crash it is either the old or the new catalog.
+- Every name in it passes validate_topic_name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from runtime.log.config import TopicConfig, TopicInfo, validate_topic_name
+from runtime.log.index import write_file_atomically
+from runtime.log.storage import fsync_dir
+
+CATALOG_FILE = "topics.json"
+_VERSION = 1
+
+
+def load_catalog(directory: Path) -> dict[str, TopicInfo]:
+    path = directory / CATALOG_FILE
+    if not path.exists():
+        return {}
+    doc = orjson.loads(path.read_bytes())
+    if doc.get("version") != _VERSION:
+        raise ValueError(f"{path}: unsupported catalog version {doc.get('version')!r}")
+    topics = {}
+    for name, entry in doc["topics"].items():
+        validate_topic_name(name)
+        partitions = int(entry["partitions"])
+        if partitions < 1:
+            raise ValueError(f"{path}: topic {name!r} has {partitions} partitions")
+        topics[name] = TopicInfo(name, partitions, TopicConfig.from_configs(entry["configs"]))
+    return topics
+
+
+def save_catalog(directory: Path, topics: dict[str, TopicInfo]) -> None:
+    doc = {
+        "version": _VERSION,
+        "topics": {
+            info.name: {"partitions": info.partitions, "configs": info.config.to_configs()}
+            for info in sorted(topics.values(), key=lambda info: info.name)
+        },
+    }
+    write_file_atomically(directory / CATALOG_FILE, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    fsync_dir(directory)

@@ -1,0 +1,187 @@
+"""Compaction of cleanup.policy=compact partitions.
+
+A pass over one partition:
+1. Cleanable segments: the non-active segments, oldest first, up to the first
+   whose max timestamp is newer than now - min_compaction_lag_ms.
+2. Map every key in them to its newest offset.
+3. Rewrite each cleanable segment keeping a record if its key is null or it is
+   the newest of its key, and dropping a tombstone (null value) whose timestamp
+   is older than now - delete_retention_ms. A batch kept whole is copied as it
+   is; a batch losing records is re-encoded (uncompressed) with the same offsets
+   and timestamps. The result goes to `<base>.log.cleaned` (and
+   `.index.cleaned`, `.timeindex.cleaned`), fsynced.
+4. Swap under the partition lock: unlink the old indexes, rename the cleaned log
+   over the old one, rename the cleaned indexes. A crash leaves either the old
+   segment, or the new log with missing indexes (rebuilt on open); leftover
+   `.cleaned` files are removed on open. Readers still holding the old segment
+   keep reading its (now unlinked) file.
+
+Invariants: offsets, timestamps, the high watermark and the log start offset
+never change; a segment emptied by cleaning is dropped, except the first (it
+keeps the log start offset); the active segment is never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+from runtime.log.partition import Partition
+from runtime.log.records import (
+    Record,
+    decode_batch,
+    encode_batch_with_offsets,
+    iter_batches,
+    parse_header,
+)
+from runtime.log.segment import Segment, delete_segment_files, segment_name
+from runtime.log.storage import FileStorage, MemoryStorage, fsync_dir
+
+logger = logging.getLogger(__name__)
+
+
+def clean_partition(
+    partition: Partition, now_ms: float, should_stop: Callable[[], bool] = lambda: False
+) -> int:
+    """Compact one partition; returns the bytes reclaimed."""
+    config = partition.config
+    with partition.maintenance_lock:
+        if partition.closed:
+            return 0
+        segments = partition.segments
+        lag_horizon = now_ms - config.min_compaction_lag_ms
+        cleanable: list[Segment] = []
+        for segment in segments[:-1]:
+            if segment.max_timestamp > lag_horizon:
+                break
+            cleanable.append(segment)
+        if not cleanable:
+            return 0
+        newest = _newest_offsets(cleanable)
+        tombstone_horizon = now_ms - config.delete_retention_ms
+        reclaimed = 0
+        for segment in cleanable:
+            if should_stop() or partition.closed:
+                break
+            keep_empty = segment is partition.segments[0]
+            reclaimed += _clean_segment(partition, segment, newest, tombstone_horizon, keep_empty)
+        if reclaimed:
+            logger.info(
+                "compacted topic=%s partition=%d reclaimed_bytes=%d",
+                partition.tp.topic,
+                partition.tp.partition,
+                reclaimed,
+            )
+        return reclaimed
+
+
+def _newest_offsets(segments: list[Segment]) -> dict[bytes, int]:
+    newest: dict[bytes, int] = {}
+    for segment in segments:
+        data = segment.storage.read(0, segment.size)
+        for pos, _ in iter_batches(data):
+            for record in decode_batch(data, pos):
+                if record.key is not None:
+                    newest[record.key] = record.offset
+    return newest
+
+
+def _clean_segment(
+    partition: Partition,
+    segment: Segment,
+    newest: dict[bytes, int],
+    tombstone_horizon: float,
+    keep_empty: bool,
+) -> int:
+    data = segment.storage.read(0, segment.size)
+    chunks: list[bytes | bytearray] = []
+    changed = False
+    for pos, header in iter_batches(data):
+        if header.is_control:
+            chunks.append(data[pos : pos + header.size])
+            continue
+        records = decode_batch(data, pos)
+        kept = [r for r in records if _keep(r, newest, tombstone_horizon)]
+        if len(kept) == len(records):
+            chunks.append(data[pos : pos + header.size])
+            continue
+        changed = True
+        if kept:
+            chunks.append(
+                encode_batch_with_offsets(
+                    kept,
+                    producer_id=header.producer_id,
+                    producer_epoch=header.producer_epoch,
+                )
+            )
+    if not changed:
+        return 0
+    if not chunks and not keep_empty:
+        return _drop(partition, segment)
+    cleaned = _write_cleaned(segment, chunks)
+    if not partition.swap_segment(segment, cleaned, lambda: _install(segment)):
+        _discard(cleaned)
+        return 0
+    return segment.size - cleaned.size
+
+
+def _keep(record: Record, newest: dict[bytes, int], tombstone_horizon: float) -> bool:
+    if record.key is None:
+        return True
+    if newest.get(record.key) != record.offset:
+        return False
+    return record.value is not None or record.timestamp_ms >= tombstone_horizon
+
+
+def _write_cleaned(old: Segment, chunks: list[bytes | bytearray]) -> Segment:
+    directory = old.directory
+    if directory is None:
+        storage: FileStorage | MemoryStorage = MemoryStorage()
+    else:
+        path = directory / segment_name(old.base_offset, ".log.cleaned")
+        path.unlink(missing_ok=True)
+        storage = FileStorage(path)
+    cleaned = Segment(old.base_offset, storage, directory)
+    for chunk in chunks:
+        pos = cleaned.size
+        storage.write(chunk)
+        cleaned.track(pos, parse_header(chunk))
+    cleaned.next_offset = old.next_offset
+    cleaned.created_ms = old.created_ms
+    cleaned.time_index.maybe_append(cleaned.max_timestamp, old.next_offset - old.base_offset)
+    if directory is not None:
+        storage.sync()
+        cleaned.write_indexes(sync=True, suffix=".cleaned")
+    return cleaned
+
+
+def _install(old: Segment) -> None:
+    directory = old.directory
+    if directory is None:
+        return
+    name = old.base_offset
+    (directory / segment_name(name, ".index")).unlink(missing_ok=True)
+    (directory / segment_name(name, ".timeindex")).unlink(missing_ok=True)
+    for suffix in (".log", ".index", ".timeindex"):
+        os.replace(
+            directory / segment_name(name, suffix + ".cleaned"),
+            directory / segment_name(name, suffix),
+        )
+    fsync_dir(directory)
+
+
+def _drop(partition: Partition, segment: Segment) -> int:
+    def unlink() -> None:
+        if segment.directory is not None:
+            delete_segment_files(segment.directory, segment.base_offset)
+
+    return segment.size if partition.swap_segment(segment, None, unlink) else 0
+
+
+def _discard(cleaned: Segment) -> None:
+    cleaned.close()
+    if cleaned.directory is not None:
+        for suffix in (".log", ".index", ".timeindex"):
+            path = cleaned.directory / segment_name(cleaned.base_offset, suffix + ".cleaned")
+            path.unlink(missing_ok=True)

@@ -1,0 +1,342 @@
+"""The ordered segments of one topic partition: append, read, roll, retention.
+
+Directory format: `<data dir>/<topic>-<partition>/` holding, per segment,
+`<base>.log`, `<base>.index` and `<base>.timeindex` (see segment.py, index.py).
+Leftovers of an interrupted rewrite (`*.cleaned`, `*.tmp`) are removed on open.
+
+Invariants:
+- `segments` is never empty and sorted by base offset; the last one is the
+  active segment, the only one appended to, never deleted nor compacted.
+- log_start_offset == segments[0].base_offset <= high_watermark == active.next_offset.
+- The segment list is replaced, never changed in place, under `_lock`; readers
+  take the current list without locking and read from it, so retention and
+  compaction never block them and never pull bytes from under them.
+- `_lock` covers appends and segment-list swaps; `maintenance_lock` keeps
+  retention and compaction of the partition one at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from bisect import bisect_right
+from collections.abc import Callable
+from pathlib import Path
+
+from runtime.errors import (
+    CorruptRecordError,
+    LogClosedError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+)
+from runtime.log.config import FlushPolicy, TopicConfig
+from runtime.log.index import IndexCorruptError
+from runtime.log.records import validate_batch
+from runtime.log.segment import Segment, delete_segment_files
+from runtime.log.storage import fsync_dir
+from runtime.types import TopicPartition
+
+logger = logging.getLogger(__name__)
+
+_INT32_MAX = 2**31 - 1
+_LEFTOVER_SUFFIXES = (".cleaned", ".tmp")
+
+
+class Partition:
+    """One topic partition: the ordered segments of its log."""
+
+    def __init__(
+        self,
+        tp: TopicPartition,
+        directory: Path | None,
+        config: TopicConfig,
+        flush: FlushPolicy,
+        clock: Callable[[], float],
+    ) -> None:
+        self.tp = tp
+        self.directory = directory
+        self.config = config
+        self._flush = flush
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.maintenance_lock = threading.Lock()
+        self._closed = False
+        self._last_flush_ms = clock() * 1000
+        self.recovered_bytes = 0
+        self._segments: list[Segment] = []
+
+    @classmethod
+    def open(
+        cls,
+        tp: TopicPartition,
+        directory: Path | None,
+        config: TopicConfig,
+        flush: FlushPolicy,
+        clock: Callable[[], float],
+    ) -> Partition:
+        partition = cls(tp, directory, config, flush, clock)
+        if directory is None:
+            partition._segments = [Segment.create(None, 0)]
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
+            partition._segments = partition._load(directory)
+        return partition
+
+    def _load(self, directory: Path) -> list[Segment]:
+        bases = []
+        for path in directory.iterdir():
+            if path.name.endswith(_LEFTOVER_SUFFIXES):
+                path.unlink()
+            elif path.suffix == ".log" and len(path.stem) == 20 and path.stem.isdigit():
+                bases.append(int(path.stem))
+        bases.sort()
+        if not bases:
+            segment = Segment.create(directory, 0)
+            fsync_dir(directory)
+            return [segment]
+        segments: list[Segment] = []
+        for i, base in enumerate(bases[:-1]):
+            try:
+                segment = Segment.open_sealed(directory, base, bases[i + 1])
+            except IndexCorruptError as exc:
+                segment = exc.args[1]
+                truncated = self._recover(segment, contiguous=False, next_base=bases[i + 1])
+                segment.seal(sync=True)
+                if truncated:  # later segments would follow a hole: drop them
+                    for later in bases[i + 1 :]:
+                        delete_segment_files(directory, later)
+                    segments.append(segment)
+                    return segments
+            segments.append(segment)
+        last = Segment.create(directory, bases[-1])
+        self._recover(last, contiguous=True)
+        segments.append(last)
+        return segments
+
+    def _recover(self, segment: Segment, *, contiguous: bool, next_base: int | None = None) -> int:
+        truncated = segment.recover(contiguous=contiguous, next_base=next_base)
+        if truncated:
+            logger.warning(
+                "recovery truncated an invalid tail topic=%s partition=%d segment=%d "
+                "truncated_bytes=%d",
+                self.tp.topic,
+                self.tp.partition,
+                segment.base_offset,
+                truncated,
+            )
+            self.recovered_bytes += truncated
+        if segment.size:
+            segment.created_ms = self._clock() * 1000
+        return truncated
+
+    # --- state -----------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def segments(self) -> list[Segment]:
+        """The current segment list (a snapshot: never changed in place)."""
+        return self._segments
+
+    def offsets(self) -> tuple[int, int]:
+        segments = self._segments
+        return segments[0].base_offset, segments[-1].next_offset
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"partition {self.tp} is closed", **self._coords())
+
+    def _coords(self) -> dict[str, object]:
+        return {"topic": self.tp.topic, "partition": self.tp.partition}
+
+    # --- append ------------------------------------------------------------------
+
+    def append(self, batch: bytes | bytearray | memoryview) -> int:
+        """Append exactly one record batch; returns the base offset assigned to it."""
+        view = memoryview(batch).cast("B")
+        size = view.nbytes
+        if size > self.config.max_message_bytes:
+            raise RecordTooLargeError(
+                f"batch of {size} bytes for {self.tp} exceeds max.message.bytes "
+                f"{self.config.max_message_bytes}",
+                **self._coords(),
+            )
+        try:
+            header = validate_batch(view)
+        except CorruptRecordError as exc:
+            raise CorruptRecordError(f"{self.tp}: {exc}", **self._coords()) from None
+        if header.size != size:
+            raise CorruptRecordError(
+                f"{self.tp}: {size - header.size} bytes follow the batch; "
+                "append takes exactly one batch",
+                **self._coords(),
+            )
+        if header.is_control:
+            raise CorruptRecordError(
+                f"{self.tp}: control batches cannot be appended by clients", **self._coords()
+            )
+        with self._lock:
+            self._check_open()
+            now_ms = self._clock() * 1000
+            active = self._segments[-1]
+            if active.size and self._should_roll(active, size, header.last_offset_delta, now_ms):
+                active = self._roll(active)
+            base_offset = active.next_offset
+            active.append(base_offset, header, view)
+            if active.created_ms is None:
+                active.created_ms = now_ms
+            self._apply_flush_policy(active, now_ms)
+            return base_offset
+
+    def _should_roll(
+        self, active: Segment, size: int, last_offset_delta: int, now_ms: float
+    ) -> bool:
+        config = self.config
+        return (
+            active.size + size > config.segment_bytes
+            or (active.created_ms is not None and now_ms - active.created_ms > config.segment_ms)
+            or active.next_offset + last_offset_delta - active.base_offset >= _INT32_MAX
+        )
+
+    def _roll(self, active: Segment) -> Segment:
+        on_disk = self.directory is not None
+        active.seal(sync=on_disk)
+        segment = Segment.create(self.directory, active.next_offset)
+        if self.directory is not None:
+            fsync_dir(self.directory)
+        self._segments = [*self._segments, segment]
+        logger.debug(
+            "rolled segment topic=%s partition=%d base_offset=%d",
+            *self._tp_fields(),
+            segment.base_offset,
+        )
+        return segment
+
+    def _tp_fields(self) -> tuple[str, int]:
+        return self.tp.topic, self.tp.partition
+
+    def _apply_flush_policy(self, active: Segment, now_ms: float) -> None:
+        mode = self._flush.mode
+        if mode == "batch" or (
+            mode == "interval" and now_ms - self._last_flush_ms >= self._flush.flush_interval_ms
+        ):
+            active.storage.sync()
+            self._last_flush_ms = now_ms
+
+    # --- reads -------------------------------------------------------------------
+
+    def read(self, offset: int, max_bytes: int) -> bytes:
+        """Whole stored batches from the one containing `offset` (see Log.read)."""
+        self._check_open()
+        segments = self._segments
+        start, end = segments[0].base_offset, segments[-1].next_offset
+        if offset < start or offset > end:
+            raise OffsetOutOfRangeError(
+                f"offset {offset} of {self.tp} is out of range [{start}, {end}]",
+                offset=offset,
+                **self._coords(),
+            )
+        if offset == end:
+            return b""
+        i = bisect_right(segments, offset, key=_base_offset) - 1
+        parts: list[bytes] = []
+        budget = max_bytes
+        for segment in segments[i:]:
+            data, at_end = segment.read(offset, budget, first_whole=not parts)
+            if data:
+                parts.append(data)
+                budget -= len(data)
+            if not at_end or budget <= 0:
+                break
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> int | None:
+        self._check_open()
+        for segment in self._segments:
+            found = segment.offset_for_timestamp(timestamp_ms)
+            if found is not None:
+                return found
+        return None
+
+    # --- maintenance -------------------------------------------------------------
+
+    def enforce_retention(self, now_ms: float) -> int:
+        """Delete whole non-active segments past retention; returns how many."""
+        config = self.config
+        if not config.deletes or self._closed:
+            return 0
+        with self.maintenance_lock:
+            candidates = self._segments[:-1]
+            doomed = 0
+            if config.retention_ms >= 0:
+                horizon = now_ms - config.retention_ms
+                while doomed < len(candidates) and candidates[doomed].max_timestamp < horizon:
+                    doomed += 1
+            if config.retention_bytes >= 0:
+                excess = sum(s.size for s in self._segments) - config.retention_bytes
+                by_size = 0
+                for segment in candidates:
+                    if excess - segment.size < 0:
+                        break
+                    excess -= segment.size
+                    by_size += 1
+                doomed = max(doomed, by_size)
+            if not doomed:
+                return 0
+            with self._lock:
+                if self._closed:  # deleted meanwhile
+                    return 0
+                removed = self._segments[:doomed]
+                self._segments = self._segments[doomed:]
+            for segment in removed:
+                segment.delete_files()
+            logger.info(
+                "retention deleted segments topic=%s partition=%d count=%d log_start_offset=%d",
+                *self._tp_fields(),
+                doomed,
+                self._segments[0].base_offset,
+            )
+            return doomed
+
+    def swap_segment(self, old: Segment, new: Segment | None, install: Callable[[], None]) -> bool:
+        """Replace a non-active segment by `new` (None: drop it), running `install`
+        (the file renames) under the lock. False if `old` is gone or active."""
+        with self._lock:
+            if self._closed:
+                return False
+            segments = self._segments
+            i = next((i for i, s in enumerate(segments) if s is old), -1)
+            if i < 0 or i == len(segments) - 1:
+                return False
+            install()
+            self._segments = [*segments[:i], *([new] if new else []), *segments[i + 1 :]]
+            return True
+
+    def flush(self) -> None:
+        with self._lock:
+            self._check_open()
+            self._segments[-1].storage.sync()
+            self._last_flush_ms = self._clock() * 1000
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            segments = self._segments
+            if self.directory is not None:
+                segments[-1].seal(sync=True)
+            for segment in segments:
+                segment.close()
+
+    def delete(self) -> None:
+        self.close()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _base_offset(segment: Segment) -> int:
+    return segment.base_offset

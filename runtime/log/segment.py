@@ -1,0 +1,292 @@
+"""One segment: a file of record batches plus its offset and time indexes.
+
+File format: `<base>.log` (base = 20-digit zero-padded base offset) is record
+batches v2 back to back, exactly as appended except for the patched base
+offset. Indexes are described in index.py.
+
+Invariants:
+- base_offset <= the base offset of every batch in this segment, and every
+  offset in it is below the base offset of the next segment.
+- Batch offsets strictly increase; in a segment that was never compacted they
+  are contiguous (each batch starts at the previous batch's next offset).
+- `size` bytes are whole, valid batches: readers never look past `size`, and the
+  appender moves `size` only after a write completed.
+- Relative offsets and positions fit int32 (the partition rolls before they would not).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+from runtime.errors import CorruptRecordError
+from runtime.log.index import (
+    INDEX_INTERVAL_BYTES,
+    IndexCorruptError,
+    OffsetIndex,
+    TimeIndex,
+    write_file_atomically,
+)
+from runtime.log.records import (
+    HEADER_SIZE,
+    LOG_OVERHEAD,
+    BatchHeader,
+    decode_batch,
+    validate_batch,
+)
+from runtime.log.storage import FileStorage, MemoryStorage, Storage
+
+logger = logging.getLogger(__name__)
+
+SCAN_CHUNK_BYTES = 64 * 1024
+RECOVERY_CHUNK_BYTES = 1 << 20
+_MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
+_OFFSET_LENGTH = struct.Struct(">qi")
+_INT32 = struct.Struct(">i")
+_INT64 = struct.Struct(">q")
+_LAST_OFFSET_DELTA_AT = 23
+_MAX_TIMESTAMP_AT = 35
+
+
+def segment_name(base_offset: int, suffix: str) -> str:
+    return f"{base_offset:020d}{suffix}"
+
+
+def delete_segment_files(directory: Path, base_offset: int) -> None:
+    for suffix in (".log", ".index", ".timeindex"):
+        (directory / segment_name(base_offset, suffix)).unlink(missing_ok=True)
+
+
+class Segment:
+    """A segment of a partition: its bytes, indexes and what is known of them."""
+
+    __slots__ = (
+        "_bytes_since_index",
+        "base_offset",
+        "created_ms",
+        "directory",
+        "max_timestamp",
+        "next_offset",
+        "offset_index",
+        "size",
+        "storage",
+        "time_index",
+    )
+
+    def __init__(self, base_offset: int, storage: Storage, directory: Path | None) -> None:
+        self.base_offset = base_offset
+        self.storage = storage
+        self.directory = directory
+        self.offset_index = OffsetIndex()
+        self.time_index = TimeIndex()
+        self.size = 0
+        self.next_offset = base_offset
+        self.max_timestamp = -1
+        self.created_ms: float | None = None
+        self._bytes_since_index = 0
+
+    # --- lifecycle -----------------------------------------------------------
+
+    @classmethod
+    def create(cls, directory: Path | None, base_offset: int) -> Segment:
+        if directory is None:
+            return cls(base_offset, MemoryStorage(), None)
+        return cls(
+            base_offset, FileStorage(directory / segment_name(base_offset, ".log")), directory
+        )
+
+    @classmethod
+    def open_sealed(cls, directory: Path, base_offset: int, next_base: int) -> Segment:
+        """Open a segment that is not the last, trusting its index files if they are sane.
+
+        Raises IndexCorruptError (with the segment left open as `.args[1]`) otherwise."""
+        segment = cls.create(directory, base_offset)
+        segment.size = segment.storage.size()
+        segment.next_offset = next_base
+        try:
+            segment._load_indexes()
+        except (OSError, IndexCorruptError, CorruptRecordError) as exc:
+            raise IndexCorruptError(str(exc), segment) from None
+        return segment
+
+    def _load_indexes(self) -> None:
+        assert self.directory is not None
+        data = (self.directory / segment_name(self.base_offset, ".index")).read_bytes()
+        offset_index = OffsetIndex.from_bytes(data, self.size)
+        data = (self.directory / segment_name(self.base_offset, ".timeindex")).read_bytes()
+        time_index = TimeIndex.from_bytes(data)
+        if self.size and not time_index:
+            raise IndexCorruptError("time index is empty for a non-empty segment")
+        if offset_index:  # the last entry must point at the batch it names
+            position = offset_index.positions[-1]
+            base, _ = _OFFSET_LENGTH.unpack_from(self.storage.read(position, 12))
+            if base != self.base_offset + offset_index.offsets[-1]:
+                raise IndexCorruptError("last offset index entry does not match the log")
+        self.offset_index, self.time_index = offset_index, time_index
+        self.max_timestamp = time_index.last_timestamp
+
+    def recover(self, *, contiguous: bool, next_base: int | None = None) -> int:
+        """Validate every batch, truncate at the first bad one, rebuild the indexes.
+
+        contiguous: batches must follow each other without offset gaps (true for a
+        segment that was never compacted); next_base: the next segment's base
+        offset, which no batch may reach. Returns the number of bytes truncated."""
+        storage = self.storage
+        size = storage.size()
+        self.offset_index, self.time_index = OffsetIndex(), TimeIndex()
+        self.size, self.next_offset, self.max_timestamp = 0, self.base_offset, -1
+        self._bytes_since_index = 0
+        buf, buf_pos, pos = b"", 0, 0
+        while pos < size:
+            rel = pos - buf_pos
+            if len(buf) - rel < HEADER_SIZE:
+                buf, buf_pos, rel = storage.read(pos, RECOVERY_CHUNK_BYTES), pos, 0
+            if len(buf) - rel < HEADER_SIZE:
+                break
+            (length,) = _INT32.unpack_from(buf, rel + 8)
+            total = length + LOG_OVERHEAD
+            if length < _MIN_BATCH_LENGTH or total > size - pos:
+                break
+            if len(buf) - rel < total:
+                buf, buf_pos, rel = storage.read(pos, max(RECOVERY_CHUNK_BYTES, total)), pos, 0
+            try:
+                header = validate_batch(buf, rel)
+            except CorruptRecordError:
+                break
+            if header.base_offset < self.next_offset or (
+                contiguous and header.base_offset != self.next_offset
+            ):
+                break
+            if next_base is not None and header.next_offset > next_base:
+                break
+            self.track(pos, header)
+            pos = self.size
+        truncated = size - self.size
+        if truncated:
+            storage.truncate(self.size)
+        return truncated
+
+    def track(self, pos: int, header: BatchHeader) -> None:
+        """Account for the batch just stored at `pos` (indexes, size, offsets)."""
+        if self._bytes_since_index >= INDEX_INTERVAL_BYTES:
+            self.offset_index.append(header.base_offset - self.base_offset, pos)
+            self.time_index.maybe_append(self.max_timestamp, header.base_offset - self.base_offset)
+            self._bytes_since_index = 0
+        self._bytes_since_index += header.size
+        if header.max_timestamp > self.max_timestamp:
+            self.max_timestamp = header.max_timestamp
+        self.size = pos + header.size
+        self.next_offset = header.next_offset
+
+    def append(self, base_offset: int, header: BatchHeader, batch: memoryview) -> None:
+        """Store one validated batch whose base offset becomes `base_offset`."""
+        pos = self.size
+        self.storage.append(_INT64.pack(base_offset), batch[8:])
+        self.track(pos, _Rebased(header, base_offset))  # type: ignore[arg-type]
+
+    def seal(self, *, sync: bool) -> None:
+        """Finish the indexes and, on disk, write them and fsync (roll, close)."""
+        self.time_index.maybe_append(self.max_timestamp, self.next_offset - self.base_offset)
+        if self.directory is None:
+            return
+        if sync:
+            self.storage.sync()
+        self.write_indexes(sync=sync)
+
+    def write_indexes(self, *, sync: bool, suffix: str = "") -> None:
+        assert self.directory is not None
+        base = self.base_offset
+        write_file_atomically(
+            self.directory / segment_name(base, ".index" + suffix),
+            self.offset_index.to_bytes(),
+            sync=sync,
+        )
+        write_file_atomically(
+            self.directory / segment_name(base, ".timeindex" + suffix),
+            self.time_index.to_bytes(),
+            sync=sync,
+        )
+
+    def close(self) -> None:
+        self.storage.close()
+
+    def delete_files(self) -> None:
+        """Unlink this segment's files; readers holding it keep reading the old bytes."""
+        if self.directory is not None:
+            delete_segment_files(self.directory, self.base_offset)
+
+    # --- reads ---------------------------------------------------------------
+
+    def batches(self, pos: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
+        """Yield (position, size, base_offset, last_offset, max_timestamp) from pos to end."""
+        storage = self.storage
+        while end - pos >= HEADER_SIZE:
+            chunk = storage.read(pos, min(SCAN_CHUNK_BYTES, end - pos))
+            p, n = 0, len(chunk)
+            while n - p >= HEADER_SIZE:
+                base, length = _OFFSET_LENGTH.unpack_from(chunk, p)
+                if length < _MIN_BATCH_LENGTH:
+                    raise CorruptRecordError(
+                        f"batch at position {pos + p} of segment {self.base_offset} "
+                        f"has length {length}",
+                        offset=base,
+                    )
+                (delta,) = _INT32.unpack_from(chunk, p + _LAST_OFFSET_DELTA_AT)
+                (max_ts,) = _INT64.unpack_from(chunk, p + _MAX_TIMESTAMP_AT)
+                yield pos + p, length + LOG_OVERHEAD, base, base + delta, max_ts
+                p += length + LOG_OVERHEAD
+            pos += p
+
+    def locate(self, offset: int, end: int) -> tuple[int, int] | None:
+        """(position, size) of the first batch holding an offset >= `offset`."""
+        start = self.offset_index.lookup(offset - self.base_offset)
+        for pos, size, _, last, _ in self.batches(start, end):
+            if last >= offset:
+                return pos, size
+        return None
+
+    def read(self, offset: int, max_bytes: int, *, first_whole: bool) -> tuple[bytes, bool]:
+        """Whole batches from the one holding `offset`, up to max_bytes.
+
+        first_whole: return the first batch even if it is larger than max_bytes.
+        Returns (data, reached_end_of_segment)."""
+        end = self.size
+        found = self.locate(offset, end)
+        if found is None:
+            return b"", True
+        pos, first_size = found
+        want = min(max(first_size, max_bytes) if first_whole else max_bytes, end - pos)
+        data = self.storage.read(pos, want)
+        p, n = 0, len(data)
+        while n - p >= LOG_OVERHEAD:
+            batch_size = _INT32.unpack_from(data, p + 8)[0] + LOG_OVERHEAD
+            if batch_size > n - p:
+                break
+            p += batch_size
+        return (data if p == n else data[:p]), pos + p >= end
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> int | None:
+        """Earliest offset in this segment whose record timestamp >= timestamp_ms."""
+        if self.max_timestamp < timestamp_ms:
+            return None
+        start = self.offset_index.lookup(self.time_index.lookup(timestamp_ms))
+        for pos, size, _, _, max_ts in self.batches(start, self.size):
+            if max_ts >= timestamp_ms:
+                for record in decode_batch(self.storage.read(pos, size)):
+                    if record.timestamp_ms >= timestamp_ms:
+                        return record.offset
+        return None
+
+
+class _Rebased:
+    """A batch header seen with a new base offset (what `track` needs of it)."""
+
+    __slots__ = ("base_offset", "max_timestamp", "next_offset", "size")
+
+    def __init__(self, header: BatchHeader, base_offset: int) -> None:
+        self.base_offset = base_offset
+        self.size = header.size
+        self.max_timestamp = header.max_timestamp
+        self.next_offset = base_offset + header.last_offset_delta + 1

@@ -1,0 +1,17 @@
+"""State stores behind tables: bytes in, bytes out, plus the changelog offset they reflect."""
+
+from stores.base import Store, open_store
+from stores.errors import InvalidStoreURLError, StoreClosedError, StoreError, StoreOpenError
+from stores.memory import MemoryStore
+from stores.rocksdb import RocksDBStore
+
+__all__ = [
+    "InvalidStoreURLError",
+    "MemoryStore",
+    "RocksDBStore",
+    "Store",
+    "StoreClosedError",
+    "StoreError",
+    "StoreOpenError",
+    "open_store",
+]

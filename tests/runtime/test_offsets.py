@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from runtime.log import Log, OffsetStore
+from runtime.log.offsets import OFFSETS_TOPIC, decode_key, decode_value, encode_key, encode_value
+from runtime.types import TopicPartition
+
+A0, A1, B0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
+
+
+def test_commit_then_fetch(log_path):
+    with Log.open(log_path) as log:
+        store = OffsetStore(log)
+        assert log.topic(OFFSETS_TOPIC).config.cleanup_policy == "compact"
+        store.commit("g1", {A0: (10, "meta"), A1: (20, "")})
+        store.commit("g1", {A0: (11, "later")})
+        store.commit("g2", {B0: (5, "")})
+        assert store.fetch("g1") == {A0: (11, "later"), A1: (20, "")}
+        assert store.fetch("g1", [A1, B0]) == {A1: (20, "")}
+        assert store.fetch("nobody") == {}
+        assert store.groups() == ["g1", "g2"]
+
+
+def test_commits_survive_reopen_and_delete_group_tombstones(tmp_path):
+    with Log.open(tmp_path) as log:
+        store = OffsetStore(log, partitions=3)
+        store.commit("g1", {A0: (10, "m")})
+        store.commit("g2", {B0: (7, "x")})
+        store.delete_group("g2")
+        assert store.groups() == ["g1"]
+    with Log.open(tmp_path) as log:
+        store = OffsetStore(log, partitions=8)  # the existing partition count wins
+        assert log.topic(OFFSETS_TOPIC).partitions == 3
+        assert store.fetch("g1") == {A0: (10, "m")}
+        assert store.groups() == ["g1"]
+
+
+def test_offsets_topic_compacts_to_latest_commits(tmp_path):
+    with Log.open(tmp_path) as log:
+        log.create_topic(OFFSETS_TOPIC, 1, {"cleanup.policy": "compact", "segment.bytes": "500"})
+        store = OffsetStore(log)
+        for i in range(100):
+            store.commit("g", {A0: (i, ""), A1: (1000 + i, "")})
+        assert log.compact() > 0
+    with Log.open(tmp_path) as log:
+        assert OffsetStore(log).fetch("g") == {A0: (99, ""), A1: (1099, "")}
+
+
+def test_key_and_value_encoding_roundtrip():
+    assert decode_key(encode_key("grüppe", A1)) == ("grüppe", A1)
+    assert decode_value(encode_value(123, "meta data", 55)) == (123, "meta data")
