@@ -177,17 +177,23 @@ class EmbeddedTransport:
         return self._offsets.groups()
 
 
-def open_transport(url: str | None, *, data_dir: str | os.PathLike | None = None) -> Transport:
+def open_transport(
+    url: str | None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    flush: FlushPolicy | None = None,
+) -> Transport:
     """Build the transport a broker URL names.
 
-    `log://` with no path uses `data_dir` (or ./streams-data)."""
+    `log://` with no path uses `data_dir` (or ./streams-data); `flush` is the
+    embedded log's fsync policy."""
     url = url or "log://"
     parsed = urlparse(url)
     if parsed.scheme == "memory":
         return EmbeddedTransport(url, None)
     if parsed.scheme == "log":
         path = (parsed.netloc + parsed.path) or os.fspath(data_dir or DEFAULT_DATA_DIR)
-        return EmbeddedTransport(url, path)
+        return EmbeddedTransport(url, path, flush=flush)
     if parsed.scheme == "kafka":
         raise ValueError(
             f"broker {url!r}: the kafka:// transport is not available yet; "

@@ -36,6 +36,9 @@ class App:
                        worker, naming topic, partition and offset; "skip": log
                        it at ERROR with its coordinates and go on.
     commit_interval_s: how often processed offsets are committed.
+    log_flush:         when the embedded log fsyncs: "os" (default: left to the
+                       OS; survives a process crash, not a power loss), "batch"
+                       (every append) or "interval" (every log_flush_interval_ms).
     """
 
     def __init__(
@@ -48,6 +51,8 @@ class App:
         topic_partitions: int = 8,
         on_decode_error: str = "stop",
         commit_interval_s: float = 1.0,
+        log_flush: str = "os",
+        log_flush_interval_ms: int = 1000,
     ) -> None:
         if not id:
             raise ConfigurationError("an app needs an id")
@@ -57,7 +62,13 @@ class App:
             )
         if commit_interval_s <= 0:
             raise ConfigurationError("commit_interval_s must be > 0")
+        if log_flush not in ("os", "batch", "interval"):
+            raise ConfigurationError(
+                f"log_flush must be 'os', 'batch' or 'interval', not {log_flush!r}"
+            )
         self.id = id
+        self.log_flush = log_flush
+        self.log_flush_interval_ms = log_flush_interval_ms
         self.broker = broker
         self.data_dir = data_dir
         self.store = store

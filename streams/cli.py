@@ -132,7 +132,7 @@ def cli(click_ctx: click.Context, app_spec: str | None) -> None:
 
 
 @cli.command()
-@click.option("-l", "--loglevel", default="warning", help="debug, info, warning, error")
+@click.option("-l", "--loglevel", default="info", help="debug, info, warning, error")
 @broker_option
 @data_option
 @click.pass_obj

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
 
+from runtime.log.config import FlushPolicy
 from runtime.producer import Producer
 from runtime.recovery import RecoveryResult, recover_store
 from runtime.transport import Transport, open_transport
@@ -54,7 +55,9 @@ class Worker:
     ) -> None:
         self.app = app
         self.transport = transport or open_transport(
-            app.broker, data_dir=Path(app.data_dir) / "log"
+            app.broker,
+            data_dir=Path(app.data_dir) / "log",
+            flush=FlushPolicy(app.log_flush, app.log_flush_interval_ms),
         )
         self.run_agents = run_agents
         self.store_url = app.store or (
@@ -81,8 +84,7 @@ class Worker:
         app, wiring = self.app, self.app.wiring
         if wiring.transport is not None:
             raise RuntimeError(f"app {app.id!r} is already running")
-        loop = asyncio.get_running_loop()
-        self._failure = loop.create_future()
+        self._failure = asyncio.get_running_loop().create_future()
         await self.transport.start()
         self.producer = Producer(self.transport)
         self.conductor = Conductor(self.transport, app.id)
@@ -92,6 +94,23 @@ class Worker:
             self.conductor,
         )
         self._started = True
+        try:
+            await self._start_parts()
+        except BaseException:
+            await self.stop()
+            raise
+        logger.info(
+            "worker started app=%s broker=%s agents=%d tables=%d",
+            app.id,
+            self.transport.url,
+            len(app.agents),
+            len(app.tables),
+        )
+
+    async def _start_parts(self) -> None:
+        app = self.app
+        assert self.conductor is not None and self.producer is not None
+        loop = asyncio.get_running_loop()
         for topic in app.topics.values():
             await declare_topic(self.transport, topic)
             info = await self.transport.topic(topic.name)
@@ -118,13 +137,6 @@ class Worker:
                 self._spawn(self._timer(interval_s, fn), f"timer {fn.__name__}")
             for expr, fn in app.crontabs:
                 self._spawn(self._crontab(expr, fn), f"crontab {fn.__name__}")
-        logger.info(
-            "worker started app=%s broker=%s agents=%d tables=%d",
-            app.id,
-            self.transport.url,
-            len(app.agents),
-            len(app.tables),
-        )
 
     async def run_until(self, stop: asyncio.Event | None = None) -> None:
         """Run until `stop` is set; raise the first failure of an agent/timer/task."""
