@@ -31,6 +31,7 @@ class Channel:
         self._not_full.set()
         # Set while the reader waits on an empty queue: all it was given is processed.
         self.drained = asyncio.Event()
+        self.drained.set()  # nothing given yet: nothing unprocessed
         self._closed = False
         self._dropped: dict[TopicPartition, int] = {}
         self._held: dict[TopicPartition, int] = {}

@@ -54,6 +54,8 @@ class AgentTestContext:
     async def __aexit__(self, *exc: object) -> None:
         self._channel.close()
         try:
+            if self._worker is not None and self._worker.conductor is not None:
+                await self._worker.conductor.stop_fetching()  # ends group_by streams too
             if self._task is not None:
                 async with asyncio.timeout(PUT_TIMEOUT_S):
                     await self._task
@@ -78,12 +80,36 @@ class AgentTestContext:
         assert self._task is not None
         async with asyncio.timeout(PUT_TIMEOUT_S):
             await self._channel.put([event])
+            await self._settle()
+        return event
+
+    async def _settle(self) -> None:
+        """Wait until the event and everything it caused (sends, repartitioned
+        events, sinks) has been processed."""
+        assert self._task is not None and self._worker is not None
+        worker = self._worker
+        while True:
             drained = asyncio.ensure_future(self._channel.drained.wait())
             try:
                 await asyncio.wait({drained, self._task}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 drained.cancel()
-        if self._task.done():
-            self._task.result()  # re-raise what the agent raised
-            raise RuntimeError(f"agent {self.agent.name!r} returned before the event")
-        return event
+            if self._task.done():
+                self._task.result()  # re-raise what the agent raised
+                raise RuntimeError(f"agent {self.agent.name!r} returned before the event")
+            assert worker.producer is not None and worker.conductor is not None
+            await worker.producer.flush()
+            if await _quiet(worker):
+                return
+            await asyncio.sleep(0.001)  # let fetchers and readers move; re-check
+
+
+async def _quiet(worker: Worker) -> bool:
+    """Every fetched partition is at its end and every channel is processed."""
+    conductor = worker.conductor
+    assert conductor is not None
+    for tp, position in conductor.positions.items():
+        _, end = await worker.transport.offsets(tp)
+        if position < end:
+            return False
+    return all(channel.drained.is_set() for channel in conductor.channels())
