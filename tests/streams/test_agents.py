@@ -259,3 +259,53 @@ def streams_batch(values: list[bytes]) -> bytes:
     from runtime.log.records import encode_batch
 
     return bytes(encode_batch([(None, v, 1_000, ()) for v in values]))
+
+
+def test_concurrent_instances_with_group_by_count_every_event_once():
+    app = make_app()
+    rides = app.topic("crides", value_type=Ride, partitions=4)
+    per_zone = app.Table("c-zone", default=int)
+    instances: dict[int, set[int]] = {}
+
+    @app.agent(rides, concurrency=2)
+    async def count(stream):
+        async for ride in stream.group_by(Ride.zone):
+            event = streams.current_event()
+            instances.setdefault(event.message.partition, set()).add(id(stream))
+            per_zone[ride.zone] += 1
+
+    zones = [f"z{i}" for i in range(9)]
+
+    async def main():
+        async with Worker(app):
+            for i in range(270):
+                await rides.send(key=f"r{i}", value=Ride(zone=zones[i % 9], rider=f"r{i}"))
+            await wait_for(lambda: sum(per_zone.values()) == 270, message="counts")
+            assert dict(per_zone.items()) == {z: 30 for z in zones}
+        # each repartitioned partition was read by exactly one instance
+        assert all(len(readers) == 1 for readers in instances.values())
+
+    run(main())
+
+
+def test_through_forwards_to_a_named_topic():
+    app = make_app()
+    source = app.topic("raw-in", value_type=int, partitions=2)
+    seen: list[tuple[str, int]] = []
+
+    @app.agent(source)
+    async def relay(stream):
+        async for n in stream.through("relayed"):
+            seen.append((streams.current_event().message.topic, n))
+
+    async def main():
+        async with Worker(app) as worker:
+            for n in range(6):
+                await source.send(key=str(n), value=n)
+            await wait_for(lambda: len(seen) == 6, message="relayed values")
+            info = await worker.transport.topic("relayed")
+            assert info is not None and info.partitions == 2
+        assert sorted(n for _, n in seen) == list(range(6))
+        assert {t for t, _ in seen} == {"relayed"}
+
+    run(main())
