@@ -12,6 +12,7 @@ from streams.errors import (
     ValueDecodeError,
 )
 from streams.event import Event, Message, current_event
+from streams.logging_handler import TopicHandler
 from streams.model import FieldDescriptor, Record
 from streams.stream import Stream
 from streams.table import GlobalTable, Table, WindowedTable, WindowSet
@@ -37,6 +38,7 @@ __all__ = [
     "StreamsError",
     "Table",
     "Topic",
+    "TopicHandler",
     "ValueDecodeError",
     "WindowSet",
     "WindowedTable",

@@ -1,0 +1,210 @@
+"""Surge pricing: ride demand against driver supply, per zone, in real time.
+
+Run it from the repository root:
+
+    streams -A examples.surge_pricing worker          # until Ctrl-C
+    python -m examples.surge_pricing --seconds 60     # for one minute
+
+A timer plays the city: riders request rides and drivers report where they
+are, in a handful of zones. A rush moves from zone to zone, and drivers drift
+towards the zone that pays the most. Two agents count requests (demand) and
+positions (supply) per zone in tumbling windows; after each event the zone's
+surge multiplier is demand/supply over the current and the previous window,
+in steps of 0.1, between 1.0x and 3.0x. Every change of a multiplier goes to
+the `surge-prices` topic; read it once the worker has stopped with
+
+    streams -A examples.surge_pricing tail surge-prices --from-beginning --no-follow
+
+Every couple of seconds the worker prints zone -> demand, supply, multiplier.
+
+The log and the tables live under ./streams-data ($STREAMS_DATA moves them).
+Time scales, in seconds, from the environment: SURGE_WINDOW_S (10),
+SURGE_TICK_S (0.1, the generator), SURGE_REPORT_S (2), SURGE_RUSH_S (30, how
+long the rush stays in a zone).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import defaultdict
+
+import streams
+from examples._common import data_dir, env_seconds, main
+
+WINDOW_S = env_seconds("SURGE_WINDOW_S", 10.0)
+TICK_S = env_seconds("SURGE_TICK_S", 0.1)
+REPORT_S = env_seconds("SURGE_REPORT_S", 2.0)
+RUSH_S = env_seconds("SURGE_RUSH_S", 30.0)
+
+ZONES = ("airport", "downtown", "harbor", "stadium", "university")
+MULTIPLIER_MIN, MULTIPLIER_MAX = 1.0, 3.0
+# The simulated city, per second: ride requests in a quiet zone and in the rush
+# zone, position reports per driver, and the chance that a driver moves.
+REQUESTS_PER_S, RUSH_REQUESTS_PER_S = 3.0, 15.0
+DRIVERS = 30
+PINGS_PER_DRIVER_PER_S = 1.0
+MOVES_PER_DRIVER_PER_S = 0.02
+
+app = streams.App("surge", data_dir=data_dir(), topic_partitions=4)
+
+
+class RideRequest(streams.Record):
+    zone: str
+    rider: str
+    at: float
+
+
+class DriverPosition(streams.Record):
+    zone: str
+    driver: str
+    at: float
+
+
+class SurgePrice(streams.Record):
+    zone: str
+    multiplier: float
+    demand: int
+    supply: int
+    at: float
+
+
+ride_requests = app.topic("ride-requests", value_type=RideRequest)
+driver_positions = app.topic("driver-positions", value_type=DriverPosition)
+surge_prices = app.topic("surge-prices", value_type=SurgePrice)
+
+demand = app.Table("demand", default=int, help="ride requests per zone").tumbling(
+    WINDOW_S, expires=max(60.0, 2 * WINDOW_S)
+)
+supply = app.Table("supply", default=int, help="driver positions per zone").tumbling(
+    WINDOW_S, expires=max(60.0, 2 * WINDOW_S)
+)
+surge = app.Table("surge", help="the current multiplier per zone")
+
+
+def multiplier(demand: int, supply: int) -> float:
+    """demand/supply rounded to 0.1, between 1.0 and 3.0; demand with no
+    supply at all is the maximum."""
+    if demand <= 0:
+        return MULTIPLIER_MIN
+    if supply <= 0:
+        return MULTIPLIER_MAX
+    tenths = math.floor(demand * 10 / supply + 0.5)
+    return min(MULTIPLIER_MAX, max(MULTIPLIER_MIN, tenths / 10))
+
+
+# --- the pipeline ------------------------------------------------------------------
+
+
+@app.agent(ride_requests)
+async def count_demand(stream: streams.Stream) -> None:
+    """Ride requests per zone and window; reprices the zone."""
+    async for ride in stream.group_by(RideRequest.zone):
+        demand[ride.zone] += 1
+        reprice(ride.zone, ride.at)
+
+
+@app.agent(driver_positions)
+async def count_supply(stream: streams.Stream) -> None:
+    """Driver positions per zone and window; reprices the zone."""
+    async for position in stream.group_by(DriverPosition.zone):
+        supply[position.zone] += 1
+        reprice(position.zone, position.at)
+
+
+def reprice(zone: str, at: float) -> None:
+    """Set the zone's multiplier from its last two windows; publish changes.
+
+    Runs inside an event of a stream grouped by zone, so `demand`, `supply`
+    and `surge` are all read and written in the zone's partition."""
+    zone_demand, zone_supply = demand[zone], supply[zone]
+    wanted = zone_demand.current() + zone_demand.delta(WINDOW_S)
+    offered = zone_supply.current() + zone_supply.delta(WINDOW_S)
+    price = multiplier(wanted, offered)
+    if surge.get(zone) != price:
+        surge[zone] = price
+        surge_prices.send_soon(
+            key=zone,
+            value=SurgePrice(zone=zone, multiplier=price, demand=wanted, supply=offered, at=at),
+        )
+
+
+# --- the simulated city --------------------------------------------------------------
+
+rng = random.Random()
+drivers = {f"d{i:02d}": ZONES[i % len(ZONES)] for i in range(DRIVERS)}
+
+
+def rush_zone(now: float) -> str:
+    return ZONES[int(now // RUSH_S) % len(ZONES)]
+
+
+def arrivals(rate_per_s: float) -> int:
+    """How many of a steady `rate_per_s` happen in one tick (no clumping)."""
+    expected = rate_per_s * TICK_S
+    whole = int(expected)
+    return whole + (rng.random() < expected - whole)
+
+
+@app.timer(TICK_S)
+def simulate() -> None:
+    """One tick of the city: ride requests, driver moves and position reports."""
+    now = time.time()
+    busy = rush_zone(now)
+    for zone in ZONES:
+        rate = RUSH_REQUESTS_PER_S if zone == busy else REQUESTS_PER_S
+        for _ in range(arrivals(rate)):
+            rider = f"r{rng.randrange(100_000):05d}"
+            ride_requests.send_soon(key=rider, value=RideRequest(zone=zone, rider=rider, at=now))
+    best = max(ZONES, key=lambda zone: (surge.get(zone) or MULTIPLIER_MIN, rng.random()))
+    move_p = MOVES_PER_DRIVER_PER_S * TICK_S
+    ping_p = PINGS_PER_DRIVER_PER_S * TICK_S
+    for driver, zone in drivers.items():
+        if rng.random() < move_p:
+            zone = drivers[driver] = best
+        if rng.random() < ping_p:
+            driver_positions.send_soon(
+                key=driver, value=DriverPosition(zone=zone, driver=driver, at=now)
+            )
+
+
+# --- the report ---------------------------------------------------------------------
+
+previous: dict[str, float] = {}
+
+
+def recent(table: streams.WindowedTable, now: float) -> dict[str, int]:
+    """Per zone, the counts of the window holding `now` and the one before."""
+    start = table.window.current(now).start
+    starts = (start, start - WINDOW_S)
+    totals: dict[str, int] = defaultdict(int)
+    for (zone, window_start), count in table.items():
+        if window_start in starts:
+            totals[zone] += count
+    return totals
+
+
+def report_lines(now: float) -> list[str]:
+    wanted, offered = recent(demand, now), recent(supply, now)
+    lines = [
+        f"surge at {time.strftime('%H:%M:%S', time.localtime(now))}"
+        f" (last {2 * WINDOW_S:g}s, rush in {rush_zone(now)})",
+        f"  {'zone':<12}{'demand':>7}{'supply':>7}{'multiplier':>12}",
+    ]
+    for zone in ZONES:
+        price = surge.get(zone) or MULTIPLIER_MIN
+        change = price - previous.get(zone, price)
+        trend = f" {change:+.1f}" if abs(change) >= 0.05 else ""
+        previous[zone] = price
+        lines.append(f"  {zone:<12}{wanted[zone]:>7}{offered[zone]:>7}{price:>11.1f}x{trend}")
+    return lines
+
+
+@app.timer(REPORT_S)
+def report() -> None:
+    print("\n".join(report_lines(time.time())), flush=True)
+
+
+if __name__ == "__main__":
+    main(app)

@@ -1,0 +1,202 @@
+"""The examples as a user runs them: `streams -A examples.X worker` in a real
+process on the embedded log, read until it prints what it computes, then
+SIGTERM and a clean exit. Time scales are shrunk through the environment."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUT_TIMEOUT_S = 40.0
+
+FAST = {
+    "SURGE_WINDOW_S": "1",
+    "SURGE_TICK_S": "0.05",
+    "SURGE_REPORT_S": "0.5",
+    "SURGE_RUSH_S": "3",
+    "ACTIVITY_WINDOW_S": "3",
+    "ACTIVITY_STEP_S": "1",
+    "ACTIVITY_TICK_S": "0.05",
+    "ACTIVITY_REPORT_S": "0.5",
+    "METRICS_WINDOW_S": "3",
+    "METRICS_STEP_S": "1",
+    "METRICS_TICK_S": "0.05",
+    "METRICS_REPORT_S": "0.5",
+    "METRICS_INCIDENT_S": "3",
+    "LOGS_TICK_S": "0.05",
+    "LOGS_REPORT_S": "0.5",
+    "LOGS_INCIDENT_S": "2",
+}
+
+
+class ExampleProcess:
+    """An example worker process with its stdout read line by line.
+
+    stdout is unbuffered and read with os.read: a buffered reader could hold
+    lines that neither select() nor communicate() would then see."""
+
+    def __init__(self, args: list[str], data: Path) -> None:
+        env = {**os.environ, **FAST, "STREAMS_DATA": str(data)}
+        self.proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            bufsize=0,
+        )
+        self.lines: list[str] = []
+        self._partial = b""
+        self._stderr: str | None = None
+
+    def _take(self, data: bytes) -> None:
+        *complete, self._partial = (self._partial + data).split(b"\n")
+        self.lines.extend(line.decode() for line in complete)
+
+    def read_until(self, done: Callable[[list[str]], bool]) -> list[str]:
+        """Read stdout until `done(lines so far)`; fail after OUTPUT_TIMEOUT_S."""
+        deadline = time.monotonic() + OUTPUT_TIMEOUT_S
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                    break
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    break
+                self._take(data)
+                if done(self.lines):
+                    return self.lines
+        self.kill()
+        tail = "\n".join(self.lines[-30:])
+        raise AssertionError(
+            f"the example never printed what was expected; stdout tail:\n{tail}\n"
+            f"stderr:\n{self.stderr()}"
+        )
+
+    def stderr(self) -> str:
+        """Wait for the process (killing it after a bound) and return stderr."""
+        if self._stderr is None:
+            try:
+                out, err = self.proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                out, err = self.proc.communicate(timeout=10)
+            self._take(out + b"\n")
+            self._stderr = err.decode(errors="replace")
+        return self._stderr
+
+    def terminate(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        err = self.stderr()
+        assert self.proc.returncode == 0, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.stderr()  # reaps the process and closes its pipes
+
+
+def run_example(module: str, data: Path, done: Callable[[list[str]], bool]) -> list[str]:
+    worker = ExampleProcess(["-m", "streams", "-A", f"examples.{module}", "worker"], data)
+    try:
+        lines = worker.read_until(done)
+        worker.terminate()
+        return lines
+    finally:
+        worker.kill()
+
+
+# --- what each example prints ------------------------------------------------------
+
+SURGE_ROW = re.compile(r"^\s+(\w+)\s+(\d+)\s+(\d+)\s+(\d+\.\d)x")
+
+
+def multipliers_seen(lines: list[str]) -> dict[str, set[float]]:
+    seen: dict[str, set[float]] = {}
+    for line in lines:
+        match = SURGE_ROW.match(line)
+        if match:
+            seen.setdefault(match[1], set()).add(float(match[4]))
+    return seen
+
+
+def a_multiplier_changed(lines: list[str]) -> bool:
+    return any(len(values) >= 2 for values in multipliers_seen(lines).values())
+
+
+@pytest.mark.slow
+def test_surge_pricing_multipliers_change(tmp_path):
+    lines = run_example("surge_pricing", tmp_path, a_multiplier_changed)
+    seen = multipliers_seen(lines)
+    assert set(seen) == {"airport", "downtown", "harbor", "stadium", "university"}
+    assert all(1.0 <= m <= 3.0 for values in seen.values() for m in values)
+    assert any(m > 1.0 for values in seen.values() for m in values)
+
+
+ACTIVITY_HEAD = re.compile(r"^activity at .* \(last 3s: (\d+) views, (\d+) users\)")
+
+
+def activity_counted(lines: list[str]) -> bool:
+    return any((m := ACTIVITY_HEAD.match(line)) and int(m[1]) >= 10 for line in lines)
+
+
+@pytest.mark.slow
+def test_activity_tracking_prints_top_pages_and_users(tmp_path):
+    lines = run_example("activity_tracking", tmp_path, activity_counted)
+    last = max(i for i, line in enumerate(lines) if ACTIVITY_HEAD.match(line))
+    pages, users = lines[last + 1], lines[last + 2]
+    assert re.match(r"^\s+top pages:\s+/\S* \d+", pages), pages
+    assert re.match(r"^\s+top users:\s+user\d\d \d+", users), users
+
+
+METRIC_ROW = re.compile(r"^\s+(\w+/\w+)\s+(\d+\.\d)\s+(\d+\.\d)\s+(\d+)$")
+
+
+def every_series_averaged(lines: list[str]) -> bool:
+    return len({m[1] for line in lines if (m := METRIC_ROW.match(line))}) == 9
+
+
+@pytest.mark.slow
+def test_metrics_prints_rolling_averages(tmp_path):
+    lines = run_example("metrics", tmp_path, every_series_averaged)
+    rows = {m[1]: m for line in lines if (m := METRIC_ROW.match(line))}
+    assert 20 < float(rows["api/cpu_pct"][2]) < 60  # typical 35, spread 5
+
+
+LOG_ROW = re.compile(r"^\s+(auth|payments|search)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$")
+
+
+def errors_forwarded(lines: list[str]) -> bool:
+    return any((m := LOG_ROW.match(line)) and int(m[6]) > 0 for line in lines)
+
+
+@pytest.mark.slow
+def test_log_aggregation_counts_and_forwards_errors(tmp_path):
+    lines = run_example("log_aggregation", tmp_path, errors_forwarded)
+    assert any(line.startswith("logs at") and "dropped 0)" in line for line in lines)
+    assert any(line.startswith("  last error in ") for line in lines)
+    assert any(int(m[5]) > 0 for line in lines if (m := LOG_ROW.match(line)))
+
+
+@pytest.mark.slow
+def test_python_m_runs_for_the_given_seconds(tmp_path):
+    worker = ExampleProcess(["-m", "examples.surge_pricing", "--seconds", "2"], tmp_path)
+    try:
+        err = worker.stderr()
+        assert worker.proc.returncode == 0, err
+        assert any(line.startswith("surge at") for line in worker.lines), worker.lines
+    finally:
+        worker.kill()
