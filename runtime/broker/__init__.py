@@ -1,0 +1,26 @@
+"""The broker: the group coordinator (and the servers that expose the log)."""
+
+from runtime.broker.coordinator import (
+    GroupCoordinator,
+    GroupDescription,
+    GroupListing,
+    LeaveResult,
+    LeftMember,
+    MemberDescription,
+)
+from runtime.broker.errors import ErrorCode
+from runtime.broker.groups import GroupState, JoinMember, JoinResult, SyncResult
+
+__all__ = [
+    "ErrorCode",
+    "GroupCoordinator",
+    "GroupDescription",
+    "GroupListing",
+    "GroupState",
+    "JoinMember",
+    "JoinResult",
+    "LeaveResult",
+    "LeftMember",
+    "MemberDescription",
+    "SyncResult",
+]
