@@ -79,6 +79,13 @@ class EmbeddedTransport:
         self._log: Log | None = None
         self._offsets: OffsetStore | None = None
         self._arrivals: dict[TopicPartition, asyncio.Event] = {}
+        self._any_arrival = asyncio.Event()
+
+    @property
+    def offset_store(self) -> OffsetStore:
+        if self._offsets is None:
+            raise RuntimeError(f"transport {self.url} is not started")
+        return self._offsets
 
     @property
     def log(self) -> Log:
@@ -100,6 +107,7 @@ class EmbeddedTransport:
             log.close()
         for event in self._arrivals.values():
             event.set()  # wake parked fetchers so they see the stop
+        self._any_arrival.set()
 
     async def __aenter__(self) -> EmbeddedTransport:
         await self.start()
@@ -132,10 +140,25 @@ class EmbeddedTransport:
 
     async def append(self, tp: TopicPartition, batch: bytes | bytearray) -> int:
         offset = self.log.append(tp, batch)
+        self.notify_append(tp)
+        return offset
+
+    def notify_append(self, tp: TopicPartition) -> None:
+        """Wake fetchers parked on `tp` (for appends made on the log directly)."""
         event = self._arrivals.pop(tp, None)
         if event is not None:
             event.set()
-        return offset
+        self._any_arrival.set()
+        self._any_arrival = asyncio.Event()
+
+    async def wait_for_append(self, timeout_s: float) -> bool:
+        """Wait until the next append to any partition; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._any_arrival.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def fetch(
         self, tp: TopicPartition, offset: int, *, max_bytes: int = 1 << 20, max_wait_s: float = 0.5

@@ -329,3 +329,67 @@ def agents(ctx: Context) -> None:
 
 def main(obj: Any = None) -> None:
     cli(obj=obj)
+
+
+@cli.command()
+@click.option(
+    "--data", default="./streams-data/broker", show_default=True, help="the log's data directory"
+)
+@click.option("--listen", default="127.0.0.1:9092", show_default=True, help="HOST:PORT")
+@click.option("--advertise", default=None, help="HOST:PORT clients should connect to")
+@click.option("--http", "http", default=None, help="HOST:PORT of the REST proxy (off by default)")
+@click.option(
+    "--partitions", default=1, show_default=True, help="partitions of auto-created topics"
+)
+@click.option("--no-auto-create", is_flag=True, help="do not create topics on first use")
+@click.option(
+    "--flush",
+    type=click.Choice(["os", "batch", "interval"]),
+    default="os",
+    show_default=True,
+    help="when appends are fsynced",
+)
+@click.option("-l", "--loglevel", default="info", help="debug, info, warning, error")
+def broker(
+    data: str,
+    listen: str,
+    advertise: str | None,
+    http: str | None,
+    partitions: int,
+    no_auto_create: bool,
+    flush: str,
+    loglevel: str,
+) -> None:
+    """Serve the built-in log over the Kafka wire protocol (and HTTP/JSON)."""
+    from runtime.broker.server import Address, Broker
+    from runtime.log.config import FlushPolicy
+
+    setup_logging(loglevel)
+    try:
+        listen_at = Address.parse(listen)
+        advertise_at = Address.parse(advertise) if advertise else None
+        http_at = Address.parse(http, default_port=8082) if http else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with Broker(
+            data,
+            listen=listen_at,
+            advertise=advertise_at,
+            http=http_at,
+            flush=FlushPolicy(flush),
+            auto_create_topics=not no_auto_create,
+            default_partitions=partitions,
+        ) as running:
+            click.echo(f"broker ready on {running.address}", err=True)
+            await running.serve_until(stop)
+
+    try:
+        asyncio.run(main())
+    except (StreamsRuntimeError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,255 @@
+"""The REST proxy: the log over HTTP/JSON.
+
+    GET  /topics                                        names, partitions, policy
+    GET  /topics/{topic}                                configs, per-partition offsets
+    POST /topics/{topic}        {"records": [{"key", "value", "partition"?, "headers"?}]}
+    GET  /topics/{topic}/partitions/{p}/records?offset=N[&max_bytes=][&timeout_ms=]
+    GET  /groups                                        committed offsets and lag
+
+Values are stored as JSON (UTF-8), string keys as UTF-8 and other keys as
+JSON, which is what the framework's default codecs read. Records read back
+give `value` as JSON when it parses, else as text, else base64 in `value_b64`.
+Errors are JSON objects {"error": ..., "message": ...} with a fitting status.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from runtime.errors import (
+    CorruptRecordError,
+    InvalidTopicError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+    UnknownTopicError,
+)
+from runtime.log.records import decode_batches, encode_batch
+from runtime.partitioner import partition_for_key
+from runtime.transport import EmbeddedTransport
+from runtime.types import TopicPartition
+
+logger = logging.getLogger(__name__)
+
+RECORDS_PER_POST_MAX = 10_000
+BODY_BYTES_MAX = 16 << 20
+FETCH_BYTES_MAX = 4 << 20
+FETCH_WAIT_MAX_MS = 30_000
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, error: str, message: str) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps({"error": error, "message": message}),
+        content_type="application/json",
+    )
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+    except UnknownTopicError as exc:
+        return _error(404, "unknown_topic", str(exc))
+    except InvalidTopicError as exc:
+        return _error(400, "invalid_topic", str(exc))
+    except RecordTooLargeError as exc:
+        return _error(413, "record_too_large", str(exc))
+    except OffsetOutOfRangeError as exc:
+        return _error(416, "offset_out_of_range", str(exc))
+    except CorruptRecordError as exc:
+        return _error(400, "corrupt_record", str(exc))
+    except _BadRequest as exc:
+        return _error(400, "bad_request", str(exc))
+    except Exception:
+        logger.exception("REST request failed path=%s", request.path)
+        return _error(500, "internal_error", "the broker failed to answer; see its log")
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _int_param(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise _BadRequest(f"query parameter {name!r} is required")
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _BadRequest(f"query parameter {name!r} must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise _BadRequest(f"query parameter {name!r} must be in [{lo}, {hi}], got {value}")
+    return value
+
+
+def _encode_key(key: Any) -> bytes | None:
+    if key is None:
+        return None
+    if isinstance(key, str):
+        return key.encode()
+    return orjson.dumps(key)
+
+
+def _show_value(data: bytes | None, prefix: str) -> dict[str, Any]:
+    if data is None:
+        return {prefix: None}
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return {f"{prefix}_b64": base64.b64encode(data).decode()}
+    try:
+        return {prefix: orjson.loads(data)}
+    except orjson.JSONDecodeError:
+        return {prefix: text}
+
+
+class RestProxy:
+    def __init__(self, transport: EmbeddedTransport) -> None:
+        self._transport = transport
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[_errors], client_max_size=BODY_BYTES_MAX)
+        app.router.add_get("/topics", self.list_topics)
+        app.router.add_get("/topics/{topic}", self.describe_topic)
+        app.router.add_post("/topics/{topic}", self.produce)
+        app.router.add_get("/topics/{topic}/partitions/{partition}/records", self.consume)
+        app.router.add_get("/groups", self.list_groups)
+        return app
+
+    async def _topic(self, name: str) -> Any:
+        info = await self._transport.topic(name)
+        if info is None:
+            raise UnknownTopicError(f"unknown topic {name!r}", topic=name)
+        return info
+
+    async def list_topics(self, request: web.Request) -> web.Response:
+        topics = await self._transport.topics()
+        return _json(
+            [
+                {
+                    "name": name,
+                    "partitions": info.partitions,
+                    "cleanup.policy": info.config.cleanup_policy,
+                }
+                for name, info in sorted(topics.items())
+            ]
+        )
+
+    async def describe_topic(self, request: web.Request) -> web.Response:
+        info = await self._topic(request.match_info["topic"])
+        partitions = []
+        for p in range(info.partitions):
+            start, end = await self._transport.offsets(TopicPartition(info.name, p))
+            partitions.append({"partition": p, "log_start_offset": start, "high_watermark": end})
+        return _json(
+            {"name": info.name, "partitions": partitions, "configs": info.config.to_configs()}
+        )
+
+    async def produce(self, request: web.Request) -> web.Response:
+        info = await self._topic(request.match_info["topic"])
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            raise _BadRequest(f"body is not JSON: {exc}") from None
+        records = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list) or not records:
+            raise _BadRequest('body must be {"records": [{"key": ..., "value": ...}, ...]}')
+        if len(records) > RECORDS_PER_POST_MAX:
+            raise _BadRequest(f"at most {RECORDS_PER_POST_MAX} records per request")
+        by_partition: dict[int, list[tuple[bytes | None, bytes | None, int, Any]]] = {}
+        order: list[tuple[int, int]] = []
+        now_ms = int(time.time() * 1000)
+        for i, record in enumerate(records):
+            if not isinstance(record, dict) or "value" not in record:
+                raise _BadRequest(f"record {i} must be an object with a 'value'")
+            key = _encode_key(record.get("key"))
+            value = None if record["value"] is None else orjson.dumps(record["value"])
+            partition = record.get("partition")
+            if partition is None:
+                partition = partition_for_key(key, info.partitions) if key else i % info.partitions
+            if not isinstance(partition, int) or not 0 <= partition < info.partitions:
+                raise _BadRequest(f"record {i}: topic {info.name!r} has no partition {partition}")
+            headers = record.get("headers") or {}
+            if not isinstance(headers, dict):
+                raise _BadRequest(f"record {i}: headers must be an object of strings")
+            hdrs = [(str(k), None if v is None else str(v).encode()) for k, v in headers.items()]
+            batch = by_partition.setdefault(partition, [])
+            order.append((partition, len(batch)))
+            batch.append((key, value, now_ms, hdrs))
+        bases: dict[int, int] = {}
+        for partition, batch_records in by_partition.items():
+            tp = TopicPartition(info.name, partition)
+            bases[partition] = await self._transport.append(tp, encode_batch(batch_records))
+        offsets = [{"partition": p, "offset": bases[p] + i} for p, i in order]
+        return _json({"offsets": offsets})
+
+    async def consume(self, request: web.Request) -> web.Response:
+        info = await self._topic(request.match_info["topic"])
+        try:
+            partition = int(request.match_info["partition"])
+        except ValueError:
+            raise _BadRequest("partition must be an integer") from None
+        if not 0 <= partition < info.partitions:
+            raise UnknownTopicError(
+                f"topic {info.name!r} has no partition {partition}", topic=info.name
+            )
+        tp = TopicPartition(info.name, partition)
+        start, _ = await self._transport.offsets(tp)
+        offset = _int_param(request, "offset", start, 0, 2**63 - 1)
+        max_bytes = _int_param(request, "max_bytes", 1 << 20, 1, FETCH_BYTES_MAX)
+        timeout_ms = _int_param(request, "timeout_ms", 0, 0, FETCH_WAIT_MAX_MS)
+        data = await self._transport.fetch(
+            tp, offset, max_bytes=max_bytes, max_wait_s=timeout_ms / 1000
+        )
+        out = []
+        for r in decode_batches(data):
+            if r.offset < offset:
+                continue
+            item: dict[str, Any] = {"offset": r.offset, "timestamp": r.timestamp_ms}
+            item.update(_show_value(r.key, "key"))
+            item.update(_show_value(r.value, "value"))
+            if r.headers:
+                item["headers"] = {
+                    k: None if v is None else v.decode(errors="replace") for k, v in r.headers
+                }
+            out.append(item)
+        return _json(out)
+
+    async def list_groups(self, request: web.Request) -> web.Response:
+        groups = []
+        for group in sorted(await self._transport.groups()):
+            committed = await self._transport.committed(group)
+            partitions = []
+            for tp, offset in sorted(committed.items()):
+                try:
+                    _, end = await self._transport.offsets(tp)
+                except UnknownTopicError:
+                    continue
+                partitions.append(
+                    {
+                        "topic": tp.topic,
+                        "partition": tp.partition,
+                        "committed": offset,
+                        "high_watermark": end,
+                        "lag": max(0, end - offset),
+                    }
+                )
+            groups.append({"group": group, "partitions": partitions})
+        return _json(groups)
