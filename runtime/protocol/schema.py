@@ -181,6 +181,8 @@ class Field:
     """One field of a Struct.
 
     `versions` and `nullable_versions` are ranges like "0+", "3-7", "5";
+    `default` (immutable; the type's zero value when not given) is what decode fills
+    in where the field is absent and encode sends when the body lacks it;
     `tagged` is the tag of a tagged field (sent only in flexible versions)."""
 
     __slots__ = ("_default", "name", "nullable", "tag", "type", "versions")

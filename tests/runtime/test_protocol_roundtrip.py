@@ -18,9 +18,7 @@ from runtime.protocol import (
 )
 from runtime.protocol.primitives import INT32
 
-_settings = settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+_settings = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _client_ids = st.none() | st.text(max_size=10)
 _correlation_ids = st.integers(-(2**31), 2**31 - 1)
 
@@ -72,5 +70,7 @@ def test_empty_body_takes_defaults(key_version):
     _, request = decode_request(encode_request(key, version, 1, None, {})[4:])
     _, response = decode_response(key, version, encode_response(header, {})[4:])
 
-    assert encode_request(key, version, 1, None, request) == encode_request(key, version, 1, None, {})
+    assert encode_request(key, version, 1, None, request) == encode_request(
+        key, version, 1, None, {}
+    )
     assert encode_response(header, response) == encode_response(header, {})
