@@ -44,15 +44,34 @@ class Channel:
 
     async def put(self, batch: list[Event]) -> bool:
         """Queue a batch, waiting for room. False when the channel is closed."""
+        if not await self.wait_room():
+            return False
+        self.put_nowait(batch)
+        return True
+
+    async def wait_room(self) -> bool:
+        """Wait until a batch can be queued. False when the channel is closed.
+
+        Lets a producer of batches build one only once it fits: until then it
+        holds the fetched bytes, not decoded events."""
         while len(self._queue) >= self._maxsize and not self._closed:
             self._not_full.clear()
             await self._not_full.wait()
+        return not self._closed
+
+    @property
+    def has_room(self) -> bool:
+        return len(self._queue) < self._maxsize and not self._closed
+
+    def put_nowait(self, batch: list[Event]) -> None:
+        """Queue a batch now; the caller made sure there is room (wait_room)."""
         if self._closed:
-            return False
+            raise RuntimeError("channel is closed")
+        if len(self._queue) >= self._maxsize:
+            raise RuntimeError(f"channel is full ({self._maxsize} batches)")
         self._queue.append(batch)
         self.drained.clear()
         self._not_empty.set()
-        return True
 
     async def get(self) -> list[Event] | None:
         """The next batch; None once closed. Marks the previous batch processed."""

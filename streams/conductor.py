@@ -1,9 +1,10 @@
 """The conductor: fetches the partitions a worker owns and hands each batch of
 events to the channels subscribed to its topic.
 
-One fetch loop per partition; decoding happens once per batch and the same
-events go to every subscriber group (an agent with N instances is one group
-of N channels: partition p goes to channel p % N).
+One fetch loop per partition. A fetch is decoded a chunk of record batches at
+a time (at most `batch_events_max` events), once every subscriber's channel has
+room for it, and the same events go to every subscriber group (an agent with N
+instances is one group of N channels: partition p goes to channel p % N).
 
 Invariant for commits: `positions[tp]` moves past a batch only after every
 subscriber has queued it, so `commit_offsets()` (the lowest offset queued or
@@ -18,7 +19,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from runtime.log.records import decode_batches, iter_batches
+from runtime.log.records import BatchHeader, RecordRow, decode_batch_rows, iter_batches
 from runtime.transport import Transport
 from runtime.types import TopicPartition
 from streams.channel import Channel
@@ -50,12 +51,14 @@ class Conductor:
         *,
         fetch_bytes: int = 1 << 20,
         fetch_wait_s: float = 0.5,
+        batch_events_max: int = 1000,
         assigned: Iterable[TopicPartition] | None = None,
     ) -> None:
         self._transport = transport
         self._group_id = group_id
         self._fetch_bytes = fetch_bytes
         self._fetch_wait_s = fetch_wait_s
+        self._batch_events_max = batch_events_max
         self._assigned = None if assigned is None else set(assigned)
         self._topics: dict[str, Topic] = {}
         self._groups: dict[tuple[str, str], _Group] = {}
@@ -134,9 +137,8 @@ class Conductor:
                 self.failure.set_result(exc)
 
     async def _fetch_forever(self, tp: TopicPartition, topic: Topic) -> None:
-        transport, partition = self._transport, tp.partition
-        groups = [g for (name, _), g in self._groups.items() if name == tp.topic]
-        for group in groups:
+        transport = self._transport
+        for group in self._groups_of(tp.topic):
             await group.complete.wait()
         while not self._stopping:
             position = self.positions[tp]
@@ -145,21 +147,63 @@ class Conductor:
             )
             if not data:
                 continue
-            records = decode_batches(data)
-            if records and records[0].offset < position:
-                records = [r for r in records if r.offset >= position]
-            if not records:
+            batches = [(pos, h) for pos, h in iter_batches(data) if h.next_offset > position]
+            if not batches:
                 self.positions[tp] = _past(data, position)
                 continue
-            events = topic.decode(records, partition)
+            if not await self._deliver(tp, topic, data, batches):
+                return  # a channel closed: the worker is stopping
+
+    async def _deliver(
+        self,
+        tp: TopicPartition,
+        topic: Topic,
+        data: bytes,
+        batches: list[tuple[int, BatchHeader]],
+    ) -> bool:
+        """Decode `batches` of `data` into event batches of whole record batches,
+        at most `batch_events_max` events unless one record batch holds more,
+        and queue each in every subscriber's channel.
+
+        A chunk is decoded only once every channel has room for it: until then
+        only the fetched bytes are held. Small chunks die young, which keeps the
+        cyclic garbage collector's full collections rare and short."""
+        partition = tp.partition
+        chunk_max = self._batch_events_max
+        i = 0
+        while i < len(batches):
+            channels = self._channels_for(tp)
+            while not all(c.has_room for c in channels):
+                for channel in channels:
+                    if not await channel.wait_room():
+                        return False
+            position = self.positions[tp]
+            rows: list[RecordRow] = []
+            while i < len(batches):
+                pos, header = batches[i]
+                if rows and len(rows) + header.record_count > chunk_max:
+                    break
+                rows += decode_batch_rows(data, pos, header)
+                i += 1
+            if rows and rows[0][0] < position:
+                rows = [r for r in rows if r[0] >= position]
+            events = topic.decode(rows, partition) if rows else []
             if events:
-                groups = [g for (name, _), g in self._groups.items() if name == tp.topic]
-                for group in groups:
-                    channel = group.channels[partition % len(group.channels)]
-                    assert channel is not None
-                    if not await channel.put(events):
-                        return  # closed: the worker is stopping
-            self.positions[tp] = records[-1].offset + 1
+                for channel in channels:
+                    channel.put_nowait(events)
+            self.positions[tp] = batches[i - 1][1].next_offset
+        return True
+
+    def _groups_of(self, topic: str) -> list[_Group]:
+        return [g for (name, _), g in self._groups.items() if name == topic]
+
+    def _channels_for(self, tp: TopicPartition) -> list[Channel]:
+        channels = []
+        for group in self._groups_of(tp.topic):
+            channel = group.channels[tp.partition % len(group.channels)]
+            assert channel is not None
+            channels.append(channel)
+        return channels
 
     # --- commits and shutdown --------------------------------------------------
 

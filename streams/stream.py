@@ -74,12 +74,18 @@ class Stream:
                 batch = await channel.get()
                 if batch is None:
                     return
-                for i, event in enumerate(batch):
-                    channel.position = i
-                    if predicates and not await _passes(predicates, event.value):
-                        continue
-                    set_current_event(event)
-                    yield event
+                if predicates:
+                    for i, event in enumerate(batch):
+                        channel.position = i
+                        if not await _passes(predicates, event.value):
+                            continue
+                        set_current_event(event)
+                        yield event
+                else:
+                    for i, event in enumerate(batch):
+                        channel.position = i
+                        set_current_event(event)
+                        yield event
                 channel.position = len(batch)
         finally:
             set_current_event(None)

@@ -215,9 +215,17 @@ class Table:
         return part
 
     # --- dict interface ------------------------------------------------------
+    # __getitem__/__setitem__ inline _partition (for the event's partition) and
+    # TablePartition.get/set (on a cache hit): `table[key] += 1` runs per event.
 
     def __getitem__(self, key: Any) -> Any:
-        value = self._partition(key).get(key)
+        event = None if self.route_by_key else current_event()
+        part = None if event is None else self.partitions.get(event.message.partition)
+        if part is None:
+            part = self._partition(key)
+        value = part.cache.get(key, _MISSING)
+        if value is _MISSING:
+            value = part.get(key)
         if value is _DELETED:
             if self.default is None:
                 raise KeyError(key)
@@ -225,7 +233,12 @@ class Table:
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._partition(key).set(key, value)
+        event = None if self.route_by_key else current_event()
+        part = None if event is None else self.partitions.get(event.message.partition)
+        if part is None:
+            part = self._partition(key)
+        part.cache[key] = value
+        part.dirty[key] = value
 
     def __delitem__(self, key: Any) -> None:
         part = self._partition(key)

@@ -9,11 +9,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from runtime.log.config import validate_topic_name
-from runtime.log.records import Header, Record
+from runtime.log.records import Header, RecordRow
 from runtime.partitioner import partition_for_key
 from runtime.types import TopicPartition
-from streams.codec import Codec, get_codec
+from streams.codec import Codec, JSONCodec, RawCodec, StrCodec, get_codec
 from streams.errors import KeyDecodeError, ValueDecodeError
 from streams.event import Event, Message, current_event
 from streams.model import Record as Model
@@ -51,6 +53,25 @@ def loader_for(typ: Any, codec: Codec) -> Callable[[bytes], Any]:
     return codec.loads
 
 
+def row_loader_for(typ: Any, codec: Codec) -> Callable[[bytes], Any]:
+    """loader_for, for the exact `bytes` of decoded rows: the built-in codecs'
+    own work is called directly (their conversions of other types are no-ops)."""
+    if isinstance(typ, type) and issubclass(typ, Model):
+        return loader_for(typ, codec)
+    kind = type(codec)
+    if kind is JSONCodec:
+        return orjson.loads
+    if kind is StrCodec:
+        return bytes.decode
+    if kind is RawCodec:
+        return _same
+    return codec.loads
+
+
+def _same(data: bytes) -> bytes:
+    return data
+
+
 class Topic:
     """A topic of the app's log. Create with `app.topic(...)`.
 
@@ -83,6 +104,8 @@ class Topic:
         self.value_codec = codec_for_type(value_type, value_serializer)
         self._load_key = loader_for(key_type, self.key_codec)
         self._load_value = loader_for(value_type, self.value_codec)
+        self._load_key_row = row_loader_for(key_type, self.key_codec)
+        self._load_value_row = row_loader_for(value_type, self.value_codec)
         self._declared_partitions = partitions
         self.config = dict(config or {})
         self.internal = internal
@@ -99,38 +122,48 @@ class Topic:
     def encode_value(self, value: Any) -> bytes | None:
         return None if value is None else self.value_codec.dumps(value)
 
-    def decode(self, records: Sequence[Record], partition: int) -> list[Event]:
-        """Decode stored records into events, one batch at a time.
+    def decode(self, rows: Sequence[RecordRow], partition: int) -> list[Event]:
+        """Decode stored records (rows of one partition) into events, a batch at a time.
 
         An undecodable key or value raises KeyDecodeError/ValueDecodeError with
         its coordinates, or is logged and skipped, as the app's
         `on_decode_error` says."""
         name = self.name
-        load_key, load_value = self._load_key, self._load_value
+        load_key, load_value = self._load_key_row, self._load_value_row
+        try:
+            return [
+                Event(
+                    None if k is None else load_key(k),
+                    None if v is None else load_value(v),
+                    Message(name, partition, offset, ts, headers),
+                )
+                for offset, ts, k, v, headers in rows
+            ]
+        except Exception:
+            pass  # some record does not decode: go again one by one to name it
         events: list[Event] = []
         append = events.append
-        for r in records:
+        for offset, ts, k, v, headers in rows:
             try:
-                key = None if r.key is None else load_key(r.key)
+                key = None if k is None else load_key(k)
             except Exception as exc:
-                if self._decode_failed(KeyDecodeError, partition, r, exc):
+                if self._decode_failed(KeyDecodeError, partition, offset, exc):
                     continue
             try:
-                value = None if r.value is None else load_value(r.value)
+                value = None if v is None else load_value(v)
             except Exception as exc:
-                if self._decode_failed(ValueDecodeError, partition, r, exc):
+                if self._decode_failed(ValueDecodeError, partition, offset, exc):
                     continue
-            append(Event(key, value, Message(name, partition, r.offset, r.timestamp_ms, r.headers)))
+            append(Event(key, value, Message(name, partition, offset, ts, headers)))
         return events
 
-    def _decode_failed(self, error_type: type, partition: int, r: Record, exc: Exception) -> bool:
+    def _decode_failed(self, error_type: type, partition: int, offset: int, exc: Exception) -> bool:
         what = "key" if error_type is KeyDecodeError else "value"
         error = error_type(
-            f"cannot decode {what} topic={self.name} partition={partition} offset={r.offset}: "
-            f"{exc}",
+            f"cannot decode {what} topic={self.name} partition={partition} offset={offset}: {exc}",
             topic=self.name,
             partition=partition,
-            offset=r.offset,
+            offset=offset,
         )
         if self._wiring.on_decode_error == "skip":
             logger.error("skipping undecodable record: %s", error)

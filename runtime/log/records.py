@@ -300,70 +300,140 @@ def _records_bytes(buf: bytes, pos: int, header: BatchHeader) -> bytes:
     raise CorruptRecordError(f"compression codec {codec} is not supported (only none and gzip)")
 
 
+RecordRow = tuple[int, int, bytes | None, bytes | None, tuple[Header, ...]]
+"""(offset, timestamp_ms, key, value, headers): a decoded record as a plain tuple,
+cheaper to build than a Record (hot paths decode into rows)."""
+
+
 def decode_batch(buf: bytes | bytearray | memoryview, pos: int = 0) -> list[Record]:
     """Decode the records of the batch at `pos` (no CRC check: see validate_batch)."""
     header = parse_header(buf, pos)
     if header.is_control:
         return []
     data = _records_bytes(bytes(buf) if not isinstance(buf, bytes) else buf, pos, header)
-    return _decode_records(data, header)
+    return [Record(*row) for row in _decode_rows(data, header)]
 
 
-def _decode_records(data: bytes, header: BatchHeader) -> list[Record]:
+def decode_batch_rows(buf: bytes, pos: int, header: BatchHeader) -> list[RecordRow]:
+    """The records of the batch at `pos` of `buf`, whose parsed header is `header`
+    (from iter_batches), as rows; [] for a control batch. No CRC check."""
+    if header.attributes & CONTROL:
+        return []
+    return _decode_rows(_records_bytes(buf, pos, header), header)
+
+
+def _decode_rows(data: bytes, header: BatchHeader) -> list[RecordRow]:
+    # Varints are read inline when they fit in one byte (lengths under 64,
+    # deltas under 64): a call per varint is most of the cost otherwise.
     base_offset = header.base_offset
-    base_ts = header.max_timestamp if header.attributes & TIMESTAMP_LOG_APPEND else None
-    base_timestamp = header.base_timestamp
+    log_append_ts = header.max_timestamp if header.attributes & TIMESTAMP_LOG_APPEND else None
+    base_ts = header.base_timestamp
     read = _read_varint
-    out: list[Record] = []
+    no_headers: tuple[Header, ...] = ()
+    out: list[RecordRow] = []
     append = out.append
     p = 0
     n = len(data)
     try:
         for _ in range(header.record_count):
-            length, p = read(data, p)
-            end = p + length
-            p += 1  # record attributes (unused)
-            ts_delta, p = read(data, p)
-            offset_delta, p = read(data, p)
-            klen, p = read(data, p)
-            if klen < 0:
-                key = None
+            b = data[p]
+            if b < 0x80:
+                end = p + 1 + ((b >> 1) ^ -(b & 1))
+            else:  # a record of 64 bytes or more: read() takes no longer than the work
+                length, p = read(data, p)
+                end = p + length
+                p -= 1
+            b = data[p + 2]  # after the length's byte and the attributes byte
+            if b < 0x80:
+                ts_delta = (b >> 1) ^ -(b & 1)
+                p += 3
             else:
-                key = data[p : p + klen]
-                p += klen
-            vlen, p = read(data, p)
-            if vlen < 0:
-                value = None
+                ts_delta, p = read(data, p + 2)
+            b = data[p]
+            if b < 0x80:
+                offset_delta = (b >> 1) ^ -(b & 1)
+                p += 1
+            elif data[p + 1] < 0x80:  # deltas under 8192: most of a batch
+                b = (b & 0x7F) | (data[p + 1] << 7)
+                offset_delta = (b >> 1) ^ -(b & 1)
+                p += 2
             else:
-                value = data[p : p + vlen]
-                p += vlen
-            hcount, p = read(data, p)
-            headers: tuple[Header, ...] = ()
-            if hcount > 0:
-                hs = []
-                for _ in range(hcount):
-                    hklen, p = read(data, p)
-                    hkey = data[p : p + hklen].decode()
-                    p += hklen
-                    hvlen, p = read(data, p)
-                    if hvlen < 0:
-                        hvalue = None
-                    else:
-                        hvalue = data[p : p + hvlen]
-                        p += hvlen
-                    hs.append((hkey, hvalue))
-                headers = tuple(hs)
+                offset_delta, p = read(data, p)
+            b = data[p]
+            if b < 0x80:
+                p += 1
+                if b & 1:
+                    key = None
+                else:
+                    b >>= 1
+                    key = data[p : p + b]
+                    p += b
+            else:
+                klen, p = read(data, p)
+                if klen < 0:
+                    key = None
+                else:
+                    key = data[p : p + klen]
+                    p += klen
+            b = data[p]
+            if b < 0x80:
+                p += 1
+                if b & 1:
+                    value = None
+                else:
+                    b >>= 1
+                    value = data[p : p + b]
+                    p += b
+            else:
+                vlen, p = read(data, p)
+                if vlen < 0:
+                    value = None
+                else:
+                    value = data[p : p + vlen]
+                    p += vlen
+            if data[p] == 0:
+                p += 1
+                headers = no_headers
+            else:
+                headers, p = _read_headers(data, p)
             if p != end or p > n:
                 raise CorruptRecordError(
                     f"record at offset {base_offset + offset_delta} has a wrong length"
                 )
-            ts = base_ts if base_ts is not None else base_timestamp + ts_delta
-            append(Record(base_offset + offset_delta, ts, key, value, headers))
+            append(
+                (
+                    base_offset + offset_delta,
+                    base_ts + ts_delta if log_append_ts is None else log_append_ts,
+                    key,
+                    value,
+                    headers,
+                )
+            )
     except IndexError:
         raise CorruptRecordError(
             f"batch at offset {base_offset} ends inside a record", offset=base_offset
         ) from None
     return out
+
+
+def _read_headers(data: bytes, p: int) -> tuple[tuple[Header, ...], int]:
+    read = _read_varint
+    hcount, p = read(data, p)
+    if hcount <= 0:
+        return (), p
+    hs = []
+    for _ in range(hcount):
+        hklen, p = read(data, p)
+        hkey = data[p : p + hklen].decode()
+        p += hklen
+        hvlen, p = read(data, p)
+        if hvlen < 0:
+            hvalue = None
+        else:
+            hvalue = data[p : p + hvlen]
+            p += hvlen
+        hs.append((hkey, hvalue))
+    return tuple(hs), p
 
 
 def decode_batches(buf: bytes | bytearray | memoryview) -> list[Record]:
@@ -373,5 +443,5 @@ def decode_batches(buf: bytes | bytearray | memoryview) -> list[Record]:
     for pos, header in iter_batches(data):
         if header.is_control:
             continue
-        out += _decode_records(_records_bytes(data, pos, header), header)
+        out += [Record(*row) for row in _decode_rows(_records_bytes(data, pos, header), header)]
     return out
