@@ -21,7 +21,7 @@ from runtime.log.records import encode_batch
 from runtime.partitioner import partition_for_key
 from runtime.types import TopicPartition
 from stores.base import Store
-from streams.codec import Codec
+from streams.codec import Codec, get_codec
 from streams.event import current_event
 from streams.topic import Topic, codec_for_type, loader_for
 from streams.window import HoppingWindow, TumblingWindow, Window, WindowRange
@@ -145,10 +145,18 @@ class Table:
         self.help = help
         self.store_url = store
         self.key_type, self.value_type = key_type, value_type
-        key_codec = codec_for_type(key_type, key_serializer or "json")
+        # A table's keys are encoded like a topic's with the same key_type, so
+        # that a key read outside an event hashes to the partition the topic
+        # (and group_by, whose keys are JSON) put it in.
+        key_codec = codec_for_type(key_type, key_serializer)
         value_codec = codec_for_type(value_type, value_serializer or "json")
         self._dump_key = key_codec.dumps
         self._load_key: Callable[[bytes], Any] = loader_for(key_type, key_codec)
+        if key_codec is get_codec("json"):
+            load_json_key = self._load_key
+            self._load_key = lambda data: _hashable(load_json_key(data))
+        # What the partitioner hashes when no event says which partition.
+        self._route_key: Callable[[Any], bytes] = self._dump_key
         self._dump_value = value_codec.dumps
         self._load_value = loader_for(value_type, value_codec)
         self.changelog = Topic(
@@ -205,7 +213,7 @@ class Table:
         if event is not None:
             number = event.message.partition
         else:
-            number = partition_for_key(self._dump_key(key), self.partition_count)
+            number = partition_for_key(self._route_key(key), self.partition_count)
         part = self.partitions.get(number)
         if part is None:
             raise KeyError(
@@ -327,11 +335,15 @@ class WindowedTable:
         self.window = window
         self.name = table.name
         self._relative_to = relative_to
-        load_key = table._load_key
-        # JSON gives lists back; window keys are (key, start) tuples.
-        table._load_key = lambda data: _window_key(load_key(data))
+        # Stored keys are JSON [key, start]; they route by the key alone, so a
+        # window read outside an event finds the partition its writes went to.
+        route_key = table._route_key
+        json_codec = get_codec("json")
+        table._route_key = lambda wkey: route_key(wkey[0])
+        table._dump_key = json_codec.dumps
+        table._load_key = lambda data: _hashable(json_codec.loads(data))
         for part in table.partitions.values():
-            part.load_key = table._load_key
+            part.dump_key, part.load_key = table._dump_key, table._load_key
         self._windows: dict[float, set[tuple[int, Any]]] = {}
         self.latest_timestamp = 0.0
         table.windowed = self
@@ -455,10 +467,10 @@ class WindowedTable:
         return await self.table.flush(transport, batch_bytes_max)
 
 
-def _window_key(key: Any) -> Any:
-    if isinstance(key, list) and len(key) == 2:
-        inner = key[0]
-        return (tuple(inner) if isinstance(inner, list) else inner, key[1])
+def _hashable(key: Any) -> Any:
+    """JSON gives lists back for tuple keys; dict keys must be hashable."""
+    if isinstance(key, list):
+        return tuple(_hashable(k) for k in key)
     return key
 
 

@@ -118,6 +118,7 @@ class Worker:
                 self.producer.set_max_message_bytes(topic.name, info.config.max_message_bytes)
         for table in app.tables.values():
             await self._recover(table)
+        self._warn_partition_mismatch()
         if self.run_agents:
             for agent in app.agents.values():
                 for index in range(agent.concurrency):
@@ -175,6 +176,23 @@ class Worker:
             await self.transport.stop()
             wiring.transport = wiring.producer = wiring.conductor = None
             logger.info("worker stopped app=%s", self.app.id)
+
+    def _warn_partition_mismatch(self) -> None:
+        """Tables are partitioned like the streams that write them: a table with
+        another partition count than an agent's topic gets reads outside
+        events wrong (the same key hashes elsewhere)."""
+        counts = {a.source.name: a.source.partitions for a in self.app.agents.values()}
+        for table in self.app.tables.values():
+            for topic, n in counts.items():
+                if n != table.partition_count:
+                    logger.warning(
+                        "table %s has %d partitions but topic %s has %d: tables must be "
+                        "co-partitioned with the topics whose events write them",
+                        table.name,
+                        table.partition_count,
+                        topic,
+                        n,
+                    )
 
     # --- recovery ----------------------------------------------------------------
 

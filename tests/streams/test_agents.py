@@ -309,3 +309,28 @@ def test_through_forwards_to_a_named_topic():
         assert {t for t, _ in seen} == {"relayed"}
 
     run(main())
+
+
+def test_tuple_keys_survive_a_flush_and_str_keys_route_like_their_topic():
+    app = make_app()
+    words = app.topic("twords", key_type=str, value_type=str, partitions=4)
+    pairs = app.Table("pairs", default=int, partitions=4)
+    by_key = app.Table("by-key", key_type=str, default=int, partitions=4)
+
+    @app.agent(words)
+    async def count(stream):
+        async for event in stream.events():
+            pairs[(event.key, len(event.value))] += 1
+            by_key[event.key] += 1
+
+    async def main():
+        async with Worker(app) as worker:
+            for word in ["a", "bb", "a", "ccc"]:
+                await words.send(key=word, value=word)
+            await wait_for(lambda: sum(by_key.values()) == 4, message="counts")
+            await worker.commit()  # keys now come back from the store
+            assert dict(pairs.items()) == {("a", 1): 2, ("bb", 2): 1, ("ccc", 3): 1}
+            # outside an event: str keys hash like the str-keyed topic did
+            assert (by_key["a"], by_key["bb"], by_key["ccc"]) == (2, 1, 1)
+
+    run(main())

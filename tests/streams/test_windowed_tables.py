@@ -125,3 +125,26 @@ def test_expired_windows_leave_store_and_changelog():
             assert [r.key for r in tombstones] == [b'["p",0.0]']
 
     asyncio.run(main())
+
+
+def test_window_read_outside_an_event_finds_the_partition_written_in_one():
+    app = make_app()
+    views = app.topic("oviews", value_type=View, partitions=4)
+    per_page = app.Table("o-page", default=int).tumbling(3600)
+    done: list[int] = []
+
+    @app.agent(views)
+    async def count(stream):
+        async for view in stream.group_by(View.page):
+            per_page[view.page] += 1
+            done.append(1)
+
+    async def main():
+        async with Worker(app):
+            for i in range(5):
+                await views.send(key=f"u{i}", value=View(page="home", at=0))
+            await wait_for(lambda: len(done) == 5, message="views")
+            # from outside any event (a timer, a web view): the wall clock window
+            assert per_page["home"].now() == 5
+
+    asyncio.run(main())
