@@ -1,6 +1,7 @@
 """Errors raised by the runtime.
 
-    StreamsRuntimeError
+    LocatedError                   carries topic, partition, offset
+    └── StreamsRuntimeError
     ├── InvalidTopicError          a topic name breaks Kafka's rule
     ├── UnknownTopicError          the topic does not exist
     ├── TopicExistsError           create of a topic that already exists
@@ -16,7 +17,9 @@ Each carries the coordinates it knows (`topic`, `partition`, `offset`).
 from __future__ import annotations
 
 
-class StreamsRuntimeError(Exception):
+class LocatedError(Exception):
+    """An error that knows where in the log it happened (any of the three may be None)."""
+
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
@@ -33,6 +36,10 @@ class StreamsRuntimeError(Exception):
         self.topic = topic
         self.partition = partition
         self.offset = offset
+
+
+class StreamsRuntimeError(LocatedError):
+    pass
 
 
 class InvalidTopicError(StreamsRuntimeError, ValueError):

@@ -14,24 +14,11 @@ names the `model` and the `field`. All but the root are also ValueErrors.
 
 from __future__ import annotations
 
+from runtime.errors import LocatedError
 
-class StreamsError(Exception):
-    topic: str | None = None
-    partition: int | None = None
-    offset: int | None = None
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        topic: str | None = None,
-        partition: int | None = None,
-        offset: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
+class StreamsError(LocatedError):
+    pass
 
 
 class DecodeError(StreamsError, ValueError):
