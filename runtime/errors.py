@@ -2,14 +2,14 @@
 
     LocatedError                   carries topic, partition, offset
     └── StreamsRuntimeError
-    ├── InvalidTopicError          a topic name breaks Kafka's rule
-    ├── UnknownTopicError          the topic does not exist
-    ├── TopicExistsError           create of a topic that already exists
-    ├── RecordTooLargeError        a batch larger than the topic's max.message.bytes
-    ├── CorruptRecordError         a batch with a wrong length, magic or CRC
-    ├── OffsetOutOfRangeError      a read below the log start or above the end
-    ├── DataDirLockedError         another process holds the data directory
-    └── LogClosedError             use of a log after close()
+        ├── InvalidTopicError          a topic name breaks Kafka's rule
+        ├── UnknownTopicError          the topic does not exist
+        ├── TopicExistsError           create of a topic that already exists
+        ├── RecordTooLargeError        a batch larger than the topic's max.message.bytes
+        ├── CorruptRecordError         a batch with a wrong length, magic or CRC
+        ├── OffsetOutOfRangeError      a read below the log start or above the end
+        ├── DataDirLockedError         another process holds the data directory
+        └── LogClosedError             use of a log after close()
 
 Each carries the coordinates it knows (`topic`, `partition`, `offset`).
 """

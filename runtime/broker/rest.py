@@ -30,6 +30,7 @@ from runtime.errors import (
     RecordTooLargeError,
     UnknownTopicError,
 )
+from runtime.log.config import validate_topic_name
 from runtime.log.records import decode_batches, encode_batch
 from runtime.partitioner import partition_for_key
 from runtime.transport import EmbeddedTransport
@@ -134,6 +135,7 @@ class RestProxy:
         return app
 
     async def _topic(self, name: str) -> Any:
+        validate_topic_name(name)  # a bad name is a bad request, not an unknown topic
         info = await self._transport.topic(name)
         if info is None:
             raise UnknownTopicError(f"unknown topic {name!r}", topic=name)
