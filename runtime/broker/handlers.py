@@ -28,7 +28,7 @@ from runtime.errors import (
     UnknownTopicError,
 )
 from runtime.log.config import TopicConfig, validate_topic_name
-from runtime.log.records import HEADER_SIZE, iter_batches, parse_header
+from runtime.log.records import HEADER_SIZE, decode_batch, iter_batches, parse_header
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.frames import RequestHeader
 from runtime.transport import EmbeddedTransport
@@ -387,7 +387,7 @@ class Handlers:
                     elif ts >= 0:
                         found = self._log.offset_for_timestamp(tp, ts)
                         if found is not None:
-                            entry.update(offset=found, timestamp=ts)
+                            entry.update(offset=found, timestamp=self._timestamp_at(tp, found))
                     else:
                         entry["error_code"] = ErrorCode.INVALID_REQUEST
                 except UnknownTopicError:
@@ -395,6 +395,13 @@ class Handlers:
                 parts.append(entry)
             topics.append({"name": topic["name"], "partitions": parts})
         return {"topics": topics}
+
+    def _timestamp_at(self, tp: TopicPartition, offset: int) -> int:
+        """The timestamp of the record at `offset` (ListOffsets answers with it)."""
+        for record in decode_batch(self._log.read(tp, offset, 1)):
+            if record.offset >= offset:
+                return record.timestamp_ms
+        return -1
 
     # --- topics ----------------------------------------------------------------------
 
@@ -479,10 +486,10 @@ class Handlers:
                     results.append(entry)
                     continue
                 values = info.config.to_configs()
-                source = 1  # DYNAMIC_TOPIC_CONFIG
+                defaults = TopicConfig().to_configs()
             elif rtype == 4:
                 values = self._broker_configs()
-                source = 5  # DEFAULT_CONFIG
+                defaults = values
             else:
                 entry["error_code"] = ErrorCode.INVALID_REQUEST
                 entry["error_message"] = f"resource type {rtype} is not supported"
@@ -493,8 +500,9 @@ class Handlers:
                     "name": k,
                     "value": v,
                     "read_only": rtype == 4,
-                    "is_default": False,
-                    "config_source": source,
+                    "is_default": defaults.get(k) == v,
+                    # DEFAULT_CONFIG (5) when never set, else DYNAMIC_TOPIC_CONFIG (1)
+                    "config_source": 5 if defaults.get(k) == v else 1,
                     "is_sensitive": False,
                     "synonyms": [],
                     "config_type": 0,
