@@ -2,7 +2,7 @@
 
     memory://            the log in memory (tests, notebooks)
     log://PATH           the built-in log embedded in this process, on disk
-    kafka://HOST:PORT    a Kafka-protocol broker (not yet available)
+    kafka://HOST:PORT    a Kafka-protocol broker (runtime/kafka_transport.py)
 
 A transport speaks in record batches (bytes), never in decoded records: the
 framework encodes and decodes, the transport moves bytes. Waiting for new data
@@ -218,10 +218,9 @@ def open_transport(
         path = (parsed.netloc + parsed.path) or os.fspath(data_dir or DEFAULT_DATA_DIR)
         return EmbeddedTransport(url, path, flush=flush)
     if parsed.scheme == "kafka":
-        raise ValueError(
-            f"broker {url!r}: the kafka:// transport is not available yet; "
-            "use memory:// or log://PATH"
-        )
+        from runtime.kafka_transport import KafkaTransport
+
+        return KafkaTransport(url)
     raise ValueError(f"broker {url!r}: unknown scheme, expected memory://, log://PATH or kafka://")
 
 

@@ -19,12 +19,6 @@ class Ride(streams.Record):
     rider: str
 
 
-def make_app(**kwargs) -> streams.App:
-    kwargs.setdefault("broker", "memory://")
-    kwargs.setdefault("commit_interval_s", 0.05)
-    return streams.App("test", **kwargs)
-
-
 async def committed_to_end(worker: Worker, topic: streams.Topic) -> bool:
     """True once the worker's commits cover every record of the topic."""
     transport = worker.transport
@@ -41,7 +35,7 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def test_keyed_count_counts_every_event():
+def test_keyed_count_counts_every_event(make_app):
     app = make_app()
     words = app.topic("words", key_type=str, value_type=str, partitions=4)
     counts = app.Table("counts", default=int)
@@ -63,7 +57,7 @@ def test_keyed_count_counts_every_event():
     run(main())
 
 
-def test_group_by_repartitions_by_field():
+def test_group_by_repartitions_by_field(make_app):
     app = make_app()
     rides = app.topic("rides", value_type=Ride, partitions=4)
     per_zone = app.Table("per-zone", default=int)
@@ -96,7 +90,7 @@ def test_group_by_repartitions_by_field():
     run(main())
 
 
-def test_sink_receives_yields_and_filter_and_enumerate():
+def test_sink_receives_yields_and_filter_and_enumerate(make_app):
     app = make_app()
     numbers = app.topic("numbers", value_type=int, partitions=1)
     doubled = app.topic("doubled", value_type=int, partitions=1)
@@ -123,7 +117,7 @@ def test_sink_receives_yields_and_filter_and_enumerate():
     run(main())
 
 
-def test_take_groups_values_and_flushes_on_within():
+def test_take_groups_values_and_flushes_on_within(make_app):
     app = make_app()
     numbers = app.topic("nums", value_type=int, partitions=1)
     batches: list[list[int]] = []
@@ -145,7 +139,7 @@ def test_take_groups_values_and_flushes_on_within():
     run(main())
 
 
-def test_agent_error_stops_worker_with_coordinates(caplog):
+def test_agent_error_stops_worker_with_coordinates(make_app, caplog):
     app = make_app()
     numbers = app.topic("crashy", value_type=int, partitions=1)
     processed: list[int] = []
@@ -177,7 +171,7 @@ def test_agent_error_stops_worker_with_coordinates(caplog):
     assert "topic=crashy partition=0 offset=3" in caplog.text
 
 
-def test_decode_error_stop_names_coordinates():
+def test_decode_error_stop_names_coordinates(make_app):
     app = make_app()
     topic = app.topic("models", value_type=Ride, partitions=1)
 
@@ -204,7 +198,7 @@ def test_decode_error_stop_names_coordinates():
     run(main())
 
 
-def test_decode_error_skip_logs_and_goes_on(caplog):
+def test_decode_error_skip_logs_and_goes_on(make_app, caplog):
     app = make_app(on_decode_error="skip")
     topic = app.topic("models2", value_type=Ride, partitions=1)
     got: list[Ride] = []
@@ -227,7 +221,7 @@ def test_decode_error_skip_logs_and_goes_on(caplog):
 
 
 def test_test_context_runs_agent_without_worker():
-    app = make_app()
+    app = streams.App("test", broker="memory://")
     rides = app.topic("ctx-rides", value_type=Ride, partitions=2)
     per_zone = app.Table("ctx-zone", default=int)
 
@@ -261,7 +255,7 @@ def streams_batch(values: list[bytes]) -> bytes:
     return bytes(encode_batch([(None, v, 1_000, ()) for v in values]))
 
 
-def test_concurrent_instances_with_group_by_count_every_event_once():
+def test_concurrent_instances_with_group_by_count_every_event_once(make_app):
     app = make_app()
     rides = app.topic("crides", value_type=Ride, partitions=4)
     per_zone = app.Table("c-zone", default=int)
@@ -288,7 +282,7 @@ def test_concurrent_instances_with_group_by_count_every_event_once():
     run(main())
 
 
-def test_through_forwards_to_a_named_topic():
+def test_through_forwards_to_a_named_topic(make_app):
     app = make_app()
     source = app.topic("raw-in", value_type=int, partitions=2)
     seen: list[tuple[str, int]] = []
@@ -311,7 +305,7 @@ def test_through_forwards_to_a_named_topic():
     run(main())
 
 
-def test_tuple_keys_survive_a_flush_and_str_keys_route_like_their_topic():
+def test_tuple_keys_survive_a_flush_and_str_keys_route_like_their_topic(make_app):
     app = make_app()
     words = app.topic("twords", key_type=str, value_type=str, partitions=4)
     pairs = app.Table("pairs", default=int, partitions=4)

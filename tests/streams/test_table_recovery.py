@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 
 import orjson
+import pytest
 from helpers import wait_for
 
 import streams
@@ -16,9 +17,13 @@ from streams.worker import Worker
 KEYS = [f"user-{i % 13}" for i in range(500)]
 
 
-def make_app(tmp_path) -> tuple[streams.App, streams.Topic, streams.Table]:
+def make_app(tmp_path, broker_url: str) -> tuple[streams.App, streams.Topic, streams.Table]:
     app = streams.App(
-        "recov", broker="log://", data_dir=str(tmp_path), store="rocksdb://", commit_interval_s=0.05
+        "recov",
+        broker=broker_url,
+        data_dir=str(tmp_path),
+        store="rocksdb://",
+        commit_interval_s=0.05,
     )
     clicks = app.topic("clicks", key_type=str, value_type=int, partitions=2)
     counts = app.Table("counts", default=int, partitions=2)
@@ -41,9 +46,14 @@ async def all_committed(worker: Worker, topic: streams.Topic) -> bool:
     return True
 
 
-def test_restart_replays_only_changelog_tail(tmp_path):
+# The log must outlive the worker: the memory transport does not.
+persistent = pytest.mark.parametrize("broker_url", ["log", "kafka"], indirect=True)
+
+
+@persistent
+def test_restart_replays_only_changelog_tail(tmp_path, broker_url):
     async def first_run():
-        app, clicks, counts = make_app(tmp_path)
+        app, clicks, counts = make_app(tmp_path, broker_url)
         async with Worker(app) as worker:
             for key in KEYS:
                 await clicks.send(key=key, value=1)
@@ -56,13 +66,13 @@ def test_restart_replays_only_changelog_tail(tmp_path):
             await worker.transport.append(tp, encode_batch(tail))
 
     async def second_run() -> dict:
-        app, _, counts = make_app(tmp_path)
+        app, _, counts = make_app(tmp_path, broker_url)
         async with Worker(app):
             assert counts.recovered_records == 3  # only the tail, not the whole changelog
             return counts.as_dict()
 
     async def third_run() -> int:
-        app, _, counts = make_app(tmp_path)
+        app, _, counts = make_app(tmp_path, broker_url)
         async with Worker(app):
             return counts.recovered_records
 
@@ -72,9 +82,10 @@ def test_restart_replays_only_changelog_tail(tmp_path):
     assert asyncio.run(third_run()) == 0
 
 
-def test_memory_store_over_disk_log_replays_whole_changelog(tmp_path):
+@persistent
+def test_memory_store_over_disk_log_replays_whole_changelog(tmp_path, broker_url):
     async def run(store: str) -> tuple[int, dict]:
-        app, clicks, counts = make_app(tmp_path)
+        app, clicks, counts = make_app(tmp_path, broker_url)
         app.store = store
         async with Worker(app) as worker:
             if store == "rocksdb://":

@@ -17,12 +17,8 @@ class View(streams.Record):
     at: float
 
 
-def make_app() -> streams.App:
-    return streams.App("win", broker="memory://", commit_interval_s=0.05)
-
-
-def test_tumbling_counts_per_window_and_current_delta():
-    app = make_app()
+def test_tumbling_counts_per_window_and_current_delta(make_app):
+    app = make_app("win")
     views = app.topic("views", key_type=str, value_type=View, partitions=1)
     per_page = app.Table("per-page", default=int).tumbling(10, expires=1000)
     reads: list[tuple[int, int]] = []
@@ -49,8 +45,8 @@ def test_tumbling_counts_per_window_and_current_delta():
     asyncio.run(main())
 
 
-def test_hopping_event_counts_in_every_overlapping_window():
-    app = make_app()
+def test_hopping_event_counts_in_every_overlapping_window(make_app):
+    app = make_app("win")
     views = app.topic("hviews", key_type=str, value_type=View, partitions=1)
     per_page = app.Table("h-page", default=int).hopping(10, 5, expires=1000)
     done: list[float] = []
@@ -74,8 +70,8 @@ def test_hopping_event_counts_in_every_overlapping_window():
     asyncio.run(main())
 
 
-def test_relative_to_field_uses_the_model_time():
-    app = make_app()
+def test_relative_to_field_uses_the_model_time(make_app):
+    app = make_app("win")
     views = app.topic("fviews", key_type=str, value_type=View, partitions=1)
     per_page = app.Table("f-page", default=int).tumbling(10).relative_to_field(View.at)
     done: list[int] = []
@@ -96,8 +92,8 @@ def test_relative_to_field_uses_the_model_time():
     asyncio.run(main())
 
 
-def test_expired_windows_leave_store_and_changelog():
-    app = make_app()
+def test_expired_windows_leave_store_and_changelog(make_app):
+    app = make_app("win")
     views = app.topic("eviews", key_type=str, value_type=View, partitions=1)
     per_page = app.Table("e-page", default=int).tumbling(10, expires=20)
     done: list[int] = []
@@ -127,8 +123,8 @@ def test_expired_windows_leave_store_and_changelog():
     asyncio.run(main())
 
 
-def test_window_read_outside_an_event_finds_the_partition_written_in_one():
-    app = make_app()
+def test_window_read_outside_an_event_finds_the_partition_written_in_one(make_app):
+    app = make_app("win")
     views = app.topic("oviews", value_type=View, partitions=4)
     per_page = app.Table("o-page", default=int).tumbling(3600)
     done: list[int] = []

@@ -1,0 +1,252 @@
+"""`kafka://HOST:PORT[,HOST:PORT]`: the Transport interface over our Kafka client.
+
+The same calls the embedded transport answers from the log in this process
+go to a Kafka-protocol broker (`streams broker`, Kafka, Redpanda): topics
+through Admin, appends as Produce requests of the framework's already
+encoded batches (acks=all), fetches as long-poll Fetch requests, offsets
+through the group coordinator.
+
+Each partition's fetch loop has its own connection lane: a broker serves one
+request per connection at a time, so a long poll on one partition must not
+hold up another's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlparse
+
+from runtime.client import Admin, Cluster
+from runtime.client.errors import KafkaError
+from runtime.client.offsets import EARLIEST, LATEST, commit_offsets, fetch_committed, list_offsets
+from runtime.errors import (
+    CorruptRecordError,
+    InvalidTopicError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+    TopicExistsError,
+    UnknownTopicError,
+)
+from runtime.log.config import TopicConfig, TopicInfo
+from runtime.protocol.codes import ApiKey, ErrorCode
+from runtime.types import TopicPartition
+
+logger = logging.getLogger(__name__)
+
+_TOPIC_CONFIG_NAMES = frozenset(TopicConfig().to_configs())
+_ERRORS = {
+    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: UnknownTopicError,
+    ErrorCode.INVALID_TOPIC_EXCEPTION: InvalidTopicError,
+    ErrorCode.TOPIC_ALREADY_EXISTS: TopicExistsError,
+    ErrorCode.MESSAGE_TOO_LARGE: RecordTooLargeError,
+    ErrorCode.CORRUPT_MESSAGE: CorruptRecordError,
+    ErrorCode.OFFSET_OUT_OF_RANGE: OffsetOutOfRangeError,
+}
+
+
+def _translate(exc: KafkaError) -> Exception:
+    """Our runtime's error for a broker's error code (so callers see one tree)."""
+    kind = _ERRORS.get(exc.code)
+    if kind is None:
+        return exc
+    return kind(str(exc), topic=exc.topic, partition=exc.partition, offset=exc.offset)
+
+
+def bootstrap_of(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme != "kafka" or not parsed.netloc:
+        raise ValueError(f"broker {url!r}: expected kafka://HOST:PORT[,HOST:PORT]")
+    return parsed.netloc
+
+
+class KafkaTransport:
+    def __init__(self, url: str, *, client_id: str = "streams") -> None:
+        self.url = url
+        self._cluster = Cluster(bootstrap_of(url), client_id=client_id)
+        self._admin = Admin(self._cluster)
+        self._started = False
+
+    @property
+    def cluster(self) -> Cluster:
+        return self._cluster
+
+    async def start(self) -> None:
+        if not self._started:
+            await self._cluster.start()
+            self._started = True
+
+    async def stop(self) -> None:
+        if self._started:
+            self._started = False
+            await self._cluster.close()
+
+    async def __aenter__(self) -> KafkaTransport:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- topics --------------------------------------------------------------------
+
+    async def create_topic(
+        self, name: str, partitions: int, configs: Mapping[str, str] | None = None
+    ) -> TopicInfo:
+        try:
+            await self._admin.create_topics({name: (partitions, dict(configs or {}))})
+        except KafkaError as exc:
+            raise _translate(exc) from exc
+        info = await self.topic(name)
+        if info is None:
+            raise UnknownTopicError(f"topic {name!r} was created but is not visible", topic=name)
+        return info
+
+    async def ensure_topic(
+        self, name: str, partitions: int, configs: Mapping[str, str] | None = None
+    ) -> TopicInfo:
+        info = await self.topic(name)
+        if info is not None:
+            return info
+        try:
+            await self._admin.create_topics(
+                {name: (partitions, dict(configs or {}))}, ignore_existing=True
+            )
+        except KafkaError as exc:
+            raise _translate(exc) from exc
+        info = await self.topic(name)
+        if info is None:
+            raise UnknownTopicError(f"topic {name!r} was created but is not visible", topic=name)
+        return info
+
+    async def delete_topic(self, name: str) -> None:
+        try:
+            await self._admin.delete_topics([name])
+        except KafkaError as exc:
+            raise _translate(exc) from exc
+
+    async def topics(self) -> dict[str, TopicInfo]:
+        counts = await self._admin.describe_topics()
+        return {name: await self._info(name, n) for name, n in counts.items()}
+
+    async def topic(self, name: str) -> TopicInfo | None:
+        try:
+            counts = await self._admin.describe_topics([name])
+        except KafkaError as exc:
+            if exc.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                return None
+            raise _translate(exc) from exc
+        return await self._info(name, counts[name])
+
+    async def _info(self, name: str, partitions: int) -> TopicInfo:
+        try:
+            raw = await self._admin.describe_configs(name)
+        except KafkaError:
+            raw = {}
+        known = {k: v for k, v in raw.items() if k in _TOPIC_CONFIG_NAMES and v is not None}
+        try:
+            config = TopicConfig.from_configs(known)
+        except ValueError:  # a value outside what our log accepts: keep the defaults
+            config = TopicConfig()
+        return TopicInfo(name, partitions, config)
+
+    # --- records -------------------------------------------------------------------
+
+    async def append(self, tp: TopicPartition, batch: bytes | bytearray) -> int:
+        body = {
+            "transactional_id": None,
+            "acks": -1,
+            "timeout_ms": 30_000,
+            "topics": [
+                {
+                    "name": tp.topic,
+                    "partitions": [{"partition_index": tp.partition, "records": batch}],
+                }
+            ],
+        }
+        for attempt in range(5):
+            node = await self._cluster.leader_for(tp)
+            response = await self._cluster.request(node, ApiKey.PRODUCE, body, lane="produce")
+            part = response["responses"][0]["partitions"][0]
+            code = part["error_code"]
+            if code == ErrorCode.NONE:
+                return part["base_offset"]
+            error = KafkaError(code, topic=tp.topic, partition=tp.partition)
+            if not error.retriable or attempt == 4:
+                raise _translate(error)
+            await self._cluster.refresh([tp.topic])
+        raise AssertionError("unreachable")
+
+    async def fetch(
+        self, tp: TopicPartition, offset: int, *, max_bytes: int = 1 << 20, max_wait_s: float = 0.5
+    ) -> bytes:
+        body = {
+            "replica_id": -1,
+            "max_wait_ms": int(max_wait_s * 1000),
+            "min_bytes": 1,
+            "max_bytes": max_bytes,
+            "isolation_level": 0,
+            "session_id": 0,
+            "session_epoch": -1,
+            "topics": [
+                {
+                    "topic": tp.topic,
+                    "partitions": [
+                        {
+                            "partition": tp.partition,
+                            "fetch_offset": offset,
+                            "log_start_offset": -1,
+                            "partition_max_bytes": max_bytes,
+                        }
+                    ],
+                }
+            ],
+            "forgotten_topics_data": [],
+            "rack_id": "",
+        }
+        node = await self._cluster.leader_for(tp)
+        response = await self._cluster.request(
+            node, ApiKey.FETCH, body, lane=f"fetch {tp}", timeout_s=max_wait_s + 30
+        )
+        part = response["responses"][0]["partitions"][0]
+        code = part["error_code"]
+        if code != ErrorCode.NONE:
+            error = KafkaError(code, topic=tp.topic, partition=tp.partition, offset=offset)
+            if error.retriable:
+                await self._cluster.refresh([tp.topic])
+                return b""
+            raise _translate(error)
+        return bytes(part["records"] or b"")
+
+    async def offsets(self, tp: TopicPartition) -> tuple[int, int]:
+        try:
+            start = (await list_offsets(self._cluster, [tp], EARLIEST))[tp]
+            end = (await list_offsets(self._cluster, [tp], LATEST))[tp]
+        except KafkaError as exc:
+            raise _translate(exc) from exc
+        return start, end
+
+    async def offset_for_timestamp(self, tp: TopicPartition, timestamp_ms: int) -> int | None:
+        found = (await list_offsets(self._cluster, [tp], timestamp_ms))[tp]
+        return None if found < 0 else found
+
+    # --- group offsets ---------------------------------------------------------------
+
+    async def commit(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        if offsets:
+            await commit_offsets(self._cluster, group, offsets)
+
+    async def committed(
+        self, group: str, tps: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, int]:
+        found = await fetch_committed(self._cluster, group, tps)
+        return {tp: offset for tp, (offset, _) in found.items()}
+
+    async def groups(self) -> list[str]:
+        """Every broker coordinates some groups: ask each."""
+        await self._cluster.refresh()
+        names: set[str] = set()
+        for node in sorted(self._cluster.brokers):
+            response = await self._cluster.request(node, ApiKey.LIST_GROUPS, {})
+            names.update(g["group_id"] for g in response["groups"])
+        return sorted(names)

@@ -1,0 +1,85 @@
+"""One fixture runs the framework's tests on every transport: memory://,
+log:// (the embedded log on disk) and kafka:// (our client against a real
+Kafka-protocol broker, the built-in one, served from a thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import streams
+from runtime.broker.server import Address, Broker
+
+TRANSPORTS = ["memory", "log", "kafka"]
+
+
+class BrokerThread:
+    """A broker with its own event loop in a thread, for tests that run
+    their own loops with asyncio.run()."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self.port = 0
+        self._thread = threading.Thread(target=self._run, name="test-broker", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as exc:  # surfaced by start()
+            self._error = exc
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        async with Broker(None, listen=Address("127.0.0.1", 0)) as broker:
+            assert broker.address is not None
+            self.port = broker.address.port
+            self._ready.set()
+            await self._stop.wait()
+
+    def start(self) -> str:
+        self._thread.start()
+        if not self._ready.wait(timeout=20) or self._error is not None:
+            raise RuntimeError(f"test broker did not start: {self._error!r}")
+        return f"kafka://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=20)
+
+
+@pytest.fixture(params=TRANSPORTS)
+def broker_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    if request.param == "memory":
+        yield "memory://"
+    elif request.param == "log":
+        yield f"log://{tmp_path / 'log'}"
+    else:
+        broker = BrokerThread()
+        try:
+            yield broker.start()
+        finally:
+            broker.stop()
+
+
+@pytest.fixture
+def make_app(broker_url: str, tmp_path) -> Callable[..., streams.App]:
+    """streams.App on the transport under test, committing often."""
+
+    def factory(app_id: str = "test", **kwargs) -> streams.App:
+        kwargs.setdefault("broker", broker_url)
+        kwargs.setdefault("data_dir", str(tmp_path / "data"))
+        kwargs.setdefault("commit_interval_s", 0.05)
+        return streams.App(app_id, **kwargs)
+
+    return factory
