@@ -20,8 +20,13 @@ Invariants of `assign()`'s result:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+import orjson
+
+from runtime.client.consumer_protocol import Assignment, Subscription
+from runtime.types import TopicPartition
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +135,65 @@ def _assign_standby(
 def partitions_of(assignment: Mapping[str, WorkerAssignment]) -> Iterable[int]:
     for a in assignment.values():
         yield from a.active
+
+
+# --- the consumer-group face of the scheduler ------------------------------------
+
+_ASSIGNMENT_FORMAT = 1
+
+
+def encode_numbers(active: Iterable[int], standby: Iterable[int]) -> bytes:
+    return orjson.dumps(
+        {"format": _ASSIGNMENT_FORMAT, "active": sorted(active), "standby": sorted(standby)}
+    )
+
+
+def decode_numbers(data: bytes | None) -> WorkerState:
+    """A member's user data: the partition numbers it holds (empty if unreadable)."""
+    if not data:
+        return WorkerState()
+    try:
+        raw = orjson.loads(data)
+        return WorkerState(
+            frozenset(int(p) for p in raw.get("active", ())),
+            frozenset(int(p) for p in raw.get("standby", ())),
+        )
+    except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
+        return WorkerState()
+
+
+class StreamsAssignor:
+    """The scheduler as a consumer-group assignor (named "streams").
+
+    Members put the partition numbers they hold in their subscription's user
+    data; the leader runs assign() and hands each member its active partitions
+    of every topic it subscribed to, with the numbers (active and standby) in
+    the assignment's user data."""
+
+    name = "streams"
+
+    def __init__(self, partitions: int, standby_replicas: int = 0) -> None:
+        self.partitions = partitions
+        self.standby_replicas = standby_replicas
+        self.state = WorkerState()
+
+    def metadata(self, topics: Sequence[str]) -> bytes | None:
+        return encode_numbers(self.state.active, self.state.standby)
+
+    def assign(
+        self,
+        cluster_metadata: Mapping[str, Sequence[int]],
+        members: Mapping[str, Subscription],
+    ) -> dict[str, Assignment]:
+        states = {m: decode_numbers(sub.user_data) for m, sub in members.items()}
+        result = assign(states, self.partitions, self.standby_replicas)
+        out = {}
+        for member, numbers in result.items():
+            tps = tuple(
+                TopicPartition(topic, p)
+                for topic in members[member].topics
+                for p in sorted(numbers.active)
+                if p in cluster_metadata.get(topic, ())
+            )
+            out[member] = Assignment(tps, encode_numbers(numbers.active, numbers.standby))
+        return out

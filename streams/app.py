@@ -36,6 +36,11 @@ class App:
                        worker, naming topic, partition and offset; "skip": log
                        it at ERROR with its coordinates and go on.
     commit_interval_s: how often processed offsets are committed.
+    num_standby_replicas: with kafka://, how many other workers keep a warm copy
+                       of each table partition (a takeover then replays only
+                       what the standby had not applied yet).
+    session_timeout_s: with kafka://, how long a silent worker keeps its
+                       partitions before the group gives them to others.
     log_flush:         when the embedded log fsyncs: "os" (default: left to the
                        OS; survives a process crash, not a power loss), "batch"
                        (every append) or "interval" (every log_flush_interval_ms).
@@ -53,6 +58,8 @@ class App:
         commit_interval_s: float = 1.0,
         log_flush: str = "os",
         log_flush_interval_ms: int = 1000,
+        num_standby_replicas: int = 0,
+        session_timeout_s: float = 10.0,
     ) -> None:
         if not id:
             raise ConfigurationError("an app needs an id")
@@ -66,7 +73,13 @@ class App:
             raise ConfigurationError(
                 f"log_flush must be 'os', 'batch' or 'interval', not {log_flush!r}"
             )
+        if num_standby_replicas < 0:
+            raise ConfigurationError("num_standby_replicas must be >= 0")
+        if session_timeout_s <= 0:
+            raise ConfigurationError("session_timeout_s must be > 0")
         self.id = id
+        self.num_standby_replicas = num_standby_replicas
+        self.session_timeout_s = session_timeout_s
         self.log_flush = log_flush
         self.log_flush_interval_ms = log_flush_interval_ms
         self.broker = broker

@@ -35,6 +35,7 @@ class Channel:
         self._closed = False
         self._dropped: dict[TopicPartition, int] = {}
         self._held: dict[TopicPartition, int] = {}
+        self._advanced = asyncio.Event()  # set each time the reader takes a batch
         self.batch: list[Event] = []
         self.position = 0
 
@@ -76,6 +77,8 @@ class Channel:
     async def get(self) -> list[Event] | None:
         """The next batch; None once closed. Marks the previous batch processed."""
         self.position = len(self.batch)
+        self._advanced.set()
+        self._advanced = asyncio.Event()
         while not self._queue:
             if self._closed:
                 return None
@@ -101,6 +104,24 @@ class Channel:
         self._queue.clear()
         self._not_empty.set()
         self._not_full.set()
+        self._advanced.set()
+
+    def drop(self, tps: set[TopicPartition]) -> None:
+        """Forget queued batches of `tps` (revoked: their new owner reads them)."""
+        kept = deque(b for b in self._queue if _tp_of(b) not in tps)
+        if len(kept) != len(self._queue):
+            self._queue = kept
+            self._not_full.set()
+            if not kept:
+                self._not_empty.clear()
+        for tp in tps:
+            self._dropped.pop(tp, None)
+            self._held.pop(tp, None)
+
+    async def wait_finished(self, tps: set[TopicPartition]) -> None:
+        """Wait until the batch being processed holds no unprocessed event of `tps`."""
+        while not self._closed and self.position < len(self.batch) and _tp_of(self.batch) in tps:
+            await self._advanced.wait()
 
     def hold(self, event: Event) -> None:
         """Keep `event` uncommitted past the reader moving on (take() buffers)."""
@@ -128,3 +149,8 @@ class Channel:
             if tp not in pending or first.offset < pending[tp]:
                 pending[tp] = first.offset
         return pending
+
+
+def _tp_of(batch: list[Event]) -> TopicPartition:
+    first = batch[0].message
+    return TopicPartition(first.topic, first.partition)

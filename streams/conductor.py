@@ -27,6 +27,8 @@ from streams.topic import Topic
 
 logger = logging.getLogger(__name__)
 
+REVOKE_WAIT_S = 30.0
+
 
 @dataclass
 class _Group:
@@ -52,14 +54,15 @@ class Conductor:
         fetch_bytes: int = 1 << 20,
         fetch_wait_s: float = 0.5,
         batch_events_max: int = 1000,
-        assigned: Iterable[TopicPartition] | None = None,
+        numbers: Iterable[int] | None = None,
     ) -> None:
         self._transport = transport
         self._group_id = group_id
         self._fetch_bytes = fetch_bytes
         self._fetch_wait_s = fetch_wait_s
         self._batch_events_max = batch_events_max
-        self._assigned = None if assigned is None else set(assigned)
+        # The partition numbers this worker owns (None: all of every topic).
+        self._numbers = None if numbers is None else set(numbers)
         self._topics: dict[str, Topic] = {}
         self._groups: dict[tuple[str, str], _Group] = {}
         self._fetchers: dict[TopicPartition, asyncio.Task[None]] = {}
@@ -100,7 +103,8 @@ class Conductor:
             await self._start_topic(topic)
 
     async def _start_topic(self, topic: Topic) -> None:
-        tps = [tp for tp in topic.tps() if self._assigned is None or tp in self._assigned]
+        numbers = self._numbers
+        tps = [tp for tp in topic.tps() if numbers is None or tp.partition in numbers]
         new = [tp for tp in tps if tp not in self._fetchers]
         if not new:
             return
@@ -237,6 +241,49 @@ class Conductor:
             for channel in group.channels:
                 if channel is not None:
                     channel.close()
+
+    # --- assignment changes (group membership) ---------------------------------
+
+    async def assign(self, numbers: Iterable[int]) -> None:
+        """Own these partition numbers too: fetch them in every subscribed topic."""
+        if self._numbers is None:
+            raise RuntimeError("this conductor owns every partition: nothing to assign")
+        self._numbers |= set(numbers)
+        if self._started:
+            for topic in list(self._topics.values()):
+                await self._start_topic(topic)
+
+    async def revoke(self, numbers: Iterable[int]) -> None:
+        """Stop fetching these partition numbers, drop what is queued of them, and
+        wait until no agent is in the middle of a batch of them. Their positions
+        stay until forget(), so a commit can record how far they were processed."""
+        gone = set(numbers)
+        tps = {tp for tp in self._fetchers if tp.partition in gone}
+        tasks = [self._fetchers.pop(tp) for tp in tps]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for channel in self.channels():
+            channel.drop(tps)
+        try:
+            async with asyncio.timeout(REVOKE_WAIT_S):
+                for channel in self.channels():
+                    await channel.wait_finished(tps)
+        except TimeoutError:
+            logger.warning(
+                "an agent did not finish its batch of %s within %.0fs of a revoke",
+                sorted(tps),
+                REVOKE_WAIT_S,
+            )
+        if self._numbers is not None:
+            self._numbers -= gone
+
+    def forget(self, numbers: Iterable[int]) -> None:
+        gone = set(numbers)
+        for tp in [tp for tp in self.positions if tp.partition in gone]:
+            del self.positions[tp]
+            self._committed.pop(tp, None)
 
     def channels(self) -> list[Channel]:
         return [c for g in self._groups.values() for c in g.channels if c is not None]

@@ -192,6 +192,11 @@ class Table:
         self.partitions[partition] = part
         return part
 
+    def detach(self, partition: int) -> Store | None:
+        """Stop serving `partition` here (its writes must be flushed); its store."""
+        part = self.partitions.pop(partition, None)
+        return None if part is None else part.store
+
     def on_recovered(self, partition: int) -> None:
         """Hook for subclasses: the partition's store is up to date."""
 
@@ -445,6 +450,16 @@ class WindowedTable:
             start = wkey[1]
             root._windows.setdefault(start, set()).add((partition, wkey))
             root.latest_timestamp = max(root.latest_timestamp, start)
+
+    def on_released(self, partition: int) -> None:
+        """The partition moved to another worker: forget its windows here."""
+        root = self._root
+        for start in list(root._windows):
+            keys = {k for k in root._windows[start] if k[0] != partition}
+            if keys:
+                root._windows[start] = keys
+            else:
+                del root._windows[start]
 
     def expire(self, now: float | None = None) -> int:
         """Delete windows that are done; returns keys deleted."""

@@ -26,12 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
 
+from runtime.assignor import StreamsAssignor, WorkerState, common_partition_count, decode_numbers
+from runtime.client.consumer_protocol import Assignment
+from runtime.client.errors import KafkaError
 from runtime.log.config import FlushPolicy
 from runtime.producer import Producer
 from runtime.recovery import RecoveryResult, recover_store
 from runtime.transport import Transport, open_transport
 from runtime.types import TopicPartition
-from stores import open_store
+from stores import Store, open_store
 from streams.agent import Agent, AgentError
 from streams.channel import Channel
 from streams.conductor import Conductor, declare_topic
@@ -70,6 +73,13 @@ class Worker:
         self._agent_tasks: dict[asyncio.Task[None], tuple[Agent, Channel]] = {}
         self._failure: asyncio.Future[BaseException] | None = None
         self._started = False
+        # Group mode (kafka://): partitions come from the group's assignor.
+        self.group_mode = run_agents and bool(app.agents) and hasattr(self.transport, "cluster")
+        self.member: Any = None
+        self.assignor: StreamsAssignor | None = None
+        self.assignments = 0
+        self._stores: dict[tuple[str, int], Store] = {}
+        self._followers: dict[tuple[str, int], asyncio.Task[None]] = {}
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -87,7 +97,9 @@ class Worker:
         self._failure = asyncio.get_running_loop().create_future()
         await self.transport.start()
         self.producer = Producer(self.transport)
-        self.conductor = Conductor(self.transport, app.id)
+        self.conductor = Conductor(
+            self.transport, app.id, numbers=set() if self.group_mode else None
+        )
         wiring.transport, wiring.producer, wiring.conductor = (
             self.transport,
             self.producer,
@@ -116,9 +128,15 @@ class Worker:
             info = await self.transport.topic(topic.name)
             if info is not None:
                 self.producer.set_max_message_bytes(topic.name, info.config.max_message_bytes)
+        self._copartition_tables()
         for table in app.tables.values():
-            await self._recover(table)
-        self._warn_partition_mismatch()
+            await declare_topic(self.transport, table.changelog)
+            if not self.group_mode:
+                await self._recover(table)
+        if self.group_mode:
+            self.assignor = StreamsAssignor(self._common_partitions(), app.num_standby_replicas)
+        else:
+            self._warn_partition_mismatch()
         if self.run_agents:
             for agent in app.agents.values():
                 for index in range(agent.concurrency):
@@ -130,6 +148,8 @@ class Worker:
                     task.add_done_callback(self._agent_done)
         await self.conductor.start()
         self._watch(self.conductor.failure)
+        if self.group_mode:
+            await self._join_group()
         self._tasks.append(loop.create_task(self._commit_loop(), name="commit"))
         if self.run_agents:
             for fn in app.startup_tasks:
@@ -164,6 +184,11 @@ class Worker:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.member is not None:
+                await self.member.close()  # revokes: finish, flush, commit, leave
+            for task in self._followers.values():
+                task.cancel()
+            await asyncio.gather(*self._followers.values(), return_exceptions=True)
             if self.conductor is not None:
                 await self.conductor.stop_fetching()
             await self._wait_agents()
@@ -173,9 +198,23 @@ class Worker:
                 await self.producer.close()
             for table in self.app.tables.values():
                 table.close()
+            for store in self._stores.values():
+                store.close()
+            self._stores.clear()
             await self.transport.stop()
             wiring.transport = wiring.producer = wiring.conductor = None
             logger.info("worker stopped app=%s", self.app.id)
+
+    def _copartition_tables(self) -> None:
+        """Tables declared without partitions take their agents' topics' count,
+        so that a table is co-partitioned with the streams that write it."""
+        counts = {a.source.partitions for a in self.app.agents.values()}
+        if len(counts) != 1:
+            return
+        (count,) = counts
+        for table in self.app.tables.values():
+            if table.changelog._declared_partitions is None:
+                table.changelog.partitions = count
 
     def _warn_partition_mismatch(self) -> None:
         """Tables are partitioned like the streams that write them: a table with
@@ -218,6 +257,117 @@ class Worker:
             "table %s recovered: %d changelog records replayed", table.name, table.recovered_records
         )
 
+    # --- group mode: partitions from the group's assignor ------------------------
+
+    def _common_partitions(self) -> int:
+        counts = {a.source.name: a.source.partitions for a in self.app.agents.values()}
+        counts.update({t.changelog.name: t.partition_count for t in self.app.tables.values()})
+        return common_partition_count(counts)
+
+    async def _join_group(self) -> None:
+        from runtime.client.group import GroupMember
+
+        app = self.app
+        session_ms = int(app.session_timeout_s * 1000)
+        self.member = GroupMember(
+            self.transport.cluster,  # type: ignore[attr-defined]
+            app.id,
+            sorted({a.source.name for a in app.agents.values()}),
+            self.assignor,
+            session_timeout_ms=session_ms,
+            rebalance_timeout_ms=max(session_ms, 30_000),
+            heartbeat_interval_ms=max(100, session_ms // 5),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+        )
+        await self.member.start()
+
+    async def _on_assign(self, assignment: Assignment) -> None:
+        assert self.conductor is not None and self.assignor is not None
+        numbers = decode_numbers(assignment.user_data)
+        self.assignor.state = numbers
+        for table in self.app.tables.values():
+            await self._place_table(table, numbers)
+        await self.conductor.assign(numbers.active)
+        self.assignments += 1
+        logger.info(
+            "assigned app=%s active=%s standby=%s",
+            self.app.id,
+            sorted(numbers.active),
+            sorted(numbers.standby),
+        )
+
+    async def _on_revoke(self, assignment: Assignment) -> None:
+        assert self.conductor is not None
+        numbers = decode_numbers(assignment.user_data)
+        await self.conductor.revoke(numbers.active)
+        await self.commit()
+        self.conductor.forget(numbers.active)
+        logger.info("revoked app=%s active=%s", self.app.id, sorted(numbers.active))
+
+    async def _place_table(self, table: Table, numbers: WorkerState) -> None:
+        """Open, recover, follow or close this table's partitions to match."""
+        wanted = numbers.active | numbers.standby
+        for p in [p for (name, p) in list(self._stores) if name == table.name]:
+            if p not in wanted:
+                await self._stop_following(table, p)
+                self._detach(table, p)
+                self._stores.pop((table.name, p)).close()
+        for p in sorted(numbers.standby):
+            self._detach(table, p)
+            store = self._store(table, p)
+            if (table.name, p) not in self._followers:
+                self._followers[(table.name, p)] = asyncio.get_running_loop().create_task(
+                    self._follow(table, p, store), name=f"standby {table.name}[{p}]"
+                )
+        for p in sorted(numbers.active):
+            await self._stop_following(table, p)
+            if p in table.partitions:
+                continue  # still ours and up to date
+            await self._recover_partition(table, p, self._store(table, p))
+
+    def _store(self, table: Table, p: int) -> Store:
+        store = self._stores.get((table.name, p))
+        if store is None:
+            store = self._stores[(table.name, p)] = open_store(
+                table.store_url or self.store_url,
+                name=table.changelog.name.removesuffix("-changelog"),
+                partition=p,
+                data_dir=Path(self.app.data_dir),
+            )
+        return store
+
+    def _detach(self, table: Table, p: int) -> None:
+        if table.detach(p) is not None and table.windowed is not None:
+            table.windowed.on_released(p)
+
+    async def _stop_following(self, table: Table, p: int) -> None:
+        task = self._followers.pop((table.name, p), None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _follow(self, table: Table, p: int, store: Store) -> None:
+        """A standby: keep the store caught up with the changelog partition."""
+        tp = TopicPartition(table.changelog.name, p)
+        while True:
+            try:
+                await recover_store(self.transport, store, tp, progress=_no_progress)
+                _, end = await self.transport.offsets(tp)
+                await self.transport.fetch(tp, end, max_wait_s=1.0)  # park until more
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("standby %s fell behind: %s; retrying", tp, exc)
+                await asyncio.sleep(1.0)
+
+    async def _recover_partition(self, table: Table, p: int, store: Store) -> None:
+        table.attach(p, store)
+        result = await recover_store(self.transport, store, TopicPartition(table.changelog.name, p))
+        self.recoveries.append(result)
+        table.recovered_records += result.records
+        (table.windowed or table).on_recovered(p)
+
     # --- commits -----------------------------------------------------------------
 
     async def commit(self) -> dict[TopicPartition, int]:
@@ -230,7 +380,14 @@ class Worker:
             await table.flush(self.transport)
         await self.producer.flush()
         if offsets:
-            await self.transport.commit(self.app.id, offsets)
+            if self.member is not None:
+                try:
+                    await self.member.commit(offsets)
+                except KafkaError as exc:  # a rebalance: the next owner replays
+                    logger.info("commit refused during a rebalance: %s", exc)
+                    return {}
+            else:
+                await self.transport.commit(self.app.id, offsets)
             self.conductor.mark_committed(offsets)
         return offsets
 
@@ -257,6 +414,7 @@ class Worker:
         if channel.position < len(channel.batch):
             msg = channel.batch[channel.position].message
             where = (msg.topic, msg.partition, msg.offset)
+        channel.close()  # nothing waits on a reader that is gone
         error = AgentError(agent.name, *where)
         logger.error("%s: %r", error, exc, exc_info=exc)
         error.__cause__ = exc
@@ -310,6 +468,10 @@ class Worker:
         while True:
             await asyncio.sleep(max(0.0, schedule.get_next(float) - time.time()))
             await self._call(fn)
+
+
+def _no_progress(tp: TopicPartition, done: int, total: int, rate: float) -> None:
+    pass
 
 
 def _takes_argument(fn: Callable[..., Any]) -> bool:
