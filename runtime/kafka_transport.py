@@ -242,6 +242,16 @@ class KafkaTransport:
         found = await fetch_committed(self._cluster, group, tps)
         return {tp: offset for tp, (offset, _) in found.items()}
 
+    async def describe_group(self, group: str) -> dict:
+        """The group's state and members (DescribeGroups at its coordinator)."""
+        node = await self._cluster.coordinator(group)
+        response = await self._cluster.request(
+            node,
+            ApiKey.DESCRIBE_GROUPS,
+            {"groups": [group], "include_authorized_operations": False},
+        )
+        return response["groups"][0]
+
     async def groups(self) -> list[str]:
         """Every broker coordinates some groups: ask each."""
         await self._cluster.refresh()

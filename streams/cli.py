@@ -393,3 +393,44 @@ def broker(
         asyncio.run(main())
     except (StreamsRuntimeError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@cli.command()
+@click.argument("group", required=False)
+@broker_option
+@data_option
+@click.pass_obj
+def groups(ctx: Context, group: str | None, broker: str | None, data: str | None) -> None:
+    """Consumer groups: members, their assignment, and lag per partition."""
+    from runtime.client.consumer_protocol import decode_assignment
+
+    async def run(transport: Transport) -> None:
+        names = [group] if group else await transport.groups()
+        if not names:
+            click.echo("no groups")
+        for name in names:
+            describe = getattr(transport, "describe_group", None)
+            info = await describe(name) if describe is not None else None
+            state = info["group_state"] if info else "Empty"
+            members = info["members"] if info else []
+            click.echo(f"{name}\tstate={state}\tmembers={len(members)}")
+            for m in members:
+                assigned = ""
+                if info and info["protocol_type"] == "consumer" and m["member_assignment"]:
+                    tps = decode_assignment(bytes(m["member_assignment"])).partitions
+                    assigned = " ".join(str(tp) for tp in sorted(tps))
+                click.echo(
+                    f"  member {m['member_id']} client={m['client_id']} "
+                    f"host={m['client_host']} partitions: {assigned or '-'}"
+                )
+            committed = await transport.committed(name)
+            if committed:
+                click.echo("  topic\tpartition\tcommitted\tend\tlag")
+            for tp, offset in sorted(committed.items()):
+                try:
+                    _, end = await transport.offsets(tp)
+                except StreamsRuntimeError:
+                    continue
+                click.echo(f"  {tp.topic}\t{tp.partition}\t{offset}\t{end}\t{max(0, end - offset)}")
+
+    _with_transport(ctx, broker, data, run)

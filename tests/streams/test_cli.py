@@ -70,3 +70,19 @@ def test_missing_app_is_a_usage_error():
     r = CliRunner().invoke(cli, ["-A", "no_such_module_here", "agents"])
     assert r.exit_code == 2
     assert "no_such_module_here" in r.output
+
+
+def test_groups_lists_committed_offsets_and_lag(tmp_path):
+    from runtime.log.manager import Log
+    from runtime.log.offsets import OffsetStore
+    from runtime.types import TopicPartition
+
+    data = str(tmp_path)
+    for i in range(5):
+        assert invoke("send", "--data", data, "orders", f"o{i}", "--partition", "0").exit_code == 0
+    with Log.open(tmp_path / "log") as log:
+        OffsetStore(log).commit("billing", {TopicPartition("orders", 0): (3, "")})
+    r = invoke("groups", "--data", data)
+    assert r.exit_code == 0, r.output
+    assert "billing\tstate=Empty\tmembers=0" in r.output
+    assert "  orders\t0\t3\t5\t2" in r.output
