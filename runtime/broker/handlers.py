@@ -320,19 +320,24 @@ class Handlers:
             parts = []
             for part in topic["partitions"]:
                 tp = TopicPartition(topic["topic"], part["partition"])
-                entry = self._read_one(
+                entry, size = self._read_one(
                     tp,
                     part["fetch_offset"],
                     min(part["partition_max_bytes"], budget - total),
                     first=total == 0,
                 )
                 errors |= entry["error_code"] != ErrorCode.NONE
-                total += len(entry["records"])
+                total += size
                 parts.append(entry)
             responses.append({"topic": topic["topic"], "partitions": parts})
         return responses, total, errors
 
-    def _read_one(self, tp: TopicPartition, offset: int, max_bytes: int, first: bool) -> dict:
+    def _read_one(
+        self, tp: TopicPartition, offset: int, max_bytes: int, first: bool
+    ) -> tuple[dict, int]:
+        """A partition's fetch answer and the size of its records. The records are
+        a list of chunks (stored bytes, or file regions the server sends with
+        sendfile): they are never copied here."""
         entry: dict[str, Any] = {
             "partition_index": tp.partition,
             "error_code": ErrorCode.NONE,
@@ -347,22 +352,23 @@ class Handlers:
             start, end = self._log.offsets(tp)
         except UnknownTopicError:
             entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            return entry
+            return entry, 0
         entry.update(high_watermark=end, last_stable_offset=end, log_start_offset=start)
         if not start <= offset <= end:
             entry["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
-            return entry
+            return entry, 0
         if offset == end or (max_bytes <= 0 and not first):
-            return entry
+            return entry, 0
         try:
-            data = self._log.read(tp, offset, max(max_bytes, 1))
+            chunks = self._log.read_chunks(tp, offset, max(max_bytes, 1))
         except OffsetOutOfRangeError:
             entry["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
-            return entry
-        if not first and len(data) > max_bytes:
-            data = b""  # only the first partition may exceed the limits
-        entry["records"] = data
-        return entry
+            return entry, 0
+        size = sum(len(chunk) for chunk in chunks)
+        if not first and size > max_bytes:
+            return entry, 0  # only the first partition may exceed the limits
+        entry["records"] = chunks
+        return entry, size
 
     async def list_offsets(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
         topics = []

@@ -2,6 +2,9 @@
 
 Each connection is served like Kafka serves it: one request at a time, in
 order, answered in order (a client may pipeline; answers keep its order).
+A response goes out in parts, none of its large records copied: stored batches
+read from segment files are sent with sendfile, other large buffers written as
+they are, the small parts around them joined.
 A frame's size is checked before its body is read, so memory per connection
 is bounded by `request_bytes_max`. A malformed frame closes that connection
 only; everyone else is served on.
@@ -23,12 +26,13 @@ from runtime.broker.coordinator import GroupCoordinator
 from runtime.broker.handlers import ADVERTISED, BrokerSettings, Handlers, Peer
 from runtime.broker.rest import RestProxy
 from runtime.log.config import FlushPolicy
+from runtime.log.storage import FileRegion
 from runtime.protocol.codes import ApiKey
 from runtime.protocol.errors import ProtocolError, UnsupportedVersionError
 from runtime.protocol.frames import (
     api_versions_unsupported_response,
     decode_request,
-    encode_response,
+    encode_response_parts,
 )
 from runtime.transport import EmbeddedTransport
 
@@ -217,5 +221,26 @@ class Broker:
             handler = handlers.by_key[header.api_key]
             response = await handler(header, body, Peer(header.client_id or "", host))
             if response is not None:
-                writer.write(encode_response(header, response))
-                await writer.drain()
+                await _send(writer, encode_response_parts(header, response))
+
+
+async def _send(writer: asyncio.StreamWriter, parts: list) -> None:
+    """Write a response's parts in order; file regions go with sendfile."""
+    for part in parts:
+        if isinstance(part, FileRegion):
+            await _sendfile(writer, part)
+        else:
+            writer.write(part)
+    await writer.drain()
+
+
+async def _sendfile(writer: asyncio.StreamWriter, region: FileRegion) -> None:
+    # loop.sendfile waits until what was written before has gone out, then has
+    # the kernel copy the file's bytes to the socket.
+    loop = asyncio.get_running_loop()
+    if writer.transport.is_closing():
+        raise ConnectionResetError("the client went away")
+    try:
+        await loop.sendfile(writer.transport, region, region.position, region.size, fallback=False)  # type: ignore[arg-type]
+    except asyncio.SendfileNotAvailableError:
+        writer.write(region.read())

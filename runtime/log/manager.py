@@ -33,6 +33,7 @@ from runtime.log.cleaner import clean_partition
 from runtime.log.config import FlushPolicy, TopicConfig, TopicInfo, validate_topic_name
 from runtime.log.lock import DataDirLock
 from runtime.log.partition import Partition
+from runtime.log.storage import FileRegion
 from runtime.types import TopicPartition
 
 logger = logging.getLogger(__name__)
@@ -217,6 +218,13 @@ class Log:
 
     def read(self, tp: TopicPartition, offset: int, max_bytes: int = 1 << 20) -> bytes:
         return self._partition(tp).read(offset, max_bytes)
+
+    def read_chunks(
+        self, tp: TopicPartition, offset: int, max_bytes: int = 1 << 20
+    ) -> list[bytes | FileRegion]:
+        """What read returns, as chunks: large reads from files are FileRegions
+        (for sendfile, see Partition.read_chunks)."""
+        return self._partition(tp).read_chunks(offset, max_bytes)
 
     def offsets(self, tp: TopicPartition) -> tuple[int, int]:
         return self._partition(tp).offsets()

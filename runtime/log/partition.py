@@ -34,7 +34,7 @@ from runtime.log.config import FlushPolicy, TopicConfig
 from runtime.log.index import IndexCorruptError
 from runtime.log.records import validate_batch
 from runtime.log.segment import Segment, delete_segment_files
-from runtime.log.storage import fsync_dir
+from runtime.log.storage import FileRegion, fsync_dir
 from runtime.types import TopicPartition
 
 logger = logging.getLogger(__name__)
@@ -230,6 +230,20 @@ class Partition:
 
     def read(self, offset: int, max_bytes: int) -> bytes:
         """Whole stored batches from the one containing `offset` (see Log.read)."""
+        parts = self._read(offset, max_bytes, Segment.read)
+        return parts[0] if len(parts) == 1 else b"".join(parts)  # type: ignore[arg-type]
+
+    def read_chunks(self, offset: int, max_bytes: int) -> list[bytes | FileRegion]:
+        """What read returns, as chunks to send back to back: large reads from
+        files are FileRegions (for sendfile), never copied into memory."""
+        return self._read(offset, max_bytes, Segment.read_chunk)
+
+    def _read(
+        self,
+        offset: int,
+        max_bytes: int,
+        take: Callable[..., tuple[bytes | FileRegion, bool]],
+    ) -> list[bytes | FileRegion]:
         self._check_open()
         segments = self._segments
         start, end = segments[0].base_offset, segments[-1].next_offset
@@ -239,19 +253,19 @@ class Partition:
                 offset=offset,
                 **self._coords(),
             )
+        parts: list[bytes | FileRegion] = []
         if offset == end:
-            return b""
+            return parts
         i = bisect_right(segments, offset, key=_base_offset) - 1
-        parts: list[bytes] = []
         budget = max_bytes
         for segment in segments[i:]:
-            data, at_end = segment.read(offset, budget, first_whole=not parts)
+            data, at_end = take(segment, offset, budget, first_whole=not parts)
             if data:
                 parts.append(data)
                 budget -= len(data)
             if not at_end or budget <= 0:
                 break
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return parts
 
     def offset_for_timestamp(self, timestamp_ms: int) -> int | None:
         self._check_open()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from bisect import bisect_right
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from runtime.log.records import (
     decode_batch,
     validate_batch,
 )
-from runtime.log.storage import FileStorage, MemoryStorage, Storage
+from runtime.log.storage import FileRegion, FileStorage, MemoryStorage, Storage
 
 logger = logging.getLogger(__name__)
 
@@ -247,25 +248,68 @@ class Segment:
                 return pos, size
         return None
 
-    def read(self, offset: int, max_bytes: int, *, first_whole: bool) -> tuple[bytes, bool]:
-        """Whole batches from the one holding `offset`, up to max_bytes.
+    def extent(
+        self, offset: int, max_bytes: int, *, first_whole: bool
+    ) -> tuple[int, int, bool] | None:
+        """Where the whole batches from the one holding `offset`, up to max_bytes, are.
 
-        first_whole: return the first batch even if it is larger than max_bytes.
-        Returns (data, reached_end_of_segment)."""
+        first_whole: include the first batch even if it is larger than max_bytes.
+        Returns (position, size, reached_end_of_segment), or None when no batch
+        here holds an offset >= `offset`."""
         end = self.size
         found = self.locate(offset, end)
         if found is None:
-            return b"", True
+            return None
         pos, first_size = found
-        want = min(max(first_size, max_bytes) if first_whole else max_bytes, end - pos)
-        data = self.storage.read(pos, want)
-        p, n = 0, len(data)
-        while n - p >= LOG_OVERHEAD:
-            batch_size = _INT32.unpack_from(data, p + 8)[0] + LOG_OVERHEAD
-            if batch_size > n - p:
-                break
-            p += batch_size
-        return (data if p == n else data[:p]), pos + p >= end
+        limit = pos + min(max(first_size, max_bytes) if first_whole else max_bytes, end - pos)
+        stop = self._whole_batches_end(pos, limit)
+        return pos, stop - pos, stop >= end
+
+    def _whole_batches_end(self, pos: int, limit: int) -> int:
+        """End of the last whole batch in [pos, limit), pos being a batch start.
+
+        Starts from the last indexed batch before `limit`, so only the batches
+        after it are read (a header each), not the bytes in between."""
+        positions = self.offset_index.positions
+        i = bisect_right(positions, limit) - 1
+        if i >= 0 and positions[i] > pos:
+            pos = positions[i]
+        storage = self.storage
+        while limit - pos >= LOG_OVERHEAD:
+            chunk = storage.read(pos, min(SCAN_CHUNK_BYTES, limit - pos))
+            p, n = 0, len(chunk)
+            while n - p >= LOG_OVERHEAD:
+                size = _INT32.unpack_from(chunk, p + 8)[0] + LOG_OVERHEAD
+                if size < HEADER_SIZE:
+                    raise CorruptRecordError(
+                        f"batch at position {pos + p} of segment {self.base_offset} "
+                        f"has length {size - LOG_OVERHEAD}"
+                    )
+                if pos + p + size > limit:
+                    return pos + p
+                p += size
+            pos += p
+        return pos
+
+    def read(self, offset: int, max_bytes: int, *, first_whole: bool) -> tuple[bytes, bool]:
+        """Whole batches from the one holding `offset`, up to max_bytes (see extent).
+
+        Returns (data, reached_end_of_segment)."""
+        found = self.extent(offset, max_bytes, first_whole=first_whole)
+        if found is None:
+            return b"", True
+        pos, size, at_end = found
+        return (self.storage.read(pos, size) if size else b""), at_end
+
+    def read_chunk(
+        self, offset: int, max_bytes: int, *, first_whole: bool
+    ) -> tuple[bytes | FileRegion, bool]:
+        """Like read, but a large answer from a file is a FileRegion, not bytes."""
+        found = self.extent(offset, max_bytes, first_whole=first_whole)
+        if found is None:
+            return b"", True
+        pos, size, at_end = found
+        return (self.storage.region(pos, size) if size else b""), at_end
 
     def offset_for_timestamp(self, timestamp_ms: int) -> int | None:
         """Earliest offset in this segment whose record timestamp >= timestamp_ms."""

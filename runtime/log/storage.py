@@ -8,6 +8,9 @@ Invariants:
   explicitly: readers that still hold it keep reading the old bytes (an unlinked
   file stays readable), and the descriptor is closed when the last reference
   goes away.
+- A FileRegion reads through a descriptor of its own (a dup, shared by the
+  regions of one file), closed when the last region and the store are gone: a
+  region being sent stays valid even if its store is closed meanwhile.
 """
 
 from __future__ import annotations
@@ -15,15 +18,58 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+SENDFILE_BYTES_MIN = 64 * 1024
+"""Reads at least this large become FileRegions (sent with sendfile); smaller
+ones are read into bytes, which costs less than a sendfile round."""
+
+
+class _Handle:
+    """A read-only descriptor that closes itself when the last holder lets go."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __del__(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+class FileRegion:
+    """`size` bytes at `position` of a segment file, to be sent without copying.
+
+    Has what asyncio's loop.sendfile needs of a file (fileno); the bytes it
+    names are whole stored batches, which are never rewritten in place."""
+
+    __slots__ = ("_handle", "position", "size")
+
+    def __init__(self, handle: _Handle, position: int, size: int) -> None:
+        self._handle = handle
+        self.position = position
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def fileno(self) -> int:
+        return self._handle.fd
+
+    def read(self) -> bytes:
+        """The bytes themselves (where sendfile is not available)."""
+        return os.pread(self._handle.fd, self.size, self.position)
+
 
 class FileStorage:
     """Bytes of one segment file, written through O_APPEND, read with pread."""
 
-    __slots__ = ("_fd", "path")
+    __slots__ = ("_fd", "_reader", "path")
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        self._reader: _Handle | None = None
 
     def size(self) -> int:
         return os.fstat(self._fd).st_size
@@ -45,6 +91,16 @@ class FileStorage:
     def read(self, pos: int, n: int) -> bytes:
         return os.pread(self._fd, n, pos)
 
+    def region(self, pos: int, n: int) -> bytes | FileRegion:
+        """Bytes [pos, pos + n) as a FileRegion if large, else read."""
+        if n < SENDFILE_BYTES_MIN:
+            return os.pread(self._fd, n, pos)
+        if self._reader is None:
+            if self._fd < 0:
+                raise ValueError(f"{self.path} is closed")
+            self._reader = _Handle(os.dup(self._fd))
+        return FileRegion(self._reader, pos, n)
+
     def truncate(self, size: int) -> None:
         os.ftruncate(self._fd, size)
 
@@ -53,6 +109,7 @@ class FileStorage:
 
     def close(self) -> None:
         fd, self._fd = self._fd, -1
+        self._reader = None  # regions still being sent keep it open
         if fd >= 0:
             os.close(fd)
 
@@ -84,6 +141,9 @@ class MemoryStorage:
 
     def read(self, pos: int, n: int) -> bytes:
         return bytes(self._buf[pos : pos + n])
+
+    def region(self, pos: int, n: int) -> bytes:
+        return self.read(pos, n)
 
     def truncate(self, size: int) -> None:
         del self._buf[size:]

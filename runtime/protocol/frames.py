@@ -73,6 +73,17 @@ def decode_request(frame: Buffer) -> tuple[RequestHeader, dict]:
 
 def encode_response(header: RequestHeader, body: Mapping[str, Any]) -> bytes:
     """The response frame (with its size) answering `header`."""
+    return _response_writer(header, body).frame()
+
+
+def encode_response_parts(header: RequestHeader, body: Mapping[str, Any]) -> list[Any]:
+    """The response frame as parts to send back to back (Writer.frame_parts):
+    large records are not copied, and records given as chunks that are not
+    buffers (file regions) come out as they went in."""
+    return _response_writer(header, body).frame_parts()
+
+
+def _response_writer(header: RequestHeader, body: Mapping[str, Any]) -> Writer:
     api = _api(header.api_key, header.api_version)
     flexible = api.flexible(header.api_version)
     w = Writer()
@@ -81,7 +92,7 @@ def encode_response(header: RequestHeader, body: Mapping[str, Any]) -> bytes:
         w.buf += _NO_TAGS
     _, encode = api.response.codec(header.api_version, flexible)
     _encode(encode, w, body, api, header.api_version, "response")
-    return w.frame()
+    return w
 
 
 def encode_request(

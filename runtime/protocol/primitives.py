@@ -18,7 +18,9 @@ Invariants:
 - Strings decode as Java does: invalid UTF-8 becomes U+FFFD instead of failing.
 - `Reader.records` returns a memoryview into the input (no copy); `bytes_` copies.
 - A Writer keeps large buffers (records) as separate chunks, so the final
-  `getvalue`/`frame` join is the only copy of them.
+  `getvalue`/`frame` join is the only copy of them, and `frame_parts` none.
+  A chunk that is not a buffer (a file region to be sent with sendfile: any
+  object with a length) is kept as it is; only `frame_parts` can pass it on.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from runtime.protocol.errors import ProtocolError
 
@@ -216,7 +219,7 @@ class Writer:
         self.chunks: list[Buffer] = []
 
     def raw(self, data: Buffer) -> None:
-        if len(data) < _CHUNK_MIN:
+        if len(data) < _CHUNK_MIN and isinstance(data, bytes | bytearray | memoryview):
             self.buf += data
         else:
             self.chunks.append(self.buf)
@@ -234,6 +237,23 @@ class Writer:
     def frame(self) -> bytes:
         """The written bytes behind an int32 size prefix."""
         return b"".join([INT32.pack(self.size()), *self.chunks, self.buf])
+
+    def frame_parts(self) -> list[Any]:
+        """What `frame` returns, as parts to send back to back, none of them copied
+        but the small ones, which are joined: buffers, and chunks as they were given."""
+        parts: list[Any] = []
+        small = bytearray(INT32.pack(self.size()))
+        for chunk in [*self.chunks, self.buf]:
+            if len(chunk) < _CHUNK_MIN and isinstance(chunk, bytes | bytearray | memoryview):
+                small += chunk
+                continue
+            if small:
+                parts.append(bytes(small))
+                small = bytearray()
+            parts.append(chunk)
+        if small:
+            parts.append(bytes(small))
+        return parts
 
     def int8(self, v: int) -> None:
         self.buf += INT8.pack(v)
