@@ -18,6 +18,11 @@ happened. The clients are confluent-kafka (librdkafka).
    received to the last (the first batch returned is not counted). Then the
    same read again after letting the client prefetch the whole topic: that
    times the client's own consume() loop, a ceiling no broker can lift.
+   Beside it, the same N messages in a topic of 2 partitions (produced once,
+   not timed) read by 2 consumer processes, each assigned one partition: N
+   over the span from the first message either receives to the last message
+   either receives (the first batch is not counted, as above). One Python
+   client cannot take 1M msgs/s; two show whether the broker can serve them.
 3. Latency: a producer (linger.ms 1, acks=1) paced at a fixed rate stamps each
    value with its send wall time; a consumer in another process records
    receive time - send time for each message. A warm-up second is not counted.
@@ -63,6 +68,7 @@ from benchmarks.embedded import machine
 PRODUCE_TARGET_MSGS_PER_S = 500_000
 CONSUME_TARGET_MSGS_PER_S = 1_000_000
 LATENCY_P99_TARGET_MS = 10.0
+CONSUME_PROCESSES = 2
 
 VALUE_BYTES = 100
 TCP_WRITE_BYTES = 1 << 20
@@ -114,6 +120,7 @@ class BrokerProcess:
         self.log: list[str] = []
         self._proc: subprocess.Popen[str] | None = None
         self._ready = threading.Event()
+        self._drainer: threading.Thread | None = None
 
     @property
     def pid(self) -> int:
@@ -139,7 +146,8 @@ class BrokerProcess:
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True, cwd=Path(__file__).resolve().parents[1],
         )  # fmt: skip
-        threading.Thread(target=self._drain, name="broker-stderr", daemon=True).start()
+        self._drainer = threading.Thread(target=self._drain, name="broker-stderr", daemon=True)
+        self._drainer.start()
         if not self._ready.wait(READY_TIMEOUT_S) or not self.bootstrap:
             raise RuntimeError(f"broker did not start:\n{''.join(self.log)}")
 
@@ -167,6 +175,10 @@ class BrokerProcess:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if self._drainer is not None:
+            self._drainer.join(STOP_TIMEOUT_S)
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 @contextmanager
@@ -328,6 +340,112 @@ def run_consume(
         "broker_cpu_s_per_m": phase.broker_cpu_s * 1e6 / messages,
         "broker_cpu": phase.broker_cpu_share,
         "client_cpu": phase.client_cpu_share,
+    }
+
+
+def _partition_consumer(bootstrap: str, topic: str, partition: int, conn: Connection) -> None:
+    """In its own process: read one partition from the beginning to its end offset, once
+    told to; send back what run_consume times, on the system-wide time.monotonic()."""
+    try:
+        consumer = Consumer({"bootstrap.servers": bootstrap, **CONSUMER_CONFIG})
+        tp = TopicPartition(topic, partition, OFFSET_BEGINNING)
+        _, end = consumer.get_watermark_offsets(tp, timeout=10)  # connected: not timed
+        conn.send("ready")
+        conn.recv()
+        cpu0, start = time.process_time(), time.monotonic()
+        consumer.assign([tp])
+        received = first_batch = 0
+        first_at = 0.0
+        deadline = start + PHASE_TIMEOUT_S
+        while received < end:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"consume {tp}: {received} of {end} after {PHASE_TIMEOUT_S}s")
+            batch = consumer.consume(num_messages=min(100_000, end - received), timeout=1.0)
+            if not batch:
+                continue
+            if not first_at:
+                first_at, first_batch = time.monotonic(), len(batch)
+            for msg in batch:
+                if msg.error() is not None:
+                    raise KafkaException(msg.error())
+            received += len(batch)
+        last_at = time.monotonic()
+        cpu_s = time.process_time() - cpu0
+        consumer.close()
+        conn.send(
+            {
+                "messages": received,
+                "first_batch": first_batch,
+                "first_at": first_at,
+                "last_at": last_at,
+                "cpu_s": cpu_s,
+            }
+        )
+    except Exception as exc:
+        conn.send({"error": repr(exc)})
+
+
+def run_consume_processes(
+    broker: BrokerProcess, topic: str, messages: int, partitions: int
+) -> dict[str, Any]:
+    """Read the topic with one consumer process per partition, started together."""
+    context = multiprocessing.get_context("spawn")
+    pipes, children = [], []
+    try:
+        for p in range(partitions):
+            ours, theirs = context.Pipe()
+            child = context.Process(
+                target=_partition_consumer, args=(broker.bootstrap, topic, p, theirs), daemon=True
+            )
+            child.start()
+            pipes.append(ours)
+            children.append(child)
+        for conn in pipes:
+            said = conn.recv() if conn.poll(READY_TIMEOUT_S) else "nothing"
+            if said != "ready":
+                raise RuntimeError(f"a consumer process did not start: {said}")
+        phase = Phase(broker)
+        phase.start()
+        for conn in pipes:
+            conn.send("go")
+        results = []
+        for conn in pipes:
+            if not conn.poll(PHASE_TIMEOUT_S):
+                raise RuntimeError("a consumer process did not answer")
+            results.append(conn.recv())
+        phase.stop()
+        for child in children:
+            child.join(STOP_TIMEOUT_S)
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.terminate()
+                child.join()
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        raise RuntimeError(f"consume with {partitions} processes: {errors}")
+    received = sum(r["messages"] for r in results)
+    if received != messages:
+        raise RuntimeError(f"consume with {partitions} processes: {received} of {messages}")
+    first = min(results, key=lambda r: r["first_at"])
+    span_s = max(r["last_at"] for r in results) - first["first_at"]
+    counted = messages - first["first_batch"]  # it arrived at the start of the span
+    rates = [
+        (r["messages"] - r["first_batch"]) / (r["last_at"] - r["first_at"])
+        if r["last_at"] > r["first_at"]
+        else 0.0
+        for r in results
+    ]
+    return {
+        "messages": float(messages),
+        "elapsed_s": span_s,
+        "msgs_per_s": counted / span_s if span_s > 0 else 0.0,
+        "bytes_per_s": counted * VALUE_BYTES / span_s if span_s > 0 else 0.0,
+        "start_skew_s": max(r["first_at"] for r in results) - first["first_at"],
+        "process_rates": rates,
+        "broker_cpu_s_per_m": phase.broker_cpu_s * 1e6 / messages,
+        "broker_cpu": phase.broker_cpu_share,
+        "clients_cpu": sum(r["cpu_s"] for r in results) / phase.elapsed_s,
     }
 
 
@@ -542,13 +660,13 @@ def run_tcp(messages: int) -> dict[str, float]:
 class Best:
     """The best of several runs of one measurement, with the spread of the rest."""
 
-    runs: list[dict[str, float]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, result: dict[str, float]) -> None:
+    def add(self, result: dict[str, Any]) -> None:
         self.runs.append(result)
 
     @property
-    def best(self) -> dict[str, float]:
+    def best(self) -> dict[str, Any]:
         return max(self.runs, key=lambda r: r["msgs_per_s"])
 
     def spread(self) -> str:
@@ -561,13 +679,19 @@ class Best:
 def run_all(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "settings": vars(args).copy()}
     produce1, produce_all, consume, prefetched, tcp = Best(), Best(), Best(), Best(), Best()
+    consume2 = Best()
     with running_broker(args.flush) as broker:
+        # The 2-partition topic the consumer processes read: produced once, not timed.
+        run_produce(broker, "consume2", args.messages, CONSUME_PROCESSES, "1")
         for run in range(args.runs):
             produce1.add(run_produce(broker, f"acks1-{run}", args.messages, args.partitions, "1"))
             produce_all.add(
                 run_produce(broker, f"acksall-{run}", args.messages, args.partitions, "all")
             )
             consume.add(run_consume(broker, f"acks1-{run}", args.messages, args.partitions))
+            consume2.add(
+                run_consume_processes(broker, "consume2", args.messages, CONSUME_PROCESSES)
+            )
             prefetch_s = 1.0 + 1.5 * consume.runs[-1]["assign_to_last_s"]
             prefetched.add(
                 run_consume(broker, f"acks1-{run}", args.messages, args.partitions, prefetch_s)
@@ -586,6 +710,8 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         produce_acks_all_runs=produce_all.spread(),
         consume=consume.best,
         consume_runs=consume.spread(),
+        consume_2_processes=consume2.best,
+        consume_2_processes_runs=consume2.spread(),
         consume_prefetched=prefetched.best,
         consume_prefetched_runs=prefetched.spread(),
         tcp=tcp.best,
@@ -596,6 +722,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "produce_acks1": produce1.best["msgs_per_s"] >= PRODUCE_TARGET_MSGS_PER_S,
         "produce_acks_all": produce_all.best["msgs_per_s"] >= PRODUCE_TARGET_MSGS_PER_S,
         "consume": consume.best["msgs_per_s"] >= CONSUME_TARGET_MSGS_PER_S,
+        "consume_2_processes": consume2.best["msgs_per_s"] >= CONSUME_TARGET_MSGS_PER_S,
         "latency_p99": latency["p99_ms"] <= LATENCY_P99_TARGET_MS,
     }
     return results
@@ -636,7 +763,7 @@ def report(r: dict[str, Any]) -> str:
             f"CPU: broker {p['broker_cpu']:.0%} ({p['broker_cpu_s_per_m']:.2f} s per 1M msgs), "
             f"client {p['client_cpu']:.0%}; {r[key + '_runs']}"
         )
-    c, cp = r["consume"], r["consume_prefetched"]
+    c, cp, c2 = r["consume"], r["consume_prefetched"], r["consume_2_processes"]
     lines += [
         "",
         "consume (partitions assigned from the beginning, no group; fetch.max.bytes and "
@@ -651,6 +778,16 @@ def report(r: dict[str, Any]) -> str:
         f"  client alone         {cp['msgs_per_s']:>12,.0f} msgs/s   (the same read after letting "
         "the client prefetch everything: its own consume() loop,",
         f"      the ceiling for any broker on this machine; {r['consume_prefetched_runs']})",
+        f"  2 consumers          {c2['msgs_per_s']:>12,.0f} msgs/s {c2['bytes_per_s'] / 1e6:>7,.1f}"
+        f" MB/s   (target >= {CONSUME_TARGET_MSGS_PER_S:,}: "
+        f"{_verdict(met['consume_2_processes'])}; {c2['msgs_per_s'] / tcp_rate:.2f}x of TCP)",
+        f"      {CONSUME_PROCESSES} processes, one partition each of a "
+        f"{CONSUME_PROCESSES}-partition topic; first message of any .. last of all "
+        f"{c2['elapsed_s']:.3f} s (starts "
+        f"{c2['start_skew_s'] * 1000:.0f} ms apart); each "
+        f"{' and '.join(f'{x:,.0f}' for x in c2['process_rates'])} msgs/s;",
+        f"      CPU: broker {c2['broker_cpu']:.0%} ({c2['broker_cpu_s_per_m']:.2f} s per 1M msgs), "
+        f"clients {c2['clients_cpu']:.0%}; {r['consume_2_processes_runs']}",
         "",
         f"loopback TCP (the same {s['messages'] * VALUE_BYTES / 1e6:,.0f} MB in "
         f"{TCP_WRITE_BYTES >> 20} MiB writes to a plain asyncio server in another process)",
