@@ -349,6 +349,13 @@ def main(obj: Any = None) -> None:
     show_default=True,
     help="when appends are fsynced",
 )
+@click.option(
+    "--initial-rebalance-delay-ms",
+    default=0,
+    show_default=True,
+    help="how long a new group waits for more members before its first rebalance "
+    "(Kafka's group.initial.rebalance.delay.ms)",
+)
 @click.option("-l", "--loglevel", default="info", help="debug, info, warning, error")
 def broker(
     data: str,
@@ -358,6 +365,7 @@ def broker(
     partitions: int,
     no_auto_create: bool,
     flush: str,
+    initial_rebalance_delay_ms: int,
     loglevel: str,
 ) -> None:
     """Serve the built-in log over the Kafka wire protocol (and HTTP/JSON)."""
@@ -385,6 +393,7 @@ def broker(
             flush=FlushPolicy(flush),
             auto_create_topics=not no_auto_create,
             default_partitions=partitions,
+            initial_rebalance_delay_ms=initial_rebalance_delay_ms,
         ) as running:
             click.echo(f"broker ready on {running.address}", err=True)
             await running.serve_until(stop)

@@ -77,6 +77,7 @@ class Broker:
         default_partitions: int = 1,
         request_bytes_max: int = REQUEST_BYTES_MAX,
         min_session_timeout_ms: int = 1000,
+        initial_rebalance_delay_ms: int = 0,
     ) -> None:
         self._listen = listen
         self._advertise = advertise
@@ -85,6 +86,7 @@ class Broker:
         self._default_partitions = default_partitions
         self._request_bytes_max = request_bytes_max
         self._min_session_timeout_ms = min_session_timeout_ms
+        self._initial_rebalance_delay_ms = initial_rebalance_delay_ms
         url = f"log://{Path(data_dir).resolve()}" if data_dir is not None else "memory://"
         self.transport = EmbeddedTransport(url, data_dir, flush=flush)
         self._server: asyncio.base_events.Server | None = None
@@ -108,6 +110,7 @@ class Broker:
             self._coordinator = GroupCoordinator(
                 self.transport.offset_store,
                 min_session_timeout_ms=self._min_session_timeout_ms,
+                initial_rebalance_delay_ms=self._initial_rebalance_delay_ms,
             )
             await self._coordinator.start()
             self._server = await asyncio.start_server(
