@@ -106,17 +106,31 @@ class Channel:
         self._not_full.set()
         self._advanced.set()
 
-    def drop(self, tps: set[TopicPartition]) -> None:
-        """Forget queued batches of `tps` (revoked: their new owner reads them)."""
-        kept = deque(b for b in self._queue if _tp_of(b) not in tps)
+    def drop(self, tps: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """Forget queued batches of `tps` (revoked: their new owner reads them).
+
+        Returns, per partition, the lowest offset forgotten (queued, dropped
+        at close or held): nothing from there on was processed, so the fetch
+        position must not be committed past it."""
+        lowest: dict[TopicPartition, int] = {}
+        for tp in tps:
+            for offsets in (self._dropped, self._held):
+                offset = offsets.pop(tp, None)
+                if offset is not None and offset < lowest.get(tp, offset + 1):
+                    lowest[tp] = offset
+        kept: deque[list[Event]] = deque()
+        for batch in self._queue:
+            tp = _tp_of(batch)
+            if tp not in tps:
+                kept.append(batch)
+            elif batch[0].offset < lowest.get(tp, batch[0].offset + 1):
+                lowest[tp] = batch[0].offset
         if len(kept) != len(self._queue):
             self._queue = kept
             self._not_full.set()
             if not kept:
                 self._not_empty.clear()
-        for tp in tps:
-            self._dropped.pop(tp, None)
-            self._held.pop(tp, None)
+        return lowest
 
     async def wait_finished(self, tps: set[TopicPartition]) -> None:
         """Wait until the batch being processed holds no unprocessed event of `tps`."""

@@ -196,6 +196,9 @@ class Conductor:
                 for channel in channels:
                     channel.put_nowait(events)
             self.positions[tp] = batches[i - 1][1].next_offset
+            # Let other partitions' fetchers take a turn at the channel's free
+            # slots, so one partition's backlog does not starve the others.
+            await asyncio.sleep(0)
         return True
 
     def _groups_of(self, topic: str) -> list[_Group]:
@@ -265,7 +268,11 @@ class Conductor:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         for channel in self.channels():
-            channel.drop(tps)
+            # The position moved past queued batches: back to the first one
+            # dropped, or the commit after this revoke would skip them.
+            for tp, offset in channel.drop(tps).items():
+                if offset < self.positions.get(tp, offset + 1):
+                    self.positions[tp] = offset
         try:
             async with asyncio.timeout(REVOKE_WAIT_S):
                 for channel in self.channels():

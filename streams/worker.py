@@ -80,6 +80,7 @@ class Worker:
         self.assignments = 0
         self._stores: dict[tuple[str, int], Store] = {}
         self._followers: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._commit_lock = asyncio.Lock()
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -367,11 +368,40 @@ class Worker:
         self.recoveries.append(result)
         table.recovered_records += result.records
         (table.windowed or table).on_recovered(p)
+        logger.info(
+            "recovered table=%s partition=%d records=%d from=%d to=%d seconds=%.3f",
+            table.name,
+            p,
+            result.records,
+            result.start_offset,
+            result.end_offset,
+            result.seconds,
+        )
 
     # --- commits -----------------------------------------------------------------
 
     async def commit(self) -> dict[TopicPartition, int]:
-        """Flush changelogs and sinks, then commit what was processed before."""
+        """Flush changelogs and sinks, then commit what was processed before.
+
+        Commits run one at a time, in the order they were asked for (the
+        periodic one and a revoke's never interleave, so offsets never go
+        back), and a cancelled caller first lets the commit in hand finish: a
+        table flush cut between taking its dirty entries and appending them to
+        the changelog would lose those writes."""
+        commit = asyncio.ensure_future(self._commit_in_turn())
+        try:
+            return await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            await asyncio.wait([commit])
+            if not commit.cancelled():
+                commit.exception()  # the caller is cancelled: its error goes with it
+            raise
+
+    async def _commit_in_turn(self) -> dict[TopicPartition, int]:
+        async with self._commit_lock:
+            return await self._commit()
+
+    async def _commit(self) -> dict[TopicPartition, int]:
         assert self.conductor is not None and self.producer is not None
         offsets = self.conductor.changed_offsets()
         for table in self.app.tables.values():

@@ -16,7 +16,8 @@ Invariants:
 - on_assign and on_revoke alternate, starting with on_assign; after close() the
   last assignment has been revoked;
 - heartbeats run while on_assign runs (a slow one does not expire the session)
-  and stop before on_revoke;
+  and stop before on_revoke; on_revoke, once begun, runs to its end (close()
+  waits for it);
 - membership requests go over a connection of this member's own (a JoinGroup
   waiting for the rebalance holds up nobody else); commits and LeaveGroup use
   the cluster's default one;
@@ -215,9 +216,20 @@ class GroupMember:
                 raise self._fatal
 
     async def _revoke(self) -> None:
+        """on_revoke runs to its end even when close() cancels the membership
+        task in the middle of it: cut short, the partitions it gives up would
+        keep progress that is neither committed nor revoked again."""
         assignment, self.assignment = self.assignment, None
-        if assignment is not None and self._on_revoke is not None:
-            await self._on_revoke(assignment)
+        if assignment is None or self._on_revoke is None:
+            return
+        revoke = asyncio.ensure_future(self._on_revoke(assignment))
+        try:
+            await asyncio.shield(revoke)
+        except asyncio.CancelledError:
+            await asyncio.wait([revoke])
+            if not revoke.cancelled():
+                revoke.exception()  # cancelled ourselves: its error is not ours to raise
+            raise
 
     async def _join_and_sync(self) -> None:
         for attempt in itertools.count():

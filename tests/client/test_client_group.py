@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from client_helpers import broker, cluster, run, wait_until
 
@@ -141,5 +143,34 @@ def test_member_commits_with_its_generation():
                 offsets = dict.fromkeys(m.assignment.partitions, 42)
                 await m.commit(offsets)
                 assert await m.committed(m.assignment.partitions) == offsets
+
+    run(main())
+
+
+def test_close_during_a_revoke_lets_the_revoke_finish():
+    """close() cancels the membership task; a revoke it was running (which
+    commits what was processed) must still run to its end."""
+
+    async def main():
+        async with broker() as b, cluster(b) as c:
+            b.transport.log.create_topic("jobs", 4)
+            revoking, release = asyncio.Event(), asyncio.Event()
+            finished: list[frozenset[TopicPartition]] = []
+
+            async def on_revoke(assignment: Assignment) -> None:
+                revoking.set()
+                await release.wait()  # a commit in flight
+                finished.append(frozenset(assignment.partitions))
+
+            member = GroupMember(c, "slow-revoke", ["jobs"], on_revoke=on_revoke, **FAST)
+            await member.start()
+            member.request_rejoin()  # the membership task starts a revoke
+            await asyncio.wait_for(revoking.wait(), 5)
+            closing = asyncio.create_task(member.close())
+            await asyncio.sleep(0.05)
+            assert not closing.done()  # waits for the revoke in hand
+            release.set()
+            await asyncio.wait_for(closing, 5)
+            assert finished == [ALL]
 
     run(main())

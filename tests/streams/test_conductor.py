@@ -67,3 +67,32 @@ def test_channel_put_nowait_needs_room():
             channel.put_nowait(batch)
 
     asyncio.run(main())
+
+
+def test_revoke_commits_no_further_than_the_batch_in_hand():
+    """Batches queued when a partition is revoked are dropped unprocessed: the
+    offsets committed after the revoke must not pass them (the next owner
+    starts there)."""
+
+    async def main() -> None:
+        async with EmbeddedTransport("memory://", None) as transport:
+            await _fill(transport, batches=10, per_batch=100)
+            conductor = Conductor(transport, "g", batch_events_max=100, numbers={0})
+            topic = Topic(Wiring("app"), TP.topic, value_type=int, partitions=1)
+            channel = await conductor.subscribe(topic, 0, 1)
+            await conductor.start()
+            batch = await channel.get()  # in hand: offsets 0..99
+            assert batch is not None and batch[0].offset == 0
+            while channel.has_room:  # the fetcher queues more behind it
+                await asyncio.sleep(0.01)
+            assert conductor.positions[TP] > 100
+            revoke = asyncio.create_task(conductor.revoke({0}))
+            await asyncio.sleep(0.05)
+            assert not revoke.done()  # waits for the batch in hand
+            reader = asyncio.create_task(channel.get())  # the batch in hand is processed
+            await asyncio.wait_for(revoke, 5)
+            assert conductor.commit_offsets() == {TP: 100}
+            reader.cancel()
+            await conductor.stop_fetching()
+
+    asyncio.run(main())
