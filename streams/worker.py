@@ -38,6 +38,7 @@ from stores import Store, open_store
 from streams.agent import Agent, AgentError
 from streams.channel import Channel
 from streams.conductor import Conductor, declare_topic
+from streams.errors import ConfigurationError
 from streams.table import Table
 
 if TYPE_CHECKING:
@@ -261,6 +262,14 @@ class Worker:
     # --- group mode: partitions from the group's assignor ------------------------
 
     def _common_partitions(self) -> int:
+        global_tables = [t.name for t in self.app.tables.values() if t.route_by_key]
+        if global_tables:
+            # Each worker would hold only its assigned partitions of them:
+            # refuse rather than answer reads from a part of the table.
+            raise ConfigurationError(
+                f"GlobalTable {', '.join(global_tables)} is not supported with several "
+                "workers on kafka:// yet; use log:// or an app.Table"
+            )
         counts = {a.source.name: a.source.partitions for a in self.app.agents.values()}
         counts.update({t.changelog.name: t.partition_count for t in self.app.tables.values()})
         return common_partition_count(counts)
