@@ -78,8 +78,8 @@ class EmbeddedTransport:
         self._background_interval_s = background_interval_s
         self._log: Log | None = None
         self._offsets: OffsetStore | None = None
-        self._arrivals: dict[TopicPartition, asyncio.Event] = {}
-        self._any_arrival = asyncio.Event()
+        # Parked fetches, by the partitions whose next append wakes them.
+        self._waiters: dict[TopicPartition | None, set[asyncio.Event]] = {}
 
     @property
     def offset_store(self) -> OffsetStore:
@@ -105,9 +105,9 @@ class EmbeddedTransport:
         log, self._log = self._log, None
         if log is not None:
             log.close()
-        for event in self._arrivals.values():
-            event.set()  # wake parked fetchers so they see the stop
-        self._any_arrival.set()
+        for events in self._waiters.values():
+            for event in events:
+                event.set()  # wake parked fetchers so they see the stop
 
     async def __aenter__(self) -> EmbeddedTransport:
         await self.start()
@@ -144,20 +144,32 @@ class EmbeddedTransport:
         return offset
 
     def notify_append(self, tp: TopicPartition) -> None:
-        """Wake fetchers parked on `tp` (for appends made on the log directly)."""
-        event = self._arrivals.pop(tp, None)
-        if event is not None:
-            event.set()
-        self._any_arrival.set()
-        self._any_arrival = asyncio.Event()
+        """Wake fetches parked on `tp` (for appends made on the log directly)."""
+        for key in (tp, None):
+            for event in self._waiters.get(key, ()):
+                event.set()
 
-    async def wait_for_append(self, timeout_s: float) -> bool:
-        """Wait until the next append to any partition; False on timeout."""
+    async def wait_for_append(
+        self, timeout_s: float, tps: Iterable[TopicPartition] | None = None
+    ) -> bool:
+        """Wait until the next append to one of `tps` (None: to any partition);
+        False on timeout. Appends elsewhere do not wake the waiter."""
+        event = asyncio.Event()
+        keys: list[TopicPartition | None] = [None] if tps is None else list(tps)
+        for key in keys:
+            self._waiters.setdefault(key, set()).add(event)
         try:
             async with asyncio.timeout(timeout_s):
-                await self._any_arrival.wait()
+                await event.wait()
         except TimeoutError:
             return False
+        finally:
+            for key in keys:
+                waiting = self._waiters.get(key)
+                if waiting is not None:
+                    waiting.discard(event)
+                    if not waiting:
+                        del self._waiters[key]
         return True
 
     async def fetch(
@@ -166,15 +178,7 @@ class EmbeddedTransport:
         data = self.log.read(tp, offset, max_bytes)
         if data or max_wait_s <= 0:
             return data
-        event = self._arrivals.get(tp)
-        if event is None:
-            event = self._arrivals[tp] = asyncio.Event()
-        try:
-            async with asyncio.timeout(max_wait_s):
-                await event.wait()
-        except TimeoutError:
-            return b""
-        if self._log is None:
+        if not await self.wait_for_append(max_wait_s, [tp]) or self._log is None:
             return b""
         return self.log.read(tp, offset, max_bytes)
 

@@ -306,7 +306,7 @@ class Handlers:
             remaining = deadline - asyncio.get_running_loop().time()
             if errors or total >= body["min_bytes"] or remaining <= 0:
                 break
-            if not await self._transport.wait_for_append(remaining):
+            if not await self._transport.wait_for_append(remaining, _fetched_tps(body)):
                 responses, _, _ = self._read_all(body)
                 break
         return {"error_code": ErrorCode.NONE, "session_id": 0, "responses": responses}
@@ -688,3 +688,11 @@ class Handlers:
                 for g in self._coordinator.list_groups()
             ],
         }
+
+
+def _fetched_tps(body: dict) -> list[TopicPartition]:
+    return [
+        TopicPartition(topic["topic"], part["partition"])
+        for topic in body["topics"]
+        for part in topic["partitions"]
+    ]
