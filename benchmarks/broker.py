@@ -55,7 +55,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from benchmarks.embedded import machine
+from benchmarks.runs import Best
 
 PRODUCE_TARGET_MSGS_PER_S = 500_000
 CONSUME_TARGET_MSGS_PER_S = 1_000_000
@@ -656,30 +657,16 @@ def run_tcp(messages: int) -> dict[str, float]:
 # --- runs and report -------------------------------------------------------------------
 
 
-@dataclass
-class Best:
-    """The best of several runs of one measurement, with the spread of the rest."""
-
-    runs: list[dict[str, Any]] = field(default_factory=list)
-
-    def add(self, result: dict[str, Any]) -> None:
-        self.runs.append(result)
-
-    @property
-    def best(self) -> dict[str, Any]:
-        return max(self.runs, key=lambda r: r["msgs_per_s"])
-
-    def spread(self) -> str:
-        rates = sorted(r["msgs_per_s"] for r in self.runs)
-        if len(rates) == 1:
-            return "1 run"
-        return f"best of {len(rates)}; runs {', '.join(f'{r:,.0f}' for r in rates)}"
-
-
 def run_all(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "settings": vars(args).copy()}
-    produce1, produce_all, consume, prefetched, tcp = Best(), Best(), Best(), Best(), Best()
-    consume2 = Best()
+    produce1, produce_all, consume, prefetched, tcp = (
+        Best("msgs_per_s"),
+        Best("msgs_per_s"),
+        Best("msgs_per_s"),
+        Best("msgs_per_s"),
+        Best("msgs_per_s"),
+    )
+    consume2 = Best("msgs_per_s")
     with running_broker(args.flush) as broker:
         # The 2-partition topic the consumer processes read: produced once, not timed.
         run_produce(broker, "consume2", args.messages, CONSUME_PROCESSES, "1")

@@ -56,7 +56,6 @@ import time
 from array import array
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +74,7 @@ from benchmarks.broker import (
     running_broker,
 )
 from benchmarks.embedded import COUNT_TARGET_EVENTS_PER_S, machine
+from benchmarks.runs import Best
 
 TOPIC = "events"
 LATENCY_TOPIC = "latency-events"
@@ -459,30 +459,10 @@ def run_latency(
 # --- runs and report -------------------------------------------------------------------
 
 
-@dataclass
-class Best:
-    """The best of several runs of one measurement, with the spread of the rest."""
-
-    runs: list[dict[str, float]] = field(default_factory=list)
-
-    def add(self, result: dict[str, float]) -> None:
-        self.runs.append(result)
-
-    @property
-    def best(self) -> dict[str, float]:
-        return max(self.runs, key=lambda r: r["events_per_s"])
-
-    def spread(self) -> str:
-        rates = sorted(r["events_per_s"] for r in self.runs)
-        if len(rates) == 1:
-            return "1 run"
-        return f"best of {len(rates)}; runs {', '.join(f'{r:,.0f}' for r in rates)}"
-
-
 def run_all(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "settings": vars(args).copy()}
     results["load_before"] = os.getloadavg()[0]
-    counts = {1: Best(), 2: Best()}
+    counts = {1: Best("events_per_s"), 2: Best("events_per_s")}
     with ExitStack() as stack:
         broker = stack.enter_context(running_broker("os"))
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="workers-bench-")))
