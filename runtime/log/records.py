@@ -16,7 +16,7 @@ Invariants:
   patched in place without recomputing it: that is how appends assign offsets.
 - Records are zigzag-varint encoded: length, attributes, timestamp delta,
   offset delta, key, value, headers. Compressed batches compress the records
-  part as a whole; only `none` and `gzip` are decoded here.
+  part as a whole; gzip, snappy (raw or xerial-framed), lz4 (frame) and zstd are decoded.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import cramjam
 import crc32c as _crc32c
 
 from runtime.errors import CorruptRecordError
@@ -38,6 +39,9 @@ CRC_START = 21
 COMPRESSION_MASK = 0x07
 COMPRESSION_NONE = 0
 COMPRESSION_GZIP = 1
+COMPRESSION_SNAPPY = 2
+COMPRESSION_LZ4 = 3
+COMPRESSION_ZSTD = 4
 TIMESTAMP_LOG_APPEND = 0x08
 TRANSACTIONAL = 0x10
 CONTROL = 0x20
@@ -295,9 +299,38 @@ def _records_bytes(buf: bytes, pos: int, header: BatchHeader) -> bytes:
     codec = header.compression
     if codec == COMPRESSION_NONE:
         return bytes(buf[start:end]) if pos or end != len(buf) else bytes(buf[start:])
+    if codec in (COMPRESSION_GZIP, COMPRESSION_SNAPPY, COMPRESSION_LZ4, COMPRESSION_ZSTD):
+        try:
+            return _decompress(codec, bytes(buf[start:end]))
+        except (cramjam.DecompressionError, zlib.error) as exc:
+            raise CorruptRecordError(
+                f"batch at offset {header.base_offset} does not decompress: {exc}",
+                offset=header.base_offset,
+            ) from None
+    raise CorruptRecordError(f"compression codec {codec} is unknown")
+
+
+_XERIAL_MAGIC = b"\x82SNAPPY\x00"  # Java clients' framed snappy
+
+
+def _decompress(codec: int, data: bytes) -> bytes:
     if codec == COMPRESSION_GZIP:
-        return zlib.decompress(bytes(buf[start:end]), wbits=31)
-    raise CorruptRecordError(f"compression codec {codec} is not supported (only none and gzip)")
+        return zlib.decompress(data, wbits=31)
+    if codec == COMPRESSION_LZ4:
+        return bytes(cramjam.lz4.decompress(data))  # the LZ4 frame format
+    if codec == COMPRESSION_ZSTD:
+        return bytes(cramjam.zstd.decompress(data))
+    if not data.startswith(_XERIAL_MAGIC):
+        return bytes(cramjam.snappy.decompress_raw(data))
+    # xerial framing: 8-byte magic, two int32 versions, then int32-sized blocks
+    out = bytearray()
+    pos = 16
+    while pos + 4 <= len(data):
+        (size,) = _LENGTH.unpack_from(data, pos)
+        pos += 4
+        out += cramjam.snappy.decompress_raw(data[pos : pos + size])
+        pos += size
+    return bytes(out)
 
 
 RecordRow = tuple[int, int, bytes | None, bytes | None, tuple[Header, ...]]
