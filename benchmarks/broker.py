@@ -308,21 +308,7 @@ def run_consume(
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         if prefetch_s:
             time.sleep(prefetch_s)
-        received = first_batch = 0
-        first_at = 0.0
-        deadline = time.monotonic() + PHASE_TIMEOUT_S
-        while received < messages:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"consume: {received} of {messages} after {PHASE_TIMEOUT_S}s")
-            batch = consumer.consume(num_messages=min(100_000, messages - received), timeout=1.0)
-            if not batch:
-                continue
-            if not first_at:
-                first_at, first_batch = time.perf_counter(), len(batch)
-            for msg in batch:
-                if msg.error() is not None:
-                    raise KafkaException(msg.error())
-            received += len(batch)
+        received, first_at, first_batch = drain(consumer, messages, time.perf_counter, "consume")
         last_at = time.perf_counter()
         phase.stop()
     finally:
@@ -344,6 +330,28 @@ def run_consume(
     }
 
 
+def drain(
+    consumer: Consumer, messages: int, clock: Callable[[], float], what: str
+) -> tuple[int, float, int]:
+    """Consume `messages` messages: (received, time of the first batch, its size)."""
+    received = first_batch = 0
+    first_at = 0.0
+    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    while received < messages:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: {received} of {messages} after {PHASE_TIMEOUT_S}s")
+        batch = consumer.consume(num_messages=min(100_000, messages - received), timeout=1.0)
+        if not batch:
+            continue
+        if not first_at:
+            first_at, first_batch = clock(), len(batch)
+        for msg in batch:
+            if msg.error() is not None:
+                raise KafkaException(msg.error())
+        received += len(batch)
+    return received, first_at, first_batch
+
+
 def _partition_consumer(bootstrap: str, topic: str, partition: int, conn: Connection) -> None:
     """In its own process: read one partition from the beginning to its end offset, once
     told to; send back what run_consume times, on the system-wide time.monotonic()."""
@@ -353,23 +361,9 @@ def _partition_consumer(bootstrap: str, topic: str, partition: int, conn: Connec
         _, end = consumer.get_watermark_offsets(tp, timeout=10)  # connected: not timed
         conn.send("ready")
         conn.recv()
-        cpu0, start = time.process_time(), time.monotonic()
+        cpu0 = time.process_time()
         consumer.assign([tp])
-        received = first_batch = 0
-        first_at = 0.0
-        deadline = start + PHASE_TIMEOUT_S
-        while received < end:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"consume {tp}: {received} of {end} after {PHASE_TIMEOUT_S}s")
-            batch = consumer.consume(num_messages=min(100_000, end - received), timeout=1.0)
-            if not batch:
-                continue
-            if not first_at:
-                first_at, first_batch = time.monotonic(), len(batch)
-            for msg in batch:
-                if msg.error() is not None:
-                    raise KafkaException(msg.error())
-            received += len(batch)
+        received, first_at, first_batch = drain(consumer, end, time.monotonic, f"consume {tp}")
         last_at = time.monotonic()
         cpu_s = time.process_time() - cpu0
         consumer.close()
