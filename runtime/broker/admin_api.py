@@ -1,0 +1,147 @@
+"""CreateTopics, DeleteTopics and DescribeConfigs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.broker.settings import INTERNAL_TOPICS, NODE_ID, BrokerSettings, Handler, Peer
+from runtime.errors import InvalidTopicError, TopicExistsError, UnknownTopicError
+from runtime.log.config import TopicConfig, validate_topic_name
+from runtime.protocol.codes import ApiKey, ErrorCode
+from runtime.protocol.frames import RequestHeader
+from runtime.transport import EmbeddedTransport
+
+
+class AdminApi:
+    def __init__(self, transport: EmbeddedTransport, settings: BrokerSettings) -> None:
+        self._transport = transport
+        self.settings = settings
+        self.by_key: dict[int, Handler] = {
+            ApiKey.CREATE_TOPICS: self.create_topics,
+            ApiKey.DELETE_TOPICS: self.delete_topics,
+            ApiKey.DESCRIBE_CONFIGS: self.describe_configs,
+        }
+
+    @property
+    def _log(self) -> Any:
+        return self._transport.log
+
+    async def create_topics(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        out = []
+        for topic in body["topics"]:
+            code, message = self._create_one(topic, body.get("validate_only", False))
+            info = self._log.topics().get(topic["name"]) if code == ErrorCode.NONE else None
+            out.append(
+                {
+                    "name": topic["name"],
+                    "error_code": code,
+                    "error_message": message,
+                    "num_partitions": info.partitions if info else -1,
+                    "replication_factor": 1 if info else -1,
+                    "configs": None,
+                }
+            )
+        return {"topics": out}
+
+    def _create_one(self, topic: dict, validate_only: bool) -> tuple[int, str | None]:
+        name = topic["name"]
+        partitions = topic["num_partitions"]
+        if partitions == -1:
+            partitions = self.settings.default_partitions
+        if partitions <= 0:
+            return ErrorCode.INVALID_PARTITIONS, f"partitions must be >= 1, got {partitions}"
+        if topic["replication_factor"] not in (-1, 1):
+            return (
+                ErrorCode.INVALID_REPLICATION_FACTOR,
+                "this broker is a single node: replication factor must be 1",
+            )
+        configs = {c["name"]: c["value"] for c in topic["configs"] if c["value"] is not None}
+        try:
+            validate_topic_name(name)
+            TopicConfig.from_configs(configs)
+        except InvalidTopicError as exc:
+            return ErrorCode.INVALID_TOPIC_EXCEPTION, str(exc)
+        except ValueError as exc:
+            return ErrorCode.INVALID_CONFIG, str(exc)
+        if name in self._log.topics():
+            return ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists"
+        if validate_only:
+            return ErrorCode.NONE, None
+        try:
+            self._log.create_topic(name, partitions, configs)
+        except TopicExistsError as exc:
+            return ErrorCode.TOPIC_ALREADY_EXISTS, str(exc)
+        return ErrorCode.NONE, None
+
+    async def delete_topics(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        out = []
+        for name in body["topic_names"]:
+            code = ErrorCode.NONE
+            if name in INTERNAL_TOPICS:
+                code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            else:
+                try:
+                    self._log.delete_topic(name)
+                except UnknownTopicError:
+                    code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            out.append({"name": name, "error_code": code})
+        return {"responses": out}
+
+    async def describe_configs(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        results = []
+        for res in body["resources"]:
+            rtype, name = res["resource_type"], res["resource_name"]
+            keys = res["configuration_keys"]
+            entry: dict[str, Any] = {
+                "error_code": ErrorCode.NONE,
+                "error_message": None,
+                "resource_type": rtype,
+                "resource_name": name,
+                "configs": [],
+            }
+            if rtype == 2:
+                info = self._log.topics().get(name)
+                if info is None:
+                    entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                    entry["error_message"] = f"unknown topic {name!r}"
+                    results.append(entry)
+                    continue
+                values = info.config.to_configs()
+                defaults = TopicConfig().to_configs()
+            elif rtype == 4:
+                values = self._broker_configs()
+                defaults = values
+            else:
+                entry["error_code"] = ErrorCode.INVALID_REQUEST
+                entry["error_message"] = f"resource type {rtype} is not supported"
+                results.append(entry)
+                continue
+            entry["configs"] = [
+                {
+                    "name": k,
+                    "value": v,
+                    "read_only": rtype == 4,
+                    "is_default": defaults.get(k) == v,
+                    # DEFAULT_CONFIG (5) when never set, else DYNAMIC_TOPIC_CONFIG (1)
+                    "config_source": 5 if defaults.get(k) == v else 1,
+                    "is_sensitive": False,
+                    "synonyms": [],
+                    "config_type": 0,
+                    "documentation": None,
+                }
+                for k, v in sorted(values.items())
+                if keys is None or k in keys
+            ]
+            results.append(entry)
+        return {"results": results}
+
+    def _broker_configs(self) -> dict[str, str]:
+        default = TopicConfig()
+        return {
+            "broker.id": str(NODE_ID),
+            "auto.create.topics.enable": str(self.settings.auto_create_topics).lower(),
+            "num.partitions": str(self.settings.default_partitions),
+            "log.retention.ms": str(default.retention_ms),
+            "log.segment.bytes": str(default.segment_bytes),
+            "message.max.bytes": str(default.max_message_bytes),
+        }

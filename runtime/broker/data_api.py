@@ -1,0 +1,244 @@
+"""Produce, Fetch, ListOffsets and InitProducerId: the broker's data path.
+
+Record batches are never decoded here: Produce validates a batch and hands its
+bytes to the log, which stamps offsets; Fetch serves stored bytes (as chunks
+and file regions the server sends with sendfile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from runtime.broker.idempotence import ProducerStates, Verdict
+from runtime.broker.settings import Handler, Peer
+from runtime.errors import (
+    CorruptRecordError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+    UnknownTopicError,
+)
+from runtime.log.records import HEADER_SIZE, decode_batch, iter_batches, parse_header
+from runtime.protocol.codes import ApiKey, ErrorCode
+from runtime.protocol.frames import RequestHeader
+from runtime.transport import EmbeddedTransport
+from runtime.types import TopicPartition
+
+FETCH_WAIT_MAX_MS = 30_000
+
+
+class DataApi:
+    def __init__(self, transport: EmbeddedTransport) -> None:
+        self._transport = transport
+        self._producers = ProducerStates()
+        self._next_producer_id = int(time.time() * 1000) << 8  # unique across restarts
+        self.by_key: dict[int, Handler] = {
+            ApiKey.PRODUCE: self.produce,
+            ApiKey.FETCH: self.fetch,
+            ApiKey.LIST_OFFSETS: self.list_offsets,
+            ApiKey.INIT_PRODUCER_ID: self.init_producer_id,
+        }
+
+    @property
+    def _log(self) -> Any:
+        return self._transport.log
+
+    async def produce(self, header: RequestHeader, body: dict, peer: Peer) -> dict | None:
+        acks = body["acks"]
+        responses = []
+        for topic in body["topics"]:
+            parts = []
+            for part in topic["partitions"]:
+                tp = TopicPartition(topic["name"], part["partition_index"])
+                if acks not in (0, 1, -1):
+                    code, base = ErrorCode.INVALID_REQUIRED_ACKS, -1
+                else:
+                    code, base = self._append(tp, part["records"])
+                start = -1
+                if code == ErrorCode.NONE:
+                    start = self._log.offsets(tp)[0]
+                parts.append(
+                    {
+                        "partition_index": tp.partition,
+                        "error_code": code,
+                        "base_offset": base,
+                        "log_append_time_ms": -1,
+                        "log_start_offset": start,
+                        "record_errors": [],
+                        "error_message": None,
+                    }
+                )
+            responses.append({"name": topic["name"], "partitions": parts})
+        if acks == 0:
+            return None
+        return {"responses": responses}
+
+    def _append(self, tp: TopicPartition, records: Any) -> tuple[int, int]:
+        if records is None or len(records) < HEADER_SIZE:
+            return ErrorCode.CORRUPT_MESSAGE, -1
+        batches = list(iter_batches(records))
+        if len(batches) != 1 or batches[0][1].size != len(records):
+            return ErrorCode.INVALID_RECORD, -1
+        header = parse_header(records)
+        idempotent = header.producer_id >= 0 and header.base_sequence >= 0
+        last_seq = header.base_sequence + header.last_offset_delta
+        if idempotent:
+            verdict, offset = self._producers.check(
+                header.producer_id, header.producer_epoch, tp, header.base_sequence, last_seq
+            )
+            if verdict is Verdict.DUPLICATE:
+                return ErrorCode.NONE, offset
+            if verdict is Verdict.OUT_OF_ORDER:
+                return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, -1
+            if verdict is Verdict.FENCED:
+                return ErrorCode.INVALID_PRODUCER_EPOCH, -1
+        try:
+            base = self._log.append(tp, records)
+        except UnknownTopicError:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1
+        except RecordTooLargeError:
+            return ErrorCode.MESSAGE_TOO_LARGE, -1
+        except CorruptRecordError:
+            return ErrorCode.CORRUPT_MESSAGE, -1
+        self._transport.notify_append(tp)
+        if idempotent:
+            self._producers.appended(
+                header.producer_id, header.producer_epoch, tp, header.base_sequence, last_seq, base
+            )
+        return ErrorCode.NONE, base
+
+    async def init_producer_id(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        if body.get("transactional_id") is not None:
+            return {
+                "error_code": ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                "producer_id": -1,
+                "producer_epoch": -1,
+            }
+        self._next_producer_id += 1
+        return {
+            "error_code": ErrorCode.NONE,
+            "producer_id": self._next_producer_id,
+            "producer_epoch": 0,
+        }
+
+    # --- fetch and offsets ---------------------------------------------------------------------
+
+    async def fetch(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        max_wait_s = min(max(body["max_wait_ms"], 0), FETCH_WAIT_MAX_MS) / 1000
+        deadline = asyncio.get_running_loop().time() + max_wait_s
+        while True:
+            responses, total, errors = self._read_all(body)
+            remaining = deadline - asyncio.get_running_loop().time()
+            if errors or total >= body["min_bytes"] or remaining <= 0:
+                break
+            if not await self._transport.wait_for_append(remaining, _fetched_tps(body)):
+                responses, _, _ = self._read_all(body)
+                break
+        return {"error_code": ErrorCode.NONE, "session_id": 0, "responses": responses}
+
+    def _read_all(self, body: dict) -> tuple[list[dict], int, bool]:
+        budget = body.get("max_bytes", 0x7FFFFFFF)
+        total = 0
+        errors = False
+        responses = []
+        for topic in body["topics"]:
+            parts = []
+            for part in topic["partitions"]:
+                tp = TopicPartition(topic["topic"], part["partition"])
+                entry, size = self._read_one(
+                    tp,
+                    part["fetch_offset"],
+                    min(part["partition_max_bytes"], budget - total),
+                    first=total == 0,
+                )
+                errors |= entry["error_code"] != ErrorCode.NONE
+                total += size
+                parts.append(entry)
+            responses.append({"topic": topic["topic"], "partitions": parts})
+        return responses, total, errors
+
+    def _read_one(
+        self, tp: TopicPartition, offset: int, max_bytes: int, first: bool
+    ) -> tuple[dict, int]:
+        """A partition's fetch answer and the size of its records. The records are
+        a list of chunks (stored bytes, or file regions the server sends with
+        sendfile): they are never copied here."""
+        entry: dict[str, Any] = {
+            "partition_index": tp.partition,
+            "error_code": ErrorCode.NONE,
+            "high_watermark": -1,
+            "last_stable_offset": -1,
+            "log_start_offset": -1,
+            "aborted_transactions": [],
+            "preferred_read_replica": -1,
+            "records": b"",
+        }
+        try:
+            start, end = self._log.offsets(tp)
+        except UnknownTopicError:
+            entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            return entry, 0
+        entry.update(high_watermark=end, last_stable_offset=end, log_start_offset=start)
+        if not start <= offset <= end:
+            entry["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
+            return entry, 0
+        if offset == end or (max_bytes <= 0 and not first):
+            return entry, 0
+        try:
+            chunks = self._log.read_chunks(tp, offset, max(max_bytes, 1))
+        except OffsetOutOfRangeError:
+            entry["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
+            return entry, 0
+        size = sum(len(chunk) for chunk in chunks)
+        if not first and size > max_bytes:
+            return entry, 0  # only the first partition may exceed the limits
+        entry["records"] = chunks
+        return entry, size
+
+    async def list_offsets(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        topics = []
+        for topic in body["topics"]:
+            parts = []
+            for part in topic["partitions"]:
+                tp = TopicPartition(topic["name"], part["partition_index"])
+                ts = part["timestamp"]
+                entry = {
+                    "partition_index": tp.partition,
+                    "error_code": ErrorCode.NONE,
+                    "timestamp": -1,
+                    "offset": -1,
+                    "leader_epoch": 0,
+                }
+                try:
+                    start, end = self._log.offsets(tp)
+                    if ts == -1:
+                        entry["offset"] = end
+                    elif ts == -2:
+                        entry["offset"] = start
+                    elif ts >= 0:
+                        found = self._log.offset_for_timestamp(tp, ts)
+                        if found is not None:
+                            entry.update(offset=found, timestamp=self._timestamp_at(tp, found))
+                    else:
+                        entry["error_code"] = ErrorCode.INVALID_REQUEST
+                except UnknownTopicError:
+                    entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                parts.append(entry)
+            topics.append({"name": topic["name"], "partitions": parts})
+        return {"topics": topics}
+
+    def _timestamp_at(self, tp: TopicPartition, offset: int) -> int:
+        """The timestamp of the record at `offset` (ListOffsets answers with it)."""
+        for record in decode_batch(self._log.read(tp, offset, 1)):
+            if record.offset >= offset:
+                return record.timestamp_ms
+        return -1
+
+
+def _fetched_tps(body: dict) -> list[TopicPartition]:
+    return [
+        TopicPartition(topic["topic"], part["partition"])
+        for topic in body["topics"]
+        for part in topic["partitions"]
+    ]
