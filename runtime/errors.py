@@ -8,6 +8,8 @@
         ├── RecordTooLargeError        a batch larger than the topic's max.message.bytes
         ├── CorruptRecordError         a batch with a wrong length, magic or CRC
         ├── OffsetOutOfRangeError      a read below the log start or above the end
+        ├── OutOfOrderSequenceError    an idempotent batch skips or repeats sequences
+        ├── ProducerFencedError        an idempotent batch of an older producer epoch
         ├── DataDirLockedError         another process holds the data directory
         └── LogClosedError             use of a log after close()
 
@@ -64,6 +66,14 @@ class CorruptRecordError(StreamsRuntimeError, ValueError):
 
 
 class OffsetOutOfRangeError(StreamsRuntimeError):
+    pass
+
+
+class OutOfOrderSequenceError(StreamsRuntimeError):
+    pass
+
+
+class ProducerFencedError(StreamsRuntimeError):
     pass
 
 

@@ -11,15 +11,16 @@ import asyncio
 import time
 from typing import Any
 
-from runtime.broker.idempotence import ProducerStates, Verdict
 from runtime.broker.settings import Handler, Peer
 from runtime.errors import (
     CorruptRecordError,
     OffsetOutOfRangeError,
+    OutOfOrderSequenceError,
+    ProducerFencedError,
     RecordTooLargeError,
     UnknownTopicError,
 )
-from runtime.log.records import HEADER_SIZE, decode_batch, iter_batches, parse_header
+from runtime.log.records import HEADER_SIZE, decode_batch, iter_batches
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.frames import RequestHeader
 from runtime.transport import EmbeddedTransport
@@ -31,7 +32,6 @@ FETCH_WAIT_MAX_MS = 30_000
 class DataApi:
     def __init__(self, transport: EmbeddedTransport) -> None:
         self._transport = transport
-        self._producers = ProducerStates()
         self._next_producer_id = int(time.time() * 1000) << 8  # unique across restarts
         self.by_key: dict[int, Handler] = {
             ApiKey.PRODUCE: self.produce,
@@ -80,32 +80,19 @@ class DataApi:
         batches = list(iter_batches(records))
         if len(batches) != 1 or batches[0][1].size != len(records):
             return ErrorCode.INVALID_RECORD, -1
-        header = parse_header(records)
-        idempotent = header.producer_id >= 0 and header.base_sequence >= 0
-        last_seq = header.base_sequence + header.last_offset_delta
-        if idempotent:
-            verdict, offset = self._producers.check(
-                header.producer_id, header.producer_epoch, tp, header.base_sequence, last_seq
-            )
-            if verdict is Verdict.DUPLICATE:
-                return ErrorCode.NONE, offset
-            if verdict is Verdict.OUT_OF_ORDER:
-                return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, -1
-            if verdict is Verdict.FENCED:
-                return ErrorCode.INVALID_PRODUCER_EPOCH, -1
         try:
-            base = self._log.append(tp, records)
+            base = self._log.append(tp, records)  # also the idempotent producers' check
         except UnknownTopicError:
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1
         except RecordTooLargeError:
             return ErrorCode.MESSAGE_TOO_LARGE, -1
         except CorruptRecordError:
             return ErrorCode.CORRUPT_MESSAGE, -1
+        except OutOfOrderSequenceError:
+            return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, -1
+        except ProducerFencedError:
+            return ErrorCode.INVALID_PRODUCER_EPOCH, -1
         self._transport.notify_append(tp)
-        if idempotent:
-            self._producers.appended(
-                header.producer_id, header.producer_epoch, tp, header.base_sequence, last_seq, base
-            )
         return ErrorCode.NONE, base
 
     async def init_producer_id(self, header: RequestHeader, body: dict, peer: Peer) -> dict:

@@ -1,8 +1,10 @@
 """The ordered segments of one topic partition: append, read, roll, retention.
 
 Directory format: `<data dir>/<topic>-<partition>/` holding, per segment,
-`<base>.log`, `<base>.index` and `<base>.timeindex` (see segment.py, index.py).
-Leftovers of an interrupted rewrite (`*.cleaned`, `*.tmp`) are removed on open.
+`<base>.log`, `<base>.index` and `<base>.timeindex` (see segment.py, index.py),
+and `<base>.snapshot`, the idempotent producers' state as of the active
+segment's base offset (producer_state.py). Leftovers of an interrupted rewrite
+(`*.cleaned`, `*.tmp`) and older snapshots are removed on open.
 
 Invariants:
 - `segments` is never empty and sorted by base offset; the last one is the
@@ -13,6 +15,9 @@ Invariants:
   compaction never block them and never pull bytes from under them.
 - `_lock` covers appends and segment-list swaps; `maintenance_lock` keeps
   retention and compaction of the partition one at a time.
+- `producers` reflects every idempotent batch in the log: the sequence check
+  and the append happen under `_lock` together, so a retried batch is never
+  stored twice, also after a restart (the state is rebuilt on open).
 """
 
 from __future__ import annotations
@@ -28,12 +33,21 @@ from runtime.errors import (
     CorruptRecordError,
     LogClosedError,
     OffsetOutOfRangeError,
+    OutOfOrderSequenceError,
+    ProducerFencedError,
     RecordTooLargeError,
 )
 from runtime.log.config import FlushPolicy, TopicConfig
-from runtime.log.index import IndexCorruptError
-from runtime.log.records import validate_batch
-from runtime.log.segment import Segment, delete_segment_files
+from runtime.log.index import IndexCorruptError, write_file_atomically
+from runtime.log.producer_state import (
+    SNAPSHOT_SUFFIX,
+    ProducerStates,
+    SnapshotCorruptError,
+    Verdict,
+    is_idempotent,
+)
+from runtime.log.records import BatchHeader, validate_batch
+from runtime.log.segment import Segment, delete_segment_files, segment_name
 from runtime.log.storage import FileRegion, fsync_dir
 from runtime.types import TopicPartition
 
@@ -65,6 +79,7 @@ class Partition:
         self._last_flush_ms = clock() * 1000
         self.recovered_bytes = 0
         self._segments: list[Segment] = []
+        self.producers = ProducerStates()
 
     @classmethod
     def open(
@@ -91,6 +106,7 @@ class Partition:
             elif path.suffix == ".log" and len(path.stem) == 20 and path.stem.isdigit():
                 bases.append(int(path.stem))
         bases.sort()
+        self._remove_snapshots(directory, keep=bases[-1] if bases else None)
         if not bases:
             segment = Segment.create(directory, 0)
             fsync_dir(directory)
@@ -107,15 +123,67 @@ class Partition:
                     for later in bases[i + 1 :]:
                         delete_segment_files(directory, later)
                     segments.append(segment)
+                    self._remove_snapshots(directory, keep=None)
+                    self._replay_producers(segments, snapshot=None)
                     return segments
             segments.append(segment)
         last = Segment.create(directory, bases[-1])
+        self._replay_producers(
+            segments, snapshot=directory / segment_name(last.base_offset, SNAPSHOT_SUFFIX)
+        )
         self._recover(last, contiguous=True)
         segments.append(last)
         return segments
 
+    def _replay_producers(self, sealed: list[Segment], snapshot: Path | None) -> None:
+        """Producer state as of the end of `sealed`: the snapshot taken there when
+        it is usable, else every sealed segment's batch headers (slower)."""
+        if snapshot is not None and snapshot.exists():
+            try:
+                self.producers = ProducerStates.from_bytes(snapshot.read_bytes())
+                return
+            except (OSError, SnapshotCorruptError) as exc:
+                logger.warning(
+                    "producer snapshot unusable, scanning the log topic=%s partition=%d "
+                    "path=%s error=%s",
+                    *self._tp_fields(),
+                    snapshot,
+                    exc,
+                )
+        self.producers = ProducerStates()
+        now_ms = int(self._clock() * 1000)
+        for segment in sealed:
+            self.producers.replay(segment.headers(), now_ms)
+
+    def _write_producer_snapshot(self, active: Segment, *, sync: bool) -> None:
+        """Snapshot the producer state as of the new active segment's base offset.
+
+        Best effort: without it, the next open scans the sealed segments instead."""
+        if self.directory is None:
+            return
+        self.producers.expire(int(self._clock() * 1000))
+        path = self.directory / segment_name(active.base_offset, SNAPSHOT_SUFFIX)
+        try:
+            write_file_atomically(path, self.producers.to_bytes(), sync=sync)
+        except OSError as exc:
+            logger.warning(
+                "could not write a producer snapshot topic=%s partition=%d path=%s error=%s",
+                *self._tp_fields(),
+                path,
+                exc,
+            )
+            return
+        self._remove_snapshots(self.directory, keep=active.base_offset)
+
+    def _remove_snapshots(self, directory: Path, keep: int | None) -> None:
+        for path in directory.glob("*" + SNAPSHOT_SUFFIX):
+            if keep is None or path.name != segment_name(keep, SNAPSHOT_SUFFIX):
+                path.unlink(missing_ok=True)
+
     def _recover(self, segment: Segment, *, contiguous: bool, next_base: int | None = None) -> int:
-        truncated = segment.recover(contiguous=contiguous, next_base=next_base)
+        truncated = segment.recover(
+            contiguous=contiguous, next_base=next_base, on_batch=self._replay_one
+        )
         if truncated:
             logger.warning(
                 "recovery truncated an invalid tail topic=%s partition=%d segment=%d "
@@ -129,6 +197,10 @@ class Partition:
         if segment.size:
             segment.created_ms = self._clock() * 1000
         return truncated
+
+    def _replay_one(self, header: BatchHeader) -> None:
+        if is_idempotent(header):
+            self.producers.appended(header, header.base_offset, int(self._clock() * 1000))
 
     # --- state -----------------------------------------------------------------
 
@@ -155,7 +227,12 @@ class Partition:
     # --- append ------------------------------------------------------------------
 
     def append(self, batch: bytes | bytearray | memoryview) -> int:
-        """Append exactly one record batch; returns the base offset assigned to it."""
+        """Append exactly one record batch; returns the base offset assigned to it.
+
+        An idempotent producer's retry of a batch already stored is not stored
+        again: the answer is the offset it was stored at. A batch that breaks its
+        producer's sequence raises OutOfOrderSequenceError; one of an older
+        producer epoch, ProducerFencedError."""
         view = memoryview(batch).cast("B")
         size = view.nbytes
         if size > self.config.max_message_bytes:
@@ -178,8 +255,13 @@ class Partition:
             raise CorruptRecordError(
                 f"{self.tp}: control batches cannot be appended by clients", **self._coords()
             )
+        idempotent = is_idempotent(header)
         with self._lock:
             self._check_open()
+            if idempotent:
+                duplicate_of = self._check_sequence(header)
+                if duplicate_of >= 0:
+                    return duplicate_of
             now_ms = self._clock() * 1000
             active = self._segments[-1]
             if active.size and self._should_roll(active, size, header.last_offset_delta, now_ms):
@@ -189,7 +271,28 @@ class Partition:
             if active.created_ms is None:
                 active.created_ms = now_ms
             self._apply_flush_policy(active, now_ms)
+            if idempotent:
+                self.producers.appended(header, base_offset, int(now_ms))
             return base_offset
+
+    def _check_sequence(self, header: BatchHeader) -> int:
+        """-1 to append the batch, or the offset of the stored batch it repeats."""
+        verdict, offset = self.producers.check(header)
+        if verdict is Verdict.DUPLICATE:
+            return offset
+        if verdict is Verdict.OUT_OF_ORDER:
+            raise OutOfOrderSequenceError(
+                f"{self.tp}: producer {header.producer_id} sent sequence "
+                f"{header.base_sequence} out of order",
+                **self._coords(),
+            )
+        if verdict is Verdict.FENCED:
+            raise ProducerFencedError(
+                f"{self.tp}: producer {header.producer_id} epoch {header.producer_epoch} "
+                "is older than the partition's",
+                **self._coords(),
+            )
+        return -1
 
     def _should_roll(
         self, active: Segment, size: int, last_offset_delta: int, now_ms: float
@@ -208,6 +311,7 @@ class Partition:
         if self.directory is not None:
             fsync_dir(self.directory)
         self._segments = [*self._segments, segment]
+        self._write_producer_snapshot(segment, sync=on_disk)
         logger.debug(
             "rolled segment topic=%s partition=%d base_offset=%d",
             *self._tp_fields(),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import struct
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from runtime.errors import CorruptRecordError
@@ -35,6 +35,7 @@ from runtime.log.records import (
     LOG_OVERHEAD,
     BatchHeader,
     decode_batch,
+    parse_header,
     validate_batch,
 )
 from runtime.log.storage import FileRegion, FileStorage, MemoryStorage, Storage
@@ -128,12 +129,19 @@ class Segment:
         self.offset_index, self.time_index = offset_index, time_index
         self.max_timestamp = time_index.last_timestamp
 
-    def recover(self, *, contiguous: bool, next_base: int | None = None) -> int:
+    def recover(
+        self,
+        *,
+        contiguous: bool,
+        next_base: int | None = None,
+        on_batch: Callable[[BatchHeader], None] | None = None,
+    ) -> int:
         """Validate every batch, truncate at the first bad one, rebuild the indexes.
 
         contiguous: batches must follow each other without offset gaps (true for a
         segment that was never compacted); next_base: the next segment's base
-        offset, which no batch may reach. Returns the number of bytes truncated."""
+        offset, which no batch may reach; on_batch: called with each batch kept,
+        in order. Returns the number of bytes truncated."""
         storage = self.storage
         size = storage.size()
         self.offset_index, self.time_index = OffsetIndex(), TimeIndex()
@@ -163,6 +171,8 @@ class Segment:
             if next_base is not None and header.next_offset > next_base:
                 break
             self.track(pos, header)
+            if on_batch is not None:
+                on_batch(header)
             pos = self.size
         truncated = size - self.size
         if truncated:
@@ -238,6 +248,24 @@ class Segment:
                 (max_ts,) = _INT64.unpack_from(chunk, p + _MAX_TIMESTAMP_AT)
                 yield pos + p, length + LOG_OVERHEAD, base, base + delta, max_ts
                 p += length + LOG_OVERHEAD
+            pos += p
+
+    def headers(self) -> Iterator[BatchHeader]:
+        """Every batch header stored here, in order (a read per chunk, not per batch)."""
+        storage, pos, end = self.storage, 0, self.size
+        while end - pos >= HEADER_SIZE:
+            chunk = storage.read(pos, min(SCAN_CHUNK_BYTES, end - pos))
+            p, n = 0, len(chunk)
+            while n - p >= HEADER_SIZE:
+                header = parse_header(chunk, p)
+                if header.batch_length < _MIN_BATCH_LENGTH:
+                    raise CorruptRecordError(
+                        f"batch at position {pos + p} of segment {self.base_offset} "
+                        f"has length {header.batch_length}",
+                        offset=header.base_offset,
+                    )
+                yield header
+                p += header.size
             pos += p
 
     def locate(self, offset: int, end: int) -> tuple[int, int] | None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runtime.log.records import encode_batch
+from runtime.protocol.codes import ApiKey
 from runtime.protocol.frames import decode_response, encode_request
 
 CLIENT_ID = "wire-test"
@@ -66,6 +67,25 @@ def metadata_body(*topics: str, auto_create: bool = False) -> dict:
 
 def batch(*values: bytes, key: bytes | None = None) -> bytes:
     return bytes(encode_batch([(key, v, 1_700_000_000_000, []) for v in values]))
+
+
+def create_topics_codes(wire: WireClient, *topics: tuple[str, int, dict[str, str]]) -> list[int]:
+    body = {
+        "topics": [
+            {
+                "name": name,
+                "num_partitions": partitions,
+                "replication_factor": 1,
+                "assignments": [],
+                "configs": [{"name": k, "value": v} for k, v in configs.items()],
+            }
+            for name, partitions, configs in topics
+        ],
+        "timeout_ms": 5000,
+        "validate_only": False,
+    }
+    answer = wire.request(ApiKey.CREATE_TOPICS, 4, body)
+    return [t["error_code"] for t in answer["topics"]]
 
 
 class WireClient:

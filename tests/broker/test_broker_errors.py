@@ -7,7 +7,14 @@ import time
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from kafka_wire import WireClient, batch, fetch_body, metadata_body, produce_body
+from kafka_wire import (
+    WireClient,
+    batch,
+    create_topics_codes,
+    fetch_body,
+    metadata_body,
+    produce_body,
+)
 
 from runtime.protocol.codes import ApiKey, ErrorCode
 
@@ -24,25 +31,6 @@ def produce_code(wire: WireClient, topic: str, partition: int, records: bytes) -
 def fetch_partition(wire: WireClient, topic: str, partition: int, offset: int) -> dict:
     answer = wire.request(ApiKey.FETCH, 11, fetch_body(topic, partition, offset))
     return answer["responses"][0]["partitions"][0]
-
-
-def create_topics_codes(wire: WireClient, *topics: tuple[str, int, dict[str, str]]) -> list[int]:
-    body = {
-        "topics": [
-            {
-                "name": name,
-                "num_partitions": partitions,
-                "replication_factor": 1,
-                "assignments": [],
-                "configs": [{"name": k, "value": v} for k, v in configs.items()],
-            }
-            for name, partitions, configs in topics
-        ],
-        "timeout_ms": 5000,
-        "validate_only": False,
-    }
-    answer = wire.request(ApiKey.CREATE_TOPICS, 4, body)
-    return [t["error_code"] for t in answer["topics"]]
 
 
 def test_message_too_large(broker) -> None:
