@@ -345,6 +345,13 @@ class GroupCoordinator:
             results.update(dict.fromkeys(accepted, await self._store(group_id, accepted)))
         return results
 
+    def check_member(
+        self, group_id: str, generation_id: int, member_id: str, instance_id: str | None = None
+    ) -> int | None:
+        """None if this member of this generation may commit offsets (TxnOffsetCommit
+        v3+ names them, KIP-447), else the error code that fences it."""
+        return self._check_commit(group_id, generation_id, member_id)
+
     def _check_commit(self, group_id: str, generation_id: int, member_id: str) -> int | None:
         if self._lifecycle is not _Lifecycle.RUNNING:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE

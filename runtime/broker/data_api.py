@@ -8,7 +8,7 @@ and file regions the server sends with sendfile).
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Callable
 from typing import Any
 
 from runtime.broker.settings import Handler, Peer
@@ -27,17 +27,21 @@ from runtime.transport import EmbeddedTransport
 from runtime.types import TopicPartition
 
 FETCH_WAIT_MAX_MS = 30_000
+READ_COMMITTED = 1
 
 
 class DataApi:
-    def __init__(self, transport: EmbeddedTransport) -> None:
+    def __init__(
+        self,
+        transport: EmbeddedTransport,
+        check_transactional: Callable[[int, int, TopicPartition], int],
+    ) -> None:
         self._transport = transport
-        self._next_producer_id = int(time.time() * 1000) << 8  # unique across restarts
+        self._check_transactional = check_transactional  # the transaction coordinator's
         self.by_key: dict[int, Handler] = {
             ApiKey.PRODUCE: self.produce,
             ApiKey.FETCH: self.fetch,
             ApiKey.LIST_OFFSETS: self.list_offsets,
-            ApiKey.INIT_PRODUCER_ID: self.init_producer_id,
         }
 
     @property
@@ -80,6 +84,11 @@ class DataApi:
         batches = list(iter_batches(records))
         if len(batches) != 1 or batches[0][1].size != len(records):
             return ErrorCode.INVALID_RECORD, -1
+        header = batches[0][1]
+        if header.is_transactional and not header.is_control:
+            code = self._check_transactional(header.producer_id, header.producer_epoch, tp)
+            if code != ErrorCode.NONE:
+                return code, -1
         try:
             base = self._log.append(tp, records)  # also the idempotent producers' check
         except UnknownTopicError:
@@ -94,20 +103,6 @@ class DataApi:
             return ErrorCode.INVALID_PRODUCER_EPOCH, -1
         self._transport.notify_append(tp)
         return ErrorCode.NONE, base
-
-    async def init_producer_id(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
-        if body.get("transactional_id") is not None:
-            return {
-                "error_code": ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                "producer_id": -1,
-                "producer_epoch": -1,
-            }
-        self._next_producer_id += 1
-        return {
-            "error_code": ErrorCode.NONE,
-            "producer_id": self._next_producer_id,
-            "producer_epoch": 0,
-        }
 
     # --- fetch and offsets ---------------------------------------------------------------------
 
@@ -126,6 +121,7 @@ class DataApi:
 
     def _read_all(self, body: dict) -> tuple[list[dict], int, bool]:
         budget = body.get("max_bytes", 0x7FFFFFFF)
+        committed = body.get("isolation_level", 0) == READ_COMMITTED
         total = 0
         errors = False
         responses = []
@@ -138,6 +134,7 @@ class DataApi:
                     part["fetch_offset"],
                     min(part["partition_max_bytes"], budget - total),
                     first=total == 0,
+                    committed=committed,
                 )
                 errors |= entry["error_code"] != ErrorCode.NONE
                 total += size
@@ -146,11 +143,12 @@ class DataApi:
         return responses, total, errors
 
     def _read_one(
-        self, tp: TopicPartition, offset: int, max_bytes: int, first: bool
+        self, tp: TopicPartition, offset: int, max_bytes: int, first: bool, committed: bool
     ) -> tuple[dict, int]:
         """A partition's fetch answer and the size of its records. The records are
         a list of chunks (stored bytes, or file regions the server sends with
-        sendfile): they are never copied here."""
+        sendfile): they are never copied here. A read_committed fetch stops at the
+        last stable offset and lists the aborted transactions it may meet."""
         entry: dict[str, Any] = {
             "partition_index": tp.partition,
             "error_code": ErrorCode.NONE,
@@ -166,14 +164,17 @@ class DataApi:
         except UnknownTopicError:
             entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             return entry, 0
-        entry.update(high_watermark=end, last_stable_offset=end, log_start_offset=start)
+        stable = self._log.last_stable_offset(tp)
+        entry.update(high_watermark=end, last_stable_offset=stable, log_start_offset=start)
         if not start <= offset <= end:
             entry["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
             return entry, 0
         if offset == end or (max_bytes <= 0 and not first):
             return entry, 0
         try:
-            chunks = self._log.read_chunks(tp, offset, max(max_bytes, 1))
+            chunks = self._log.read_chunks(
+                tp, offset, max(max_bytes, 1), end_offset=stable if committed else None
+            )
         except OffsetOutOfRangeError:
             entry["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
             return entry, 0
@@ -181,9 +182,15 @@ class DataApi:
         if not first and size > max_bytes:
             return entry, 0  # only the first partition may exceed the limits
         entry["records"] = chunks
+        if committed and size:
+            entry["aborted_transactions"] = [
+                {"producer_id": pid, "first_offset": first_offset}
+                for pid, first_offset in self._log.aborted_transactions(tp, offset, stable)
+            ]
         return entry, size
 
     async def list_offsets(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        committed = body.get("isolation_level", 0) == READ_COMMITTED
         topics = []
         for topic in body["topics"]:
             parts = []
@@ -199,7 +206,9 @@ class DataApi:
                 }
                 try:
                     start, end = self._log.offsets(tp)
-                    if ts == -1:
+                    if ts == -1 and committed:
+                        entry["offset"] = self._log.last_stable_offset(tp)
+                    elif ts == -1:
                         entry["offset"] = end
                     elif ts == -2:
                         entry["offset"] = start

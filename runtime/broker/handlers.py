@@ -9,6 +9,7 @@ group_api (consumer groups) into one table by API key.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from runtime.broker.admin_api import AdminApi
@@ -23,6 +24,8 @@ from runtime.broker.settings import (
     Handler,
     Peer,
 )
+from runtime.broker.transactions import TransactionCoordinator
+from runtime.broker.txn_api import TxnApi
 from runtime.errors import InvalidTopicError, TopicExistsError
 from runtime.log.config import validate_topic_name
 from runtime.protocol.codes import ApiKey, ErrorCode
@@ -52,8 +55,14 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     ApiKey.API_VERSIONS: (0, 3),
     ApiKey.CREATE_TOPICS: (2, 4),
     ApiKey.DELETE_TOPICS: (1, 3),
-    ApiKey.INIT_PRODUCER_ID: (0, 1),
+    ApiKey.INIT_PRODUCER_ID: (0, 4),
     ApiKey.DESCRIBE_CONFIGS: (0, 1),
+    ApiKey.ADD_PARTITIONS_TO_TXN: (0, 3),
+    ApiKey.ADD_OFFSETS_TO_TXN: (0, 3),
+    ApiKey.END_TXN: (0, 3),
+    ApiKey.TXN_OFFSET_COMMIT: (0, 3),
+    ApiKey.DESCRIBE_TRANSACTIONS: (0, 0),
+    ApiKey.LIST_TRANSACTIONS: (0, 1),
 }
 
 
@@ -65,12 +74,15 @@ class Handlers:
         transport: EmbeddedTransport,
         coordinator: GroupCoordinator,
         settings: BrokerSettings,
+        transactions: TransactionCoordinator,
+        next_producer_id: Callable[[], int],
     ) -> None:
         self._transport = transport
         self.settings = settings
-        self.data = DataApi(transport)
+        self.data = DataApi(transport, transactions.check_produce)
         self.admin = AdminApi(transport, settings)
         self.groups = GroupApi(coordinator)
+        self.txns = TxnApi(transactions, coordinator, next_producer_id)
         self.by_key: dict[int, Handler] = {
             ApiKey.METADATA: self.metadata,
             ApiKey.FIND_COORDINATOR: self.find_coordinator,
@@ -78,6 +90,7 @@ class Handlers:
             **self.data.by_key,
             **self.admin.by_key,
             **self.groups.by_key,
+            **self.txns.by_key,
         }
         missing = set(ADVERTISED) - set(self.by_key)
         assert not missing, f"advertised APIs without a handler: {missing}"
@@ -165,10 +178,10 @@ class Handlers:
         return ErrorCode.NONE
 
     async def find_coordinator(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
-        if body.get("key_type", 0) != 0:
+        if body.get("key_type", 0) not in (0, 1):  # 0 group, 1 transactional id
             return {
-                "error_code": ErrorCode.COORDINATOR_NOT_AVAILABLE,
-                "error_message": "transactions are not supported",
+                "error_code": ErrorCode.INVALID_REQUEST,
+                "error_message": f"coordinator key type {body['key_type']} is not known",
                 "node_id": -1,
                 "host": "",
                 "port": -1,

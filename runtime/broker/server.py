@@ -25,6 +25,8 @@ from aiohttp import web
 from runtime.broker.coordinator import GroupCoordinator
 from runtime.broker.handlers import ADVERTISED, BrokerSettings, Handlers, Peer
 from runtime.broker.rest import RestProxy
+from runtime.broker.transactions import TransactionCoordinator, TransactionSettings
+from runtime.broker.txn_api import producer_ids
 from runtime.log.config import FlushPolicy
 from runtime.log.storage import FileRegion
 from runtime.protocol.codes import ApiKey
@@ -78,6 +80,7 @@ class Broker:
         request_bytes_max: int = REQUEST_BYTES_MAX,
         min_session_timeout_ms: int = 1000,
         initial_rebalance_delay_ms: int = 0,
+        transactions: TransactionSettings | None = None,
     ) -> None:
         self._listen = listen
         self._advertise = advertise
@@ -92,6 +95,9 @@ class Broker:
         self._server: asyncio.base_events.Server | None = None
         self._http_runner: web.AppRunner | None = None
         self._coordinator: GroupCoordinator | None = None
+        self._transactions: TransactionCoordinator | None = None
+        self._txn_settings = transactions or TransactionSettings()
+        self._next_producer_id = producer_ids()
         self._handlers: Handlers | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self.address: Address | None = None
@@ -113,6 +119,14 @@ class Broker:
                 initial_rebalance_delay_ms=self._initial_rebalance_delay_ms,
             )
             await self._coordinator.start()
+            self._transactions = TransactionCoordinator(
+                self.transport.log,
+                self.transport.offset_store,
+                self._next_producer_id,
+                notify_append=self.transport.notify_append,
+                settings=self._txn_settings,
+            )
+            await self._transactions.start()
             self._server = await asyncio.start_server(
                 self._on_connection, self._listen.host, self._listen.port
             )
@@ -128,6 +142,8 @@ class Broker:
                     auto_create_topics=self._auto_create,
                     default_partitions=self._default_partitions,
                 ),
+                self._transactions,
+                self._next_producer_id,
             )
             if self._http is not None:
                 await self._start_http(self._http)
@@ -162,6 +178,9 @@ class Broker:
         if self._http_runner is not None:
             await self._http_runner.cleanup()
             self._http_runner = None
+        if self._transactions is not None:
+            await self._transactions.stop()
+            self._transactions = None
         if self._coordinator is not None:
             await self._coordinator.stop()
             self._coordinator = None

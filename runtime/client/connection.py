@@ -68,6 +68,12 @@ PREFERRED_VERSIONS: dict[int, int] = {
     ApiKey.DELETE_TOPICS: 3,
     ApiKey.INIT_PRODUCER_ID: 1,
     ApiKey.DESCRIBE_CONFIGS: 1,
+    ApiKey.ADD_PARTITIONS_TO_TXN: 2,
+    ApiKey.ADD_OFFSETS_TO_TXN: 2,
+    ApiKey.END_TXN: 2,
+    ApiKey.TXN_OFFSET_COMMIT: 2,
+    ApiKey.DESCRIBE_TRANSACTIONS: 0,  # flexible from its first version
+    ApiKey.LIST_TRANSACTIONS: 1,
 }
 """The version we use of each API when the broker serves it: the last non-flexible
 one of the range every client and broker speaks (see KAFKA-PROTOCOL.md)."""

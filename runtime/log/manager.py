@@ -216,15 +216,39 @@ class Log:
     def append(self, tp: TopicPartition, batch: bytes | bytearray | memoryview) -> int:
         return self._partition(tp).append(batch)
 
-    def read(self, tp: TopicPartition, offset: int, max_bytes: int = 1 << 20) -> bytes:
-        return self._partition(tp).read(offset, max_bytes)
+    def append_marker(
+        self, tp: TopicPartition, producer_id: int, producer_epoch: int, *, commit: bool
+    ) -> int:
+        """Write a transaction marker (the transaction coordinator's; see Partition)."""
+        return self._partition(tp).append_marker(producer_id, producer_epoch, commit=commit)
+
+    def read(
+        self,
+        tp: TopicPartition,
+        offset: int,
+        max_bytes: int = 1 << 20,
+        end_offset: int | None = None,
+    ) -> bytes:
+        return self._partition(tp).read(offset, max_bytes, end_offset)
 
     def read_chunks(
-        self, tp: TopicPartition, offset: int, max_bytes: int = 1 << 20
+        self,
+        tp: TopicPartition,
+        offset: int,
+        max_bytes: int = 1 << 20,
+        end_offset: int | None = None,
     ) -> list[bytes | FileRegion]:
         """What read returns, as chunks: large reads from files are FileRegions
         (for sendfile, see Partition.read_chunks)."""
-        return self._partition(tp).read_chunks(offset, max_bytes)
+        return self._partition(tp).read_chunks(offset, max_bytes, end_offset)
+
+    def last_stable_offset(self, tp: TopicPartition) -> int:
+        return self._partition(tp).last_stable_offset()
+
+    def aborted_transactions(
+        self, tp: TopicPartition, start: int, end: int
+    ) -> list[tuple[int, int]]:
+        return self._partition(tp).aborted_transactions(start, end)
 
     def offsets(self, tp: TopicPartition) -> tuple[int, int]:
         return self._partition(tp).offsets()

@@ -22,11 +22,12 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import threading
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from runtime.errors import (
@@ -46,7 +47,14 @@ from runtime.log.producer_state import (
     Verdict,
     is_idempotent,
 )
-from runtime.log.records import BatchHeader, validate_batch
+from runtime.log.records import (
+    CONTROL_ABORT,
+    CONTROL_COMMIT,
+    BatchHeader,
+    control_type,
+    encode_control_batch,
+    validate_batch,
+)
 from runtime.log.segment import Segment, delete_segment_files, segment_name
 from runtime.log.storage import FileRegion, fsync_dir
 from runtime.types import TopicPartition
@@ -153,7 +161,7 @@ class Partition:
         self.producers = ProducerStates()
         now_ms = int(self._clock() * 1000)
         for segment in sealed:
-            self.producers.replay(segment.headers(), now_ms)
+            self.producers.replay(_with_control_types(segment), now_ms)
 
     def _write_producer_snapshot(self, active: Segment, *, sync: bool) -> None:
         """Snapshot the producer state as of the new active segment's base offset.
@@ -198,9 +206,11 @@ class Partition:
             segment.created_ms = self._clock() * 1000
         return truncated
 
-    def _replay_one(self, header: BatchHeader) -> None:
-        if is_idempotent(header):
-            self.producers.appended(header, header.base_offset, int(self._clock() * 1000))
+    def _replay_one(self, header: BatchHeader, batch: memoryview) -> None:
+        if header.is_control:
+            self.producers.ended(header, header.base_offset, _control_type_or_none(batch))
+        else:
+            self.producers.stored(header, header.base_offset, int(self._clock() * 1000))
 
     # --- state -----------------------------------------------------------------
 
@@ -271,9 +281,41 @@ class Partition:
             if active.created_ms is None:
                 active.created_ms = now_ms
             self._apply_flush_policy(active, now_ms)
-            if idempotent:
-                self.producers.appended(header, base_offset, int(now_ms))
+            self.producers.stored(header, base_offset, int(now_ms))
             return base_offset
+
+    def append_marker(self, producer_id: int, producer_epoch: int, *, commit: bool) -> int:
+        """Write a transaction's commit or abort marker (a control batch) and end the
+        transaction here; returns the marker's offset. Only the coordinator calls this."""
+        now_ms = self._clock() * 1000
+        batch = encode_control_batch(
+            producer_id, producer_epoch, commit=commit, timestamp_ms=int(now_ms)
+        )
+        header = validate_batch(batch)
+        with self._lock:
+            self._check_open()
+            active = self._segments[-1]
+            if active.size and self._should_roll(active, len(batch), 0, now_ms):
+                active = self._roll(active)
+            offset = active.next_offset
+            active.append(offset, header, memoryview(batch))
+            if active.created_ms is None:
+                active.created_ms = now_ms
+            self._apply_flush_policy(active, now_ms)
+            self.producers.ended(
+                _at(header, offset), offset, CONTROL_COMMIT if commit else CONTROL_ABORT
+            )
+            return offset
+
+    def last_stable_offset(self) -> int:
+        """Below it every transaction is decided: what read_committed readers see."""
+        first_open = self.producers.first_unstable_offset()
+        end = self._segments[-1].next_offset
+        return end if first_open is None else min(first_open, end)
+
+    def aborted_transactions(self, start: int, end: int) -> list[tuple[int, int]]:
+        """(producer id, first offset) of the aborted transactions in [start, end)."""
+        return self.producers.aborted_between(start, end)
 
     def _check_sequence(self, header: BatchHeader) -> int:
         """-1 to append the batch, or the offset of the stored batch it repeats."""
@@ -332,21 +374,25 @@ class Partition:
 
     # --- reads -------------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int) -> bytes:
-        """Whole stored batches from the one containing `offset` (see Log.read)."""
-        parts = self._read(offset, max_bytes, Segment.read)
+    def read(self, offset: int, max_bytes: int, end_offset: int | None = None) -> bytes:
+        """Whole stored batches from the one containing `offset` (see Log.read),
+        none at or past end_offset (a batch boundary: the last stable offset)."""
+        parts = self._read(offset, max_bytes, Segment.read, end_offset)
         return parts[0] if len(parts) == 1 else b"".join(parts)  # type: ignore[arg-type]
 
-    def read_chunks(self, offset: int, max_bytes: int) -> list[bytes | FileRegion]:
+    def read_chunks(
+        self, offset: int, max_bytes: int, end_offset: int | None = None
+    ) -> list[bytes | FileRegion]:
         """What read returns, as chunks to send back to back: large reads from
         files are FileRegions (for sendfile), never copied into memory."""
-        return self._read(offset, max_bytes, Segment.read_chunk)
+        return self._read(offset, max_bytes, Segment.read_chunk, end_offset)
 
     def _read(
         self,
         offset: int,
         max_bytes: int,
         take: Callable[..., tuple[bytes | FileRegion, bool]],
+        end_offset: int | None,
     ) -> list[bytes | FileRegion]:
         self._check_open()
         segments = self._segments
@@ -358,12 +404,18 @@ class Partition:
                 **self._coords(),
             )
         parts: list[bytes | FileRegion] = []
-        if offset == end:
+        if end_offset is not None and end_offset < end:
+            end = end_offset
+        if offset >= end:
             return parts
         i = bisect_right(segments, offset, key=_base_offset) - 1
         budget = max_bytes
         for segment in segments[i:]:
-            data, at_end = take(segment, offset, budget, first_whole=not parts)
+            if segment.base_offset >= end:
+                break
+            data, at_end = take(
+                segment, offset, budget, first_whole=not parts, end_offset=end_offset
+            )
             if data:
                 parts.append(data)
                 budget -= len(data)
@@ -409,6 +461,7 @@ class Partition:
                     return 0
                 removed = self._segments[:doomed]
                 self._segments = self._segments[doomed:]
+                self.producers.forget_aborted_below(self._segments[0].base_offset)
             for segment in removed:
                 segment.delete_files()
             logger.info(
@@ -458,3 +511,24 @@ class Partition:
 
 def _base_offset(segment: Segment) -> int:
     return segment.base_offset
+
+
+def _control_type_or_none(batch: bytes | memoryview) -> int:
+    """A marker's type; -1 for other control batches (never appended by clients)."""
+    try:
+        return control_type(batch)
+    except CorruptRecordError:
+        return -1
+
+
+def _with_control_types(segment: Segment) -> Iterator[tuple[BatchHeader, int]]:
+    """(header, marker type or -1) of every batch of a segment, for replay."""
+    for pos, header in segment.headers():
+        kind = -1
+        if header.is_control:
+            kind = _control_type_or_none(segment.storage.read(pos, header.size))
+        yield header, kind
+
+
+def _at(header: BatchHeader, offset: int) -> BatchHeader:
+    return dataclasses.replace(header, base_offset=offset)

@@ -1,9 +1,14 @@
-"""Idempotent producers of one partition: sequence checks that survive restarts.
+"""Idempotent and transactional producers of one partition, rebuilt on every open.
 
 An idempotent producer numbers its records per partition (base_sequence in
 each batch header). The log appends a batch only when it continues the
 producer's sequence; a retried batch that was already appended is answered
 with its original base offset instead of being stored twice.
+
+Transactional producers' batches also open a transaction on the partition
+(its first offset holds the last stable offset back) until the coordinator's
+control batch (a commit or abort marker) ends it; aborted transactions are
+listed (producer id, first offset, marker offset) for read_committed fetches.
 
 The state is rebuilt on open, as Kafka does: from the newest snapshot file
 (state as of a segment's base offset, written when that segment was rolled
@@ -15,25 +20,30 @@ big-endian:
 
     magic b"SPS1", crc uint32 (CRC-32C of everything after it), count int32,
     count x (producer_id int64, epoch int16, last_append_ms int64, n int8,
-             n x (first_seq int32, last_seq int32, base_offset int64))
+             n x (first_seq int32, last_seq int32, base_offset int64)),
+    open int32, open x (producer_id int64, first_offset int64),
+    aborted int32, aborted x (producer_id int64, first_offset int64, last_offset int64)
 
 Invariants:
 - per producer id: its newest epoch and the last `BATCHES_KEPT` batches
   appended in that epoch (first and last sequence, base offset), oldest first;
 - the first batch of an unknown producer id or of a newer epoch is accepted at
   any sequence; a batch of an older epoch is fenced;
-- a snapshot at offset B covers exactly the batches below B.
+- a snapshot at offset B covers exactly the batches below B;
+- `open` holds a producer id from its first transactional batch until its
+  marker; `aborted` is in marker-offset order.
 """
 
 from __future__ import annotations
 
 import struct
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from runtime.log.records import BatchHeader, crc32c
+from runtime.log.records import CONTROL_ABORT, BatchHeader, crc32c
 
 BATCHES_KEPT = 5  # what a Kafka producer may have in flight per partition
 PRODUCERS_MAX = 10_000  # per partition; the least recently appending is forgotten first
@@ -45,6 +55,9 @@ _MAGIC = b"SPS1"
 _HEAD = struct.Struct(">4sIi")
 _ENTRY = struct.Struct(">qhqb")
 _BATCH = struct.Struct(">iiq")
+_OPEN = struct.Struct(">qq")
+_ABORTED = struct.Struct(">qqq")
+_COUNT = struct.Struct(">i")
 
 
 class Verdict(Enum):
@@ -76,12 +89,14 @@ def last_sequence(header: BatchHeader) -> int:
 class ProducerStates:
     """The idempotent producers of one partition (see the module docstring)."""
 
-    __slots__ = ("_entries", "_producers_max")
+    __slots__ = ("_entries", "_producers_max", "aborted", "open")
 
     def __init__(self, producers_max: int = PRODUCERS_MAX) -> None:
         # insertion order = least recently appended first (moved to the end on append)
         self._entries: dict[int, ProducerEntry] = {}
         self._producers_max = producers_max
+        self.open: dict[int, int] = {}  # producer id -> first offset of its open transaction
+        self.aborted: list[tuple[int, int, int]] = []  # (producer id, first, marker offset)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -120,12 +135,51 @@ class ProducerStates:
         if len(self._entries) > self._producers_max:
             self._entries.pop(next(iter(self._entries)))
 
-    def replay(self, headers: Iterable[BatchHeader], now_ms: int) -> None:
-        """Apply stored batches in log order (rebuilding state on open at now_ms:
-        record timestamps are the producers' clocks, so they do not age them)."""
-        for header in headers:
-            if is_idempotent(header):
-                self.appended(header, header.base_offset, now_ms)
+    def stored(self, header: BatchHeader, base_offset: int, now_ms: int) -> None:
+        """Account for a data batch stored at base_offset (appended, or replayed)."""
+        if is_idempotent(header):
+            self.appended(header, base_offset, now_ms)
+        if header.is_transactional and header.producer_id >= 0:
+            self.open.setdefault(header.producer_id, base_offset)
+
+    def ended(self, header: BatchHeader, offset: int, kind: int) -> None:
+        """A transaction marker of header.producer_id stored at `offset`.
+
+        Markers carry the coordinator's epoch, which may be newer than the
+        producer's last batch here (a fenced producer's transaction aborted)."""
+        pid = header.producer_id
+        entry = self._entries.get(pid)
+        if entry is not None and header.producer_epoch > entry.epoch:
+            self._entries[pid] = ProducerEntry(header.producer_epoch, entry.last_append_ms)
+        elif entry is None:
+            self._entries[pid] = ProducerEntry(header.producer_epoch)
+        first = self.open.pop(pid, None)
+        if first is not None and kind == CONTROL_ABORT:
+            self.aborted.append((pid, first, offset))
+
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the oldest open transaction (None: all are decided)."""
+        return min(self.open.values()) if self.open else None
+
+    def aborted_between(self, start: int, end: int) -> list[tuple[int, int]]:
+        """(producer id, first offset) of aborted transactions overlapping [start, end)."""
+        i = bisect_left(self.aborted, start, key=_marker_offset)
+        return [(pid, first) for pid, first, _ in self.aborted[i:] if first < end]
+
+    def forget_aborted_below(self, log_start: int) -> None:
+        """Drop aborted transactions whose marker retention deleted."""
+        i = bisect_left(self.aborted, log_start, key=_marker_offset)
+        if i:
+            del self.aborted[:i]
+
+    def replay(self, batches: Iterable[tuple[BatchHeader, int]], now_ms: int) -> None:
+        """Apply stored batches in log order: (header, control type or -1), rebuilding
+        state on open at now_ms (record timestamps are the producers' clocks)."""
+        for header, kind in batches:
+            if header.is_control:
+                self.ended(header, header.base_offset, kind)
+            else:
+                self.stored(header, header.base_offset, now_ms)
 
     def expire(self, now_ms: int, expiration_ms: int = PRODUCER_EXPIRATION_MS) -> int:
         """Forget producers that appended nothing for expiration_ms; returns how many."""
@@ -143,7 +197,13 @@ class ProducerStates:
             body += _ENTRY.pack(pid, entry.epoch, entry.last_append_ms, len(entry.batches))
             for batch in entry.batches:
                 body += _BATCH.pack(*batch)
-        count = struct.pack(">i", len(self._entries))
+        body += _COUNT.pack(len(self.open))
+        for pid, first in self.open.items():
+            body += _OPEN.pack(pid, first)
+        body += _COUNT.pack(len(self.aborted))
+        for aborted in self.aborted:
+            body += _ABORTED.pack(*aborted)
+        count = _COUNT.pack(len(self._entries))
         return _MAGIC + struct.pack(">I", crc32c(count + body)) + count + body
 
     @classmethod
@@ -166,8 +226,23 @@ class ProducerStates:
                     entry.batches.append(_BATCH.unpack_from(data, pos))
                     pos += _BATCH.size
                 states._entries[pid] = entry
+            (n,) = _COUNT.unpack_from(data, pos)
+            pos += _COUNT.size
+            for _ in range(n):
+                pid, first = _OPEN.unpack_from(data, pos)
+                states.open[pid] = first
+                pos += _OPEN.size
+            (n,) = _COUNT.unpack_from(data, pos)
+            pos += _COUNT.size
+            for _ in range(n):
+                states.aborted.append(_ABORTED.unpack_from(data, pos))
+                pos += _ABORTED.size
         except struct.error as exc:
             raise SnapshotCorruptError(f"truncated snapshot: {exc}") from None
         if pos != len(data):
             raise SnapshotCorruptError(f"{len(data) - pos} bytes follow the snapshot's entries")
         return states
+
+
+def _marker_offset(aborted: tuple[int, int, int]) -> int:
+    return aborted[2]

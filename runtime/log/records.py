@@ -93,6 +93,10 @@ class BatchHeader:
     def is_control(self) -> bool:
         return bool(self.attributes & CONTROL)
 
+    @property
+    def is_transactional(self) -> bool:
+        return bool(self.attributes & TRANSACTIONAL)
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -478,3 +482,38 @@ def decode_batches(buf: bytes | bytearray | memoryview) -> list[Record]:
             continue
         out += [Record(*row) for row in _decode_rows(_records_bytes(data, pos, header), header)]
     return out
+
+
+# --- control batches (transaction markers) ----------------------------------
+
+CONTROL_ABORT = 0
+CONTROL_COMMIT = 1
+_CONTROL_KEY = struct.Struct(">hh")  # version (0), type
+_CONTROL_VALUE = struct.Struct(">hi")  # version (0), coordinator epoch
+
+
+def encode_control_batch(
+    producer_id: int, producer_epoch: int, *, commit: bool, timestamp_ms: int
+) -> bytearray:
+    """The end-of-transaction marker a coordinator writes to each partition of it."""
+    key = _CONTROL_KEY.pack(0, CONTROL_COMMIT if commit else CONTROL_ABORT)
+    return encode_batch(
+        [(key, _CONTROL_VALUE.pack(0, 0), timestamp_ms, ())],
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        attributes=TRANSACTIONAL | CONTROL,
+    )
+
+
+def control_type(batch: bytes | bytearray | memoryview) -> int:
+    """CONTROL_ABORT or CONTROL_COMMIT for a control batch (CorruptRecordError otherwise)."""
+    buf = bytes(batch)
+    header = parse_header(buf)
+    rows = _decode_rows(_records_bytes(buf, 0, header), header) if header.is_control else []
+    key = Record(*rows[0]).key if rows else None
+    if key is None or len(key) < _CONTROL_KEY.size:
+        raise CorruptRecordError("control batch without a control record key")
+    _, kind = _CONTROL_KEY.unpack_from(key)
+    if kind not in (CONTROL_ABORT, CONTROL_COMMIT):
+        raise CorruptRecordError(f"control record type {kind} is not a transaction marker")
+    return kind

@@ -134,7 +134,7 @@ class Segment:
         *,
         contiguous: bool,
         next_base: int | None = None,
-        on_batch: Callable[[BatchHeader], None] | None = None,
+        on_batch: Callable[[BatchHeader, memoryview], None] | None = None,
     ) -> int:
         """Validate every batch, truncate at the first bad one, rebuild the indexes.
 
@@ -172,7 +172,7 @@ class Segment:
                 break
             self.track(pos, header)
             if on_batch is not None:
-                on_batch(header)
+                on_batch(header, memoryview(buf)[rel : rel + total])
             pos = self.size
         truncated = size - self.size
         if truncated:
@@ -250,8 +250,9 @@ class Segment:
                 p += length + LOG_OVERHEAD
             pos += p
 
-    def headers(self) -> Iterator[BatchHeader]:
-        """Every batch header stored here, in order (a read per chunk, not per batch)."""
+    def headers(self) -> Iterator[tuple[int, BatchHeader]]:
+        """(position, header) of every batch stored here, in order (a read per
+        chunk, not per batch)."""
         storage, pos, end = self.storage, 0, self.size
         while end - pos >= HEADER_SIZE:
             chunk = storage.read(pos, min(SCAN_CHUNK_BYTES, end - pos))
@@ -264,7 +265,7 @@ class Segment:
                         f"has length {header.batch_length}",
                         offset=header.base_offset,
                     )
-                yield header
+                yield pos + p, header
                 p += header.size
             pos += p
 
@@ -277,14 +278,19 @@ class Segment:
         return None
 
     def extent(
-        self, offset: int, max_bytes: int, *, first_whole: bool
+        self, offset: int, max_bytes: int, *, first_whole: bool, end_offset: int | None = None
     ) -> tuple[int, int, bool] | None:
         """Where the whole batches from the one holding `offset`, up to max_bytes, are.
 
-        first_whole: include the first batch even if it is larger than max_bytes.
+        first_whole: include the first batch even if it is larger than max_bytes;
+        end_offset: stop before the batch that starts there (a batch boundary).
         Returns (position, size, reached_end_of_segment), or None when no batch
         here holds an offset >= `offset`."""
         end = self.size
+        if end_offset is not None and end_offset < self.next_offset:
+            stop = self.locate(end_offset, end)
+            if stop is not None:
+                end = stop[0]
         found = self.locate(offset, end)
         if found is None:
             return None
@@ -319,21 +325,23 @@ class Segment:
             pos += p
         return pos
 
-    def read(self, offset: int, max_bytes: int, *, first_whole: bool) -> tuple[bytes, bool]:
+    def read(
+        self, offset: int, max_bytes: int, *, first_whole: bool, end_offset: int | None = None
+    ) -> tuple[bytes, bool]:
         """Whole batches from the one holding `offset`, up to max_bytes (see extent).
 
         Returns (data, reached_end_of_segment)."""
-        found = self.extent(offset, max_bytes, first_whole=first_whole)
+        found = self.extent(offset, max_bytes, first_whole=first_whole, end_offset=end_offset)
         if found is None:
             return b"", True
         pos, size, at_end = found
         return (self.storage.read(pos, size) if size else b""), at_end
 
     def read_chunk(
-        self, offset: int, max_bytes: int, *, first_whole: bool
+        self, offset: int, max_bytes: int, *, first_whole: bool, end_offset: int | None = None
     ) -> tuple[bytes | FileRegion, bool]:
         """Like read, but a large answer from a file is a FileRegion, not bytes."""
-        found = self.extent(offset, max_bytes, first_whole=first_whole)
+        found = self.extent(offset, max_bytes, first_whole=first_whole, end_offset=end_offset)
         if found is None:
             return b"", True
         pos, size, at_end = found

@@ -24,13 +24,16 @@ here are described; a field's default is Kafka's (0, "", false, [], or as noted)
 | ApiVersions (18)     | 0-3      | 3              |
 | CreateTopics (19)    | 2-5      | 5              |
 | DeleteTopics (20)    | 1-4      | 4              |
-| InitProducerId (22)  | 0-2      | 2              |
+| InitProducerId (22)  | 0-4      | 2              |
 | DescribeConfigs (32) | 0-4      | 4              |
+
+The transaction APIs are in txn_messages.py.
 """
 
 from __future__ import annotations
 
 from runtime.protocol.codes import ApiKey, ErrorCode
+from runtime.protocol.fields import error_message, group_instance_id, structs, throttle
 from runtime.protocol.schema import (
     BOOL,
     BYTES,
@@ -45,33 +48,11 @@ from runtime.protocol.schema import (
     Field,
     Struct,
 )
+from runtime.protocol.txn_messages import TXN_APIS
 
 __all__ = ["APIS", "ApiKey", "ErrorCode"]
 
 NO_AUTHORIZED_OPERATIONS = -(2**31)
-
-
-def _structs(
-    name: str,
-    *fields: Field,
-    versions: str = "0+",
-    nullable_versions: str | None = None,
-    tagged: int | None = None,
-) -> Field:
-    """A field holding an array of structs."""
-    return Field(name, Array(Struct(*fields)), versions, nullable_versions, tagged=tagged)
-
-
-def _throttle(versions: str = "1+") -> Field:
-    return Field("throttle_time_ms", INT32, versions)
-
-
-def _error_message(versions: str = "0+") -> Field:
-    return Field("error_message", STRING, versions, nullable_versions=versions, default=None)
-
-
-def _group_instance_id(versions: str) -> Field:
-    return Field("group_instance_id", STRING, versions, nullable_versions=versions, default=None)
 
 
 PRODUCE = Api(
@@ -84,10 +65,10 @@ PRODUCE = Api(
         Field("transactional_id", STRING, "3+", nullable_versions="3+", default=None),
         Field("acks", INT16),
         Field("timeout_ms", INT32),
-        _structs(
+        structs(
             "topics",
             Field("name", STRING),
-            _structs(
+            structs(
                 "partitions",
                 Field("partition_index", INT32),
                 Field("records", RECORDS, nullable_versions="0+"),
@@ -95,17 +76,17 @@ PRODUCE = Api(
         ),
     ),
     response=Struct(
-        _structs(
+        structs(
             "responses",
             Field("name", STRING),
-            _structs(
+            structs(
                 "partitions",
                 Field("partition_index", INT32),
                 Field("error_code", INT16),
                 Field("base_offset", INT64),
                 Field("log_append_time_ms", INT64, "2+", default=-1),
                 Field("log_start_offset", INT64, "5+", default=-1),
-                _structs(
+                structs(
                     "record_errors",
                     Field("batch_index", INT32),
                     Field(
@@ -113,10 +94,10 @@ PRODUCE = Api(
                     ),
                     versions="8+",
                 ),
-                _error_message("8+"),
+                error_message("8+"),
             ),
         ),
-        _throttle(),
+        throttle(),
     ),
 )
 
@@ -139,10 +120,10 @@ FETCH = Api(
         Field("isolation_level", INT8, "4+"),
         Field("session_id", INT32, "7+"),
         Field("session_epoch", INT32, "7+", default=-1),
-        _structs(
+        structs(
             "topics",
             Field("topic", STRING),
-            _structs(
+            structs(
                 "partitions",
                 Field("partition", INT32),
                 Field("current_leader_epoch", INT32, "9+", default=-1),
@@ -152,7 +133,7 @@ FETCH = Api(
                 Field("partition_max_bytes", INT32),
             ),
         ),
-        _structs(
+        structs(
             "forgotten_topics_data",
             Field("topic", STRING),
             Field("partitions", Array(INT32)),
@@ -161,13 +142,13 @@ FETCH = Api(
         Field("rack_id", STRING, "11+"),
     ),
     response=Struct(
-        _throttle(),
+        throttle(),
         Field("error_code", INT16, "7+"),
         Field("session_id", INT32, "7+"),
-        _structs(
+        structs(
             "responses",
             Field("topic", STRING),
-            _structs(
+            structs(
                 "partitions",
                 Field("partition_index", INT32),
                 Field("error_code", INT16),
@@ -191,7 +172,7 @@ FETCH = Api(
                     "12+",
                     tagged=2,
                 ),
-                _structs(
+                structs(
                     "aborted_transactions",
                     Field("producer_id", INT64),
                     Field("first_offset", INT64),
@@ -214,10 +195,10 @@ LIST_OFFSETS = Api(
     request=Struct(
         Field("replica_id", INT32, default=-1),
         Field("isolation_level", INT8, "2+"),
-        _structs(
+        structs(
             "topics",
             Field("name", STRING),
-            _structs(
+            structs(
                 "partitions",
                 Field("partition_index", INT32),
                 Field("current_leader_epoch", INT32, "4+", default=-1),
@@ -226,11 +207,11 @@ LIST_OFFSETS = Api(
         ),
     ),
     response=Struct(
-        _throttle("2+"),
-        _structs(
+        throttle("2+"),
+        structs(
             "topics",
             Field("name", STRING),
-            _structs(
+            structs(
                 "partitions",
                 Field("partition_index", INT32),
                 Field("error_code", INT16),
@@ -249,14 +230,14 @@ METADATA = Api(
     max_version=9,
     flexible_from=9,
     request=Struct(
-        _structs("topics", Field("name", STRING), nullable_versions="1+"),  # null: all topics
+        structs("topics", Field("name", STRING), nullable_versions="1+"),  # null: all topics
         Field("allow_auto_topic_creation", BOOL, "4+", default=True),
         Field("include_cluster_authorized_operations", BOOL, "8+"),
         Field("include_topic_authorized_operations", BOOL, "8+"),
     ),
     response=Struct(
-        _throttle("3+"),
-        _structs(
+        throttle("3+"),
+        structs(
             "brokers",
             Field("node_id", INT32),
             Field("host", STRING),
@@ -265,12 +246,12 @@ METADATA = Api(
         ),
         Field("cluster_id", STRING, "2+", nullable_versions="2+", default=None),
         Field("controller_id", INT32, default=-1),
-        _structs(
+        structs(
             "topics",
             Field("error_code", INT16),
             Field("name", STRING),
             Field("is_internal", BOOL),
-            _structs(
+            structs(
                 "partitions",
                 Field("error_code", INT16),
                 Field("partition_index", INT32),
@@ -296,12 +277,12 @@ OFFSET_COMMIT = Api(
         Field("group_id", STRING),
         Field("generation_id", INT32, default=-1),
         Field("member_id", STRING),
-        _group_instance_id("7+"),
+        group_instance_id("7+"),
         Field("retention_time_ms", INT64, "2-4", default=-1),
-        _structs(
+        structs(
             "topics",
             Field("name", STRING),
-            _structs(
+            structs(
                 "partitions",
                 Field("partition_index", INT32),
                 Field("committed_offset", INT64),
@@ -311,11 +292,11 @@ OFFSET_COMMIT = Api(
         ),
     ),
     response=Struct(
-        _throttle("3+"),
-        _structs(
+        throttle("3+"),
+        structs(
             "topics",
             Field("name", STRING),
-            _structs("partitions", Field("partition_index", INT32), Field("error_code", INT16)),
+            structs("partitions", Field("partition_index", INT32), Field("error_code", INT16)),
         ),
     ),
 )
@@ -328,7 +309,7 @@ OFFSET_FETCH = Api(
     flexible_from=6,
     request=Struct(
         Field("group_id", STRING),
-        _structs(
+        structs(
             "topics",
             Field("name", STRING),
             Field("partition_indexes", Array(INT32)),
@@ -336,11 +317,11 @@ OFFSET_FETCH = Api(
         ),
     ),
     response=Struct(
-        _throttle("3+"),
-        _structs(
+        throttle("3+"),
+        structs(
             "topics",
             Field("name", STRING),
-            _structs(
+            structs(
                 "partitions",
                 Field("partition_index", INT32),
                 Field("committed_offset", INT64),
@@ -364,9 +345,9 @@ FIND_COORDINATOR = Api(
         Field("key_type", INT8, "1+"),  # 0 group, 1 transaction
     ),
     response=Struct(
-        _throttle(),
+        throttle(),
         Field("error_code", INT16),
-        _error_message("1+"),
+        error_message("1+"),
         Field("node_id", INT32),
         Field("host", STRING),
         Field("port", INT32),
@@ -384,21 +365,21 @@ JOIN_GROUP = Api(
         Field("session_timeout_ms", INT32),
         Field("rebalance_timeout_ms", INT32, "1+", default=-1),
         Field("member_id", STRING),
-        _group_instance_id("5+"),
+        group_instance_id("5+"),
         Field("protocol_type", STRING),
-        _structs("protocols", Field("name", STRING), Field("metadata", BYTES)),
+        structs("protocols", Field("name", STRING), Field("metadata", BYTES)),
     ),
     response=Struct(
-        _throttle("2+"),
+        throttle("2+"),
         Field("error_code", INT16),
         Field("generation_id", INT32, default=-1),
         Field("protocol_name", STRING),
         Field("leader", STRING),
         Field("member_id", STRING),
-        _structs(
+        structs(
             "members",
             Field("member_id", STRING),
-            _group_instance_id("5+"),
+            group_instance_id("5+"),
             Field("metadata", BYTES),
         ),
     ),
@@ -414,9 +395,9 @@ HEARTBEAT = Api(
         Field("group_id", STRING),
         Field("generation_id", INT32),
         Field("member_id", STRING),
-        _group_instance_id("3+"),
+        group_instance_id("3+"),
     ),
-    response=Struct(_throttle(), Field("error_code", INT16)),
+    response=Struct(throttle(), Field("error_code", INT16)),
 )
 
 LEAVE_GROUP = Api(
@@ -428,15 +409,15 @@ LEAVE_GROUP = Api(
     request=Struct(
         Field("group_id", STRING),
         Field("member_id", STRING, "0-2"),
-        _structs("members", Field("member_id", STRING), _group_instance_id("3+"), versions="3+"),
+        structs("members", Field("member_id", STRING), group_instance_id("3+"), versions="3+"),
     ),
     response=Struct(
-        _throttle(),
+        throttle(),
         Field("error_code", INT16),
-        _structs(
+        structs(
             "members",
             Field("member_id", STRING),
-            _group_instance_id("3+"),
+            group_instance_id("3+"),
             Field("error_code", INT16),
             versions="3+",
         ),
@@ -453,10 +434,10 @@ SYNC_GROUP = Api(
         Field("group_id", STRING),
         Field("generation_id", INT32),
         Field("member_id", STRING),
-        _group_instance_id("3+"),
-        _structs("assignments", Field("member_id", STRING), Field("assignment", BYTES)),
+        group_instance_id("3+"),
+        structs("assignments", Field("member_id", STRING), Field("assignment", BYTES)),
     ),
-    response=Struct(_throttle(), Field("error_code", INT16), Field("assignment", BYTES)),
+    response=Struct(throttle(), Field("error_code", INT16), Field("assignment", BYTES)),
 )
 
 DESCRIBE_GROUPS = Api(
@@ -469,18 +450,18 @@ DESCRIBE_GROUPS = Api(
         Field("groups", Array(STRING)), Field("include_authorized_operations", BOOL, "3+")
     ),
     response=Struct(
-        _throttle(),
-        _structs(
+        throttle(),
+        structs(
             "groups",
             Field("error_code", INT16),
             Field("group_id", STRING),
             Field("group_state", STRING),
             Field("protocol_type", STRING),
             Field("protocol_data", STRING),
-            _structs(
+            structs(
                 "members",
                 Field("member_id", STRING),
-                _group_instance_id("4+"),
+                group_instance_id("4+"),
                 Field("client_id", STRING),
                 Field("client_host", STRING),
                 Field("member_metadata", BYTES),
@@ -499,9 +480,9 @@ LIST_GROUPS = Api(
     flexible_from=3,
     request=Struct(),
     response=Struct(
-        _throttle(),
+        throttle(),
         Field("error_code", INT16),
-        _structs("groups", Field("group_id", STRING), Field("protocol_type", STRING)),
+        structs("groups", Field("group_id", STRING), Field("protocol_type", STRING)),
     ),
 )
 
@@ -516,14 +497,14 @@ API_VERSIONS = Api(
     ),
     response=Struct(
         Field("error_code", INT16),
-        _structs(
+        structs(
             "api_keys",
             Field("api_key", INT16),
             Field("min_version", INT16),
             Field("max_version", INT16),
         ),
-        _throttle(),
-        _structs(
+        throttle(),
+        structs(
             "supported_features",
             Field("name", STRING),
             Field("min_version", INT16),
@@ -532,7 +513,7 @@ API_VERSIONS = Api(
             tagged=0,
         ),
         Field("finalized_features_epoch", INT64, "3+", default=-1, tagged=1),
-        _structs(
+        structs(
             "finalized_features",
             Field("name", STRING),
             Field("max_version_level", INT16),
@@ -551,15 +532,15 @@ CREATE_TOPICS = Api(
     max_version=5,
     flexible_from=5,
     request=Struct(
-        _structs(
+        structs(
             "topics",
             Field("name", STRING),
             Field("num_partitions", INT32),  # -1: the broker default
             Field("replication_factor", INT16),  # -1: the broker default
-            _structs(
+            structs(
                 "assignments", Field("partition_index", INT32), Field("broker_ids", Array(INT32))
             ),
-            _structs(
+            structs(
                 "configs", Field("name", STRING), Field("value", STRING, nullable_versions="0+")
             ),
         ),
@@ -567,16 +548,16 @@ CREATE_TOPICS = Api(
         Field("validate_only", BOOL, "1+"),
     ),
     response=Struct(
-        _throttle("2+"),
-        _structs(
+        throttle("2+"),
+        structs(
             "topics",
             Field("name", STRING),
             Field("error_code", INT16),
-            _error_message("1+"),
+            error_message("1+"),
             Field("topic_config_error_code", INT16, "5+", tagged=0),
             Field("num_partitions", INT32, "5+", default=-1),
             Field("replication_factor", INT16, "5+", default=-1),
-            _structs(
+            structs(
                 "configs",
                 Field("name", STRING),
                 Field("value", STRING, nullable_versions="0+"),
@@ -598,7 +579,7 @@ DELETE_TOPICS = Api(
     flexible_from=4,
     request=Struct(Field("topic_names", Array(STRING)), Field("timeout_ms", INT32)),
     response=Struct(
-        _throttle(), _structs("responses", Field("name", STRING), Field("error_code", INT16))
+        throttle(), structs("responses", Field("name", STRING), Field("error_code", INT16))
     ),
 )
 
@@ -606,14 +587,16 @@ INIT_PRODUCER_ID = Api(
     key=ApiKey.INIT_PRODUCER_ID,
     name="InitProducerId",
     min_version=0,
-    max_version=2,
+    max_version=4,
     flexible_from=2,
     request=Struct(
         Field("transactional_id", STRING, nullable_versions="0+", default=None),
         Field("transaction_timeout_ms", INT32),
+        Field("producer_id", INT64, "3+", default=-1),
+        Field("producer_epoch", INT16, "3+", default=-1),
     ),
     response=Struct(
-        _throttle("0+"),
+        throttle("0+"),
         Field("error_code", INT16),
         Field("producer_id", INT64, default=-1),
         Field("producer_epoch", INT16),
@@ -627,7 +610,7 @@ DESCRIBE_CONFIGS = Api(
     max_version=4,
     flexible_from=4,
     request=Struct(
-        _structs(
+        structs(
             "resources",
             Field("resource_type", INT8),  # 2 topic, 4 broker
             Field("resource_name", STRING),
@@ -637,14 +620,14 @@ DESCRIBE_CONFIGS = Api(
         Field("include_documentation", BOOL, "3+"),
     ),
     response=Struct(
-        _throttle("0+"),
-        _structs(
+        throttle("0+"),
+        structs(
             "results",
             Field("error_code", INT16),
-            _error_message(),
+            error_message(),
             Field("resource_type", INT8),
             Field("resource_name", STRING),
-            _structs(
+            structs(
                 "configs",
                 Field("name", STRING),
                 Field("value", STRING, nullable_versions="0+"),
@@ -652,7 +635,7 @@ DESCRIBE_CONFIGS = Api(
                 Field("is_default", BOOL, "0"),
                 Field("config_source", INT8, "1+", default=-1),
                 Field("is_sensitive", BOOL),
-                _structs(
+                structs(
                     "synonyms",
                     Field("name", STRING),
                     Field("value", STRING, nullable_versions="0+"),
@@ -687,5 +670,6 @@ APIS: dict[int, Api] = {
         DELETE_TOPICS,
         INIT_PRODUCER_ID,
         DESCRIBE_CONFIGS,
+        *TXN_APIS,
     )
 }

@@ -190,7 +190,10 @@ def test_supported_versions():
     assert SUPPORTED[ApiKey.PRODUCE] == (3, 9)
     assert SUPPORTED[ApiKey.FETCH] == (4, 12)
     assert SUPPORTED[ApiKey.API_VERSIONS] == (0, 3)
-    assert len(SUPPORTED) == 18
+    assert SUPPORTED[ApiKey.INIT_PRODUCER_ID] == (0, 4)
+    assert SUPPORTED[ApiKey.END_TXN] == (0, 3)
+    assert SUPPORTED[ApiKey.DESCRIBE_TRANSACTIONS] == (0, 0)
+    assert len(SUPPORTED) == 24
 
 
 def test_malformed_body_error_carries_the_header():
