@@ -28,7 +28,13 @@ def transactional(bootstrap: str, txn_id: str, **config) -> Producer:
 
 
 def read_all(
-    bootstrap: str, topic: str, partitions: int, isolation: str, *, expect: int | None = None
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    isolation: str,
+    *,
+    expect: int | None = None,
+    timeout_s: float = TIMEOUT_S,
 ) -> list[str]:
     """Every value from offset 0 up to the end a reader of that isolation can reach
     (read_committed: the last stable offset; read_uncommitted: the high watermark)."""
@@ -45,7 +51,7 @@ def read_all(
     try:
         consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         at_end: set[int] = set()
-        deadline = time.monotonic() + TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while len(at_end) < partitions or (expect is not None and len(values) < expect):
             assert time.monotonic() < deadline, f"read {len(values)}: {values[:10]}"
             msg = consumer.poll(0.2)
