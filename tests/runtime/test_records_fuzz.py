@@ -21,6 +21,7 @@ import struct
 import traceback
 from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +40,8 @@ from runtime.log.records import (
     validate_batch,
 )
 from runtime.log.records import crc32c as crc
+
+pytestmark = pytest.mark.slow  # the fault-injection suite; bounded, runs in CI
 
 _settings = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

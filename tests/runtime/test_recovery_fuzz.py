@@ -17,6 +17,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +26,8 @@ from runtime.log.records import decode_batch, decode_batches, encode_batch, vali
 from runtime.log.segment import Segment, segment_name
 from runtime.log.storage import MemoryStorage
 from runtime.types import TopicPartition
+
+pytestmark = pytest.mark.slow  # the fault-injection suite; bounded, runs in CI
 
 
 def _settings(max_examples: int) -> settings:

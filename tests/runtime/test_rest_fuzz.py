@@ -19,6 +19,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import orjson
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -27,6 +28,8 @@ from yarl import URL
 from runtime.broker.rest import RestProxy
 from runtime.transport import EmbeddedTransport
 from runtime.types import TopicPartition
+
+pytestmark = pytest.mark.slow  # the fault-injection suite; bounded, runs in CI
 
 T = TypeVar("T")
 REQUEST_TIMEOUT_S = 10.0
