@@ -1,6 +1,6 @@
 """State stores behind tables: bytes in, bytes out, plus the changelog offset they reflect."""
 
-from stores.base import Store, open_store
+from stores.base import Store, open_store, store_directory
 from stores.errors import InvalidStoreURLError, StoreClosedError, StoreError, StoreOpenError
 from stores.memory import MemoryStore
 from stores.rocksdb import RocksDBStore
@@ -14,4 +14,5 @@ __all__ = [
     "StoreError",
     "StoreOpenError",
     "open_store",
+    "store_directory",
 ]

@@ -24,7 +24,7 @@ from stores.errors import InvalidStoreURLError
 from stores.memory import MemoryStore
 from stores.rocksdb import RocksDBStore
 
-__all__ = ["SCHEMES", "Store", "open_store", "store_path"]
+__all__ = ["SCHEMES", "Store", "open_store", "store_directory", "store_path"]
 
 SCHEMES = ("memory://", "rocksdb://")
 
@@ -75,10 +75,7 @@ def open_store(
         return MemoryStore()
     if sep and scheme == "rocksdb":
         return RocksDBStore(store_path(rest, name=name, partition=partition, data_dir=data_dir))
-    raise InvalidStoreURLError(
-        f"unsupported store URL {url!r}: expected one of "
-        "'memory://', 'rocksdb://' or 'rocksdb://DIR'"
-    )
+    raise _unsupported(url)
 
 
 def store_path(
@@ -95,12 +92,32 @@ def store_path(
         )
     if partition < 0:
         raise InvalidStoreURLError(f"partition must be >= 0, got {partition}")
+    return _directory(directory, data_dir) / f"{name}-{partition}.rocksdb"
+
+
+def store_directory(url: str, *, data_dir: str | os.PathLike[str] | None) -> Path | None:
+    """The directory that holds every store `url` opens (None: nothing on disk),
+    which one process at a time may own."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme == "memory" and not rest:
+        return None
+    if sep and scheme == "rocksdb":
+        return _directory(rest, data_dir)
+    raise _unsupported(url)
+
+
+def _unsupported(url: str) -> InvalidStoreURLError:
+    return InvalidStoreURLError(
+        f"unsupported store URL {url!r}: expected one of "
+        "'memory://', 'rocksdb://' or 'rocksdb://DIR'"
+    )
+
+
+def _directory(directory: str, data_dir: str | os.PathLike[str] | None) -> Path:
     if directory:
-        base = Path(directory)
-    elif data_dir is not None:
-        base = Path(data_dir) / "stores"
-    else:
-        raise InvalidStoreURLError(
-            "store URL 'rocksdb://' needs a data directory (or give one: 'rocksdb:///DIR')"
-        )
-    return base / f"{name}-{partition}.rocksdb"
+        return Path(directory)
+    if data_dir is not None:
+        return Path(data_dir) / "stores"
+    raise InvalidStoreURLError(
+        "store URL 'rocksdb://' needs a data directory (or give one: 'rocksdb:///DIR')"
+    )

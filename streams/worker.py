@@ -2,13 +2,15 @@
 
 Lifecycle (`async with Worker(app) as worker: await worker.run_until(stop)`):
 
-1. start the transport and the producer; declare topics;
+1. lock the directories of the tables' stores (one worker each: a second one
+   fails here with DataDirLockedError); start the transport and the producer;
+   declare topics;
 2. recover every table partition from its changelog (progress is logged);
 3. subscribe the agents, start fetching, start timers, crontabs and tasks;
 4. every `commit_interval_s`: snapshot processed offsets, flush table
    changelogs and the producer, then commit the snapshot (at least once);
 5. on stop: stop fetching, let agents finish the event in hand, cancel timers,
-   flush and commit once more, close stores and the transport.
+   flush and commit once more, close stores and the transport, release the locks.
 
 An agent, timer or task that raises stops the worker with that error (logged
 with the event's coordinates); nothing after the failed event is committed.
@@ -30,11 +32,12 @@ from runtime.assignor import StreamsAssignor, WorkerState, common_partition_coun
 from runtime.client.consumer_protocol import Assignment
 from runtime.client.errors import KafkaError
 from runtime.log.config import FlushPolicy
+from runtime.log.lock import DataDirLock, lock_directories
 from runtime.producer import Producer
 from runtime.recovery import RecoveryResult, recover_store
 from runtime.transport import Transport, open_transport
 from runtime.types import TopicPartition
-from stores import Store, open_store
+from stores import Store, open_store, store_directory
 from streams.agent import Agent, AgentError
 from streams.channel import Channel
 from streams.conductor import Conductor, declare_topic
@@ -82,6 +85,7 @@ class Worker:
         self._stores: dict[tuple[str, int], Store] = {}
         self._followers: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._commit_lock = asyncio.Lock()
+        self._dir_locks: list[DataDirLock] = []
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -97,7 +101,14 @@ class Worker:
         if wiring.transport is not None:
             raise RuntimeError(f"app {app.id!r} is already running")
         self._failure = asyncio.get_running_loop().create_future()
-        await self.transport.start()
+        # Before anything connects: a second worker on these stores stops here,
+        # not after it joined the group and replayed changelogs into them.
+        self._dir_locks = lock_directories(self._store_directories())
+        try:
+            await self.transport.start()
+        except BaseException:
+            self._release_dir_locks()
+            raise
         self.producer = Producer(self.transport)
         self.conductor = Conductor(
             self.transport, app.id, numbers=set() if self.group_mode else None
@@ -203,9 +214,22 @@ class Worker:
             for store in self._stores.values():
                 store.close()
             self._stores.clear()
-            await self.transport.stop()
-            wiring.transport = wiring.producer = wiring.conductor = None
+            try:
+                await self.transport.stop()
+            finally:
+                wiring.transport = wiring.producer = wiring.conductor = None
+                self._release_dir_locks()  # the stores are closed: the next owner may come
             logger.info("worker stopped app=%s", self.app.id)
+
+    def _store_directories(self) -> list[Path]:
+        urls = {table.store_url or self.store_url for table in self.app.tables.values()}
+        found = {store_directory(url, data_dir=self.app.data_dir) for url in urls}
+        return sorted(d for d in found if d is not None)
+
+    def _release_dir_locks(self) -> None:
+        for lock in self._dir_locks:
+            lock.release()
+        self._dir_locks = []
 
     def _copartition_tables(self) -> None:
         """Tables declared without partitions take their agents' topics' count,

@@ -10,6 +10,8 @@ Values are stored as JSON (UTF-8), string keys as UTF-8 and other keys as
 JSON, which is what the framework's default codecs read. Records read back
 give `value` as JSON when it parses, else as text, else base64 in `value_b64`.
 Errors are JSON objects {"error": ..., "message": ...} with a fitting status.
+A POST is checked whole (partitions, headers of strings or null, batch sizes)
+before anything is appended, so a refused one has written nothing.
 """
 
 from __future__ import annotations
@@ -121,6 +123,41 @@ def _show_value(data: bytes | None, prefix: str) -> dict[str, Any]:
         return {prefix: text}
 
 
+_Row = tuple[bytes | None, bytes | None, int, list[tuple[str, bytes | None]]]
+
+
+def _by_partition(
+    records: list[Any], partitions: int, topic: str
+) -> tuple[dict[int, list[_Row]], list[tuple[int, int]]]:
+    """The records as rows per partition, and each record's (partition, index)."""
+    by_partition: dict[int, list[_Row]] = {}
+    order: list[tuple[int, int]] = []
+    now_ms = int(time.time() * 1000)
+    for i, record in enumerate(records):
+        if not isinstance(record, dict) or "value" not in record:
+            raise _BadRequest(f"record {i} must be an object with a 'value'")
+        key = _encode_key(record.get("key"))
+        value = None if record["value"] is None else orjson.dumps(record["value"])
+        partition = record.get("partition")
+        if partition is None:
+            partition = partition_for_key(key, partitions) if key else i % partitions
+        # bool is an int in Python, not a partition number in JSON
+        if isinstance(partition, bool) or not isinstance(partition, int):
+            raise _BadRequest(f"record {i}: partition must be an integer, got {partition!r}")
+        if not 0 <= partition < partitions:
+            raise _BadRequest(f"record {i}: topic {topic!r} has no partition {partition}")
+        headers = record.get("headers") or {}
+        if not isinstance(headers, dict) or not all(
+            v is None or isinstance(v, str) for v in headers.values()
+        ):
+            raise _BadRequest(f"record {i}: headers must be an object of strings (or null)")
+        hdrs = [(k, None if v is None else v.encode()) for k, v in headers.items()]
+        rows = by_partition.setdefault(partition, [])
+        order.append((partition, len(rows)))
+        rows.append((key, value, now_ms, hdrs))
+    return by_partition, order
+
+
 class RestProxy:
     def __init__(self, transport: EmbeddedTransport) -> None:
         self._transport = transport
@@ -175,30 +212,22 @@ class RestProxy:
             raise _BadRequest('body must be {"records": [{"key": ..., "value": ...}, ...]}')
         if len(records) > RECORDS_PER_POST_MAX:
             raise _BadRequest(f"at most {RECORDS_PER_POST_MAX} records per request")
-        by_partition: dict[int, list[tuple[bytes | None, bytes | None, int, Any]]] = {}
-        order: list[tuple[int, int]] = []
-        now_ms = int(time.time() * 1000)
-        for i, record in enumerate(records):
-            if not isinstance(record, dict) or "value" not in record:
-                raise _BadRequest(f"record {i} must be an object with a 'value'")
-            key = _encode_key(record.get("key"))
-            value = None if record["value"] is None else orjson.dumps(record["value"])
-            partition = record.get("partition")
-            if partition is None:
-                partition = partition_for_key(key, info.partitions) if key else i % info.partitions
-            if not isinstance(partition, int) or not 0 <= partition < info.partitions:
-                raise _BadRequest(f"record {i}: topic {info.name!r} has no partition {partition}")
-            headers = record.get("headers") or {}
-            if not isinstance(headers, dict):
-                raise _BadRequest(f"record {i}: headers must be an object of strings")
-            hdrs = [(str(k), None if v is None else str(v).encode()) for k, v in headers.items()]
-            batch = by_partition.setdefault(partition, [])
-            order.append((partition, len(batch)))
-            batch.append((key, value, now_ms, hdrs))
+        by_partition, order = _by_partition(records, info.partitions, info.name)
+        batches = {p: encode_batch(rows) for p, rows in by_partition.items()}
+        # Refuse before appending anything: a refused request that wrote some of
+        # its partitions would be doubled by the client's retry.
+        for partition, batch in batches.items():
+            if len(batch) > info.config.max_message_bytes:
+                raise RecordTooLargeError(
+                    f"records for {info.name}[{partition}] make a batch of {len(batch)} bytes, "
+                    f"over max.message.bytes {info.config.max_message_bytes}; nothing was written",
+                    topic=info.name,
+                    partition=partition,
+                )
         bases: dict[int, int] = {}
-        for partition, batch_records in by_partition.items():
+        for partition, batch in batches.items():
             tp = TopicPartition(info.name, partition)
-            bases[partition] = await self._transport.append(tp, encode_batch(batch_records))
+            bases[partition] = await self._transport.append(tp, batch)
         offsets = [{"partition": p, "offset": bases[p] + i} for p, i in order]
         return _json({"offsets": offsets})
 

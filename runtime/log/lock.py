@@ -1,51 +1,128 @@
-"""The data-directory lock: one Log per directory, across processes.
+"""The data-directory lock: one owner per directory, across processes.
 
-File format: `<data dir>/.lock` holds the decimal pid of the holder. The lock is
-an exclusive, non-blocking flock(2) on that file, held for the life of the Log
-and released by closing the descriptor (also when the process dies). flock locks
-belong to an open file description, so a second open in the same process
-conflicts too. The file itself is never deleted (that would race with openers).
+The lock is an exclusive, non-blocking flock(2) on a read-only descriptor of
+the directory itself, held for the life of its owner (a Log, a worker's state
+stores) and dropped by the kernel when the descriptor is closed or the process
+dies. Nothing inside the directory carries the lock, so deleting or replacing a
+file there cannot hand the directory to a second process.
+
+File format: `<dir>/.lock` holds the decimal pid of the holder, written once
+the lock is taken. It only names the holder in the error a second opener gets;
+deleting it releases nothing.
+
+Invariants:
+- At most one DataDirLock per directory at a time, across processes and within
+  one (flock locks belong to open file descriptions: each lock opens its own).
+- The holder an error names is the pid the kernel reports for the lock
+  (/proc/locks, on Linux), else the pid in `.lock`, else "unknown".
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from runtime.errors import DataDirLockedError
 
+logger = logging.getLogger(__name__)
+
 LOCK_FILE = ".lock"
+_PROC_LOCKS = Path("/proc/locks")
 
 
 class DataDirLock:
-    """An exclusive lock on a data directory, taken at construction."""
+    """An exclusive lock on an existing directory, taken at construction."""
 
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / LOCK_FILE
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / LOCK_FILE  # names the holder; not the lock
+        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_pid(fd)
+            holder = _holder(fd, self.path)
             os.close(fd)
             raise DataDirLockedError(
-                f"data directory {directory} is locked by another Log "
-                f"(holder pid {holder}, lock file {self.path})"
+                f"data directory {self.directory} is locked by another process "
+                f"(holder pid {holder}); stop it or use another directory"
             ) from None
         except BaseException:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        _write_pid(self.path)
 
     def release(self) -> None:
+        """Drop the lock; calling it again does nothing."""
         fd, self._fd = self._fd, -1
         if fd >= 0:
-            os.close(fd)  # closing drops the flock
+            os.close(fd)  # closing the last descriptor drops the flock
+
+    def __enter__(self) -> DataDirLock:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
 
 
-def _read_pid(fd: int) -> str:
-    text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-    return text if text.isdigit() else "unknown"
+def lock_directories(directories: Iterable[str | os.PathLike[str]]) -> list[DataDirLock]:
+    """Lock every directory (created if missing), or none: on a failure the
+    locks already taken are released before the error propagates."""
+    locks: list[DataDirLock] = []
+    try:
+        for directory in directories:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            locks.append(DataDirLock(directory))
+    except BaseException:
+        for lock in locks:
+            lock.release()
+        raise
+    return locks
+
+
+def _write_pid(path: Path) -> None:
+    # Written aside and renamed, so a reader never sees a half-written pid. Best
+    # effort: the lock is held already, and a full disk must not refuse an open
+    # over a note that /proc/locks can stand in for.
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(f"{os.getpid()}\n")
+        os.replace(temporary, path)
+    except OSError as exc:
+        logger.warning("cannot write the lock holder's pid path=%s error=%s", path, exc)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+
+
+def _holder(fd: int, lock_file: Path) -> str:
+    return _kernel_holder(fd) or _file_holder(lock_file) or "unknown"
+
+
+def _kernel_holder(fd: int) -> str | None:
+    """The pid /proc/locks gives for the flock on `fd`'s inode, if any."""
+    st = os.fstat(fd)
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        lines = _PROC_LOCKS.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        # "1: FLOCK  ADVISORY  WRITE 4242 fe:00:131090 0 EOF"; waiters have "->"
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[5] != inode:
+            continue
+        if fields[4].isdigit() and fields[4] != "0":  # 0: in another pid namespace
+            return fields[4]
+    return None
+
+
+def _file_holder(lock_file: Path) -> str | None:
+    with contextlib.suppress(OSError):
+        text = lock_file.read_text(errors="replace").strip()
+        if text.isdigit():
+            return text
+    return None

@@ -9,6 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, RebalanceInProgressError
+from waiting import wait_until_async
 
 pytestmark = pytest.mark.slow
 
@@ -71,12 +72,6 @@ async def member(
         await consumer.stop()
 
 
-async def wait_until(condition, what: str) -> None:
-    async with asyncio.timeout(TIMEOUT_S):
-        while not condition():
-            await asyncio.sleep(0.05)
-
-
 async def scenario(bootstrap: str) -> list[tuple[str, int, int]]:
     partitions, per_partition = 4, 60
     half = per_partition // 2
@@ -95,16 +90,21 @@ async def scenario(bootstrap: str) -> list[tuple[str, int, int]]:
         for name in ("aio0", "aio1"):
             tg.create_task(member(name, bootstrap, seen, assigned, stop))
         try:
-            await wait_until(
+            await wait_until_async(
                 lambda: (
                     len(assigned) == 2
                     and all(assigned.values())
                     and set().union(*assigned.values()) == set(range(partitions))
                 ),
-                "two members share the partitions",
+                timeout_s=TIMEOUT_S,
+                what="two members share the partitions",
             )
             await produce(bootstrap, partitions, half, per_partition)
-            await wait_until(lambda: len(seen) >= partitions * per_partition, "all consumed")
+            await wait_until_async(
+                lambda: len(seen) >= partitions * per_partition,
+                timeout_s=TIMEOUT_S,
+                what="all consumed",
+            )
         finally:
             stop.set()
     by_partition: dict[int, list[int]] = defaultdict(list)

@@ -11,12 +11,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from kafka_wire import WireClient, fetch_body
-
-from runtime.log.records import iter_batches, validate_batch
-from runtime.protocol.codes import ApiKey
+from log_check import assert_whole_batches, read_back
 
 pytestmark = pytest.mark.slow
 
@@ -66,58 +63,6 @@ def produce_until_killed(broker) -> dict[int, tuple[int, int]]:
     return acked
 
 
-def read_back(bootstrap: str) -> dict[int, list[tuple[int, int]]]:
-    """partition -> [(offset, number)] read by a fresh consumer from offset 0."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "crash-reader",
-            "enable.auto.commit": False,
-            "check.crcs": True,
-        }
-    )
-    out: dict[int, list[tuple[int, int]]] = {p: [] for p in range(PARTITIONS)}
-    try:
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(TOPIC, p), TIMEOUT_S)[1]
-            for p in range(PARTITIONS)
-        }
-        consumer.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
-        deadline = time.monotonic() + TIMEOUT_S
-        while any(len(out[p]) < ends[p] for p in range(PARTITIONS)):
-            assert time.monotonic() < deadline, {p: len(v) for p, v in out.items()}
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            assert msg.error() is None, msg.error()
-            out[msg.partition()].append((msg.offset(), int(msg.value())))
-    finally:
-        consumer.close()
-    return out
-
-
-def assert_whole_batches(bootstrap: str) -> None:
-    """Every stored batch, fetched raw, passes the length, magic and CRC checks."""
-    with WireClient(bootstrap) as wire:
-        for p in range(PARTITIONS):
-            offset, end = 0, None
-            while end is None or offset < end:
-                body = wire.request(ApiKey.FETCH, 11, fetch_body(TOPIC, p, offset))
-                (part,) = body["responses"][0]["partitions"]
-                assert part["error_code"] == 0
-                end = part["high_watermark"]
-                data = bytes(part["records"])
-                batches = list(iter_batches(data))
-                assert batches, (p, offset, end)
-                for i, (pos, header) in enumerate(batches):
-                    validate_batch(data, pos)
-                    last = header.base_offset + header.last_offset_delta
-                    # the first batch contains the fetch offset; the next ones follow it
-                    assert header.base_offset <= offset <= last
-                    assert i == 0 or header.base_offset == offset
-                    offset = last + 1
-
-
 def test_acknowledged_messages_survive_sigkill(start_broker) -> None:
     broker = start_broker("--flush", "batch")
     with AdminClient({"bootstrap.servers": broker.bootstrap}) as admin:
@@ -125,8 +70,11 @@ def test_acknowledged_messages_survive_sigkill(start_broker) -> None:
 
     acked = produce_until_killed(broker)
     broker.restart()  # same port, same data directory
-    stored = read_back(broker.bootstrap)
-    assert_whole_batches(broker.bootstrap)
+    stored = {
+        p: [(offset, int(value)) for offset, value in rows]
+        for p, rows in read_back(broker.bootstrap, TOPIC, PARTITIONS).items()
+    }
+    assert_whole_batches(broker.bootstrap, TOPIC, PARTITIONS)
 
     by_number: dict[int, tuple[int, int]] = {}
     for p, rows in stored.items():

@@ -9,6 +9,7 @@ from collections import defaultdict
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -175,13 +176,6 @@ class Ledger:
             assert self.changed.wait_for(lambda: self.count >= n, TIMEOUT_S), self.count
 
 
-def wait_until(condition, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
 def test_group_of_three_one_leaves_midway(broker) -> None:
     partitions, per_partition = 6, 120
     half = per_partition // 2
@@ -196,7 +190,8 @@ def test_group_of_three_one_leaves_midway(broker) -> None:
                 all(m.assigned for m in members)
                 and set().union(*(m.assigned for m in members)) == set(range(partitions))
             ),
-            "three members share the partitions",
+            timeout_s=TIMEOUT_S,
+            what="three members share the partitions",
         )
         ledger.wait_for_count(partitions * half)
         leaver = members.pop()
@@ -204,7 +199,8 @@ def test_group_of_three_one_leaves_midway(broker) -> None:
         leaver.leave()
         wait_until(
             lambda: set().union(*(m.assigned for m in members)) == set(range(partitions)),
-            "the leaver's partitions are reassigned",
+            timeout_s=TIMEOUT_S,
+            what="the leaver's partitions reassigned",
         )
         produce_numbered(broker.bootstrap, "grp3", partitions, half, start=half)
         ledger.wait_for_count(partitions * per_partition)

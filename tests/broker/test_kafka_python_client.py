@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 import warnings
 from collections import defaultdict
 
 import pytest
+from waiting import wait_until
 
 with warnings.catch_warnings():
     # kafka-python 3.0 loads its schemas with importlib.resources.read_text
@@ -26,13 +26,6 @@ pytestmark = pytest.mark.slow
 TIMEOUT_S = 30.0
 
 
-def wait_until(condition, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
 def test_admin_creates_lists_and_deletes_topics(broker) -> None:
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, client_id="kp-admin")
     try:
@@ -45,7 +38,9 @@ def test_admin_creates_lists_and_deletes_topics(broker) -> None:
             admin.create_topics([NewTopic("kp-a", 3, 1)])
 
         admin.delete_topics(["kp-b"])
-        wait_until(lambda: "kp-b" not in admin.list_topics(), "kp-b is deleted")
+        wait_until(
+            lambda: "kp-b" not in admin.list_topics(), timeout_s=TIMEOUT_S, what="kp-b deleted"
+        )
         assert "kp-a" in admin.list_topics()
         with pytest.raises(UnknownTopicOrPartitionError):
             admin.delete_topics(["kp-b"])
@@ -143,10 +138,15 @@ def test_producer_and_consumer_group(broker) -> None:
                 all(m.assigned for m in members)
                 and set().union(*(m.assigned for m in members)) == set(range(partitions))
             ),
-            "two members share the partitions",
+            timeout_s=TIMEOUT_S,
+            what="two members share the partitions",
         )
         produce(broker.bootstrap, "kp-group-topic", partitions, half, per_partition)
-        wait_until(lambda: len(seen) >= partitions * per_partition, "all consumed")
+        wait_until(
+            lambda: len(seen) >= partitions * per_partition,
+            timeout_s=TIMEOUT_S,
+            what="all consumed",
+        )
     finally:
         for m in members:
             m.stop()

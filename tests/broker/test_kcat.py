@@ -7,11 +7,11 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable
 
 import pytest
+from waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -175,19 +175,17 @@ def test_group_of_two_splits_a_topic_exactly_once(start_broker) -> None:
             owned = [_assignment(m.err) for m in members]
             return all(owned) and set().union(*owned) == set(range(partitions))
 
-        deadline = time.monotonic() + TIMEOUT_S
-        while not split():
-            assert time.monotonic() < deadline, [m.err for m in members]
-            members[0].wait_for(split, 0.2)
+        wait_until(split, timeout_s=TIMEOUT_S, what=lambda: f"a split: {[m.err for m in members]}")
         produce(broker.bootstrap, "kg", keyed_values(keys, per_key // 2, per_key))
 
         def consumed() -> int:
             return sum(len(m.out) for m in members)
 
-        deadline = time.monotonic() + TIMEOUT_S
-        while consumed() < keys * per_key:
-            assert time.monotonic() < deadline, f"consumed {consumed()} of {keys * per_key}"
-            members[0].wait_for(lambda: consumed() >= keys * per_key, 0.2)
+        wait_until(
+            lambda: consumed() >= keys * per_key,
+            timeout_s=TIMEOUT_S,
+            what=lambda: f"all consumed; consumed {consumed()} of {keys * per_key}",
+        )
     finally:
         codes = [m.stop() for m in members]
     assert codes == [0, 0], [m.err for m in members]

@@ -1,12 +1,12 @@
 """Helpers for the client's tests: an in-process broker, a client cluster, a
-TCP proxy that can cut a connection at a chosen answer, and bounded waits."""
+TCP proxy that can cut a connection at a chosen answer."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
 from runtime.broker.server import Address, Broker
@@ -51,25 +51,6 @@ async def cluster(bootstrap: str | Broker, **kwargs: Any) -> AsyncIterator[Clust
     kwargs.setdefault("retry_backoff_max_s", 0.2)
     async with Cluster(bootstrap, **kwargs) as c:
         yield c
-
-
-async def wait_until(
-    predicate: Callable[[], bool | Awaitable[bool]], *, timeout_s: float = 10.0, what: str = ""
-) -> None:
-    """Poll a condition every 10 ms until it holds; fail after timeout_s."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            while True:
-                result = predicate()
-                if not isinstance(result, bool):
-                    result = await result
-                if result:
-                    return
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(
-            f"timed out after {timeout_s}s waiting for {what or predicate}"
-        ) from None
 
 
 def stored_values(b: Broker, tp: TopicPartition) -> list[bytes | None]:

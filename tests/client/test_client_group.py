@@ -3,7 +3,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from client_helpers import broker, cluster, run, wait_until
+from client_helpers import broker, cluster, run
+from waiting import wait_until_async
 
 from runtime.client.assignors import RangeAssignor
 from runtime.client.consumer_protocol import (
@@ -98,12 +99,16 @@ def test_two_members_split_the_partitions_and_one_leaving_hands_all_to_the_other
             async with GroupMember(
                 c, "workers", ["jobs"], on_assign=rb.on_assign, on_revoke=rb.on_revoke, **FAST
             ) as m:
-                await wait_until(lambda: len(ra.owned) == 2 and len(rb.owned) == 2, what="split")
+                await wait_until_async(
+                    lambda: len(ra.owned) == 2 and len(rb.owned) == 2, timeout_s=10.0, what="split"
+                )
                 assert ra.owned | rb.owned == ALL
                 assert a.generation == m.generation
                 await a.close()
                 assert ra.events[-1][0] == "revoke" and not ra.owned
-                await wait_until(lambda: rb.owned == ALL, what="the rest handed over")
+                await wait_until_async(
+                    lambda: rb.owned == ALL, timeout_s=10.0, what="the rest handed over"
+                )
             assert rb.events[-1] == ("revoke", ALL)
             assert [e for e, _ in rb.events] == ["assign", "revoke", "assign", "revoke"]
 
@@ -123,9 +128,11 @@ def test_a_member_that_stops_heartbeating_is_expired_and_its_partitions_reassign
             )
             await a.start()
             await bm.start()
-            await wait_until(lambda: len(ra.owned) == 2 and len(rb.owned) == 2, what="split")
+            await wait_until_async(
+                lambda: len(ra.owned) == 2 and len(rb.owned) == 2, timeout_s=10.0, what="split"
+            )
             await a.close(leave=False)  # as if its process died: no LeaveGroup
-            await wait_until(
+            await wait_until_async(
                 lambda: rb.owned == ALL, timeout_s=8, what="expiry of the silent member"
             )
             await bm.close()

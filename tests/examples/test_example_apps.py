@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_until_async
 
 from runtime.log.records import decode_batches
 from streams.worker import Worker
@@ -26,14 +27,6 @@ surge_pricing = importlib.import_module("examples.surge_pricing")
 activity_tracking = importlib.import_module("examples.activity_tracking")
 metrics = importlib.import_module("examples.metrics")
 log_aggregation = importlib.import_module("examples.log_aggregation")
-
-
-async def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the pipeline")
-        await asyncio.sleep(0.01)
 
 
 def run_app(
@@ -97,15 +90,21 @@ def test_surge_pipeline_prices_a_zone_from_two_windows(monkeypatch):
         for i in range(2):
             position = sp.DriverPosition(zone="harbor", driver=f"d{i}", at=t0 + 1)
             await sp.driver_positions.send(key=position.driver, value=position, timestamp=t0 + 1)
-        await wait_for(lambda: sp.surge.get("harbor") is not None)
+        await wait_until_async(
+            lambda: sp.surge.get("harbor") is not None, timeout_s=10.0, what="a harbor surge"
+        )
         for i in range(5):
             ride = sp.RideRequest(zone="harbor", rider=f"r{i}", at=t0 + 2)
             await sp.ride_requests.send(key=ride.rider, value=ride, timestamp=t0 + 2)
-        await wait_for(lambda: sp.surge.get("harbor") == 2.5)
+        await wait_until_async(
+            lambda: sp.surge.get("harbor") == 2.5, timeout_s=10.0, what="harbor surge 2.5"
+        )
         # next window: its one request plus the previous window's five, over two drivers
         late = sp.RideRequest(zone="harbor", rider="r9", at=t0 + window + 1)
         await sp.ride_requests.send(key="r9", value=late, timestamp=t0 + window + 1)
-        await wait_for(lambda: sp.surge.get("harbor") == 3.0)
+        await wait_until_async(
+            lambda: sp.surge.get("harbor") == 3.0, timeout_s=10.0, what="harbor surge 3.0"
+        )
         prices = [sp.SurgePrice.loads(v) for v in await read_topic(worker, "surge-prices")]
         assert [(p.multiplier, p.demand, p.supply) for p in prices] == [
             (1.0, 0, 1),
@@ -133,8 +132,16 @@ def test_activity_counts_pages_and_users_over_the_last_window(monkeypatch):
         for i, (user, page) in enumerate(views):
             view = at.PageView(user=user, page=page, at=t0 + i)
             await at.page_views.send(key=user, value=view, timestamp=t0 + i)
-        await wait_for(lambda: sum(at.last_window(at.views_per_user, t0 + 5).values()) == 5)
-        await wait_for(lambda: sum(at.last_window(at.views_per_page, t0 + 5).values()) == 5)
+        await wait_until_async(
+            lambda: sum(at.last_window(at.views_per_user, t0 + 5).values()) == 5,
+            timeout_s=10.0,
+            what="5 views per user",
+        )
+        await wait_until_async(
+            lambda: sum(at.last_window(at.views_per_page, t0 + 5).values()) == 5,
+            timeout_s=10.0,
+            what="5 views per page",
+        )
         now = t0 + 5
         assert at.last_window(at.views_per_page, now) == {"/": 3, "/cart": 1, "/help": 1}
         assert at.last_window(at.views_per_user, now) == {"ann": 3, "bob": 1, "cy": 1}
@@ -169,7 +176,11 @@ def test_metrics_rolling_average_and_ema_per_series(monkeypatch):
         for i, (service, metric, value) in enumerate(sent):
             sample = m.Sample(service=service, metric=metric, value=value, at=t0 + i)
             await m.samples.send(key=m.series(service, metric), value=sample, timestamp=t0 + i)
-        await wait_for(lambda: sum(n for _, (_, n) in m.rolling(t0 + 4).items()) == 4)
+        await wait_until_async(
+            lambda: sum(n for _, (_, n) in m.rolling(t0 + 4).items()) == 4,
+            timeout_s=10.0,
+            what="4 samples rolled up",
+        )
         assert m.rolling(t0 + 4) == {"api/latency_ms": (20.0, 3), "search/cpu_pct": (50.0, 1)}
         assert m.ema.get("api/latency_ms") == pytest.approx(15.6)
         rows = [line.split() for line in m.report_lines(t0 + 4)[2:]]
@@ -193,8 +204,12 @@ def test_log_aggregation_counts_levels_and_forwards_errors(monkeypatch):
         la.service_loggers["payments"].debug("cache hit")
         la.service_loggers["payments"].error("card declined order=%d", 7)
         la.service_loggers["payments"].error("card declined order=%d", 8)
-        await wait_for(lambda: sum(la.errors_seen.values()) == 3)
-        await wait_for(lambda: sum(la.records_per_level.values()) == 5)
+        await wait_until_async(
+            lambda: sum(la.errors_seen.values()) == 3, timeout_s=10.0, what="3 errors"
+        )
+        await wait_until_async(
+            lambda: sum(la.records_per_level.values()) == 5, timeout_s=10.0, what="5 records"
+        )
         assert la.records_per_level.as_dict() == {
             "auth/INFO": 1,
             "auth/ERROR": 1,

@@ -14,6 +14,7 @@ from stores import (
     StoreClosedError,
     StoreOpenError,
     open_store,
+    store_directory,
 )
 
 
@@ -34,6 +35,7 @@ def test_public_api_is_pinned() -> None:
         "StoreError",
         "StoreOpenError",
         "open_store",
+        "store_directory",
     ]
 
 
@@ -152,6 +154,19 @@ def test_open_store_bad_url(url: str) -> None:
         open_store(url, name="t", partition=0, data_dir="/nonexistent")
     assert repr(url) in str(info.value)
     assert isinstance(info.value, InvalidStoreURLError)
+
+
+def test_store_directory_is_where_the_url_opens_stores(tmp_path: Path) -> None:
+    assert store_directory("memory://", data_dir=tmp_path) is None
+    assert store_directory("rocksdb://", data_dir=tmp_path) == tmp_path / "stores"
+    elsewhere = tmp_path / "elsewhere"
+    assert store_directory(f"rocksdb://{elsewhere}", data_dir=None) == elsewhere
+    with open_store("rocksdb://", name="t", partition=1, data_dir=tmp_path) as s:
+        assert s.path.parent == store_directory("rocksdb://", data_dir=tmp_path)
+    with pytest.raises(InvalidStoreURLError, match=r"memory://.*rocksdb://"):
+        store_directory("redis://localhost", data_dir=tmp_path)
+    with pytest.raises(InvalidStoreURLError, match="data directory"):
+        store_directory("rocksdb://", data_dir=None)
 
 
 @pytest.mark.parametrize("name", ["", "..", "a/b", "../x", "a b"])

@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter
 
 import pytest
-from helpers import wait_for
+from waiting import wait_until_async
 
 import streams
 from runtime.partitioner import partition_for_key
@@ -51,7 +51,9 @@ def test_keyed_count_counts_every_event(make_app):
         async with Worker(app) as worker:
             for k in keys:
                 await words.send(key=k, value="x")
-            await wait_for(lambda: committed_to_end(worker, words), message="commit")
+            await wait_until_async(
+                lambda: committed_to_end(worker, words), timeout_s=10.0, what="commit"
+            )
             assert dict(counts.items()) == dict(Counter(keys))
 
     run(main())
@@ -78,8 +80,12 @@ def test_group_by_repartitions_by_field(make_app):
             for i, ride in enumerate(sent):
                 # keyed by rider: zones are spread over every source partition
                 await rides.send(key=ride.rider, value=ride, partition=i % 4)
-            await wait_for(lambda: sum(per_zone.values()) == len(sent), message="counts")
-            await wait_for(lambda: committed_to_end(worker, rides), message="commit")
+            await wait_until_async(
+                lambda: sum(per_zone.values()) == len(sent), timeout_s=10.0, what="counts"
+            )
+            await wait_until_async(
+                lambda: committed_to_end(worker, rides), timeout_s=10.0, what="commit"
+            )
             info = await worker.transport.topic("test-count-zone-repartition")
             assert info is not None and info.partitions == 4
             assert dict(per_zone.items()) == {z: 40 for z in zones}
@@ -111,7 +117,9 @@ def test_sink_receives_yields_and_filter_and_enumerate(make_app):
         async with Worker(app):
             for n in range(10):
                 await numbers.send(value=n)
-            await wait_for(lambda: len(received) == 5, message="doubled values")
+            await wait_until_async(
+                lambda: len(received) == 5, timeout_s=10.0, what="doubled values"
+            )
         assert received == [0, 4, 8, 12, 16]
 
     run(main())
@@ -131,7 +139,9 @@ def test_take_groups_values_and_flushes_on_within(make_app):
         async with Worker(app):
             for n in range(10):
                 await numbers.send(value=n)
-            await wait_for(lambda: sum(map(len, batches)) == 10, message="batches")
+            await wait_until_async(
+                lambda: sum(map(len, batches)) == 10, timeout_s=10.0, what="batches"
+            )
         assert [n for b in batches for n in b] == list(range(10))
         assert all(len(b) <= 4 for b in batches)
         assert len(batches[-1]) == 2  # the tail came out by `within`, not by size
@@ -214,7 +224,7 @@ def test_decode_error_skip_logs_and_goes_on(make_app, caplog):
             await worker.transport.append(
                 TopicPartition("models2", 0), streams_batch([good, b"{bad", good])
             )
-            await wait_for(lambda: len(got) == 2, message="good records")
+            await wait_until_async(lambda: len(got) == 2, timeout_s=10.0, what="good records")
 
     run(main())
     assert "models2" in caplog.text and "offset=1" in caplog.text
@@ -274,7 +284,9 @@ def test_concurrent_instances_with_group_by_count_every_event_once(make_app):
         async with Worker(app):
             for i in range(270):
                 await rides.send(key=f"r{i}", value=Ride(zone=zones[i % 9], rider=f"r{i}"))
-            await wait_for(lambda: sum(per_zone.values()) == 270, message="counts")
+            await wait_until_async(
+                lambda: sum(per_zone.values()) == 270, timeout_s=10.0, what="counts"
+            )
             assert dict(per_zone.items()) == {z: 30 for z in zones}
         # each repartitioned partition was read by exactly one instance
         assert all(len(readers) == 1 for readers in instances.values())
@@ -296,7 +308,7 @@ def test_through_forwards_to_a_named_topic(make_app):
         async with Worker(app) as worker:
             for n in range(6):
                 await source.send(key=str(n), value=n)
-            await wait_for(lambda: len(seen) == 6, message="relayed values")
+            await wait_until_async(lambda: len(seen) == 6, timeout_s=10.0, what="relayed values")
             info = await worker.transport.topic("relayed")
             assert info is not None and info.partitions == 2
         assert sorted(n for _, n in seen) == list(range(6))
@@ -321,7 +333,7 @@ def test_tuple_keys_survive_a_flush_and_str_keys_route_like_their_topic(make_app
         async with Worker(app) as worker:
             for word in ["a", "bb", "a", "ccc"]:
                 await words.send(key=word, value=word)
-            await wait_for(lambda: sum(by_key.values()) == 4, message="counts")
+            await wait_until_async(lambda: sum(by_key.values()) == 4, timeout_s=10.0, what="counts")
             await worker.commit()  # keys now come back from the store
             assert dict(pairs.items()) == {("a", 1): 2, ("bb", 2): 1, ("ccc", 3): 1}
             # outside an event: str keys hash like the str-keyed topic did

@@ -7,7 +7,7 @@ from collections import Counter
 
 import orjson
 import pytest
-from helpers import wait_for
+from waiting import wait_until_async
 
 import streams
 from runtime.log.records import encode_batch
@@ -57,7 +57,9 @@ def test_restart_replays_only_changelog_tail(tmp_path, broker_url):
         async with Worker(app) as worker:
             for key in KEYS:
                 await clicks.send(key=key, value=1)
-            await wait_for(lambda: all_committed(worker, clicks), message="commit")
+            await wait_until_async(
+                lambda: all_committed(worker, clicks), timeout_s=10.0, what="commit"
+            )
             assert counts.recovered_records == 0
             # Changelog records the store has not applied yet: as if the worker
             # had died between the changelog append and the store write.
@@ -91,7 +93,9 @@ def test_memory_store_over_disk_log_replays_whole_changelog(tmp_path, broker_url
             if store == "rocksdb://":
                 for key in KEYS:
                     await clicks.send(key=key, value=1)
-                await wait_for(lambda: all_committed(worker, clicks), message="commit")
+                await wait_until_async(
+                    lambda: all_committed(worker, clicks), timeout_s=10.0, what="commit"
+                )
             return counts.recovered_records, counts.as_dict()
 
     asyncio.run(run("rocksdb://"))

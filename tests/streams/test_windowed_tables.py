@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from helpers import wait_for
+from waiting import wait_until_async
 
 import streams
 from runtime.log.records import decode_batches
@@ -36,7 +36,9 @@ def test_tumbling_counts_per_window_and_current_delta(make_app):
         async with Worker(app):
             for ts, page in sent:
                 await views.send(key=page, value=View(page=page, at=ts), timestamp=ts)
-            await wait_for(lambda: len(reads) == len(sent), message="all views")
+            await wait_until_async(
+                lambda: len(reads) == len(sent), timeout_s=10.0, what="all views"
+            )
             got = dict(per_page.items())
         assert got == {("a", 0.0): 2, ("b", 0.0): 1, ("a", 10.0): 3, ("a", 20.0): 1}
         # current() is the count in the event's window; delta(10) the window before
@@ -63,7 +65,7 @@ def test_hopping_event_counts_in_every_overlapping_window(make_app):
         async with Worker(app):
             for ts in sent:
                 await views.send(key="p", value=View(page="p", at=ts), timestamp=ts)
-            await wait_for(lambda: len(done) == len(sent), message="all views")
+            await wait_until_async(lambda: len(done) == len(sent), timeout_s=10.0, what="all views")
             got = dict(per_page.items())
         assert got == {("p", -5.0): 1, ("p", 0.0): 2, ("p", 5.0): 2, ("p", 10.0): 1}
 
@@ -86,7 +88,7 @@ def test_relative_to_field_uses_the_model_time(make_app):
         async with Worker(app):
             # the record timestamp says 100, the field says 25: the field wins
             await views.send(key="p", value=View(page="p", at=25), timestamp=100)
-            await wait_for(lambda: done, message="view")
+            await wait_until_async(lambda: done, timeout_s=10.0, what="view")
             assert dict(per_page.items()) == {("p", 20.0): 1}
 
     asyncio.run(main())
@@ -107,12 +109,12 @@ def test_expired_windows_leave_store_and_changelog(make_app):
     async def main():
         async with Worker(app) as worker:
             await views.send(key="p", value=View(page="p", at=1), timestamp=1)
-            await wait_for(lambda: done, message="first view")
+            await wait_until_async(lambda: done, timeout_s=10.0, what="first view")
             await worker.commit()
             assert ("p", 0.0) in dict(per_page.items())
             # window [0,10) expires once event time reaches 10 + 20 = 30
             await views.send(key="p", value=View(page="p", at=31), timestamp=31)
-            await wait_for(lambda: len(done) == 2, message="second view")
+            await wait_until_async(lambda: len(done) == 2, timeout_s=10.0, what="second view")
             await worker.commit()
             assert dict(per_page.items()) == {("p", 30.0): 1}
             tp = TopicPartition("win-e-page-changelog", 0)
@@ -139,7 +141,7 @@ def test_window_read_outside_an_event_finds_the_partition_written_in_one(make_ap
         async with Worker(app):
             for i in range(5):
                 await views.send(key=f"u{i}", value=View(page="home", at=0))
-            await wait_for(lambda: len(done) == 5, message="views")
+            await wait_until_async(lambda: len(done) == 5, timeout_s=10.0, what="views")
             # from outside any event (a timer, a web view): the wall clock window
             assert per_page["home"].now() == 5
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from helpers import wait_for
+from waiting import wait_until_async
 
 import streams
 from runtime.transport import EmbeddedTransport
@@ -45,7 +45,9 @@ def test_a_cancelled_commit_finishes_its_changelog_flush(tmp_path):
         transport = GatedTransport()
         async with Worker(app, transport=transport) as worker:
             await clicks.send(key="a", value=1)
-            await wait_for(lambda: counts.partitions[0].dirty, message="the event counted")
+            await wait_until_async(
+                lambda: counts.partitions[0].dirty, timeout_s=10.0, what="the event counted"
+            )
             transport.gate = asyncio.Event()
             commit = asyncio.create_task(worker.commit())
             await asyncio.wait_for(transport.held.wait(), 5)

@@ -77,14 +77,18 @@ def live_producer(brokers: Callable[[], str]) -> Iterator[Callable[[str, int], L
 
 @pytest.fixture
 def workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Process]]:
-    """start(broker_url, trace=tmp_path/"trace", **env): a new worker with a data
-    directory of its own, tracing into `trace` (created if missing)."""
+    """start(broker_url, trace=tmp_path/"trace", data=None, **env): a new worker
+    with a data directory of its own (or `data`), tracing into `trace` (created
+    if missing)."""
     started: list[Process] = []
 
-    def start(broker_url: str, trace: Path | None = None, **env: str) -> Process:
+    def start(
+        broker_url: str, trace: Path | None = None, data: Path | None = None, **env: str
+    ) -> Process:
         trace = trace or tmp_path / "trace"
         trace.mkdir(parents=True, exist_ok=True)
-        worker = start_worker(broker_url, tmp_path / f"worker{len(started)}", trace, **env)
+        data = data or tmp_path / f"worker{len(started)}"
+        worker = start_worker(broker_url, data, trace, **env)
         started.append(worker)
         return worker
 

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 
 import pytest
+from waiting import wait_until
 from worker_procs import (
     assignment,
     create_topic,
@@ -27,7 +28,6 @@ from worker_procs import (
     read_table,
     read_traces,
     wait_covered,
-    wait_until,
 )
 
 BACKLOG = [f"k{i % 97}" for i in range(12_000)]
@@ -48,7 +48,11 @@ def stream(broker, live_producer):
 def settle(trace, workers) -> None:
     """Every worker has processed events; then a little more of the stream."""
     for w in workers:
-        wait_until(lambda w=w: processing(trace, w.pid), TIMEOUT_S, f"worker {w.pid} processing")
+        wait_until(
+            lambda w=w: processing(trace, w.pid),
+            timeout_s=TIMEOUT_S,
+            what=f"worker {w.pid} processing",
+        )
     time.sleep(STEADY_S)
 
 
@@ -82,7 +86,11 @@ def test_sigkill_and_a_join_mid_stream_count_at_least_truth(broker, stream, work
     def taken_over() -> bool:
         return all(any(processing(trace, w.pid, [p], killed_ns) for w in group) for p in lost)
 
-    wait_until(taken_over, TIMEOUT_S, f"partitions {sorted(lost)} of the killed worker taken over")
+    wait_until(
+        taken_over,
+        timeout_s=TIMEOUT_S,
+        what=f"partitions {sorted(lost)} of the killed worker taken over",
+    )
     settle(trace, group)
     truth = finish(trace, stream, group)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 from worker_procs import (
     CHANGELOG,
     assignment,
@@ -26,7 +27,6 @@ from worker_procs import (
     read_traces,
     recoveries,
     wait_covered,
-    wait_until,
 )
 
 RATE_PER_S = 2000
@@ -57,9 +57,13 @@ def kill_one_of_two(bootstrap: str, live_producer, workers, trace: Path, standby
         held = [assignment(w) for w in pair]
         return all(h is not None and len(h[0]) == 4 and len(h[1]) == 4 * standby for h in held)
 
-    wait_until(steady, TIMEOUT_S, "4 active (and standby) partitions each")
+    wait_until(steady, timeout_s=TIMEOUT_S, what="4 active (and standby) partitions each")
     for w in pair:
-        wait_until(lambda w=w: processing(trace, w.pid), TIMEOUT_S, f"worker {w.pid} processing")
+        wait_until(
+            lambda w=w: processing(trace, w.pid),
+            timeout_s=TIMEOUT_S,
+            what=f"worker {w.pid} processing",
+        )
     time.sleep(STEADY_S)
 
     survivor, victim = pair
@@ -67,7 +71,11 @@ def kill_one_of_two(bootstrap: str, live_producer, workers, trace: Path, standby
     mark = len(survivor.log)
     killed_ns, killed_ms = time.monotonic_ns(), int(time.time() * 1000)
     victim.kill()
-    wait_until(lambda: processing(trace, survivor.pid, lost, killed_ns), TIMEOUT_S, "the takeover")
+    wait_until(
+        lambda: processing(trace, survivor.pid, lost, killed_ns),
+        timeout_s=TIMEOUT_S,
+        what="the takeover",
+    )
     first_ns: dict[int, int] = {}
     for r in read_traces(trace, survivor.pid):
         if r.partition in lost and r.ns > killed_ns:

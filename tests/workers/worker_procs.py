@@ -18,12 +18,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).parent / "apps"
@@ -40,17 +41,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], object], timeout_s: float, what: str) -> object:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class Process:
@@ -334,7 +324,11 @@ def covered(trace: Path) -> int:
 def wait_covered(trace: Path, total: int, timeout_s: float) -> None:
     """Wait until `total` distinct events were processed; else say which were skipped."""
     try:
-        wait_until(lambda: covered(trace) >= total, timeout_s, f"all {total} events processed")
+        wait_until(
+            lambda: covered(trace) >= total,
+            timeout_s=timeout_s,
+            what=f"all {total} events processed",
+        )
     except AssertionError as exc:
         seen: dict[int, set[int]] = {}
         for r in read_traces(trace):
