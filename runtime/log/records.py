@@ -458,10 +458,17 @@ def _read_headers(data: bytes, p: int) -> tuple[tuple[Header, ...], int]:
     hcount, p = read(data, p)
     if hcount <= 0:
         return (), p
+    if hcount > (len(data) - p) // 2:  # a header takes two varints at least
+        raise CorruptRecordError(f"record claims {hcount} headers in {len(data) - p} bytes")
     hs = []
     for _ in range(hcount):
         hklen, p = read(data, p)
-        hkey = data[p : p + hklen].decode()
+        if hklen < 0 or p + hklen > len(data):  # a negative length would walk backwards
+            raise CorruptRecordError(f"record header key length {hklen} is invalid")
+        try:
+            hkey = data[p : p + hklen].decode()
+        except UnicodeDecodeError as exc:
+            raise CorruptRecordError(f"record header key is not UTF-8: {exc}") from None
         p += hklen
         hvlen, p = read(data, p)
         if hvlen < 0:
