@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from runtime.broker.limits import BrokerLimits
 from runtime.protocol.frames import RequestHeader
 
 NODE_ID = 0
@@ -22,6 +23,7 @@ class BrokerSettings:
     port: int
     auto_create_topics: bool = True
     default_partitions: int = 1
+    limits: BrokerLimits = BrokerLimits()  # noqa: RUF009 (frozen value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,24 @@
 """The broker's limits as classes: the request byte budget, connection counts,
-rate-limited logging, fitting the limits to the file descriptors."""
+rate-limited logging, fitting the limits to the file descriptors; and the
+budget inside a running broker (in this process, to read its counters)."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
 
 import pytest
+from log_helpers import make_batch
 
 from runtime.broker.budget import ByteBudget
 from runtime.broker.connection_limits import ConnectionLimits
 from runtime.broker.limits import MIB, BrokerLimits
 from runtime.broker.ratelog import RateLimitedLog
+from runtime.broker.server import Address, Broker
+from runtime.protocol import ApiKey, decode_response, encode_request
+from runtime.protocol.codes import ErrorCode
 
 TIMEOUT_S = 10.0
 
@@ -194,3 +200,84 @@ def test_limits_refuse_a_budget_below_the_largest_request() -> None:
         BrokerLimits(request_bytes_max=10 * MIB, queued_max_request_bytes=5 * MIB)
     with pytest.raises(ValueError, match="connections_max"):
         BrokerLimits(connections_max=0)
+
+
+# --- the budget in a running broker ---------------------------------------------------
+
+
+async def _produce(address: Address, value: bytes) -> dict:
+    body = {
+        "transactional_id": None,
+        "acks": -1,
+        "timeout_ms": 5000,
+        "topics": [
+            {"name": "big", "partitions": [{"partition_index": 0, "records": make_batch([value])}]}
+        ],
+    }
+    reader, writer = await asyncio.open_connection(address.host, address.port)
+    try:
+        writer.write(encode_request(ApiKey.PRODUCE, 7, 1, "test", body))
+        await writer.drain()
+        size = int.from_bytes(await reader.readexactly(4), "big")
+        _, answer = decode_response(ApiKey.PRODUCE, 7, await reader.readexactly(size))
+        return answer["responses"][0]["partitions"][0]
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def test_concurrent_large_requests_wait_for_the_budget_and_all_complete(tmp_path) -> None:
+    limits = BrokerLimits(request_bytes_max=2 * MIB, queued_max_request_bytes=3 * MIB)
+
+    async def run() -> None:
+        async with Broker(tmp_path, listen=Address("127.0.0.1", 0), limits=limits) as broker:
+            assert broker.address is not None
+            await broker.transport.create_topic("big", 1, {"max.message.bytes": str(2 * MIB)})
+            waited: list[int] = []
+
+            async def watch() -> None:
+                while True:
+                    waited.append(broker.budget.waiting)
+                    await asyncio.sleep(0)
+
+            watcher = asyncio.create_task(watch())
+            values = [bytes([i]) * (3 * MIB // 2) for i in range(6)]
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(_produce(broker.address, v) for v in values)), TIMEOUT_S
+            )
+            watcher.cancel()
+            assert [a["error_code"] for a in answers] == [ErrorCode.NONE] * 6
+            assert sorted(a["base_offset"] for a in answers) == list(range(6))
+            # one 1.5 MiB request fits a 3 MiB budget beside another, never three
+            assert 3 * MIB // 2 <= broker.budget.peak_in_use <= 3 * MIB
+            assert max(waited) >= 1  # some of them did wait for the budget
+            assert broker.budget.in_use == 0
+
+    asyncio.run(run())
+
+
+def test_loop_reports_of_accept_out_of_resources_are_logged_once_per_interval(caplog) -> None:
+    # asyncio's own listeners (the REST proxy's) report accept failures to the
+    # loop's exception handler, one call per failed attempt
+    async def run() -> None:
+        async with Broker(None, listen=Address("127.0.0.1", 0)):
+            loop = asyncio.get_running_loop()
+            error = OSError(errno.EMFILE, "Too many open files")
+            for _ in range(500):
+                loop.call_exception_handler(
+                    {
+                        "message": "socket.accept() out of system resource",
+                        "exception": error,
+                        "socket": object(),
+                    }
+                )
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(run())
+    lines = [r for r in caplog.records if "accepting connections failed" in r.getMessage()]
+    assert [r.getMessage() for r in lines] == [
+        "REST proxy: accepting connections failed: Too many open files",
+        "REST proxy: accepting connections failed: Too many open files "
+        "(499 more since the last such line)",  # flushed at stop
+    ]
+    assert not any(r.exc_info for r in lines)  # no traceback

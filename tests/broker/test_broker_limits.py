@@ -1,0 +1,221 @@
+"""The broker's limits against a real `streams broker` process and real clients.
+
+Clients that must be told apart by address connect from other loopback
+addresses (127.0.0.2, ...): all of 127.0.0.0/8 reaches the broker on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka_wire import WireClient, batch, fetch_body, metadata_body, produce_body
+
+from runtime.protocol.codes import ApiKey, ErrorCode
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT_S = 10.0
+MIB = 1024 * 1024
+REPO = Path(__file__).resolve().parents[2]
+FD_STARVED = Path(__file__).with_name("fd_starved_broker.py")
+
+
+def wait_until(condition, what: str, timeout_s: float = TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def served(client: WireClient) -> bool:
+    """Whether the broker answers an ApiVersions request on this connection."""
+    try:
+        client.sock.sendall(client.frame(ApiKey.API_VERSIONS, 0, {}))
+        return client.read_frame() is not None
+    except OSError:
+        return False
+
+
+def log_lines(broker, text: str) -> list[str]:
+    return [line for line in broker.log if text in line]
+
+
+def test_connection_over_the_limit_per_address_is_closed_while_others_are_served(
+    start_broker,
+) -> None:
+    broker = start_broker("--connections-per-ip-max", "3", "--log-interval-ms", "600000")
+    held = [WireClient(broker.bootstrap, TIMEOUT_S, source="127.0.0.2") for _ in range(3)]
+    extra: list[WireClient] = []
+    try:
+        assert all(served(c) for c in held)
+        extra = [WireClient(broker.bootstrap, TIMEOUT_S, source="127.0.0.2") for _ in range(20)]
+        assert all(c.closed_by_peer() for c in extra)
+        with WireClient(broker.bootstrap, TIMEOUT_S) as normal:  # from 127.0.0.1
+            assert served(normal)
+        held.pop().close()
+
+        def one_more_served() -> bool:
+            client = WireClient(broker.bootstrap, TIMEOUT_S, source="127.0.0.2")
+            extra.append(client)
+            return served(client)
+
+        wait_until(one_more_served, "a closed connection's place is given to the next one")
+    finally:
+        for client in held + extra:
+            client.close()
+    # twenty refusals and more, logged once (the interval is ten minutes)
+    assert len(log_lines(broker, "refused a connection from 127.0.0.2")) == 1
+
+
+def test_connection_over_the_total_limit_is_closed(start_broker) -> None:
+    broker = start_broker("--connections-max", "3")
+    held = [WireClient(broker.bootstrap, TIMEOUT_S, source=f"127.0.0.{i}") for i in (2, 3, 4)]
+    try:
+        assert all(served(c) for c in held)
+        with WireClient(broker.bootstrap, TIMEOUT_S, source="127.0.0.5") as fourth:
+            assert fourth.closed_by_peer()
+    finally:
+        for client in held:
+            client.close()
+    assert log_lines(broker, "3 connections open, the limit (--connections-max)")
+
+
+def test_idle_connection_is_closed_while_busy_and_active_ones_stay(start_broker) -> None:
+    broker = start_broker("--connections-max-idle-ms", "400")
+    with (
+        WireClient(broker.bootstrap, TIMEOUT_S) as idle,
+        WireClient(broker.bootstrap, TIMEOUT_S) as active,
+    ):
+        assert served(idle) and served(active)
+        started = time.monotonic()
+        closed = threading.Event()
+        thread = threading.Thread(target=lambda: idle.closed_by_peer() and closed.set())
+        thread.start()
+        # a request every 100 ms keeps a connection open across several idle periods
+        while not closed.is_set():
+            assert served(active)
+            assert time.monotonic() - started < TIMEOUT_S, "the idle connection stayed open"
+            time.sleep(0.1)
+        idle_for_s = time.monotonic() - started
+        thread.join(TIMEOUT_S)
+        assert 0.3 <= idle_for_s < 5.0
+        # a long poll (1.5 s) outlasts the idle timeout: a request in hand is not idle
+        with WireClient(broker.bootstrap, TIMEOUT_S) as polling:
+            polling.request(ApiKey.METADATA, 8, metadata_body("quiet", auto_create=True))
+            body = fetch_body("quiet", 0, 0, max_wait_ms=1500)
+            answer = polling.request(ApiKey.FETCH, 11, body)
+            assert answer["responses"][0]["partitions"][0]["error_code"] == ErrorCode.NONE
+
+
+def test_request_body_that_does_not_arrive_in_time_closes_the_connection(start_broker) -> None:
+    broker = start_broker("--request-read-timeout-ms", "400")
+    with WireClient(broker.bootstrap, TIMEOUT_S) as slow, WireClient(broker.bootstrap) as other:
+        slow.sock.sendall(struct.pack(">i", 1000) + b"\0" * 10)  # then nothing
+        started = time.monotonic()
+        assert slow.closed_by_peer()
+        assert 0.3 <= time.monotonic() - started < 5.0
+        assert served(other)
+    wait_until(lambda: log_lines(broker, "did not arrive in time"), "the close is logged")
+
+
+def test_large_requests_beyond_the_budget_all_complete_with_the_right_bytes(start_broker) -> None:
+    broker = start_broker(
+        "--request-bytes-max", str(3 * MIB), "--queued-max-request-bytes", str(4 * MIB)
+    )
+    with AdminClient({"bootstrap.servers": broker.bootstrap}) as admin:
+        topic = NewTopic("budget", 1, 1, config={"max.message.bytes": str(3 * MIB)})
+        admin.create_topics([topic])["budget"].result(TIMEOUT_S)
+    values = [bytes([65 + i]) * (5 * MIB // 2) for i in range(8)]
+    answers: dict[int, dict] = {}
+
+    def produce(i: int) -> None:
+        with WireClient(broker.bootstrap, TIMEOUT_S) as client:
+            body = produce_body("budget", 0, batch(values[i], key=str(i).encode()))
+            answers[i] = client.request(ApiKey.PRODUCE, 7, body)["responses"][0]
+
+    threads = [threading.Thread(target=produce, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT_S * 3)
+    parts = [answers[i]["partitions"][0] for i in sorted(answers)]
+    assert [p["error_code"] for p in parts] == [ErrorCode.NONE] * 8
+    assert sorted(p["base_offset"] for p in parts) == list(range(8))
+    consumer = Consumer(
+        {"bootstrap.servers": broker.bootstrap, "group.id": "g", "fetch.max.bytes": 3 * MIB}
+    )
+    consumer.assign([TopicPartition("budget", 0, 0)])
+    consumed: dict[int, bytes] = {}
+    deadline = time.monotonic() + TIMEOUT_S * 2
+    while len(consumed) < 8 and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and msg.error() is None:
+            consumed[int(msg.key())] = msg.value()
+    consumer.close()
+    assert consumed == dict(enumerate(values))
+
+
+def test_accept_out_of_file_descriptors_is_logged_once_per_interval(tmp_path) -> None:
+    log_path = tmp_path / "broker.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(FD_STARVED), str(tmp_path / "data"), "3000"],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    clients: list[WireClient] = []
+    try:
+        port = int(read_line(proc))
+        assert read_line(proc) == "exhausted"
+        for _ in range(5):  # queued by the kernel; the broker cannot accept them
+            client = WireClient(f"127.0.0.1:{port}", TIMEOUT_S)
+            client.sock.sendall(client.frame(ApiKey.API_VERSIONS, 0, {}))
+            clients.append(client)
+        # accept keeps failing (a retry a second); the count goes out every 3 s
+        started = time.monotonic()
+        wait_until(
+            lambda: "failed: Too many open files; retrying in 1s (" in log_path.read_text(),
+            "the repeated accept failures are logged with their count",
+        )
+        failing_s = time.monotonic() - started
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert read_line(proc) == "freed"
+        assert all(client.read_frame() is not None for client in clients)  # served at last
+        proc.stdin.write("\n")
+        proc.stdin.close()
+        assert proc.wait(TIMEOUT_S) == 0
+    finally:
+        for client in clients:
+            client.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(TIMEOUT_S)
+        proc.stdout.close()
+    text = log_path.read_text()
+    failures = [line for line in text.splitlines() if "accepting connections failed" in line]
+    print(
+        f"\naccept failing for {failing_s:.1f}s: logged in {len(failures)} lines, "
+        f"log {len(text)} bytes"
+    )
+    assert "Traceback" not in text
+    assert 2 <= len(failures) <= failing_s / 3 + 3  # once per interval, not per attempt
+    assert len(text) < 10_000
+
+
+def read_line(proc: subprocess.Popen[str]) -> str:
+    ready, _, _ = select.select([proc.stdout], [], [], TIMEOUT_S)
+    assert ready, "the broker process did not answer in time"
+    return proc.stdout.readline().strip()
