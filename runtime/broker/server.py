@@ -7,9 +7,10 @@ connection.py.
 
 Every resource a client can ask for has a limit (limits.py): connections in
 total and per address (connection_limits.py), idle time, request size, bytes of
-requests in memory (budget.py). At start the soft RLIMIT_NOFILE is lifted to
-the hard limit and the limits are lowered, if they must, so that the broker at
-its limits still has file descriptors left. Should accept() fail anyway (EMFILE and the like), it is
+requests in memory (budget.py), topics and partitions (topic_creation.py). At
+start the soft RLIMIT_NOFILE is lifted to the hard limit and the limits are
+lowered, if they must, so that the broker at its limits still has file
+descriptors left. Should accept() fail anyway (EMFILE and the like), it is
 logged once per interval with a count, instead of a traceback per attempt: by
 the Kafka listener itself, and for the REST proxy's (asyncio's) by the loop's
 exception handler the broker installs.
@@ -186,7 +187,7 @@ class Broker:
             default_partitions=self._default_partitions,
             limits=self.limits,
         )
-        self._handlers = Handlers(self.transport, self._coordinator, settings)
+        self._handlers = Handlers(self.transport, self._coordinator, settings, self._ratelog)
         self._listener.start()
 
     async def _start_http(self, address: Address) -> None:
@@ -207,6 +208,8 @@ class Broker:
             task.cancel()
         if self._connections:
             await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._handlers is not None:
+            await self._handlers.creator.idle()  # a thread may still be creating a topic
         if self._http_runner is not None:
             await self._http_runner.cleanup()
             self._http_runner = None

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka_wire import WireClient, batch, fetch_body, metadata_body, produce_body
 
@@ -162,6 +162,111 @@ def test_large_requests_beyond_the_budget_all_complete_with_the_right_bytes(star
             consumed[int(msg.key())] = msg.value()
     consumer.close()
     assert consumed == dict(enumerate(values))
+
+
+def create_topics_body(*topics: tuple[str, int], validate_only: bool = False) -> dict:
+    return {
+        "topics": [
+            {
+                "name": name,
+                "num_partitions": n,
+                "replication_factor": 1,
+                "assignments": [],
+                "configs": [],
+            }
+            for name, n in topics
+        ],
+        "timeout_ms": 60_000,
+        "validate_only": validate_only,
+    }
+
+
+def refusal(future) -> tuple[int, str]:
+    with pytest.raises(KafkaException) as info:
+        future.result(TIMEOUT_S)
+    error = info.value.args[0]
+    return error.code(), error.str()
+
+
+def test_create_topics_over_the_limits_is_refused_with_policy_violation(start_broker) -> None:
+    broker = start_broker(
+        "--create-partitions-max", "100", "--partitions-max", "250", "--topics-max", "6"
+    )
+    with AdminClient({"bootstrap.servers": broker.bootstrap}) as admin:
+        code, message = refusal(admin.create_topics([NewTopic("huge", 25_000, 1)])["huge"])
+        assert code == ErrorCode.POLICY_VIOLATION and "--create-partitions-max 100" in message
+        # per request, in order: the first fits, the second would make 110
+        futures = admin.create_topics([NewTopic("a", 60, 1), NewTopic("b", 50, 1)])
+        futures["a"].result(TIMEOUT_S)
+        code, message = refusal(futures["b"])
+        assert code == ErrorCode.POLICY_VIOLATION and "this request" in message
+        admin.create_topics([NewTopic("c", 100, 1)])["c"].result(TIMEOUT_S)  # 8 + 60 + 100
+        code, message = refusal(admin.create_topics([NewTopic("d", 90, 1)])["d"])
+        assert code == ErrorCode.POLICY_VIOLATION and "--partitions-max 250" in message
+        code, _ = refusal(admin.create_topics([NewTopic("d", 90, 1)], validate_only=True)["d"])
+        assert code == ErrorCode.POLICY_VIOLATION
+        for name in ("e", "f", "g"):
+            admin.create_topics([NewTopic(name, 1, 1)])[name].result(TIMEOUT_S)
+        code, message = refusal(admin.create_topics([NewTopic("h", 1, 1)])["h"])
+        assert code == ErrorCode.POLICY_VIOLATION and "--topics-max 6" in message
+        names = set(admin.list_topics(timeout=TIMEOUT_S).topics)
+    assert names == {"__consumer_offsets", "a", "c", "e", "f", "g"}
+
+
+def test_large_create_topics_does_not_stall_other_clients(start_broker) -> None:
+    broker = start_broker("--create-partitions-max", "3000", "--partitions-max", "4000")
+    answer: dict = {}
+    with WireClient(broker.bootstrap, TIMEOUT_S) as live:
+        live.request(ApiKey.METADATA, 8, metadata_body("live", auto_create=True))
+
+        def create() -> None:
+            with WireClient(broker.bootstrap, TIMEOUT_S * 3) as admin:
+                body = create_topics_body(("wide", 2500))
+                answer.update(admin.request(ApiKey.CREATE_TOPICS, 4, body))
+
+        creating = threading.Thread(target=create)
+        started = time.monotonic()
+        creating.start()
+        latencies = []
+        while creating.is_alive():
+            sent = time.monotonic()
+            produced = live.request(ApiKey.PRODUCE, 7, produce_body("live", 0, batch(b"v")))
+            offset = produced["responses"][0]["partitions"][0]["base_offset"]
+            fetched = live.request(ApiKey.FETCH, 11, fetch_body("live", 0, offset))
+            assert fetched["responses"][0]["partitions"][0]["error_code"] == ErrorCode.NONE
+            latencies.append(time.monotonic() - sent)
+        creating.join()
+        create_s = time.monotonic() - started
+    print(
+        f"\nCreateTopics of 2500 partitions took {create_s:.2f}s; {len(latencies)} produce+fetch "
+        f"round trips meanwhile, slowest {max(latencies):.3f}s"
+    )
+    assert answer["topics"][0]["error_code"] == ErrorCode.NONE
+    assert len(latencies) >= 5 and max(latencies) < max(0.25, create_s / 4)
+
+
+def test_metadata_auto_creates_at_most_the_limits(start_broker) -> None:
+    broker = start_broker(
+        "--auto-create-per-request-max",
+        "10",
+        "--auto-create-topics-max",
+        "25",
+        "--log-interval-ms",
+        "600000",
+    )
+    names = [f"t{i:04d}" for i in range(1000)]
+    created: list[int] = []
+    with WireClient(broker.bootstrap, TIMEOUT_S) as client:
+        for _ in range(4):
+            topics = client.request(ApiKey.METADATA, 8, metadata_body(*names, auto_create=True))
+            codes = [t["error_code"] for t in topics["topics"]]
+            assert set(codes) <= {ErrorCode.NONE, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
+            created.append(codes.count(ErrorCode.NONE))
+        every = client.request(ApiKey.METADATA, 8, {**metadata_body(), "topics": None})
+    # 10 per request, until the broker holds 25 topics (__consumer_offsets is one)
+    assert created == [10, 20, 24, 24]
+    assert len(every["topics"]) == 25
+    assert len(log_lines(broker, "not auto-created")) == 1
 
 
 def test_accept_out_of_file_descriptors_is_logged_once_per_interval(tmp_path) -> None:
