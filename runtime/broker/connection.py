@@ -31,12 +31,14 @@ class Connection(asyncio.BufferedProtocol):
     def __init__(
         self,
         host: str,
+        release: Callable[[], None],
         on_open: Callable[[Connection], None],
         *,
         idle_s: float,
         read_timeout_s: float,
     ) -> None:
         self.host = host
+        self.release = release  # its place in the connection limits, once it has ended
         self._on_open = on_open
         self._idle_s = idle_s
         self._read_timeout_s = read_timeout_s

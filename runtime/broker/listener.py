@@ -9,9 +9,10 @@ for two reasons:
 - When accept() fails for want of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM),
   asyncio's own accept loop reports it with a traceback per attempt and, as of
   CPython 3.11, schedules a retry per failed attempt in its batch: hundreds of
-  timers, each of which fails again. Here a failure is logged once per interval
-  with a count, and accepting pauses for `RETRY_DELAY_S` under one timer; the
-  connections wait in the kernel's queue meanwhile.
+  timers, each of which fails again. Here a failure (of any kind: the socket
+  stays readable, so trying again at once fails again) is logged once per
+  interval with a count, and accepting pauses for `RETRY_DELAY_S` under one
+  timer; the connections wait in the kernel's queue meanwhile.
 
 Accepted sockets become transports with loop.connect_accepted_socket.
 """
@@ -40,7 +41,7 @@ class Listener:
         *,
         backlog: int,
         limits: ConnectionLimits,
-        protocol_factory: Callable[[str], asyncio.BaseProtocol],
+        protocol_factory: Callable[[str, Callable[[], None]], asyncio.BaseProtocol],
         ratelog: RateLimitedLog,
     ) -> None:
         self._host = host
@@ -100,9 +101,7 @@ class Listener:
             except ConnectionAbortedError:
                 continue  # gone before we got to it
             except OSError as exc:
-                if exc.errno not in OUT_OF_RESOURCES:
-                    raise
-                self._out_of_resources(exc)
+                self._accept_failed(exc)
                 return
             host = address[0] if isinstance(address, tuple) else str(address)
             if not self._limits.admit(host):
@@ -114,19 +113,31 @@ class Listener:
             task.add_done_callback(self._connecting.discard)
 
     async def _connect(self, conn: socket.socket, host: str) -> None:
+        released = False
+
+        def release() -> None:
+            # once per admitted connection: by the connection when it ends, or
+            # here if it never came to be
+            nonlocal released
+            if not released:
+                released = True
+                self._limits.release(host)
+
         try:
-            await self._loop.connect_accepted_socket(lambda: self._factory(host), conn)
+            await self._loop.connect_accepted_socket(lambda: self._factory(host, release), conn)
         except BaseException:
             conn.close()
-            self._limits.release(host)  # no connection will ever release it
+            release()
             raise
 
-    def _out_of_resources(self, exc: OSError) -> None:
+    def _accept_failed(self, exc: OSError) -> None:
+        # out of resources or not, a failure repeats at once if we try again at
+        # once (the socket stays readable): log it once per interval, retry later
         self._ratelog.log(
             ("accept", exc.errno),
             logging.ERROR,
             "accepting connections failed: %s; retrying in %.0fs",
-            exc.strerror,
+            exc.strerror or exc,
             RETRY_DELAY_S,
         )
         if self._retry is not None:

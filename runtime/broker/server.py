@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -264,9 +265,10 @@ class Broker:
 
     # --- connections ---------------------------------------------------------------
 
-    def _new_connection(self, host: str) -> Connection:
+    def _new_connection(self, host: str, release: Callable[[], None]) -> Connection:
         return Connection(
             host,
+            release,
             self._on_open,
             idle_s=self.limits.connections_max_idle_ms / 1000,
             read_timeout_s=self.limits.request_read_timeout_ms / 1000,
@@ -295,7 +297,7 @@ class Broker:
             )
         finally:
             conn.close()
-            self.connection_limits.release(conn.host)
+            conn.release()
             if conn.closed_because is not None:
                 self._ratelog.log(
                     ("timeout", conn.host, conn.closed_because),

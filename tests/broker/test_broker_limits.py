@@ -89,6 +89,17 @@ def test_connection_over_the_total_limit_is_closed(start_broker) -> None:
     assert log_lines(broker, "3 connections open, the limit (--connections-max)")
 
 
+def test_bad_frames_of_one_client_are_logged_once_per_interval(start_broker) -> None:
+    broker = start_broker("--log-interval-ms", "600000")
+    for _ in range(30):
+        with WireClient(broker.bootstrap, TIMEOUT_S, source="127.0.0.2") as bad:
+            bad.sock.sendall(struct.pack(">i", 2**31 - 1))  # over --request-bytes-max
+            assert bad.closed_by_peer()
+    with WireClient(broker.bootstrap, TIMEOUT_S) as good:
+        assert served(good)
+    assert len(log_lines(broker, "closing connection from 127.0.0.2: request size")) == 1
+
+
 def test_idle_connection_is_closed_while_busy_and_active_ones_stay(start_broker) -> None:
     broker = start_broker("--connections-max-idle-ms", "400")
     with (
