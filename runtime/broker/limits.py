@@ -44,10 +44,10 @@ class BrokerLimits:
     connections_max_idle_ms: int = _limit(
         600_000, "close a connection idle this long (Kafka: connections.max.idle.ms)"
     )
-    request_read_timeout_ms: int = _limit(
+    request_timeout_ms: int = _limit(
         60_000,
-        "close a connection whose request body takes longer than this to arrive "
-        "(it holds request budget meanwhile)",
+        "reading a request's body, and writing its answer, must each finish within "
+        "this, or the connection is closed (the request holds budget meanwhile)",
     )
     request_bytes_max: int = _limit(
         100 * MIB, "largest request accepted (Kafka: socket.request.max.bytes)"

@@ -271,7 +271,6 @@ class Broker:
             release,
             self._on_open,
             idle_s=self.limits.connections_max_idle_ms / 1000,
-            read_timeout_s=self.limits.request_read_timeout_ms / 1000,
         )
 
     def _on_open(self, conn: Connection) -> None:
@@ -282,9 +281,7 @@ class Broker:
     async def _serve(self, conn: Connection) -> None:
         assert self._handlers is not None
         try:
-            await serve_connection(
-                conn, self._handlers, self.budget, self.limits.request_bytes_max, self._ratelog
-            )
+            await serve_connection(conn, self._handlers, self.budget, self.limits, self._ratelog)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the client went away
         except Exception:
@@ -301,7 +298,7 @@ class Broker:
             if conn.closed_because is not None:
                 self._ratelog.log(
                     ("timeout", conn.host, conn.closed_because),
-                    logging.INFO,
+                    logging.INFO if conn.closed_because == "idle" else logging.WARNING,
                     "closed connection from %s: %s",
                     conn.host,
                     conn.closed_because,

@@ -5,7 +5,8 @@ checked (a size outside [8, request_bytes_max] closes the connection before a
 byte of the body is read), that many bytes of the broker's request budget are
 reserved, the body is read into a buffer of exactly its size, answered, and the
 budget is given back once the answer is written. The request's memory is let go
-before the answer is sent, so the budget bounds what requests hold.
+before the answer is sent, so the budget bounds what requests hold. Reading the
+body and writing the answer must each finish within request_timeout_ms.
 
 A response goes out in parts, none of its large records copied: stored batches
 read from segment files are sent with sendfile, other large buffers written as
@@ -18,10 +19,13 @@ Warnings about a client's frames are logged once per interval per client address
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 from runtime.broker.budget import ByteBudget
 from runtime.broker.connection import Connection
 from runtime.broker.handlers import ADVERTISED, Handlers, Peer
+from runtime.broker.limits import BrokerLimits
 from runtime.broker.ratelog import RateLimitedLog
 from runtime.log.storage import FileRegion
 from runtime.protocol.codes import ApiKey
@@ -41,34 +45,55 @@ async def serve_connection(
     conn: Connection,
     handlers: Handlers,
     budget: ByteBudget,
-    request_bytes_max: int,
+    limits: BrokerLimits,
     ratelog: RateLimitedLog,
 ) -> None:
     """Answer the connection's requests until it ends or sends something bad."""
+    timeout_s = limits.request_timeout_ms / 1000
     while True:
         size = await conn.read_size()
         if size is None:
             return
-        if not SIZE_MIN <= size <= request_bytes_max:
+        if not SIZE_MIN <= size <= limits.request_bytes_max:
             ratelog.warning(
                 ("bad-size", conn.host),
                 "closing connection from %s: request size %d outside [%d, %d]",
                 conn.host,
                 size,
                 SIZE_MIN,
-                request_bytes_max,
+                limits.request_bytes_max,
             )
             return
         conn.busy = True
         async with budget.reserve(size):
             frame = bytearray(size)
-            await conn.read_into(frame)
+            if not await _in_time(conn.read_into(frame), timeout_s, conn, "request body"):
+                return
             parts = await _answer(frame, conn, handlers, ratelog)
             del frame  # the budget covers the request until its memory is let go
             if parts is _CLOSE:
                 return
-            await _send(conn, parts)
+            if not await _in_time(_send(conn, parts), timeout_s, conn, "answer"):
+                return
         conn.busy = False
+
+
+async def _in_time(
+    work: Coroutine[Any, Any, None], timeout_s: float, conn: Connection, what: str
+) -> bool:
+    """Run `work`; False, with the connection aborted, if it takes over timeout_s.
+
+    A request holds budget while its body arrives and its answer goes out: a
+    client that trickles the one or does not read the other must not hold it
+    for longer (clients give up on a request after a similar time anyway)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await work
+    except TimeoutError:
+        conn.closed_because = f"{what} not through in {timeout_s:g}s (--request-timeout-ms)"
+        conn.abort()
+        return False
+    return True
 
 
 async def _answer(

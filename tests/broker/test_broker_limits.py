@@ -128,14 +128,32 @@ def test_idle_connection_is_closed_while_busy_and_active_ones_stay(start_broker)
 
 
 def test_request_body_that_does_not_arrive_in_time_closes_the_connection(start_broker) -> None:
-    broker = start_broker("--request-read-timeout-ms", "400")
+    broker = start_broker("--request-timeout-ms", "400")
     with WireClient(broker.bootstrap, TIMEOUT_S) as slow, WireClient(broker.bootstrap) as other:
         slow.sock.sendall(struct.pack(">i", 1000) + b"\0" * 10)  # then nothing
         started = time.monotonic()
         assert slow.closed_by_peer()
         assert 0.3 <= time.monotonic() - started < 5.0
         assert served(other)
-    wait_until(lambda: log_lines(broker, "did not arrive in time"), "the close is logged")
+    wait_until(lambda: log_lines(broker, "request body not through in 0.4s"), "logged")
+
+
+def test_answers_a_client_does_not_read_close_its_connection_in_time(start_broker) -> None:
+    broker = start_broker("--request-timeout-ms", "400")
+    with WireClient(broker.bootstrap, TIMEOUT_S) as writer:
+        writer.request(ApiKey.METADATA, 8, metadata_body("unread", auto_create=True))
+        answer = writer.request(
+            ApiKey.PRODUCE, 7, produce_body("unread", 0, batch(b"x" * 1_000_000))
+        )
+        assert answer["responses"][0]["partitions"][0]["error_code"] == ErrorCode.NONE
+    with WireClient(broker.bootstrap, TIMEOUT_S) as deaf:
+        fetches = [deaf.frame(ApiKey.FETCH, 11, fetch_body("unread", 0, 0)) for _ in range(100)]
+        deaf.sock.sendall(b"".join(fetches))  # 100 MB of answers, never read
+        wait_until(
+            lambda: log_lines(broker, "answer not through in 0.4s"), "the stalled answer is cut"
+        )
+        with WireClient(broker.bootstrap, TIMEOUT_S) as other:
+            assert served(other)
 
 
 def test_large_requests_beyond_the_budget_all_complete_with_the_right_bytes(start_broker) -> None:
