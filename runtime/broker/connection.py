@@ -14,8 +14,9 @@ Invariants:
 - While a body is being read, the scratch is empty: what the socket gives goes
   into the body, never more than it lacks.
 - The transport reads only while the scratch has room or a body lacks bytes.
-- Idle (no bytes in or out, no request in hand) for `idle_s`: closed. (How long
-  reading one request may take is the caller's to bound: serving.py.)
+- Idle (no bytes in or out, no request in hand) for `idle_s`: closed. How long
+  reading a request or writing its answer may take, the caller bounds
+  (serving.py).
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ async def serve_connection(
             if not await _in_time(conn.read_into(frame), timeout_s, conn, "request body"):
                 return
             parts = await _answer(frame, conn, handlers, ratelog)
-            del frame  # the budget covers the request until its memory is let go
+            del frame  # the request's memory goes now: the answer may wait on the client
             if parts is _CLOSE:
                 return
             if not await _in_time(_send(conn, parts), timeout_s, conn, "answer"):
