@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import logging
 import signal
@@ -15,6 +16,7 @@ from typing import Any
 
 import click
 
+from runtime.broker.limits import BrokerLimits
 from runtime.errors import StreamsRuntimeError
 from runtime.log.records import decode_batches
 from runtime.log.records import encode_batch as _encode_batch
@@ -331,6 +333,20 @@ def main(obj: Any = None) -> None:
     cli(obj=obj)
 
 
+def limits_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One --flag per BrokerLimits field, its default and help from the field."""
+    for field in reversed(dataclasses.fields(BrokerLimits)):
+        command = click.option(
+            "--" + field.name.replace("_", "-"),
+            field.name,
+            type=click.IntRange(min=1),
+            default=field.default,
+            show_default=True,
+            help=field.metadata["help"],
+        )(command)
+    return command
+
+
 @cli.command()
 @click.option(
     "--data", default="./streams-data/broker", show_default=True, help="the log's data directory"
@@ -357,6 +373,7 @@ def main(obj: Any = None) -> None:
     "(Kafka's group.initial.rebalance.delay.ms)",
 )
 @click.option("-l", "--loglevel", default="info", help="debug, info, warning, error")
+@limits_options
 def broker(
     data: str,
     listen: str,
@@ -367,6 +384,7 @@ def broker(
     flush: str,
     initial_rebalance_delay_ms: int,
     loglevel: str,
+    **limit_values: int,
 ) -> None:
     """Serve the built-in log over the Kafka wire protocol (and HTTP/JSON)."""
     from runtime.broker.server import Address, Broker
@@ -377,6 +395,7 @@ def broker(
         listen_at = Address.parse(listen)
         advertise_at = Address.parse(advertise) if advertise else None
         http_at = Address.parse(http, default_port=8082) if http else None
+        limits = BrokerLimits(**limit_values)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 
@@ -394,6 +413,7 @@ def broker(
             auto_create_topics=not no_auto_create,
             default_partitions=partitions,
             initial_rebalance_delay_ms=initial_rebalance_delay_ms,
+            limits=limits,
         ) as running:
             click.echo(f"broker ready on {running.address}", err=True)
             await running.serve_until(stop)

@@ -1,10 +1,19 @@
-"""CreateTopics, DeleteTopics and DescribeConfigs."""
+"""CreateTopics, DeleteTopics and DescribeConfigs.
+
+CreateTopics keeps to the broker's limits (limits.py): partitions per request
+(counted over the request's topics in order: a topic that would go past the
+limit is refused, the ones before it are created), topics and partitions per
+broker. A refusal is POLICY_VIOLATION, Kafka's answer when a request breaks a
+configured policy, with an error_message naming the limit and its flag.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from runtime.broker.ratelog import RateLimitedLog
 from runtime.broker.settings import INTERNAL_TOPICS, NODE_ID, BrokerSettings, Handler, Peer
+from runtime.broker.topic_creation import TopicCreator, TopicLimitError
 from runtime.errors import InvalidTopicError, TopicExistsError, UnknownTopicError
 from runtime.log.config import TopicConfig, validate_topic_name
 from runtime.protocol.codes import ApiKey, ErrorCode
@@ -12,10 +21,36 @@ from runtime.protocol.frames import RequestHeader
 from runtime.transport import EmbeddedTransport
 
 
+class _RequestPartitions:
+    """The partitions one CreateTopics request may still ask for (--create-partitions-max)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.taken = 0
+
+    def check(self, name: str, partitions: int) -> None:
+        if self.taken + partitions > self.limit:
+            raise TopicLimitError(
+                f"topic {name!r} not created: it would make {self.taken + partitions} "
+                f"partitions in this request, over the limit per request "
+                f"(--create-partitions-max {self.limit})",
+                topic=name,
+            )
+
+
 class AdminApi:
-    def __init__(self, transport: EmbeddedTransport, settings: BrokerSettings) -> None:
+    def __init__(
+        self,
+        transport: EmbeddedTransport,
+        settings: BrokerSettings,
+        creator: TopicCreator,
+        refusals: RateLimitedLog,
+    ) -> None:
         self._transport = transport
         self.settings = settings
+        self.limits = settings.limits
+        self._creator = creator
+        self._refusals = refusals
         self.by_key: dict[int, Handler] = {
             ApiKey.CREATE_TOPICS: self.create_topics,
             ApiKey.DELETE_TOPICS: self.delete_topics,
@@ -28,8 +63,16 @@ class AdminApi:
 
     async def create_topics(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
         out = []
+        budget = _RequestPartitions(self.limits.create_partitions_max)
         for topic in body["topics"]:
-            code, message = self._create_one(topic, body.get("validate_only", False))
+            code, message = await self._create_one(topic, body.get("validate_only", False), budget)
+            if code == ErrorCode.POLICY_VIOLATION:
+                self._refusals.warning(
+                    ("create-topics", peer.host),
+                    "CreateTopics from %s refused: %s",
+                    peer.host,
+                    message,
+                )
             info = self._log.topics().get(topic["name"]) if code == ErrorCode.NONE else None
             out.append(
                 {
@@ -43,7 +86,9 @@ class AdminApi:
             )
         return {"topics": out}
 
-    def _create_one(self, topic: dict, validate_only: bool) -> tuple[int, str | None]:
+    async def _create_one(
+        self, topic: dict, validate_only: bool, budget: _RequestPartitions
+    ) -> tuple[int, str | None]:
         name = topic["name"]
         partitions = topic["num_partitions"]
         if partitions == -1:
@@ -65,12 +110,22 @@ class AdminApi:
             return ErrorCode.INVALID_CONFIG, str(exc)
         if name in self._log.topics():
             return ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists"
-        if validate_only:
-            return ErrorCode.NONE, None
         try:
-            self._log.create_topic(name, partitions, configs)
+            budget.check(name, partitions)
+            if validate_only:
+                self._creator.check(name, partitions)
+            else:
+                await self._creator.create(name, partitions, configs)
+        except TopicLimitError as exc:
+            return ErrorCode.POLICY_VIOLATION, str(exc)
         except TopicExistsError as exc:
             return ErrorCode.TOPIC_ALREADY_EXISTS, str(exc)
+        except OSError as exc:
+            self._refusals.warning(
+                ("create-failed", exc.errno), "creating topic %s failed: %s", name, exc
+            )
+            return ErrorCode.KAFKA_STORAGE_ERROR, f"creating topic {name!r} failed: {exc}"
+        budget.taken += partitions
         return ErrorCode.NONE, None
 
     async def delete_topics(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
@@ -81,7 +136,7 @@ class AdminApi:
                 code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
             else:
                 try:
-                    self._log.delete_topic(name)
+                    await self._creator.delete(name)
                 except UnknownTopicError:
                     code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             out.append({"name": name, "error_code": code})
@@ -144,4 +199,9 @@ class AdminApi:
             "log.retention.ms": str(default.retention_ms),
             "log.segment.bytes": str(default.segment_bytes),
             "message.max.bytes": str(default.max_message_bytes),
+            "max.connections": str(self.limits.connections_max),
+            "max.connections.per.ip": str(self.limits.connections_per_ip_max),
+            "connections.max.idle.ms": str(self.limits.connections_max_idle_ms),
+            "socket.request.max.bytes": str(self.limits.request_bytes_max),
+            "queued.max.request.bytes": str(self.limits.queued_max_request_bytes),
         }

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from runtime.broker.settings import Handler, Peer
+from runtime.broker.settings import INTERNAL_TOPICS, Handler, Peer
 from runtime.errors import (
     CorruptRecordError,
     OffsetOutOfRangeError,
@@ -81,6 +81,8 @@ class DataApi:
     def _append(self, tp: TopicPartition, records: Any) -> tuple[int, int]:
         if records is None or len(records) < HEADER_SIZE:
             return ErrorCode.CORRUPT_MESSAGE, -1
+        if tp.topic in INTERNAL_TOPICS:  # the coordinators' state: written by them only
+            return ErrorCode.INVALID_TOPIC_EXCEPTION, -1
         batches = list(iter_batches(records))
         if len(batches) != 1 or batches[0][1].size != len(records):
             return ErrorCode.INVALID_RECORD, -1

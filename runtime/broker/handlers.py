@@ -16,6 +16,7 @@ from runtime.broker.admin_api import AdminApi
 from runtime.broker.coordinator import GroupCoordinator
 from runtime.broker.data_api import DataApi
 from runtime.broker.group_api import GroupApi
+from runtime.broker.ratelog import RateLimitedLog
 from runtime.broker.settings import (
     CLUSTER_ID,
     INTERNAL_TOPICS,
@@ -24,6 +25,7 @@ from runtime.broker.settings import (
     Handler,
     Peer,
 )
+from runtime.broker.topic_creation import TopicCreator, TopicLimitError
 from runtime.broker.transactions import TransactionCoordinator
 from runtime.broker.txn_api import TxnApi
 from runtime.errors import InvalidTopicError, TopicExistsError
@@ -74,13 +76,16 @@ class Handlers:
         transport: EmbeddedTransport,
         coordinator: GroupCoordinator,
         settings: BrokerSettings,
+        ratelog: RateLimitedLog,
         transactions: TransactionCoordinator,
         next_producer_id: Callable[[], int],
     ) -> None:
         self._transport = transport
         self.settings = settings
+        self._ratelog = ratelog
+        self.creator = TopicCreator(transport, settings.limits)
         self.data = DataApi(transport, transactions.check_produce)
-        self.admin = AdminApi(transport, settings)
+        self.admin = AdminApi(transport, settings, self.creator, ratelog)
         self.groups = GroupApi(coordinator)
         self.txns = TxnApi(transactions, coordinator, next_producer_id)
         self.by_key: dict[int, Handler] = {
@@ -117,36 +122,20 @@ class Handlers:
         allow_create = (
             body.get("allow_auto_topic_creation", True) if header.api_version >= 4 else True
         )
+        creations_left = self.settings.limits.auto_create_per_request_max
         out = []
         for name in names:
             info = topics.get(name)
             if info is None:
-                error = self._auto_create(name, allow_create)
+                error = await self._auto_create(name, allow_create, creations_left, peer)
                 if error != ErrorCode.NONE:
                     out.append(
                         {"error_code": error, "name": name, "is_internal": False, "partitions": []}
                     )
                     continue
+                creations_left -= 1
                 info = self._log.topics()[name]
-            out.append(
-                {
-                    "error_code": ErrorCode.NONE,
-                    "name": name,
-                    "is_internal": name in INTERNAL_TOPICS,
-                    "partitions": [
-                        {
-                            "error_code": ErrorCode.NONE,
-                            "partition_index": p,
-                            "leader_id": NODE_ID,
-                            "leader_epoch": 0,
-                            "replica_nodes": [NODE_ID],
-                            "isr_nodes": [NODE_ID],
-                            "offline_replicas": [],
-                        }
-                        for p in range(info.partitions)
-                    ],
-                }
-            )
+            out.append(_topic_metadata(name, info.partitions))
         return {
             "brokers": [
                 {
@@ -161,20 +150,41 @@ class Handlers:
             "topics": out,
         }
 
-    def _auto_create(self, name: str, allowed: bool) -> int:
+    async def _auto_create(self, name: str, allowed: bool, creations_left: int, peer: Peer) -> int:
+        """Create `name` on first use, if allowed and within the limits.
+
+        Past a limit the topic is UNKNOWN_TOPIC_OR_PARTITION, as if auto-creation
+        were off: clients retry Metadata, so a request naming more topics than
+        one request may create gets the rest on the next ones."""
         try:
             validate_topic_name(name)
         except InvalidTopicError:
             return ErrorCode.INVALID_TOPIC_EXCEPTION
         if not (allowed and self.settings.auto_create_topics):
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        partitions = self.settings.default_partitions
         try:
-            self._log.create_topic(name, self.settings.default_partitions)
-            logger.info(
-                "auto-created topic=%s partitions=%d", name, self.settings.default_partitions
-            )
+            if creations_left < 1:
+                raise TopicLimitError(
+                    f"topic {name!r} not auto-created: one Metadata request creates at most "
+                    f"{self.settings.limits.auto_create_per_request_max} topics "
+                    "(--auto-create-per-request-max)",
+                    topic=name,
+                )
+            await self.creator.create(name, partitions, auto=True)
+            logger.info("auto-created topic=%s partitions=%d", name, partitions)
         except TopicExistsError:
             pass
+        except TopicLimitError as exc:
+            self._ratelog.warning(
+                ("auto-create", peer.host), "Metadata from %s: %s", peer.host, exc
+            )
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        except OSError as exc:
+            self._ratelog.warning(
+                ("create-failed", exc.errno), "auto-creating topic %s failed: %s", name, exc
+            )
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return ErrorCode.NONE
 
     async def find_coordinator(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
@@ -193,3 +203,23 @@ class Handlers:
             "host": self.settings.host,
             "port": self.settings.port,
         }
+
+
+def _topic_metadata(name: str, partitions: int) -> dict:
+    return {
+        "error_code": ErrorCode.NONE,
+        "name": name,
+        "is_internal": name in INTERNAL_TOPICS,
+        "partitions": [
+            {
+                "error_code": ErrorCode.NONE,
+                "partition_index": p,
+                "leader_id": NODE_ID,
+                "leader_epoch": 0,
+                "replica_nodes": [NODE_ID],
+                "isr_nodes": [NODE_ID],
+                "offline_replicas": [],
+            }
+            for p in range(partitions)
+        ],
+    }

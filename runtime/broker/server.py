@@ -1,13 +1,19 @@
 """`streams broker`: the built-in log served over the Kafka wire protocol.
 
-Each connection is served like Kafka serves it: one request at a time, in
-order, answered in order (a client may pipeline; answers keep its order).
-A response goes out in parts, none of its large records copied: stored batches
-read from segment files are sent with sendfile, other large buffers written as
-they are, the small parts around them joined.
-A frame's size is checked before its body is read, so memory per connection
-is bounded by `request_bytes_max`. A malformed frame closes that connection
-only; everyone else is served on.
+This module is the broker's lifecycle: the log, the group coordinator, the
+Kafka listener and the REST proxy, started and stopped together. Accepting
+connections is listener.py; serving one, serving.py; reading its frames,
+connection.py.
+
+Every resource a client can ask for has a limit (limits.py): connections in
+total and per address (connection_limits.py), idle time, request size, bytes of
+requests in memory (budget.py), topics and partitions (topic_creation.py). At
+start the soft RLIMIT_NOFILE is lifted to the hard limit and the limits are
+lowered, if they must, so that the broker at its limits still has file
+descriptors left. Should accept() fail anyway (EMFILE and the like), it is
+logged once per interval with a count, instead of a traceback per attempt: by
+the Kafka listener itself, and for the REST proxy's (asyncio's) by the loop's
+exception handler the broker installs.
 
 Lifecycle: `async with Broker(...) as broker: await broker.serve_until(stop)`.
 """
@@ -17,31 +23,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from runtime.broker.budget import ByteBudget
+from runtime.broker.connection import Connection
+from runtime.broker.connection_limits import ConnectionLimits
 from runtime.broker.coordinator import GroupCoordinator
-from runtime.broker.handlers import ADVERTISED, BrokerSettings, Handlers, Peer
+from runtime.broker.handlers import BrokerSettings, Handlers
+from runtime.broker.limits import BrokerLimits, raise_open_files_limit
+from runtime.broker.listener import OUT_OF_RESOURCES, Listener
+from runtime.broker.ratelog import RateLimitedLog
 from runtime.broker.rest import RestProxy
+from runtime.broker.serving import serve_connection
 from runtime.broker.transactions import TransactionCoordinator, TransactionSettings
 from runtime.broker.txn_api import producer_ids
 from runtime.log.config import FlushPolicy
-from runtime.log.storage import FileRegion
-from runtime.protocol.codes import ApiKey
-from runtime.protocol.errors import ProtocolError, UnsupportedVersionError
-from runtime.protocol.frames import (
-    api_versions_unsupported_response,
-    decode_request,
-    encode_response_parts,
-)
 from runtime.transport import EmbeddedTransport
 
 logger = logging.getLogger(__name__)
 
-REQUEST_BYTES_MAX = 100 * 1024 * 1024  # Kafka's socket.request.max.bytes
-_SIZE_MIN = 8  # api key, version, correlation id
+REQUEST_BYTES_MAX = BrokerLimits().request_bytes_max  # Kafka's socket.request.max.bytes
+# the kernel caps it at net.core.somaxconn; a long queue lets a flood of
+# connections be refused in batches instead of dropping a normal client's SYN
+LISTEN_BACKLOG = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +86,7 @@ class Broker:
         flush: FlushPolicy | None = None,
         auto_create_topics: bool = True,
         default_partitions: int = 1,
-        request_bytes_max: int = REQUEST_BYTES_MAX,
+        limits: BrokerLimits = BrokerLimits(),  # noqa: B008 (frozen value)
         min_session_timeout_ms: int = 1000,
         initial_rebalance_delay_ms: int = 0,
         transactions: TransactionSettings | None = None,
@@ -87,12 +96,17 @@ class Broker:
         self._http = http
         self._auto_create = auto_create_topics
         self._default_partitions = default_partitions
-        self._request_bytes_max = request_bytes_max
+        self.limits = limits  # as asked; start() may lower them to fit the fd limit
         self._min_session_timeout_ms = min_session_timeout_ms
         self._initial_rebalance_delay_ms = initial_rebalance_delay_ms
         url = f"log://{Path(data_dir).resolve()}" if data_dir is not None else "memory://"
         self.transport = EmbeddedTransport(url, data_dir, flush=flush)
-        self._server: asyncio.base_events.Server | None = None
+        self._ratelog = RateLimitedLog(logger, limits.log_interval_ms / 1000)
+        self.connection_limits = ConnectionLimits(
+            limits.connections_max, limits.connections_per_ip_max, self._ratelog
+        )
+        self.budget = ByteBudget(limits.queued_max_request_bytes)
+        self._listener: Listener | None = None
         self._http_runner: web.AppRunner | None = None
         self._coordinator: GroupCoordinator | None = None
         self._transactions: TransactionCoordinator | None = None
@@ -100,6 +114,9 @@ class Broker:
         self._next_producer_id = producer_ids()
         self._handlers: Handlers | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._loop_handler: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.address: Address | None = None
         self.http_address: Address | None = None
 
@@ -111,6 +128,8 @@ class Broker:
         await self.stop()
 
     async def start(self) -> None:
+        self._fit_limits_to_open_files()
+        self._install_loop_handler()
         await self.transport.start()
         try:
             self._coordinator = GroupCoordinator(
@@ -127,26 +146,10 @@ class Broker:
                 settings=self._txn_settings,
             )
             await self._transactions.start()
-            self._server = await asyncio.start_server(
-                self._on_connection, self._listen.host, self._listen.port
-            )
-            sockname = self._server.sockets[0].getsockname()
-            self.address = Address(self._listen.host, sockname[1])
-            advertised = self._advertise or self.address
-            self._handlers = Handlers(
-                self.transport,
-                self._coordinator,
-                BrokerSettings(
-                    advertised.host,
-                    advertised.port,
-                    auto_create_topics=self._auto_create,
-                    default_partitions=self._default_partitions,
-                ),
-                self._transactions,
-                self._next_producer_id,
-            )
+            await self._start_kafka()
             if self._http is not None:
                 await self._start_http(self._http)
+            self._housekeeping = asyncio.create_task(self._flush_logs_periodically())
         except BaseException:
             await self.stop()
             raise
@@ -156,6 +159,58 @@ class Broker:
             self._advertise or self.address,
             self.transport.url,
         )
+
+    def _fit_limits_to_open_files(self) -> None:
+        open_files = raise_open_files_limit()
+        self.limits, lowered = self.limits.fit_to_open_files(open_files)
+        if lowered:
+            logger.warning(
+                "limits lowered to fit %d open files (RLIMIT_NOFILE): %s",
+                open_files,
+                " ".join(lowered),
+            )
+        self.connection_limits.total_max = self.limits.connections_max
+        self.connection_limits.per_host_max = self.limits.connections_per_ip_max
+        logger.info(
+            "limits open_files=%d connections_max=%d connections_per_ip_max=%d "
+            "partitions_max=%d topics_max=%d queued_max_request_bytes=%d",
+            open_files,
+            self.limits.connections_max,
+            self.limits.connections_per_ip_max,
+            self.limits.partitions_max,
+            self.limits.topics_max,
+            self.limits.queued_max_request_bytes,
+        )
+
+    async def _start_kafka(self) -> None:
+        assert self._coordinator is not None and self._transactions is not None
+        self._listener = Listener(
+            self._listen.host,
+            self._listen.port,
+            backlog=LISTEN_BACKLOG,
+            limits=self.connection_limits,
+            protocol_factory=self._new_connection,
+            ratelog=self._ratelog,
+        )
+        self._listener.bind()
+        self.address = Address(self._listen.host, self._listener.port)
+        advertised = self._advertise or self.address
+        settings = BrokerSettings(
+            advertised.host,
+            advertised.port,
+            auto_create_topics=self._auto_create,
+            default_partitions=self._default_partitions,
+            limits=self.limits,
+        )
+        self._handlers = Handlers(
+            self.transport,
+            self._coordinator,
+            settings,
+            self._ratelog,
+            self._transactions,
+            self._next_producer_id,
+        )
+        self._listener.start()
 
     async def _start_http(self, address: Address) -> None:
         self._http_runner = web.AppRunner(RestProxy(self.transport).app(), access_log=None)
@@ -168,13 +223,15 @@ class Broker:
         logger.info("REST proxy listening on http://%s", self.http_address)
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         for task in list(self._connections):
             task.cancel()
         if self._connections:
             await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._handlers is not None:
+            await self._handlers.creator.idle()  # a thread may still be creating a topic
         if self._http_runner is not None:
             await self._http_runner.cleanup()
             self._http_runner = None
@@ -185,84 +242,88 @@ class Broker:
             await self._coordinator.stop()
             self._coordinator = None
         await self.transport.stop()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            await asyncio.gather(self._housekeeping, return_exceptions=True)
+            self._housekeeping = None
+        self._ratelog.flush(force=True)
+        self._restore_loop_handler()
 
     async def serve_until(self, stop: asyncio.Event) -> None:
         await stop.wait()
 
-    # --- connections --------------------------------------------------------------
+    async def _flush_logs_periodically(self) -> None:
+        # counts of repeated warnings go out even when the repeats stop
+        interval_s = self.limits.log_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval_s)
+            self._ratelog.flush()
 
-    async def _on_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    # --- the loop's exception handler ----------------------------------------------
+
+    def _install_loop_handler(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_handler = self._loop.get_exception_handler()
+        self._loop.set_exception_handler(self._on_loop_exception)
+
+    def _restore_loop_handler(self) -> None:
+        if self._loop is not None:
+            self._loop.set_exception_handler(self._loop_handler)
+            self._loop = None
+
+    def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        exc = context.get("exception")
+        if "socket" in context and isinstance(exc, OSError) and exc.errno in OUT_OF_RESOURCES:
+            # the REST proxy's listener is asyncio's, which reports accept
+            # failures here, retrying (and so reporting) many times a second
+            self._ratelog.log(
+                ("http-accept", exc.errno),
+                logging.ERROR,
+                "REST proxy: accepting connections failed: %s",
+                exc.strerror,
+            )
+        elif self._loop_handler is not None:
+            self._loop_handler(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    # --- connections ---------------------------------------------------------------
+
+    def _new_connection(self, host: str, release: Callable[[], None]) -> Connection:
+        return Connection(
+            host,
+            release,
+            self._on_open,
+            idle_s=self.limits.connections_max_idle_ms / 1000,
+        )
+
+    def _on_open(self, conn: Connection) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(conn))
         self._connections.add(task)
-        peer = writer.get_extra_info("peername")
-        host = peer[0] if isinstance(peer, tuple) else str(peer)
+        task.add_done_callback(self._connections.discard)
+
+    async def _serve(self, conn: Connection) -> None:
+        assert self._handlers is not None
         try:
-            await self._serve(reader, writer, host)
+            await serve_connection(conn, self._handlers, self.budget, self.limits, self._ratelog)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the client went away
-        except asyncio.CancelledError:
-            pass  # the broker is stopping
         except Exception:
-            logger.exception("connection from %s failed: closing it", host)
+            self._ratelog.log(
+                ("failed", conn.host),
+                logging.ERROR,
+                "connection from %s failed: closing it",
+                conn.host,
+                exc_info=True,
+            )
         finally:
-            self._connections.discard(task)
-            writer.close()
-
-    async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str
-    ) -> None:
-        handlers = self._handlers
-        assert handlers is not None
-        while True:
-            size = int.from_bytes(await reader.readexactly(4), "big", signed=True)
-            if not _SIZE_MIN <= size <= self._request_bytes_max:
-                logger.warning(
-                    "closing connection from %s: request size %d outside [%d, %d]",
-                    host,
-                    size,
-                    _SIZE_MIN,
-                    self._request_bytes_max,
+            conn.close()
+            conn.release()
+            if conn.closed_because is not None:
+                self._ratelog.log(
+                    ("timeout", conn.host, conn.closed_because),
+                    logging.INFO if conn.closed_because == "idle" else logging.WARNING,
+                    "closed connection from %s: %s",
+                    conn.host,
+                    conn.closed_because,
                 )
-                return
-            frame = await reader.readexactly(size)
-            try:
-                header, body = decode_request(frame)
-            except UnsupportedVersionError as exc:
-                if exc.header is not None and exc.header.api_key == ApiKey.API_VERSIONS:
-                    writer.write(api_versions_unsupported_response(exc.header, ADVERTISED))
-                    await writer.drain()
-                    continue
-                logger.warning("closing connection from %s: %s", host, exc)
-                return
-            except ProtocolError as exc:
-                logger.warning("closing connection from %s: %s", host, exc)
-                return
-            handler = handlers.by_key[header.api_key]
-            response = await handler(header, body, Peer(header.client_id or "", host))
-            if response is not None:
-                await _send(writer, encode_response_parts(header, response))
-
-
-async def _send(writer: asyncio.StreamWriter, parts: list) -> None:
-    """Write a response's parts in order; file regions go with sendfile."""
-    for part in parts:
-        if isinstance(part, FileRegion):
-            await _sendfile(writer, part)
-        else:
-            writer.write(part)
-    await writer.drain()
-
-
-async def _sendfile(writer: asyncio.StreamWriter, region: FileRegion) -> None:
-    # loop.sendfile waits until what was written before has gone out, then has
-    # the kernel copy the file's bytes to the socket.
-    loop = asyncio.get_running_loop()
-    if writer.transport.is_closing():
-        raise ConnectionResetError("the client went away")
-    try:
-        await loop.sendfile(writer.transport, region, region.position, region.size, fallback=False)  # type: ignore[arg-type]
-    except asyncio.SendfileNotAvailableError:
-        writer.write(region.read())

@@ -9,11 +9,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from runtime.broker.limits import BrokerLimits
+from runtime.log.offsets import OFFSETS_TOPIC
+from runtime.log.txn_store import TXN_STATE_TOPIC
 from runtime.protocol.frames import RequestHeader
 
 NODE_ID = 0
 CLUSTER_ID = "streams-embedded-log"
-INTERNAL_TOPICS = frozenset({"__consumer_offsets"})
+INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, TXN_STATE_TOPIC})
+"""The broker's own topics: never deleted nor written by clients."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +26,7 @@ class BrokerSettings:
     port: int
     auto_create_topics: bool = True
     default_partitions: int = 1
+    limits: BrokerLimits = BrokerLimits()  # noqa: RUF009 (frozen value)
 
 
 @dataclass(frozen=True, slots=True)

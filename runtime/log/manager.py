@@ -166,8 +166,10 @@ class Log:
             topics = {**self._topics, name: info}
             if self._path is not None:
                 save_catalog(self._path, topics)
-            self._topics = topics
+            # partitions before the topic: a reader on another thread that sees
+            # the topic finds its partitions (the broker creates off the loop)
             self._partitions[name] = opened
+            self._topics = topics
         logger.info("topic created topic=%s partitions=%d", name, partitions)
         return info
 

@@ -91,9 +91,13 @@ def create_topics_codes(wire: WireClient, *topics: tuple[str, int, dict[str, str
 class WireClient:
     """One connection; `request` sends a frame and returns the decoded answer."""
 
-    def __init__(self, bootstrap: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, bootstrap: str, timeout_s: float = 10.0, source: str | None = None) -> None:
+        """`source`: the local address to connect from (any of 127.0.0.0/8 on loopback)."""
         host, _, port = bootstrap.rpartition(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout_s)
+        source_address = (source, 0) if source is not None else None
+        self.sock = socket.create_connection(
+            (host, int(port)), timeout=timeout_s, source_address=source_address
+        )
         self._correlation_id = 0
 
     def __enter__(self) -> WireClient:

@@ -143,3 +143,19 @@ def test_offset_out_of_range(broker) -> None:
     finally:
         consumer.close()
     assert values == [(0, b"a"), (1, b"b"), (2, b"c")]
+
+
+@pytest.mark.parametrize("internal", ["__consumer_offsets", "__transaction_state"])
+def test_internal_topics_are_neither_deleted_nor_written_by_clients(broker, internal) -> None:
+    with WireClient(broker.bootstrap) as wire:
+        answer = wire.request(ApiKey.METADATA, 8, metadata_body(internal))
+        assert answer["topics"][0]["is_internal"] is True
+        assert produce_code(wire, internal, 0, batch(b"forged")) == (
+            ErrorCode.INVALID_TOPIC_EXCEPTION
+        )
+        deleted = wire.request(
+            ApiKey.DELETE_TOPICS, 3, {"topic_names": [internal], "timeout_ms": 5000}
+        )
+        assert deleted["responses"][0]["error_code"] == ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        answer = wire.request(ApiKey.METADATA, 8, metadata_body(internal))
+        assert answer["topics"][0]["error_code"] == ErrorCode.NONE

@@ -1,0 +1,214 @@
+"""One client connection: size-prefixed request frames in, responses out.
+
+The socket is read straight into the memory a request ends up in: a frame's
+size arrives first, the caller reserves that many bytes of the request budget
+and hands over a buffer of exactly that size, and the kernel copies the body
+into it (recv_into), so a request in memory costs its size once. Ahead of what
+the caller asked for, at most `READ_AHEAD_BYTES` are read into a small scratch
+buffer (the next sizes and small requests of a pipelining client); past that,
+reading pauses and the bytes wait in the kernel. An idle connection holds no
+buffer at all.
+
+Invariants:
+- scratch[head:tail] is read but not yet taken; tail - head <= READ_AHEAD_BYTES.
+- While a body is being read, the scratch is empty: what the socket gives goes
+  into the body, never more than it lacks.
+- The transport reads only while the scratch has room or a body lacks bytes.
+- Idle (no bytes in or out, no request in hand) for `idle_s`: closed. How long
+  reading a request or writing its answer may take, the caller bounds
+  (serving.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+READ_AHEAD_BYTES = 32 * 1024
+_SIZE_BYTES = 4
+
+
+class Connection(asyncio.BufferedProtocol):
+    def __init__(
+        self,
+        host: str,
+        release: Callable[[], None],
+        on_open: Callable[[Connection], None],
+        *,
+        idle_s: float,
+    ) -> None:
+        self.host = host
+        self.release = release  # its place in the connection limits, once it has ended
+        self._on_open = on_open
+        self._idle_s = idle_s
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.busy = False  # a request is in hand: waiting for budget, read or answered
+        self._scratch: bytearray | None = None
+        self._head = self._tail = 0
+        self._body: memoryview | None = None
+        self._reading = True
+        self._eof = False
+        self._lost: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._last_active = self._loop.time()
+        self._timer: asyncio.TimerHandle | None = None
+        self.closed_because: str | None = None  # why the broker closed it on its own
+
+    # --- asyncio callbacks ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._on_open(self)
+        self._timer = self._loop.call_later(self._idle_s, self._check_timeouts)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._body is not None:
+            return self._body
+        if self._scratch is None:
+            self._scratch = bytearray(READ_AHEAD_BYTES)
+        elif self._head:
+            pending = self._tail - self._head
+            self._scratch[:pending] = self._scratch[self._head : self._tail]
+            self._head, self._tail = 0, pending
+        return memoryview(self._scratch)[self._tail :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._last_active = self._loop.time()
+        if self._body is not None:
+            self._body = self._body[nbytes:]
+            if not self._body:
+                self._body = None
+                self._wake()
+        else:
+            self._tail += nbytes
+            self._wake()
+        self._pause_when_full()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return True  # keep the transport open: answers may still go out
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = exc or ConnectionResetError("connection closed")
+        if self._timer is not None:
+            self._timer.cancel()
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake()
+
+    # --- reading ----------------------------------------------------------------
+
+    async def read_size(self) -> int | None:
+        """The next frame's size (a signed int32), or None at a clean end of stream."""
+        while self._tail - self._head < _SIZE_BYTES:
+            if self._tail > self._head and (self._eof or self._lost):
+                raise asyncio.IncompleteReadError(b"", _SIZE_BYTES)
+            if self._eof or self._lost:
+                return None
+            await self._wait()
+        assert self._scratch is not None
+        size = int.from_bytes(self._scratch[self._head : self._head + 4], "big", signed=True)
+        self._take(_SIZE_BYTES)
+        return size
+
+    async def read_into(self, frame: bytearray) -> None:
+        """Fill `frame` (a body whose size read_size gave) from the socket."""
+        view = memoryview(frame)
+        ready = min(len(view), self._tail - self._head)
+        if ready:
+            assert self._scratch is not None
+            view[:ready] = self._scratch[self._head : self._head + ready]
+            self._take(ready)
+        if ready == len(view):
+            return
+        self._body = view[ready:]
+        self._resume()
+        try:
+            while self._body is not None:
+                if self._eof or self._lost:
+                    raise asyncio.IncompleteReadError(b"", len(frame))
+                await self._wait()
+        finally:
+            self._body = None
+            self._pause_when_full()
+
+    def _take(self, n: int) -> None:
+        self._head += n
+        if self._head == self._tail:
+            self._scratch = None  # idle connections hold no buffer
+            self._head = self._tail = 0
+        self._resume()
+
+    def _pause_when_full(self) -> None:
+        full = self._body is None and self._tail - self._head >= READ_AHEAD_BYTES
+        if full and self._reading and self.transport is not None:
+            self._reading = False
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if not self._reading and self.transport is not None and not self._lost:
+            self._reading = True
+            self.transport.resume_reading()
+
+    # --- writing ----------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        assert self.transport is not None
+        if self._lost:
+            raise ConnectionResetError("the client went away")
+        self._last_active = self._loop.time()
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait until the transport's buffer is below its high-water mark."""
+        while self._write_paused:
+            if self._lost:
+                raise ConnectionResetError("the client went away")
+            await self._wait()
+        if self._lost:
+            raise ConnectionResetError("the client went away")
+        self._last_active = self._loop.time()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    # --- waiting and timeouts ---------------------------------------------------
+
+    async def _wait(self) -> None:
+        self._waiter = self._loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _check_timeouts(self) -> None:
+        # one timer per connection: activity only updates _last_active, and the
+        # timer looks at it when it fires
+        if self._lost:
+            return
+        now = self._loop.time()
+        deadline = now + self._idle_s if self.busy else self._last_active + self._idle_s
+        if now < deadline:
+            self._timer = self._loop.call_at(deadline, self._check_timeouts)
+            return
+        self.closed_because = "idle"
+        self.abort()
+
+    def abort(self) -> None:
+        """Close at once, dropping what has not been written."""
+        if self.transport is not None:
+            self.transport.abort()
