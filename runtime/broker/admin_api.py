@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.broker.settings import INTERNAL_TOPICS, NODE_ID, BrokerSettings, Handler, Peer
-from runtime.errors import InvalidTopicError, TopicExistsError, UnknownTopicError
+from runtime.errors import InvalidTopicError, StorageError, TopicExistsError, UnknownTopicError
 from runtime.log.config import TopicConfig, validate_topic_name
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.frames import RequestHeader
@@ -71,6 +71,8 @@ class AdminApi:
             self._log.create_topic(name, partitions, configs)
         except TopicExistsError as exc:
             return ErrorCode.TOPIC_ALREADY_EXISTS, str(exc)
+        except StorageError as exc:
+            return ErrorCode.KAFKA_STORAGE_ERROR, str(exc)
         return ErrorCode.NONE, None
 
     async def delete_topics(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
@@ -84,6 +86,8 @@ class AdminApi:
                     self._log.delete_topic(name)
                 except UnknownTopicError:
                     code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                except StorageError:  # nothing was deleted (see Log.delete_topic)
+                    code = ErrorCode.KAFKA_STORAGE_ERROR
             out.append({"name": name, "error_code": code})
         return {"responses": out}
 

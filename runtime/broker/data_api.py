@@ -3,11 +3,17 @@
 Record batches are never decoded here: Produce validates a batch and hands its
 bytes to the log, which stamps offsets; Fetch serves stored bytes (as chunks
 and file regions the server sends with sendfile).
+
+A batch the disk refuses (StorageError: full, failing) is answered with
+KAFKA_STORAGE_ERROR for its partition, which clients retry; the log is as it
+was, so a retry stores the batch once. Such errors are logged once per
+interval with a count, not per request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -17,15 +23,20 @@ from runtime.errors import (
     CorruptRecordError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
+    StorageError,
     UnknownTopicError,
 )
 from runtime.log.records import HEADER_SIZE, decode_batch, iter_batches, parse_header
+from runtime.logs import RateLimitedLog
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.frames import RequestHeader
 from runtime.transport import EmbeddedTransport
 from runtime.types import TopicPartition
 
+logger = logging.getLogger(__name__)
+
 FETCH_WAIT_MAX_MS = 30_000
+STORAGE_ERROR_LOG_INTERVAL_S = 10.0
 
 
 class DataApi:
@@ -33,6 +44,7 @@ class DataApi:
         self._transport = transport
         self._producers = ProducerStates()
         self._next_producer_id = int(time.time() * 1000) << 8  # unique across restarts
+        self._storage_errors = RateLimitedLog(logger, interval_s=STORAGE_ERROR_LOG_INTERVAL_S)
         self.by_key: dict[int, Handler] = {
             ApiKey.PRODUCE: self.produce,
             ApiKey.FETCH: self.fetch,
@@ -101,6 +113,15 @@ class DataApi:
             return ErrorCode.MESSAGE_TOO_LARGE, -1
         except CorruptRecordError:
             return ErrorCode.CORRUPT_MESSAGE, -1
+        except StorageError as exc:
+            self._storage_errors.warning(
+                ("produce", exc.errno),
+                "produce refused: KAFKA_STORAGE_ERROR topic=%s partition=%d error=%s",
+                tp.topic,
+                tp.partition,
+                exc,
+            )
+            return ErrorCode.KAFKA_STORAGE_ERROR, -1
         self._transport.notify_append(tp)
         if idempotent:
             self._producers.appended(

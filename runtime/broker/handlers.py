@@ -23,8 +23,9 @@ from runtime.broker.settings import (
     Handler,
     Peer,
 )
-from runtime.errors import InvalidTopicError, TopicExistsError
+from runtime.errors import InvalidTopicError, StorageError, TopicExistsError
 from runtime.log.config import validate_topic_name
+from runtime.logs import RateLimitedLog
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.frames import RequestHeader
 from runtime.transport import EmbeddedTransport
@@ -32,6 +33,7 @@ from runtime.transport import EmbeddedTransport
 __all__ = ["ADVERTISED", "BrokerSettings", "Handlers", "Peer"]
 
 logger = logging.getLogger(__name__)
+_create_errors = RateLimitedLog(logger)
 
 # What we advertise in ApiVersions: the non-flexible ranges every client speaks
 # (ApiVersions v3 excepted: librdkafka asks for it first).
@@ -162,6 +164,9 @@ class Handlers:
             )
         except TopicExistsError:
             pass
+        except StorageError as exc:  # a full disk: the client asks again later
+            _create_errors.warning("auto-create", "auto-create failed topic=%s error=%s", name, exc)
+            return ErrorCode.LEADER_NOT_AVAILABLE
         return ErrorCode.NONE
 
     async def find_coordinator(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
