@@ -1,7 +1,13 @@
 """State stores behind tables: bytes in, bytes out, plus the changelog offset they reflect."""
 
 from stores.base import Store, open_store
-from stores.errors import InvalidStoreURLError, StoreClosedError, StoreError, StoreOpenError
+from stores.errors import (
+    InvalidStoreURLError,
+    StoreClosedError,
+    StoreError,
+    StoreOpenError,
+    StoreWriteError,
+)
 from stores.memory import MemoryStore
 from stores.rocksdb import RocksDBStore
 
@@ -13,5 +19,6 @@ __all__ = [
     "StoreClosedError",
     "StoreError",
     "StoreOpenError",
+    "StoreWriteError",
     "open_store",
 ]
