@@ -7,7 +7,7 @@ and file regions the server sends with sendfile).
 A batch the disk refuses (StorageError: full, failing) is answered with
 KAFKA_STORAGE_ERROR for its partition, which clients retry; the log is as it
 was, so a retry stores the batch once. Such errors are logged once per
-interval with a count, not per request.
+topic and interval with a count, not per request.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class DataApi:
             return ErrorCode.CORRUPT_MESSAGE, -1
         except StorageError as exc:
             self._storage_errors.warning(
-                ("produce", exc.errno),
+                ("produce", tp.topic, exc.errno),
                 "produce refused: KAFKA_STORAGE_ERROR topic=%s partition=%d error=%s",
                 tp.topic,
                 tp.partition,
