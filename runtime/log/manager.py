@@ -53,7 +53,7 @@ from runtime.errors import (
     TopicExistsError,
     UnknownTopicError,
 )
-from runtime.log.catalog import load_catalog, save_catalog
+from runtime.log.catalog import CATALOG_FILE, load_catalog, save_catalog
 from runtime.log.cleaner import clean_partition
 from runtime.log.config import FlushPolicy, TopicConfig, TopicInfo, validate_topic_name
 from runtime.log.lock import DataDirLock
@@ -116,6 +116,8 @@ class Log:
 
     def _load(self) -> None:
         assert self._path is not None
+        # a catalog write cut short by a crash: it holds space and nothing else
+        (self._path / (CATALOG_FILE + ".tmp")).unlink(missing_ok=True)
         topics = load_catalog(self._path)
         self._pending_deletes = _marked_topics(self._path / DELETING_DIR) & topics.keys()
         self._topics = {k: v for k, v in topics.items() if k not in self._pending_deletes}

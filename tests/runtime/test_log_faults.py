@@ -81,6 +81,14 @@ class TestCatalog:
             assert not list(tmp_path.glob("*.tmp"))
             assert not (tmp_path / CATALOG_FILE).exists()
 
+    def test_a_catalog_write_cut_short_leaves_no_file_after_open(self, tmp_path):
+        with Log.open(tmp_path) as log:
+            log.create_topic("t", 1)
+        (tmp_path / (CATALOG_FILE + ".tmp")).write_bytes(b'{"version": 1, "top')
+        with Log.open(tmp_path) as log:
+            assert sorted(log.topics()) == ["t"]
+        assert not (tmp_path / (CATALOG_FILE + ".tmp")).exists()
+
 
 class TestDeleteTopic:
     def test_delete_on_a_full_disk_frees_space_before_writing_the_catalog(self, tmp_path, faults):
