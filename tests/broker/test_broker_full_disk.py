@@ -16,14 +16,14 @@ import errno
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from conftest import BrokerProcess
 from kafka_wire import WireClient, batch, fetch_body, produce_body
 
 from runtime.log.records import iter_batches, validate_batch
@@ -56,6 +56,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     finally:
         if subprocess.run(["umount", mount], check=False).returncode != 0:
             subprocess.run(["umount", "-l", mount], check=True)  # something still holds it
+
+
+@pytest.fixture
+def start_on_small_disk(small_disk: Path, start_broker: Callable[..., Any]) -> Callable[..., Any]:
+    """start_broker on the tmpfs; set up after the mount, so stopped before the unmount."""
+    return lambda *args: start_broker(*args, data_dir=small_disk / "data")
 
 
 def free_bytes(path: Path) -> int:
@@ -180,7 +186,7 @@ def assert_whole_batches(bootstrap: str) -> None:
                     offset = last + 1
 
 
-def check_all_there(broker: BrokerProcess, book: Book) -> int:
+def check_all_there(broker: Any, book: Book) -> int:
     stored = read_back(broker.bootstrap)
     assert_whole_batches(broker.bootstrap)
     lost = {n: at for n, at in book.acked.items() if stored.get(n) != at}
@@ -201,67 +207,65 @@ def delete_topic(bootstrap: str, name: str) -> None:
 
 
 @pytest.mark.parametrize("flush_policy", ["os", "batch"])
-def test_full_disk_refuses_then_recovers_without_loss(small_disk: Path, flush_policy: str) -> None:
+def test_full_disk_refuses_then_recovers_without_loss(
+    small_disk: Path, start_on_small_disk: Callable[..., Any], flush_policy: str
+) -> None:
     filler = small_disk / "filler"
     filler.write_bytes(b"\0" * FILLER_BYTES)
-    broker = BrokerProcess(small_disk / "data", ("--flush", flush_policy))
+    broker = start_on_small_disk("--flush", flush_policy)
+    create_topics(broker.bootstrap)
+    book, figures = Book(), {}
+    config = {
+        "bootstrap.servers": broker.bootstrap,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "batch.size": PROBE_BYTES,  # so the probe is refused when they are
+        "message.timeout.ms": 120_000,
+        "retry.backoff.ms": 50,
+        "retry.backoff.max.ms": 500,
+    }
+    with Producer(config) as producer, WireClient(broker.bootstrap) as wire:
+        victim = Book()
+        for _ in range(VICTIM_MESSAGES):
+            produce(producer, victim, VICTIM, partitions=1)
+        flush(producer, victim)
+        assert len(victim.acked) == VICTIM_MESSAGES
+
+        fill_until_refused(producer, book, wire, small_disk)
+        figures["acked before the disk filled"] = len(book.acked)
+        top_up(small_disk / "topup")
+        full = free_bytes(small_disk)
+        assert full == 0
+        delete_topic(broker.bootstrap, VICTIM)  # on the full disk
+        assert free_bytes(small_disk) > full + VICTIM_MESSAGES * VALUE_BYTES * 0.9
+        flush(producer, book)  # the stalled messages go through
+        figures["acked after DeleteTopics freed space"] = len(book.acked)
+
+        fill_until_refused(producer, book, wire, small_disk)
+        figures["acked when the disk filled again"] = len(book.acked)
+        filler.unlink()
+        (small_disk / "topup").unlink()
+        flush(producer, book)
+        for _ in range(AFTER_FREEING):
+            produce(producer, book)
+        flush(producer, book)
+        figures["acked after the filler was deleted (+1000)"] = len(book.acked)
+
+    figures["produced"], figures["reported failed"] = book.produced, len(book.failed)
+    assert not book.failed, book.failed[:5]
+    # the producer's own batches were refused, not only the probes
+    assert f"produce refused: KAFKA_STORAGE_ERROR topic={TOPIC} " in broker.log_text()
+    assert book.outstanding == 0  # every message acknowledged or reported failed
+    assert "Traceback" not in broker.log_text()
+    figures["read back"] = check_all_there(broker, book)
+    broker.stop()  # SIGTERM: exits 0 on a nearly full disk
     broker.start()
-    try:
-        create_topics(broker.bootstrap)
-        book, figures = Book(), {}
-        config = {
-            "bootstrap.servers": broker.bootstrap,
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            "batch.size": PROBE_BYTES,  # so the probe is refused when they are
-            "message.timeout.ms": 120_000,
-            "retry.backoff.ms": 50,
-            "retry.backoff.max.ms": 500,
-        }
-        with Producer(config) as producer, WireClient(broker.bootstrap) as wire:
-            victim = Book()
-            for _ in range(VICTIM_MESSAGES):
-                produce(producer, victim, VICTIM, partitions=1)
-            flush(producer, victim)
-            assert len(victim.acked) == VICTIM_MESSAGES
-
-            fill_until_refused(producer, book, wire, small_disk)
-            figures["acked before the disk filled"] = len(book.acked)
-            top_up(small_disk / "topup")
-            full = free_bytes(small_disk)
-            assert full == 0
-            delete_topic(broker.bootstrap, VICTIM)  # on the full disk
-            assert free_bytes(small_disk) > full + VICTIM_MESSAGES * VALUE_BYTES * 0.9
-            flush(producer, book)  # the stalled messages go through
-            figures["acked after DeleteTopics freed space"] = len(book.acked)
-
-            fill_until_refused(producer, book, wire, small_disk)
-            figures["acked when the disk filled again"] = len(book.acked)
-            filler.unlink()
-            (small_disk / "topup").unlink()
-            flush(producer, book)
-            for _ in range(AFTER_FREEING):
-                produce(producer, book)
-            flush(producer, book)
-            figures["acked after the filler was deleted (+1000)"] = len(book.acked)
-
-        figures["produced"], figures["reported failed"] = book.produced, len(book.failed)
-        assert not book.failed, book.failed[:5]
-        # the producer's own batches were refused, not only the probes
-        assert f"produce refused: KAFKA_STORAGE_ERROR topic={TOPIC} " in broker.log_text()
-        assert book.outstanding == 0  # every message acknowledged or reported failed
-        assert "Traceback" not in broker.log_text()
-        figures["read back"] = check_all_there(broker, book)
-        broker.stop()  # SIGTERM: exits 0 on a nearly full disk
-        broker.start()
-        figures["read back after SIGTERM restart"] = check_all_there(broker, book)
-        broker.kill()
-        broker.start()
-        figures["read back after SIGKILL restart"] = check_all_there(broker, book)
-        assert "recovery truncated" not in broker.log_text()
-        for name, n in figures.items():
-            print(f"full disk (--flush {flush_policy}): {name}: {n}")
-        assert figures["read back after SIGKILL restart"] == len(book.acked)
-    finally:
-        broker.close()
+    figures["read back after SIGTERM restart"] = check_all_there(broker, book)
+    broker.kill()
+    broker.start()
+    figures["read back after SIGKILL restart"] = check_all_there(broker, book)
+    assert "recovery truncated" not in broker.log_text()
+    for name, n in figures.items():
+        print(f"full disk (--flush {flush_policy}): {name}: {n}")
+    assert figures["read back after SIGKILL restart"] == len(book.acked)
