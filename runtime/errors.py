@@ -11,12 +11,18 @@
         ├── OutOfOrderSequenceError    an idempotent batch skips or repeats sequences
         ├── ProducerFencedError        an idempotent batch of an older producer epoch
         ├── DataDirLockedError         another process holds the data directory
-        └── LogClosedError             use of a log after close()
+        ├── LogClosedError             use of a log after close()
+        └── StorageError               a write, fsync or rename of the log failed
+                                       (ENOSPC, EIO, ...): nothing was changed
 
-Each carries the coordinates it knows (`topic`, `partition`, `offset`).
+Each carries the coordinates it knows (`topic`, `partition`, `offset`);
+StorageError also the `errno` of the OSError it was raised from (its `__cause__`).
 """
 
 from __future__ import annotations
+
+import os
+from errno import errorcode
 
 
 class LocatedError(Exception):
@@ -83,3 +89,52 @@ class DataDirLockedError(StreamsRuntimeError):
 
 class LogClosedError(StreamsRuntimeError):
     pass
+
+
+class StorageError(StreamsRuntimeError):
+    """The disk refused a write: the log is as it was before the operation began.
+
+    Retriable: once the cause is gone (space freed), the same call succeeds."""
+
+    errno: int | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errno: int | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        super().__init__(message, topic=topic, partition=partition, offset=offset)
+        self.errno = errno
+
+    @classmethod
+    def from_os_error(
+        cls,
+        what: str,
+        exc: OSError,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+    ) -> StorageError:
+        """`what` failed because of `exc`; the message names the place and the errno."""
+        where = ""
+        if topic is not None:
+            where = (
+                f"topic {topic!r}"
+                if partition is None
+                else f"topic {topic!r} partition {partition}"
+            )
+            where += ": "
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        code = f" ({errorcode.get(exc.errno, exc.errno)})" if exc.errno else ""
+        error = cls(
+            f"{where}{what} failed: {reason}{code}",
+            errno=exc.errno,
+            topic=topic,
+            partition=partition,
+        )
+        error.__cause__ = exc
+        return error

@@ -7,21 +7,28 @@ is appended at a time, in buffer order.
 
 Each send returns a future resolved with the record's offset once its batch
 is appended, so callers can choose between fire-and-forget and waiting.
+
+A batch the transport refuses (StorageError on a full disk, a broker error) is
+never retried here: its futures get the error, `on_error` hears of it at once,
+and the next flush() raises it. The records are dropped, so a caller that goes
+on must not commit past them (the worker stops instead).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from runtime.errors import RecordTooLargeError
 from runtime.log.records import HEADER_SIZE, Header, encode_batch
+from runtime.logs import RateLimitedLog
 from runtime.transport import Transport
 from runtime.types import TopicPartition
 
 logger = logging.getLogger(__name__)
+_append_errors = RateLimitedLog(logger)  # a full disk fails every batch: one line per interval
 
 # Upper bound of a record's framing inside a batch: varints and attributes.
 _RECORD_OVERHEAD_MAX = 32
@@ -47,8 +54,10 @@ class Producer:
         batch_records_max: int = 2000,
         batch_bytes_max: int = 1 << 20,
         max_message_bytes: dict[str, int] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._transport = transport
+        self._on_error = on_error
         self._linger_s = linger_s
         self._batch_records_max = batch_records_max
         self._batch_bytes_max = batch_bytes_max
@@ -147,8 +156,12 @@ class Producer:
                         fut.exception()  # retrieved: the caller may never await it
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                logger.error("append failed tp=%s records=%d error=%r", tp, len(buf.records), exc)
+                _append_errors.error(
+                    tp, "append failed tp=%s records=%d error=%s", tp, len(buf.records), exc
+                )
                 self._drain_errors.append(exc)  # raised by the next flush()
+                if self._on_error is not None:
+                    self._on_error(exc)
                 return
             for i, fut in enumerate(buf.futures):
                 if fut is not None and not fut.done():

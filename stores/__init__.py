@@ -1,7 +1,13 @@
 """State stores behind tables: bytes in, bytes out, plus the changelog offset they reflect."""
 
 from stores.base import Store, open_store, store_directory
-from stores.errors import InvalidStoreURLError, StoreClosedError, StoreError, StoreOpenError
+from stores.errors import (
+    InvalidStoreURLError,
+    StoreClosedError,
+    StoreError,
+    StoreOpenError,
+    StoreWriteError,
+)
 from stores.memory import MemoryStore
 from stores.rocksdb import RocksDBStore
 
@@ -13,6 +19,7 @@ __all__ = [
     "StoreClosedError",
     "StoreError",
     "StoreOpenError",
+    "StoreWriteError",
     "open_store",
     "store_directory",
 ]

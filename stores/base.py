@@ -74,7 +74,8 @@ def open_store(
     if sep and scheme == "memory" and not rest:
         return MemoryStore()
     if sep and scheme == "rocksdb":
-        return RocksDBStore(store_path(rest, name=name, partition=partition, data_dir=data_dir))
+        path = store_path(rest, name=name, partition=partition, data_dir=data_dir)
+        return RocksDBStore(path, table=name, partition=partition)
     raise _unsupported(url)
 
 

@@ -6,7 +6,10 @@ Layout of the database:
   changelog offset as a big-endian signed 64-bit int.
 
 `apply()` writes both column families in one WriteBatch, so the offset never runs
-ahead of or behind the data it describes. The write-ahead log is on and writes are
+ahead of or behind the data it describes; a write RocksDB refuses (a full disk,
+an I/O error) applies nothing and raises StoreWriteError naming the table and
+partition: the caller stops, and recovery replays the changelog from the offset
+that was persisted. The write-ahead log is on and writes are
 not fsynced one by one: a crash loses at most the tail of the WAL, and recovery
 replays the changelog from the offset that survived.
 """
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from rocksdict import ColumnFamily, Options, Rdict, WriteBatch
 
-from stores.errors import StoreClosedError, StoreOpenError
+from stores.errors import StoreClosedError, StoreOpenError, StoreWriteError
 
 __all__ = ["RocksDBStore"]
 
@@ -41,10 +44,20 @@ def _options() -> Options:
 
 
 class RocksDBStore:
-    """A table partition in a RocksDB database at `path` (created if missing)."""
+    """A table partition in a RocksDB database at `path` (created if missing).
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    `table` and `partition` only name the store in errors."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        table: str | None = None,
+        partition: int | None = None,
+    ) -> None:
         self.path = Path(path)
+        self.table = table
+        self.partition = partition
         self._closed = False
         self._open()
 
@@ -85,8 +98,20 @@ class RocksDBStore:
             else:
                 batch.put(key, value)
         batch.put(_OFFSET_KEY, _OFFSET.pack(offset), self._meta)
-        self._db.write(batch)
+        try:
+            self._db.write(batch)
+        except Exception as exc:  # rocksdict raises bare Exception for IO errors
+            raise self._write_error(exc) from exc
         self._offset = offset
+
+    def _write_error(self, exc: Exception) -> StoreWriteError:
+        where = "" if self.table is None else f"table {self.table!r} partition {self.partition}: "
+        return StoreWriteError(
+            f"{where}write to the store at {self.path} failed: {exc}",
+            path=self.path,
+            table=self.table,
+            partition=self.partition,
+        )
 
     def persisted_offset(self) -> int | None:
         self._check_open()
@@ -121,7 +146,10 @@ class RocksDBStore:
         # RocksDB stays open (and locked) while any column family handle or iterator
         # on it lives: drop ours before closing.
         self._meta = None
-        self._db.close()
+        try:
+            self._db.close()
+        except Exception as exc:  # after a refused write RocksDB will not close cleanly
+            logger.warning("store closed with an error path=%s error=%s", self.path, exc)
 
     def __enter__(self) -> RocksDBStore:
         return self

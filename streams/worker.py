@@ -14,6 +14,13 @@ Lifecycle (`async with Worker(app) as worker: await worker.run_until(stop)`):
 
 An agent, timer or task that raises stops the worker with that error (logged
 with the event's coordinates); nothing after the failed event is committed.
+
+A write the log or a store refuses (StorageError naming the topic and
+partition, StoreWriteError naming the table and partition: a full disk) stops
+the worker too, at once. Once a commit has failed, or an append of the
+producer, the worker never commits again: the records that were lost are
+those of events after the last commit, which a restart processes again (at
+least once).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from runtime.producer import Producer
 from runtime.recovery import RecoveryResult, recover_store
 from runtime.transport import Transport, open_transport
 from runtime.types import TopicPartition
-from stores import Store, open_store, store_directory
+from stores import Store, StoreError, open_store, store_directory
 from streams.agent import Agent, AgentError
 from streams.channel import Channel
 from streams.conductor import Conductor, declare_topic
@@ -76,6 +83,7 @@ class Worker:
         self._tasks: list[asyncio.Task[Any]] = []
         self._agent_tasks: dict[asyncio.Task[None], tuple[Agent, Channel]] = {}
         self._failure: asyncio.Future[BaseException] | None = None
+        self._failure_raised = False  # by run_until: stop() does not raise it again
         self._started = False
         # Group mode (kafka://): partitions come from the group's assignor.
         self.group_mode = run_agents and bool(app.agents) and hasattr(self.transport, "cluster")
@@ -86,6 +94,7 @@ class Worker:
         self._followers: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._commit_lock = asyncio.Lock()
         self._dir_locks: list[DataDirLock] = []
+        self._commit_error: BaseException | None = None  # commits are refused after one
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -109,7 +118,7 @@ class Worker:
         except BaseException:
             self._release_dir_locks()
             raise
-        self.producer = Producer(self.transport)
+        self.producer = Producer(self.transport, on_error=self._append_failed)
         self.conductor = Conductor(
             self.transport, app.id, numbers=set() if self.group_mode else None
         )
@@ -186,13 +195,13 @@ class Worker:
             if stop_task is not None:
                 stop_task.cancel()
         if self._failure.done():
+            self._failure_raised = True
             raise self._failure.result()
 
     async def stop(self) -> None:
         if not self._started:
             return
         self._started = False
-        wiring = self.app.wiring
         try:
             for task in self._tasks:
                 task.cancel()
@@ -205,21 +214,41 @@ class Worker:
             if self.conductor is not None:
                 await self.conductor.stop_fetching()
             await self._wait_agents()
-            await self.commit()
+            if self._commit_error is None:
+                await self.commit()
+            else:
+                logger.warning(
+                    "stopping without a final commit app=%s: a write failed (%s); "
+                    "a restart resumes from the last commit",
+                    self.app.id,
+                    self._commit_error,
+                )
         finally:
-            if self.producer is not None:
-                await self.producer.close()
-            for table in self.app.tables.values():
-                table.close()
-            for store in self._stores.values():
-                store.close()
-            self._stores.clear()
+            await self._release()
+
+    async def _release(self) -> None:
+        """Close the producer, tables, stores and transport, each whatever the others
+        did; the producer's error is raised last, unless run_until raised one."""
+        wiring = self.app.wiring
+        error: BaseException | None = None
+        if self.producer is not None:
             try:
-                await self.transport.stop()
-            finally:
-                wiring.transport = wiring.producer = wiring.conductor = None
-                self._release_dir_locks()  # the stores are closed: the next owner may come
-            logger.info("worker stopped app=%s", self.app.id)
+                await self.producer.close()
+            except Exception as exc:  # e.g. a full disk: the records are replayed
+                error = exc
+        for table in self.app.tables.values():
+            table.close()
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()
+        try:
+            await self.transport.stop()
+        finally:
+            wiring.transport = wiring.producer = wiring.conductor = None
+            self._release_dir_locks()  # the stores are closed: the next owner may come
+        logger.info("worker stopped app=%s", self.app.id)
+        if error is not None and not self._failure_raised:
+            raise error
 
     def _store_directories(self) -> list[Path]:
         urls = {table.store_url or self.store_url for table in self.app.tables.values()}
@@ -391,6 +420,9 @@ class Worker:
                 await self.transport.fetch(tp, end, max_wait_s=1.0)  # park until more
             except asyncio.CancelledError:
                 raise
+            except StoreError as exc:  # the local disk: retrying will not help
+                self._fail(exc)
+                return
             except Exception as exc:
                 logger.warning("standby %s fell behind: %s; retrying", tp, exc)
                 await asyncio.sleep(1.0)
@@ -435,6 +467,15 @@ class Worker:
             return await self._commit()
 
     async def _commit(self) -> dict[TopicPartition, int]:
+        if self._commit_error is not None:
+            raise self._commit_error  # what was lost since the last commit must be replayed
+        try:
+            return await self._flush_and_commit()
+        except Exception as exc:
+            self._commit_error = exc
+            raise
+
+    async def _flush_and_commit(self) -> dict[TopicPartition, int]:
         assert self.conductor is not None and self.producer is not None
         offsets = self.conductor.changed_offsets()
         for table in self.app.tables.values():
@@ -511,6 +552,12 @@ class Worker:
 
     def _watch(self, future: asyncio.Future[BaseException]) -> None:
         future.add_done_callback(lambda f: self._fail(f.result()) if not f.cancelled() else None)
+
+    def _append_failed(self, exc: BaseException) -> None:
+        """A producer batch was refused: its records are gone, so commit no more."""
+        if self._commit_error is None:
+            self._commit_error = exc
+        self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
         if self._failure is not None and not self._failure.done():

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.broker.ratelog import RateLimitedLog
 from runtime.broker.settings import INTERNAL_TOPICS, NODE_ID, BrokerSettings, Handler, Peer
 from runtime.broker.topic_creation import TopicCreator, TopicLimitError
-from runtime.errors import InvalidTopicError, TopicExistsError, UnknownTopicError
+from runtime.errors import InvalidTopicError, StorageError, TopicExistsError, UnknownTopicError
 from runtime.log.config import TopicConfig, validate_topic_name
+from runtime.logs import RateLimitedLog
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.frames import RequestHeader
 from runtime.transport import EmbeddedTransport
@@ -120,9 +120,12 @@ class AdminApi:
             return ErrorCode.POLICY_VIOLATION, str(exc)
         except TopicExistsError as exc:
             return ErrorCode.TOPIC_ALREADY_EXISTS, str(exc)
-        except OSError as exc:
+        except (OSError, StorageError) as exc:  # a full disk, or out of file descriptors
             self._refusals.warning(
-                ("create-failed", exc.errno), "creating topic %s failed: %s", name, exc
+                ("create-failed", getattr(exc, "errno", None)),
+                "creating topic %s failed: %s",
+                name,
+                exc,
             )
             return ErrorCode.KAFKA_STORAGE_ERROR, f"creating topic {name!r} failed: {exc}"
         budget.taken += partitions
@@ -139,6 +142,8 @@ class AdminApi:
                     await self._creator.delete(name)
                 except UnknownTopicError:
                     code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                except StorageError:  # nothing was deleted (see Log.delete_topic)
+                    code = ErrorCode.KAFKA_STORAGE_ERROR
             out.append({"name": name, "error_code": code})
         return {"responses": out}
 

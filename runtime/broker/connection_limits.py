@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from runtime.broker.ratelog import RateLimitedLog
+from runtime.logs import RateLimitedLog
 
 
 class ConnectionLimits:

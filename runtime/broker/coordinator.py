@@ -29,8 +29,9 @@ from typing import NamedTuple
 
 from runtime.broker.errors import ErrorCode
 from runtime.broker.groups import Group, GroupState, JoinResult, Member, SyncResult
-from runtime.errors import RecordTooLargeError, StreamsRuntimeError
+from runtime.errors import RecordTooLargeError, StorageError, StreamsRuntimeError
 from runtime.log.offsets import OffsetStore
+from runtime.logs import RateLimitedLog
 from runtime.types import TopicPartition
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class GroupCoordinator:
         self._metadata_max_bytes = offset_metadata_max_bytes
         self._expiry_interval_s = expiry_interval_ms / 1000
         self._partition_exists = partition_exists
+        self._storage_errors = RateLimitedLog(logger)
         self._groups: dict[str, Group] = {}
         self._commit_lock = asyncio.Lock()
         self._lifecycle = _Lifecycle.UNOPENED
@@ -378,6 +380,13 @@ class GroupCoordinator:
                 await asyncio.to_thread(self._offsets.commit, group_id, offsets)
         except RecordTooLargeError:
             return ErrorCode.INVALID_COMMIT_OFFSET_SIZE
+        except StorageError as exc:
+            # Kafka's coordinator answers a storage error so: clients find the
+            # coordinator again and retry the commit
+            self._storage_errors.warning(
+                ("commit", exc.errno), "offset commit failed group=%s error=%s", group_id, exc
+            )
+            return ErrorCode.NOT_COORDINATOR
         except (OSError, StreamsRuntimeError) as exc:
             logger.warning("offset commit failed group=%s error=%r", group_id, exc)
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
@@ -457,6 +466,11 @@ class GroupCoordinator:
         try:
             async with self._commit_lock:
                 await asyncio.to_thread(self._offsets.delete_group, group_id)
+        except StorageError as exc:
+            self._storage_errors.warning(
+                ("delete", exc.errno), "group delete failed group=%s error=%s", group_id, exc
+            )
+            return ErrorCode.NOT_COORDINATOR
         except (OSError, StreamsRuntimeError) as exc:
             logger.warning("group delete failed group=%s error=%r", group_id, exc)
             return ErrorCode.COORDINATOR_NOT_AVAILABLE

@@ -3,31 +3,43 @@
 Record batches are never decoded here: Produce validates a batch and hands its
 bytes to the log, which stamps offsets; Fetch serves stored bytes (as chunks
 and file regions the server sends with sendfile).
+
+A batch the disk refuses (StorageError: full, failing) is answered with
+KAFKA_STORAGE_ERROR for its partition, which clients retry; the log is as it
+was, so a retry stores the batch once. Such errors are logged once per
+topic and interval with a count, not per request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from runtime.broker.settings import INTERNAL_TOPICS, Handler, Peer
 from runtime.errors import (
     CorruptRecordError,
+    LogClosedError,
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
     ProducerFencedError,
     RecordTooLargeError,
+    StorageError,
     UnknownTopicError,
 )
 from runtime.log.records import HEADER_SIZE, decode_batch, iter_batches
+from runtime.logs import RateLimitedLog
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.frames import RequestHeader
 from runtime.transport import EmbeddedTransport
 from runtime.types import TopicPartition
 
+logger = logging.getLogger(__name__)
+
 FETCH_WAIT_MAX_MS = 30_000
 READ_COMMITTED = 1
+STORAGE_ERROR_LOG_INTERVAL_S = 10.0
 
 
 class DataApi:
@@ -38,6 +50,7 @@ class DataApi:
     ) -> None:
         self._transport = transport
         self._check_transactional = check_transactional  # the transaction coordinator's
+        self._storage_errors = RateLimitedLog(logger, interval_s=STORAGE_ERROR_LOG_INTERVAL_S)
         self.by_key: dict[int, Handler] = {
             ApiKey.PRODUCE: self.produce,
             ApiKey.FETCH: self.fetch,
@@ -93,7 +106,7 @@ class DataApi:
                 return code, -1
         try:
             base = self._log.append(tp, records)  # also the idempotent producers' check
-        except UnknownTopicError:
+        except (UnknownTopicError, LogClosedError):  # LogClosedError: deleted meanwhile
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1
         except RecordTooLargeError:
             return ErrorCode.MESSAGE_TOO_LARGE, -1
@@ -103,6 +116,15 @@ class DataApi:
             return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, -1
         except ProducerFencedError:
             return ErrorCode.INVALID_PRODUCER_EPOCH, -1
+        except StorageError as exc:
+            self._storage_errors.warning(
+                ("produce", tp.topic, exc.errno),
+                "produce refused: KAFKA_STORAGE_ERROR topic=%s partition=%d error=%s",
+                tp.topic,
+                tp.partition,
+                exc,
+            )
+            return ErrorCode.KAFKA_STORAGE_ERROR, -1
         self._transport.notify_append(tp)
         return ErrorCode.NONE, base
 

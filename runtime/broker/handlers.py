@@ -16,7 +16,6 @@ from runtime.broker.admin_api import AdminApi
 from runtime.broker.coordinator import GroupCoordinator
 from runtime.broker.data_api import DataApi
 from runtime.broker.group_api import GroupApi
-from runtime.broker.ratelog import RateLimitedLog
 from runtime.broker.settings import (
     CLUSTER_ID,
     INTERNAL_TOPICS,
@@ -28,8 +27,9 @@ from runtime.broker.settings import (
 from runtime.broker.topic_creation import TopicCreator, TopicLimitError
 from runtime.broker.transactions import TransactionCoordinator
 from runtime.broker.txn_api import TxnApi
-from runtime.errors import InvalidTopicError, TopicExistsError
+from runtime.errors import InvalidTopicError, StorageError, TopicExistsError
 from runtime.log.config import validate_topic_name
+from runtime.logs import RateLimitedLog
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.frames import RequestHeader
 from runtime.transport import EmbeddedTransport
@@ -180,11 +180,14 @@ class Handlers:
                 ("auto-create", peer.host), "Metadata from %s: %s", peer.host, exc
             )
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-        except OSError as exc:
+        except (OSError, StorageError) as exc:  # a full disk: the client asks again later
             self._ratelog.warning(
-                ("create-failed", exc.errno), "auto-creating topic %s failed: %s", name, exc
+                ("create-failed", getattr(exc, "errno", None)),
+                "auto-creating topic %s failed: %s",
+                name,
+                exc,
             )
-            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            return ErrorCode.LEADER_NOT_AVAILABLE
         return ErrorCode.NONE
 
     async def find_coordinator(self, header: RequestHeader, body: dict, peer: Peer) -> dict:

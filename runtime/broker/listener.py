@@ -26,7 +26,7 @@ import socket
 from collections.abc import Callable
 
 from runtime.broker.connection_limits import ConnectionLimits
-from runtime.broker.ratelog import RateLimitedLog
+from runtime.logs import RateLimitedLog
 
 OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 ACCEPT_BATCH = 512  # accepts per wake-up: a flood is drained fast, the loop stays responsive
@@ -134,8 +134,8 @@ class Listener:
         # out of resources or not, a failure repeats at once if we try again at
         # once (the socket stays readable): log it once per interval, retry later
         self._ratelog.log(
-            ("accept", exc.errno),
             logging.ERROR,
+            ("accept", exc.errno),
             "accepting connections failed: %s; retrying in %.0fs",
             exc.strerror or exc,
             RETRY_DELAY_S,

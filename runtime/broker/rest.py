@@ -9,9 +9,11 @@
 Values are stored as JSON (UTF-8), string keys as UTF-8 and other keys as
 JSON, which is what the framework's default codecs read. Records read back
 give `value` as JSON when it parses, else as text, else base64 in `value_b64`.
-Errors are JSON objects {"error": ..., "message": ...} with a fitting status.
+Errors are JSON objects {"error": ..., "message": ...} with a fitting status
+(507 storage_error when the disk refused a write: retry once it has room).
 A POST is checked whole (partitions, headers of strings or null, batch sizes)
-before anything is appended, so a refused one has written nothing.
+before anything is appended, so a refused one has written nothing (but the
+disk may refuse a later partition's write after an earlier one was stored).
 """
 
 from __future__ import annotations
@@ -30,15 +32,18 @@ from runtime.errors import (
     InvalidTopicError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
+    StorageError,
     UnknownTopicError,
 )
 from runtime.log.config import validate_topic_name
 from runtime.log.records import decode_batches, encode_batch
+from runtime.logs import RateLimitedLog
 from runtime.partitioner import partition_for_key
 from runtime.transport import EmbeddedTransport
 from runtime.types import TopicPartition
 
 logger = logging.getLogger(__name__)
+_storage_errors = RateLimitedLog(logger)
 
 RECORDS_PER_POST_MAX = 10_000
 BODY_BYTES_MAX = 16 << 20
@@ -76,6 +81,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(416, "offset_out_of_range", str(exc))
     except CorruptRecordError as exc:
         return _error(400, "corrupt_record", str(exc))
+    except StorageError as exc:  # a full disk: records of earlier partitions may be stored
+        _storage_errors.warning(
+            ("rest", exc.errno), "REST request failed path=%s error=%s", request.path, exc
+        )
+        return _error(507, "storage_error", str(exc))
     except _BadRequest as exc:
         return _error(400, "bad_request", str(exc))
     except Exception:

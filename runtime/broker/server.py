@@ -37,12 +37,12 @@ from runtime.broker.coordinator import GroupCoordinator
 from runtime.broker.handlers import BrokerSettings, Handlers
 from runtime.broker.limits import BrokerLimits, raise_open_files_limit
 from runtime.broker.listener import OUT_OF_RESOURCES, Listener
-from runtime.broker.ratelog import RateLimitedLog
 from runtime.broker.rest import RestProxy
 from runtime.broker.serving import serve_connection
 from runtime.broker.transactions import TransactionCoordinator, TransactionSettings
 from runtime.broker.txn_api import producer_ids
 from runtime.log.config import FlushPolicy
+from runtime.logs import RateLimitedLog
 from runtime.transport import EmbeddedTransport
 
 logger = logging.getLogger(__name__)
@@ -246,7 +246,7 @@ class Broker:
             self._housekeeping.cancel()
             await asyncio.gather(self._housekeeping, return_exceptions=True)
             self._housekeeping = None
-        self._ratelog.flush(force=True)
+        self._ratelog.flush()
         self._restore_loop_handler()
 
     async def serve_until(self, stop: asyncio.Event) -> None:
@@ -257,7 +257,7 @@ class Broker:
         interval_s = self.limits.log_interval_ms / 1000
         while True:
             await asyncio.sleep(interval_s)
-            self._ratelog.flush()
+            self._ratelog.flush(due_only=True)
 
     # --- the loop's exception handler ----------------------------------------------
 
@@ -277,8 +277,8 @@ class Broker:
             # the REST proxy's listener is asyncio's, which reports accept
             # failures here, retrying (and so reporting) many times a second
             self._ratelog.log(
-                ("http-accept", exc.errno),
                 logging.ERROR,
+                ("http-accept", exc.errno),
                 "REST proxy: accepting connections failed: %s",
                 exc.strerror,
             )
@@ -310,8 +310,8 @@ class Broker:
             pass  # the client went away
         except Exception:
             self._ratelog.log(
-                ("failed", conn.host),
                 logging.ERROR,
+                ("failed", conn.host),
                 "connection from %s failed: closing it",
                 conn.host,
                 exc_info=True,
@@ -321,8 +321,8 @@ class Broker:
             conn.release()
             if conn.closed_because is not None:
                 self._ratelog.log(
-                    ("timeout", conn.host, conn.closed_because),
                     logging.INFO if conn.closed_because == "idle" else logging.WARNING,
+                    ("timeout", conn.host, conn.closed_because),
                     "closed connection from %s: %s",
                     conn.host,
                     conn.closed_because,

@@ -26,8 +26,8 @@ from runtime.broker.budget import ByteBudget
 from runtime.broker.connection import Connection
 from runtime.broker.handlers import ADVERTISED, Handlers, Peer
 from runtime.broker.limits import BrokerLimits
-from runtime.broker.ratelog import RateLimitedLog
 from runtime.log.storage import FileRegion
+from runtime.logs import RateLimitedLog
 from runtime.protocol.codes import ApiKey
 from runtime.protocol.errors import ProtocolError, UnsupportedVersionError
 from runtime.protocol.frames import (

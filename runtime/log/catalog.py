@@ -9,7 +9,9 @@ settings when the default config of a later open differs.
 
 Invariants:
 - The file is replaced atomically (write a temporary file, fsync, rename, fsync
-  the directory): after a crash it is either the old or the new catalog.
+  the directory): after a crash it is either the old or the new catalog. A write
+  that fails (a full disk) raises StorageError and leaves no temporary file;
+  unless only the final directory fsync failed, the old catalog is in place.
 - Every name in it passes validate_topic_name.
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import orjson
 
+from runtime.errors import StorageError
 from runtime.log.config import TopicConfig, TopicInfo, validate_topic_name
 from runtime.log.index import write_file_atomically
 from runtime.log.storage import fsync_dir
@@ -52,5 +55,10 @@ def save_catalog(directory: Path, topics: dict[str, TopicInfo]) -> None:
             for info in sorted(topics.values(), key=lambda info: info.name)
         },
     }
-    write_file_atomically(directory / CATALOG_FILE, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-    fsync_dir(directory)
+    try:
+        write_file_atomically(
+            directory / CATALOG_FILE, orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+        )
+        fsync_dir(directory)
+    except OSError as exc:
+        raise StorageError.from_os_error("writing the topic catalog", exc) from exc

@@ -14,7 +14,9 @@ A pass over one partition:
    over the old one, rename the cleaned indexes. A crash leaves either the old
    segment, or the new log with missing indexes (rebuilt on open); leftover
    `.cleaned` files are removed on open. Readers still holding the old segment
-   keep reading its (now unlinked) file.
+   keep reading its (now unlinked) file. A rewrite that fails (a full disk)
+   removes its `.cleaned` files at once and raises StorageError; the old
+   segment stays as it was.
 
 Invariants: offsets, timestamps, the high watermark and the log start offset
 never change; a segment emptied by cleaning is dropped, except the first (it
@@ -27,6 +29,7 @@ import logging
 import os
 from collections.abc import Callable
 
+from runtime.errors import StorageError
 from runtime.log.partition import Partition
 from runtime.log.records import (
     Record,
@@ -119,7 +122,12 @@ def _clean_segment(
         return 0
     if not chunks and not keep_empty:
         return _drop(partition, segment)
-    cleaned = _write_cleaned(segment, chunks)
+    try:
+        cleaned = _write_cleaned(segment, chunks)
+    except OSError as exc:
+        raise StorageError.from_os_error(
+            "compaction", exc, topic=partition.tp.topic, partition=partition.tp.partition
+        ) from exc
     if not partition.swap_segment(segment, cleaned, lambda: _install(segment)):
         _discard(cleaned)
         return 0
@@ -143,16 +151,20 @@ def _write_cleaned(old: Segment, chunks: list[bytes | bytearray]) -> Segment:
         path.unlink(missing_ok=True)
         storage = FileStorage(path)
     cleaned = Segment(old.base_offset, storage, directory)
-    for chunk in chunks:
-        pos = cleaned.size
-        storage.write(chunk)
-        cleaned.track(pos, parse_header(chunk))
-    cleaned.next_offset = old.next_offset
-    cleaned.created_ms = old.created_ms
-    cleaned.time_index.maybe_append(cleaned.max_timestamp, old.next_offset - old.base_offset)
-    if directory is not None:
-        storage.sync()
-        cleaned.write_indexes(sync=True, suffix=".cleaned")
+    try:
+        for chunk in chunks:
+            pos = cleaned.size
+            storage.write(chunk)
+            cleaned.track(pos, parse_header(chunk))
+        cleaned.next_offset = old.next_offset
+        cleaned.created_ms = old.created_ms
+        cleaned.time_index.maybe_append(cleaned.max_timestamp, old.next_offset - old.base_offset)
+        if directory is not None:
+            storage.sync()
+            cleaned.write_indexes(sync=True, suffix=".cleaned")
+    except BaseException:
+        _discard(cleaned)  # on a full disk, the space it took is wanted back now
+        raise
     return cleaned
 
 

@@ -22,6 +22,7 @@ indexes are rebuilt from the log on open.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from array import array
@@ -127,15 +128,24 @@ class TimeIndex:
 
 
 def write_file_atomically(path: Path, data: bytes, *, sync: bool = True) -> None:
-    """Write data to path via a temporary file and a rename."""
+    """Write data to path via a temporary file and a rename.
+
+    On any failure (a full disk, EIO) the OSError propagates, `path` is left as
+    it was and the temporary file is removed: it would hold space a full disk
+    needs back."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise

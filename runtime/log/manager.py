@@ -5,12 +5,31 @@ Directory format:
     <data dir>/.lock                  the data-directory lock (lock.py)
     <data dir>/topics.json            the topic catalog (catalog.py)
     <data dir>/<topic>-<partition>/   one partition's segments (partition.py)
+    <data dir>/deleting/<topic>-<partition>/
+                                      a delete marker: the directory of a partition
+                                      of a topic being deleted, emptied, removed once
+                                      the catalog no longer names the topic
+
+Deleting a topic works on a full disk (only step 3 needs space, and by then
+step 2 has freed some):
+1. rename `<topic>-0/` into `deleting/` (the commit point: if this fails,
+   nothing changed and StorageError is raised), then the other partitions;
+2. unlink the files under the markers: their space comes back at once;
+3. rewrite the catalog without the topic; if that fails the delete stands and
+   the rewrite is done by the next catalog write or on open;
+4. remove the markers.
 
 Invariants:
 - One Log per data directory at a time, across processes (the lock).
-- The catalog names exactly the partitions that are open; directories of
-  topics it does not name (a create or delete cut short by a crash) are removed
-  on open.
+- A topic with a marker is deleted, whatever the catalog says: open finishes
+  the delete (drops the topic from the catalog, removes its directories, then
+  the markers). A name with markers is created again only after its markers
+  are gone, so a marker never names a live topic.
+- The catalog names exactly the partitions that are open, apart from topics with
+  markers; directories of topics it does not name (a create or delete cut short
+  by a crash) are removed on open.
+- A catalog write that fails changes nothing in memory: create_topic closes and
+  removes the partitions it opened and raises StorageError.
 - After close() every method raises LogClosedError; close() is idempotent.
 - Appends and reads never wait for retention or compaction longer than a
   segment-list swap.
@@ -18,6 +37,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -27,18 +47,26 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from runtime.errors import LogClosedError, TopicExistsError, UnknownTopicError
-from runtime.log.catalog import load_catalog, save_catalog
+from runtime.errors import (
+    LogClosedError,
+    StorageError,
+    TopicExistsError,
+    UnknownTopicError,
+)
+from runtime.log.catalog import CATALOG_FILE, load_catalog, save_catalog
 from runtime.log.cleaner import clean_partition
 from runtime.log.config import FlushPolicy, TopicConfig, TopicInfo, validate_topic_name
 from runtime.log.lock import DataDirLock
 from runtime.log.partition import Partition
-from runtime.log.storage import FileRegion
+from runtime.log.storage import FileRegion, fsync_dir
+from runtime.logs import RateLimitedLog
 from runtime.types import TopicPartition
 
 logger = logging.getLogger(__name__)
 
+DELETING_DIR = "deleting"
 _PARTITION_DIR = re.compile(r"(?P<topic>[a-zA-Z0-9._-]+)-(?P<partition>\d+)")
+_maintenance_errors = RateLimitedLog(logger, interval_s=300.0)
 
 
 class Log:
@@ -59,6 +87,7 @@ class Log:
         self._dir_lock: DataDirLock | None = None
         self._topics: dict[str, TopicInfo] = {}
         self._partitions: dict[str, list[Partition]] = {}
+        self._pending_deletes: set[str] = set()  # topics with markers, still in the catalog file
         self._closed = False
         self._stop_background: threading.Event | None = None
         self._background: threading.Thread | None = None
@@ -87,8 +116,13 @@ class Log:
 
     def _load(self) -> None:
         assert self._path is not None
-        self._topics = load_catalog(self._path)
+        # a catalog write cut short by a crash: it holds space and nothing else
+        (self._path / (CATALOG_FILE + ".tmp")).unlink(missing_ok=True)
+        topics = load_catalog(self._path)
+        self._pending_deletes = _marked_topics(self._path / DELETING_DIR) & topics.keys()
+        self._topics = {k: v for k, v in topics.items() if k not in self._pending_deletes}
         self._remove_strays(self._path)
+        self._finish_deletes_on_open(self._path)
         for info in self._topics.values():
             self._partitions[info.name] = [
                 self._open_partition(info, p) for p in range(info.partitions)
@@ -104,6 +138,47 @@ class Log:
             if info is None or int(match["partition"]) >= info.partitions:
                 logger.warning("removing partition directory of no topic path=%s", entry)
                 shutil.rmtree(entry, ignore_errors=True)
+
+    def _finish_deletes_on_open(self, directory: Path) -> None:
+        for marker in _entries(directory / DELETING_DIR):
+            _empty_directory(marker)
+        if self._pending_deletes:
+            logger.warning(
+                "finishing deletes cut short topics=%s", ",".join(sorted(self._pending_deletes))
+            )
+        try:
+            (directory / DELETING_DIR).mkdir(exist_ok=True)  # now, while there is space
+            self._finish_deletes()
+        except (OSError, StorageError) as exc:
+            logger.warning("cannot finish deletes yet; retried later error=%s", exc)
+
+    def _finish_deletes(self) -> None:
+        """Drop the pending deletes from the catalog file, then remove every marker.
+
+        Raises StorageError when the catalog cannot be written (the markers stay)."""
+        assert self._path is not None
+        if self._pending_deletes:
+            self._save_catalog(self._topics)
+        else:
+            self._remove_markers(self._path)
+
+    def _save_catalog(self, topics: dict[str, TopicInfo]) -> None:
+        """Write the catalog; once it no longer names the pending deletes, their
+        markers go."""
+        assert self._path is not None
+        save_catalog(self._path, topics)
+        if self._pending_deletes and not self._pending_deletes & topics.keys():
+            self._remove_markers(self._path)
+
+    def _remove_markers(self, directory: Path) -> None:
+        trash = directory / DELETING_DIR
+        markers = _entries(trash)
+        for marker in markers:
+            shutil.rmtree(marker, ignore_errors=True)
+        if markers:
+            with contextlib.suppress(OSError):
+                fsync_dir(trash)
+        self._pending_deletes.clear()
 
     def _open_partition(self, info: TopicInfo, partition: int) -> Partition:
         directory = None if self._path is None else self._path / f"{info.name}-{partition}"
@@ -162,10 +237,18 @@ class Log:
             if name in self._topics:
                 raise TopicExistsError(f"topic {name!r} already exists", topic=name)
             info = TopicInfo(name, partitions, config)
-            opened = [self._open_partition(info, p) for p in range(partitions)]
             topics = {**self._topics, name: info}
-            if self._path is not None:
-                save_catalog(self._path, topics)
+            opened: list[Partition] = []
+            try:
+                if self._path is not None:
+                    self._clear_markers(name)
+                for p in range(partitions):
+                    opened.append(self._open_partition(info, p))
+                if self._path is not None:
+                    self._save_catalog(topics)
+            except (OSError, StorageError) as exc:
+                self._discard(info, opened)
+                raise _topic_storage_error("creating the topic", name, exc) from exc
             # partitions before the topic: a reader on another thread that sees
             # the topic finds its partitions (the broker creates off the loop)
             self._partitions[name] = opened
@@ -173,19 +256,78 @@ class Log:
         logger.info("topic created topic=%s partitions=%d", name, partitions)
         return info
 
+    def _clear_markers(self, name: str) -> None:
+        """No marker may name a topic being created: open would delete it."""
+        assert self._path is not None
+        trash = self._path / DELETING_DIR
+        if name not in _marked_topics(trash):
+            return
+        self._finish_deletes()
+        if name in _marked_topics(trash):
+            raise StorageError(
+                f"topic {name!r}: the delete markers of an earlier topic of this name "
+                f"cannot be removed from {trash}",
+                topic=name,
+            )
+
+    def _discard(self, info: TopicInfo, opened: list[Partition]) -> None:
+        """Undo a create cut short: close what it opened, remove its directories."""
+        for partition in opened:
+            partition.close(seal=False)
+        if self._path is not None:
+            for p in range(info.partitions):
+                shutil.rmtree(self._path / f"{info.name}-{p}", ignore_errors=True)
+
     def delete_topic(self, name: str) -> None:
+        """Delete a topic and free its space, crash-safely and on a full disk (see
+        the module docstring). StorageError if nothing could be done."""
         with self._lock:
             self._check_open()
-            if name not in self._topics:
+            info = self._topics.get(name)
+            if info is None:
                 raise UnknownTopicError(f"topic {name!r} does not exist", topic=name)
-            topics = {k: v for k, v in self._topics.items() if k != name}
             if self._path is not None:
-                save_catalog(self._path, topics)
-            self._topics = topics
-            partitions = self._partitions.pop(name)
-        for partition in partitions:
-            partition.delete()
+                self._mark_deleted(self._path, info)
+                self._pending_deletes.add(name)
+            self._topics = {k: v for k, v in self._topics.items() if k != name}
+            for partition in self._partitions.pop(name):
+                partition.close(seal=False)
+            if self._path is not None:
+                self._free_space(self._path, info)
+                try:
+                    self._save_catalog(self._topics)
+                except StorageError as exc:
+                    logger.warning(
+                        "topic deleted, catalog rewrite deferred topic=%s error=%s", name, exc
+                    )
         logger.info("topic deleted topic=%s", name)
+
+    def _mark_deleted(self, directory: Path, info: TopicInfo) -> None:
+        trash = directory / DELETING_DIR
+        try:
+            trash.mkdir(exist_ok=True)
+            _rename_into(directory, trash, f"{info.name}-0")
+            fsync_dir(trash)
+        except OSError as exc:
+            raise _topic_storage_error("deleting the topic", info.name, exc) from exc
+        for p in range(1, info.partitions):
+            try:
+                _rename_into(directory, trash, f"{info.name}-{p}")
+            except OSError as exc:  # committed already: it is removed where it is
+                logger.warning(
+                    "cannot move partition directory topic=%s partition=%d error=%r",
+                    info.name,
+                    p,
+                    exc,
+                )
+        with contextlib.suppress(OSError):
+            fsync_dir(trash)
+            fsync_dir(directory)
+
+    def _free_space(self, directory: Path, info: TopicInfo) -> None:
+        for p in range(info.partitions):
+            _empty_directory(directory / DELETING_DIR / f"{info.name}-{p}")
+            shutil.rmtree(directory / f"{info.name}-{p}", ignore_errors=True)
 
     def topics(self) -> dict[str, TopicInfo]:
         self._check_open()
@@ -315,5 +457,55 @@ class Log:
                 self._compact(stop.is_set)
             except LogClosedError:
                 return
+            except StorageError as exc:  # a full disk: compaction waits for space
+                _maintenance_errors.warning(
+                    ("maintenance", self._path),
+                    "log maintenance failed path=%s error=%s",
+                    self._path,
+                    exc,
+                )
             except Exception:
                 logger.exception("log maintenance failed path=%s", self._path)
+
+
+def _topic_storage_error(what: str, topic: str, exc: OSError | StorageError) -> StorageError:
+    if isinstance(exc, StorageError):
+        return StorageError(f"topic {topic!r}: {exc}", errno=exc.errno, topic=topic)
+    return StorageError.from_os_error(what, exc, topic=topic)
+
+
+def _rename_into(directory: Path, trash: Path, name: str) -> None:
+    target = trash / name
+    if target.exists():  # a marker of an earlier delete nobody finished
+        shutil.rmtree(target)
+    try:
+        os.rename(directory / name, target)
+    except FileNotFoundError:  # no directory to move: a marker all the same
+        target.mkdir()
+
+
+def _entries(directory: Path) -> list[Path]:
+    try:
+        return list(directory.iterdir())
+    except FileNotFoundError:
+        return []
+
+
+def _marked_topics(trash: Path) -> set[str]:
+    """Names of the topics that have a delete marker."""
+    names = set()
+    for entry in _entries(trash):
+        match = _PARTITION_DIR.fullmatch(entry.name)
+        if match:
+            names.add(match["topic"])
+    return names
+
+
+def _empty_directory(directory: Path) -> None:
+    """Unlink what a directory holds but keep it (a marker stays a marker)."""
+    for entry in _entries(directory):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()

@@ -17,7 +17,13 @@ Invariants:
   retention and compaction of the partition one at a time.
 - `producers` reflects every idempotent batch in the log: the sequence check
   and the append happen under `_lock` together, so a retried batch is never
-  stored twice, also after a restart (the state is rebuilt on open).
+  stored twice, also after a restart (the state is rebuilt on open); a batch
+  that could not be stored changes no producer state.
+- A write, fsync or roll that fails (OSError: ENOSPC, EIO) raises StorageError
+  and changes nothing: the segment is cut back to its size before the append
+  (storage.py), a failed roll leaves the old active segment active and no file
+  of the new one behind. The next append tries again, so a partition takes
+  writes again as soon as the disk does, without a restart.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from runtime.errors import (
     OutOfOrderSequenceError,
     ProducerFencedError,
     RecordTooLargeError,
+    StorageError,
 )
 from runtime.log.config import FlushPolicy, TopicConfig
 from runtime.log.index import IndexCorruptError, write_file_atomically
@@ -273,16 +280,30 @@ class Partition:
                 if duplicate_of >= 0:
                     return duplicate_of
             now_ms = self._clock() * 1000
-            active = self._segments[-1]
-            if active.size and self._should_roll(active, size, header.last_offset_delta, now_ms):
-                active = self._roll(active)
-            base_offset = active.next_offset
-            active.append(base_offset, header, view)
-            if active.created_ms is None:
-                active.created_ms = now_ms
-            self._apply_flush_policy(active, now_ms)
+            base_offset = self._write(header, view, now_ms)
             self.producers.stored(header, base_offset, int(now_ms))
             return base_offset
+
+    def _write(self, header: BatchHeader, view: memoryview, now_ms: float) -> int:
+        """Store a validated batch (rolling first if due, fsynced if the flush policy
+        says so); returns its base offset. Holds `_lock`. StorageError if the disk
+        refused: then nothing changed."""
+        active = self._segments[-1]
+        sync = self._sync_due(now_ms)
+        try:
+            if active.size and self._should_roll(
+                active, header.size, header.last_offset_delta, now_ms
+            ):
+                active = self._roll(active)
+            base_offset = active.next_offset
+            active.append(base_offset, header, view, sync=sync)
+        except OSError as exc:
+            raise self._storage_error("append", exc) from exc
+        if active.created_ms is None:
+            active.created_ms = now_ms
+        if sync:
+            self._last_flush_ms = now_ms
+        return base_offset
 
     def append_marker(self, producer_id: int, producer_epoch: int, *, commit: bool) -> int:
         """Write a transaction's commit or abort marker (a control batch) and end the
@@ -294,14 +315,7 @@ class Partition:
         header = validate_batch(batch)
         with self._lock:
             self._check_open()
-            active = self._segments[-1]
-            if active.size and self._should_roll(active, len(batch), 0, now_ms):
-                active = self._roll(active)
-            offset = active.next_offset
-            active.append(offset, header, memoryview(batch))
-            if active.created_ms is None:
-                active.created_ms = now_ms
-            self._apply_flush_policy(active, now_ms)
+            offset = self._write(header, memoryview(batch), now_ms)
             self.producers.ended(
                 _at(header, offset), offset, CONTROL_COMMIT if commit else CONTROL_ABORT
             )
@@ -351,7 +365,14 @@ class Partition:
         active.seal(sync=on_disk)
         segment = Segment.create(self.directory, active.next_offset)
         if self.directory is not None:
-            fsync_dir(self.directory)
+            try:
+                fsync_dir(self.directory)
+            except OSError:
+                # an empty segment file left behind would become a base that the
+                # old active segment, appended to on, grows past
+                segment.close()
+                delete_segment_files(self.directory, segment.base_offset)
+                raise
         self._segments = [*self._segments, segment]
         self._write_producer_snapshot(segment, sync=on_disk)
         logger.debug(
@@ -364,13 +385,17 @@ class Partition:
     def _tp_fields(self) -> tuple[str, int]:
         return self.tp.topic, self.tp.partition
 
-    def _apply_flush_policy(self, active: Segment, now_ms: float) -> None:
+    def _sync_due(self, now_ms: float) -> bool:
+        """Whether the flush policy wants this append fsynced (before it is answered)."""
         mode = self._flush.mode
-        if mode == "batch" or (
+        return mode == "batch" or (
             mode == "interval" and now_ms - self._last_flush_ms >= self._flush.flush_interval_ms
-        ):
-            active.storage.sync()
-            self._last_flush_ms = now_ms
+        )
+
+    def _storage_error(self, what: str, exc: OSError) -> StorageError:
+        return StorageError.from_os_error(
+            what, exc, topic=self.tp.topic, partition=self.tp.partition
+        )
 
     # --- reads -------------------------------------------------------------------
 
@@ -489,22 +514,36 @@ class Partition:
     def flush(self) -> None:
         with self._lock:
             self._check_open()
-            self._segments[-1].storage.sync()
+            try:
+                self._segments[-1].storage.sync()
+            except OSError as exc:
+                raise self._storage_error("flush", exc) from exc
             self._last_flush_ms = self._clock() * 1000
 
-    def close(self) -> None:
+    def close(self, *, seal: bool = True) -> None:
+        """Close every segment; `seal` first fsyncs the active one and writes its
+        indexes (not worth it for a partition about to be deleted)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             segments = self._segments
-            if self.directory is not None:
-                segments[-1].seal(sync=True)
-            for segment in segments:
-                segment.close()
+            try:
+                if seal and self.directory is not None:
+                    segments[-1].seal(sync=True)
+            except OSError as exc:  # the active segment's indexes are rebuilt on open
+                logger.warning(
+                    "cannot seal the active segment at close topic=%s partition=%d error=%r",
+                    *self._tp_fields(),
+                    exc,
+                )
+            finally:
+                for segment in segments:
+                    segment.close()
 
     def delete(self) -> None:
-        self.close()
+        """Close and remove the directory (the Log deletes topics crash-safely instead)."""
+        self.close(seal=False)
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
 

@@ -191,10 +191,13 @@ class Segment:
         self.size = pos + header.size
         self.next_offset = header.next_offset
 
-    def append(self, base_offset: int, header: BatchHeader, batch: memoryview) -> None:
-        """Store one validated batch whose base offset becomes `base_offset`."""
+    def append(
+        self, base_offset: int, header: BatchHeader, batch: memoryview, *, sync: bool = False
+    ) -> None:
+        """Store one validated batch whose base offset becomes `base_offset`, fsynced
+        if `sync`. On an OSError nothing changed: the storage cut its bytes off."""
         pos = self.size
-        self.storage.append(_INT64.pack(base_offset), batch[8:])
+        self.storage.append(_INT64.pack(base_offset), batch[8:], sync=sync)
         self.track(pos, _Rebased(header, base_offset))  # type: ignore[arg-type]
 
     def seal(self, *, sync: bool) -> None:

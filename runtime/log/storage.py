@@ -2,6 +2,11 @@
 
 Invariants:
 - Bytes are only ever appended, or cut off at the end by truncate() (recovery).
+- append() is all or nothing: when a write (or the fsync asked with it) fails,
+  the OSError propagates and the store is cut back to its size before the
+  call; if even that cut fails, the store remembers it is dirty and cuts the
+  garbage off before the next append, which refuses to write after garbage.
+  size() is the size of the whole appends only, whatever the file holds beyond.
 - read(pos, n) returns at most n bytes and never blocks appenders: files are read
   with os.pread on the same descriptor the appender writes through O_APPEND.
 - A store that is no longer in a partition's segment list is not closed
@@ -15,8 +20,11 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 SENDFILE_BYTES_MIN = 64 * 1024
 """Reads at least this large become FileRegions (sent with sendfile); smaller
@@ -64,29 +72,67 @@ class FileRegion:
 class FileStorage:
     """Bytes of one segment file, written through O_APPEND, read with pread."""
 
-    __slots__ = ("_fd", "_reader", "path")
+    __slots__ = ("_dirty", "_fd", "_reader", "_size", "path")
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         self._reader: _Handle | None = None
+        self._size = os.fstat(self._fd).st_size
+        self._dirty = False  # the file may hold bytes past _size (a failed append)
 
     def size(self) -> int:
-        return os.fstat(self._fd).st_size
+        return self._size
 
-    def append(self, head: bytes, rest: memoryview) -> None:
-        """Write head + rest as one write (head is the patched base offset)."""
-        want = len(head) + len(rest)
-        written = os.writev(self._fd, (head, rest))
-        if written != want:  # short writes are rare: finish byte by byte
-            data = memoryview(head + bytes(rest))[written:]
-            while data:
-                data = data[os.write(self._fd, data) :]
+    def append(self, head: bytes, rest: memoryview, *, sync: bool = False) -> None:
+        """Write head + rest as one write (head is the patched base offset), then
+        fsync if asked; all or nothing (see the module invariants)."""
+        if self._dirty:
+            self._cut(self._size)  # raises while the garbage cannot be cut off
+        start = self._size
+        try:
+            want = len(head) + len(rest)
+            written = os.writev(self._fd, (head, rest))
+            if written != want:  # a short write: a disk filling up, a signal
+                data = memoryview(head + bytes(rest))[written:]
+                while data:
+                    data = data[os.write(self._fd, data) :]
+            if sync:
+                self.sync()
+        except BaseException:
+            self._roll_back(start)
+            raise
+        self._size = start + want
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        """Append data (rewrites by the cleaner); all or nothing like append."""
+        if self._dirty:
+            self._cut(self._size)
+        start = self._size
+        view = memoryview(data).cast("B")
+        total = view.nbytes
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except BaseException:
+            self._roll_back(start)
+            raise
+        self._size = start + total
+
+    def _roll_back(self, size: int) -> None:
+        # Shrinking a file needs no space, so this succeeds on a full disk; if
+        # it fails anyway, the next append retries it before writing.
+        try:
+            self._cut(size)
+        except OSError as exc:
+            logger.warning(
+                "cannot cut a failed append off yet path=%s size=%d error=%r", self.path, size, exc
+            )
+
+    def _cut(self, size: int) -> None:
+        self._dirty = True
+        os.ftruncate(self._fd, size)
+        self._dirty = False
 
     def read(self, pos: int, n: int) -> bytes:
         return os.pread(self._fd, n, pos)
@@ -102,7 +148,8 @@ class FileStorage:
         return FileRegion(self._reader, pos, n)
 
     def truncate(self, size: int) -> None:
-        os.ftruncate(self._fd, size)
+        self._cut(size)
+        self._size = size
 
     def sync(self) -> None:
         os.fdatasync(self._fd)
@@ -132,7 +179,7 @@ class MemoryStorage:
     def size(self) -> int:
         return len(self._buf)
 
-    def append(self, head: bytes, rest: memoryview) -> None:
+    def append(self, head: bytes, rest: memoryview, *, sync: bool = False) -> None:
         self._buf += head
         self._buf += rest
 

@@ -2,8 +2,9 @@
 
 `broker` is a broker on free loopback ports (Kafka and HTTP) with a fresh data
 directory; `start_broker(*args)` starts one with extra command-line options
-(`--flush batch`, `--no-auto-create`, `--partitions N`). Every process started
-here is stopped in teardown, whatever the test did to it.
+(`--flush batch`, `--no-auto-create`, `--partitions N`), on `data_dir=` if
+given. Every process started here is stopped in teardown, whatever the test
+did to it.
 """
 
 from __future__ import annotations
@@ -163,8 +164,8 @@ class BrokerProcess:
 def start_broker(tmp_path: Path) -> Iterator[Callable[..., BrokerProcess]]:
     started: list[BrokerProcess] = []
 
-    def start(*args: str) -> BrokerProcess:
-        process = BrokerProcess(tmp_path / f"data{len(started)}", args)
+    def start(*args: str, data_dir: Path | None = None) -> BrokerProcess:
+        process = BrokerProcess(data_dir or tmp_path / f"data{len(started)}", args)
         started.append(process)
         process.start()
         return process

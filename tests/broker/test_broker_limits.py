@@ -321,7 +321,7 @@ def test_accept_out_of_file_descriptors_is_logged_once_per_interval(tmp_path) ->
         # accept keeps failing (a retry a second); the count goes out every 3 s
         started = time.monotonic()
         wait_until(
-            lambda: "failed: Too many open files; retrying in 1s (" in log_path.read_text(),
+            lambda: "failed: Too many open files; retrying in 1s repeated=" in log_path.read_text(),
             "the repeated accept failures are logged with their count",
         )
         failing_s = time.monotonic() - started

@@ -15,8 +15,8 @@ from log_helpers import make_batch
 from runtime.broker.budget import ByteBudget
 from runtime.broker.connection_limits import ConnectionLimits
 from runtime.broker.limits import MIB, BrokerLimits
-from runtime.broker.ratelog import RateLimitedLog
 from runtime.broker.server import Address, Broker
+from runtime.logs import RateLimitedLog
 from runtime.protocol import ApiKey, decode_response, encode_request
 from runtime.protocol.codes import ErrorCode
 
@@ -171,15 +171,13 @@ def test_repeated_warning_logged_once_per_interval_with_its_count(caplog) -> Non
         ]
         clock.now += 10
         log.warning("refused", "refused a connection from %s", "h")
-        assert caplog.records[-1].getMessage() == (
-            "refused a connection from h (999 more since the last such line)"
-        )
+        assert caplog.records[-1].getMessage() == ("refused a connection from h repeated=999")
         log.warning("refused", "refused a connection from %s", "h")
         clock.now += 10
-        log.flush()  # the count goes out though the repeats stopped
-        assert caplog.records[-1].getMessage().endswith("(1 more since the last such line)")
+        log.flush(due_only=True)  # the count goes out though the repeats stopped
+        assert caplog.records[-1].getMessage().endswith("repeated=1")
         assert len(caplog.records) == 4
-        log.flush(force=True)
+        log.flush()
         assert len(caplog.records) == 4  # nothing held back any more
 
 
@@ -277,7 +275,7 @@ def test_loop_reports_of_accept_out_of_resources_are_logged_once_per_interval(ca
     lines = [r for r in caplog.records if "accepting connections failed" in r.getMessage()]
     assert [r.getMessage() for r in lines] == [
         "REST proxy: accepting connections failed: Too many open files",
-        "REST proxy: accepting connections failed: Too many open files "
-        "(499 more since the last such line)",  # flushed at stop
+        "REST proxy: accepting connections failed: Too many open files repeated=499",
+        # flushed at stop
     ]
     assert not any(r.exc_info for r in lines)  # no traceback

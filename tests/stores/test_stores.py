@@ -34,6 +34,7 @@ def test_public_api_is_pinned() -> None:
         "StoreClosedError",
         "StoreError",
         "StoreOpenError",
+        "StoreWriteError",
         "open_store",
         "store_directory",
     ]
