@@ -197,7 +197,7 @@ class EmbeddedTransport:
         self, group: str, tps: Iterable[TopicPartition] | None = None
     ) -> dict[TopicPartition, int]:
         assert self._offsets is not None
-        return {tp: off for tp, (off, _) in self._offsets.fetch(group, tps).items()}
+        return {tp: commit.offset for tp, commit in self._offsets.fetch(group, tps).items()}
 
     async def groups(self) -> list[str]:
         assert self._offsets is not None

@@ -30,11 +30,13 @@ from typing import NamedTuple
 from runtime.broker.errors import ErrorCode
 from runtime.broker.groups import Group, GroupState, JoinResult, Member, SyncResult
 from runtime.errors import RecordTooLargeError, StorageError, StreamsRuntimeError
-from runtime.log.offsets import OffsetStore
+from runtime.log.offsets import Commit, OffsetStore
 from runtime.logs import RateLimitedLog
 from runtime.types import TopicPartition
 
 logger = logging.getLogger(__name__)
+
+NO_COMMIT = Commit(-1, "")
 
 NO_GENERATION = -1
 
@@ -326,7 +328,7 @@ class GroupCoordinator:
         group_id: str,
         generation_id: int,
         member_id: str,
-        offsets: dict[TopicPartition, tuple[int, str | None]],
+        offsets: dict[TopicPartition, tuple[int, str | None] | tuple[int, str | None, int]],
     ) -> dict[TopicPartition, int]:
         """OffsetCommit. Generation -1 with an empty member id commits for a group that
         has no members (a consumer that assigns partitions itself, or an admin)."""
@@ -334,15 +336,15 @@ class GroupCoordinator:
         if error is not None:
             return dict.fromkeys(offsets, error)
         results: dict[TopicPartition, int] = {}
-        accepted: dict[TopicPartition, tuple[int, str]] = {}
-        for tp, (offset, metadata) in offsets.items():
+        accepted: dict[TopicPartition, Commit] = {}
+        for tp, (offset, metadata, *epoch) in offsets.items():  # epoch: the leader's, if given
             metadata = metadata or ""
             if len(metadata.encode()) > self._metadata_max_bytes:
                 results[tp] = ErrorCode.OFFSET_METADATA_TOO_LARGE
             elif self._partition_exists is not None and not self._partition_exists(tp):
                 results[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
-                accepted[tp] = (offset, metadata)
+                accepted[tp] = Commit(offset, metadata, *epoch)
         if accepted:
             results.update(dict.fromkeys(accepted, await self._store(group_id, accepted)))
         return results
@@ -373,7 +375,7 @@ class GroupCoordinator:
         member.last_heartbeat_s = self._clock()
         return None
 
-    async def _store(self, group_id: str, offsets: dict[TopicPartition, tuple[int, str]]) -> int:
+    async def _store(self, group_id: str, offsets: dict[TopicPartition, Commit]) -> int:
         """Appends one commit batch; the lock keeps commits in the order they were made."""
         try:
             async with self._commit_lock:
@@ -394,12 +396,13 @@ class GroupCoordinator:
 
     async def fetch_offsets(
         self, group_id: str, tps: list[TopicPartition] | None = None
-    ) -> dict[TopicPartition, tuple[int, str]]:
-        """OffsetFetch: (-1, "") for a requested partition with no commit; None asks for all."""
+    ) -> dict[TopicPartition, Commit]:
+        """OffsetFetch: Commit(-1, "") for a requested partition with no commit; None asks
+        for all."""
         commits = self._offsets.fetch(group_id)
         if tps is None:
             return commits
-        return {tp: commits.get(tp, (-1, "")) for tp in tps}
+        return {tp: commits.get(tp, NO_COMMIT) for tp in tps}
 
     # --- administration --------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.broker.coordinator import GroupCoordinator
+from runtime.broker.coordinator import NO_COMMIT, GroupCoordinator
 from runtime.broker.settings import Handler, Peer
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.frames import RequestHeader
@@ -96,6 +96,7 @@ class GroupApi:
             TopicPartition(t["name"], p["partition_index"]): (
                 p["committed_offset"],
                 p["committed_metadata"],
+                p.get("committed_leader_epoch", -1),
             )
             for t in body["topics"]
             for p in t["partitions"]
@@ -129,13 +130,13 @@ class GroupApi:
         commits = await self._coordinator.fetch_offsets(body["group_id"], tps)
         by_topic: dict[str, list[dict]] = {}
         for tp in tps if tps is not None else sorted(commits):
-            offset, metadata = commits.get(tp, (-1, ""))
+            commit = commits.get(tp, NO_COMMIT)
             by_topic.setdefault(tp.topic, []).append(
                 {
                     "partition_index": tp.partition,
-                    "committed_offset": offset,
-                    "committed_leader_epoch": -1,
-                    "metadata": metadata,
+                    "committed_offset": commit.offset,
+                    "committed_leader_epoch": commit.leader_epoch,
+                    "metadata": commit.metadata,
                     "error_code": ErrorCode.NONE,
                 }
             )

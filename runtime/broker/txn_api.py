@@ -13,6 +13,7 @@ from collections.abc import Callable
 from runtime.broker.coordinator import GroupCoordinator
 from runtime.broker.settings import Handler, Peer
 from runtime.broker.transactions import TransactionCoordinator
+from runtime.log.offsets import Commit
 from runtime.log.txn_store import TxnState
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.frames import RequestHeader
@@ -106,9 +107,10 @@ class TxnApi:
 
     async def txn_offset_commit(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
         offsets = {
-            TopicPartition(t["name"], p["partition_index"]): (
+            TopicPartition(t["name"], p["partition_index"]): Commit(
                 p["committed_offset"],
                 p["committed_metadata"] or "",
+                p.get("committed_leader_epoch", -1),
             )
             for t in body["topics"]
             for p in t["partitions"]

@@ -3,8 +3,9 @@
 Record format (big-endian; strings are int16 length + UTF-8):
 
     key   = version int16 (= 1), group string, topic string, partition int32
-    value = version int16 (= 1), offset int64, metadata (int32 length + UTF-8),
-            commit_timestamp_ms int64
+    value = version int16 (= 3), offset int64, leader_epoch int32 (-1: none),
+            metadata (int32 length + UTF-8), commit_timestamp_ms int64
+            (version 1, written before leader epochs were kept, has no leader_epoch)
     a null value (tombstone) deletes the commit of that key
 
 All commits of a group go to partition crc32(group) % partitions of
@@ -18,6 +19,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from runtime.errors import CorruptRecordError
 from runtime.log.manager import Log
@@ -25,14 +27,22 @@ from runtime.log.records import decode_batches, encode_batch, iter_batches
 from runtime.types import TopicPartition
 
 OFFSETS_TOPIC = "__consumer_offsets"
-_VERSION = 1
+_VERSION = 1  # of keys, and of values without a leader epoch
+_VALUE_VERSION = 3
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
 _VALUE_HEAD = struct.Struct(">hq")
 _INT64 = struct.Struct(">q")
 _READ_BYTES = 1 << 20
 
-Commit = tuple[int, str]
+
+class Commit(NamedTuple):
+    """A committed position: the next offset to read, the client's metadata string,
+    and the leader epoch of the last record read (KIP-320; -1 when not given)."""
+
+    offset: int
+    metadata: str
+    leader_epoch: int = -1
 
 
 def encode_key(group: str, tp: TopicPartition) -> bytes:
@@ -65,11 +75,12 @@ def decode_key(key: bytes) -> tuple[str, TopicPartition]:
     return group, TopicPartition(topic, partition)
 
 
-def encode_value(offset: int, metadata: str, timestamp_ms: int) -> bytes:
-    meta = metadata.encode()
+def encode_value(commit: Commit, timestamp_ms: int) -> bytes:
+    meta = commit.metadata.encode()
     return b"".join(
         (
-            _VALUE_HEAD.pack(_VERSION, offset),
+            _VALUE_HEAD.pack(_VALUE_VERSION, commit.offset),
+            _INT32.pack(commit.leader_epoch),
             _INT32.pack(len(meta)),
             meta,
             _INT64.pack(timestamp_ms),
@@ -80,13 +91,18 @@ def encode_value(offset: int, metadata: str, timestamp_ms: int) -> bytes:
 def decode_value(value: bytes) -> Commit:
     try:
         version, offset = _VALUE_HEAD.unpack_from(value, 0)
-        if version != _VERSION:
+        if version == _VALUE_VERSION:
+            (epoch,) = _INT32.unpack_from(value, 10)
+            pos = 14
+        elif version == _VERSION:
+            epoch, pos = -1, 10
+        else:
             raise CorruptRecordError(f"offset value version {version} is not supported")
-        (mlen,) = _INT32.unpack_from(value, 10)
-        metadata = value[14 : 14 + mlen].decode()
+        (mlen,) = _INT32.unpack_from(value, pos)
+        metadata = value[pos + 4 : pos + 4 + mlen].decode()
     except (struct.error, UnicodeDecodeError) as exc:
         raise CorruptRecordError(f"bad offset commit value: {exc}") from None
-    return offset, metadata
+    return Commit(offset, metadata, epoch)
 
 
 class OffsetStore:
@@ -128,19 +144,21 @@ class OffsetStore:
     def _partition_of(self, group: str) -> TopicPartition:
         return TopicPartition(OFFSETS_TOPIC, zlib.crc32(group.encode()) % self._partitions)
 
-    def commit(self, group: str, offsets: Mapping[TopicPartition, tuple[int, str]]) -> None:
+    def commit(
+        self, group: str, offsets: Mapping[TopicPartition, Commit | tuple[int, str]]
+    ) -> None:
+        """Store commits, given as Commit or (offset, metadata), in one batch."""
         if not offsets:
             return
         now_ms = int(self._log_clock_ms())
+        commits = {tp: Commit(*value) for tp, value in offsets.items()}
         records = [
-            (encode_key(group, tp), encode_value(offset, metadata, now_ms), now_ms, ())
-            for tp, (offset, metadata) in offsets.items()
+            (encode_key(group, tp), encode_value(commit, now_ms), now_ms, ())
+            for tp, commit in commits.items()
         ]
         with self._lock:
             self._log.append(self._partition_of(group), encode_batch(records))
-            commits = self._commits.setdefault(group, {})
-            for tp, (offset, metadata) in offsets.items():
-                commits[tp] = (offset, metadata)
+            self._commits.setdefault(group, {}).update(commits)
 
     def fetch(
         self, group: str, tps: Iterable[TopicPartition] | None = None

@@ -21,6 +21,7 @@ import orjson
 
 from runtime.errors import CorruptRecordError
 from runtime.log.manager import Log
+from runtime.log.offsets import Commit
 from runtime.log.records import decode_batches, encode_batch, iter_batches
 from runtime.types import TopicPartition
 
@@ -28,7 +29,7 @@ TXN_STATE_TOPIC = "__transaction_state"
 _KEY_VERSION = struct.Struct(">h")
 _READ_BYTES = 1 << 20
 
-GroupOffsets = dict[TopicPartition, tuple[int, str]]
+GroupOffsets = dict[TopicPartition, Commit]
 
 
 class TxnState(enum.Enum):
@@ -67,7 +68,7 @@ class TxnMetadata:
                 "partitions": sorted([tp.topic, tp.partition] for tp in self.partitions),
                 "groups": sorted(self.groups),
                 "offsets": {
-                    group: [[tp.topic, tp.partition, o, m] for tp, (o, m) in offsets.items()]
+                    group: [[tp.topic, tp.partition, *commit] for tp, commit in offsets.items()]
                     for group, offsets in self.offsets.items()
                 },
                 "start_ms": self.start_ms,
@@ -88,7 +89,7 @@ class TxnMetadata:
                 {TopicPartition(t, int(p)) for t, p in doc["partitions"]},
                 set(doc["groups"]),
                 {
-                    group: {TopicPartition(t, int(p)): (int(o), str(m)) for t, p, o, m in rows}
+                    group: {TopicPartition(row[0], int(row[1])): Commit(*row[2:]) for row in rows}
                     for group, rows in doc["offsets"].items()
                 },
                 int(doc["start_ms"]),

@@ -249,3 +249,19 @@ def test_committed_offsets_resume_after_restart(broker) -> None:
     for p, seq in first + second:
         seen[p].append(seq)
     check_values(seen, partitions, per_partition)
+
+
+def test_committed_leader_epoch_round_trips(broker) -> None:
+    """KIP-320: the leader epoch committed with an offset comes back with it."""
+    create_topic(broker.bootstrap, "epochs", 1)
+    produce_numbered(broker.bootstrap, "epochs", 1, 3)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "epochs", **FAST_GROUP})
+    try:
+        committed = consumer.commit(
+            offsets=[TopicPartition("epochs", 0, 2, leader_epoch=0)], asynchronous=False
+        )
+        assert committed[0].error is None
+        (back,) = consumer.committed([TopicPartition("epochs", 0)], TIMEOUT_S)
+        assert (back.offset, back.leader_epoch) == (2, 0)
+    finally:
+        consumer.close()

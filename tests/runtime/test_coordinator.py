@@ -398,14 +398,14 @@ def test_commit_and_fetch_round_trip_metadata():
             committed = await coord.commit_offsets("g", 1, me, {A0: (10, "meta"), A1: (20, None)})
             assert committed == {A0: ErrorCode.NONE, A1: ErrorCode.NONE}
             assert await coord.fetch_offsets("g", [A0, A1, B0]) == {
-                A0: (10, "meta"),
-                A1: (20, ""),
-                B0: (-1, ""),
+                A0: (10, "meta", -1),
+                A1: (20, "", -1),
+                B0: (-1, "", -1),
             }
-            assert await coord.fetch_offsets("g") == {A0: (10, "meta"), A1: (20, "")}
+            assert await coord.fetch_offsets("g") == {A0: (10, "meta", -1), A1: (20, "", -1)}
             too_large = await coord.commit_offsets("g", 1, me, {A0: (11, "x" * 9), B0: (1, "")})
             assert too_large == {A0: ErrorCode.OFFSET_METADATA_TOO_LARGE, B0: ErrorCode.NONE}
-            assert (await coord.fetch_offsets("g", [A0]))[A0] == (10, "meta")
+            assert (await coord.fetch_offsets("g", [A0]))[A0] == (10, "meta", -1)
             assert await coord.commit_offsets("g", 2, me, {A0: (1, "")}) == {A0: 22}
             assert await coord.commit_offsets("g", 1, "x", {A0: (1, "")}) == {A0: 25}
             assert await coord.commit_offsets("g", -1, "", {A0: (1, "")}) == {A0: 25}
@@ -417,7 +417,7 @@ def test_standalone_commit_for_a_group_without_members():
     async def test() -> None:
         async with coordinator() as (coord, _):
             assert await coord.commit_offsets("solo", -1, "", {A0: (5, "m")}) == {A0: 0}
-            assert await coord.fetch_offsets("solo", [A0]) == {A0: (5, "m")}
+            assert await coord.fetch_offsets("solo", [A0]) == {A0: (5, "m", -1)}
             assert await coord.commit_offsets("solo", 3, "", {A0: (6, "")}) == {A0: 22}
             me = (await join(coord, group="g2")).member_id
             await coord.leave("g2", [(me, None)])
@@ -466,7 +466,7 @@ def test_commits_survive_a_new_coordinator_over_the_same_log(log_path):
 
     async def check(log: Log) -> None:
         async with coordinator(log) as (coord, _):
-            assert await coord.fetch_offsets("g", [A0]) == {A0: (42, "kept")}
+            assert await coord.fetch_offsets("g", [A0]) == {A0: (42, "kept", -1)}
             assert coord.list_groups() == [("g", "", "Empty")]
             assert coord.describe_group("g").state == "Empty"
 

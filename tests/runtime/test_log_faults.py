@@ -245,11 +245,11 @@ class TestOffsetStore:
             with pytest.raises(StorageError) as caught:
                 store.commit("g", {tp: (9, "nine")})
             assert caught.value.topic == "__consumer_offsets"
-            assert store.fetch("g") == {tp: (5, "five")}
+            assert store.fetch("g") == {tp: (5, "five", -1)}
             with pytest.raises(StorageError):
                 store.delete_group("g")
             assert store.groups() == ["g"]
             faults.free()
             store.commit("g", {tp: (7, "seven")})
         with Log.open(tmp_path) as log:
-            assert OffsetStore(log, partitions=1).fetch("g") == {tp: (7, "seven")}
+            assert OffsetStore(log, partitions=1).fetch("g") == {tp: (7, "seven", -1)}

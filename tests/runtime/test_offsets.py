@@ -1,7 +1,14 @@
 from __future__ import annotations
 
 from runtime.log import Log, OffsetStore
-from runtime.log.offsets import OFFSETS_TOPIC, decode_key, decode_value, encode_key, encode_value
+from runtime.log.offsets import (
+    OFFSETS_TOPIC,
+    Commit,
+    decode_key,
+    decode_value,
+    encode_key,
+    encode_value,
+)
 from runtime.types import TopicPartition
 
 A0, A1, B0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
@@ -14,8 +21,8 @@ def test_commit_then_fetch(log_path):
         store.commit("g1", {A0: (10, "meta"), A1: (20, "")})
         store.commit("g1", {A0: (11, "later")})
         store.commit("g2", {B0: (5, "")})
-        assert store.fetch("g1") == {A0: (11, "later"), A1: (20, "")}
-        assert store.fetch("g1", [A1, B0]) == {A1: (20, "")}
+        assert store.fetch("g1") == {A0: (11, "later", -1), A1: (20, "", -1)}
+        assert store.fetch("g1", [A1, B0]) == {A1: (20, "", -1)}
         assert store.fetch("nobody") == {}
         assert store.groups() == ["g1", "g2"]
 
@@ -30,7 +37,7 @@ def test_commits_survive_reopen_and_delete_group_tombstones(tmp_path):
     with Log.open(tmp_path) as log:
         store = OffsetStore(log, partitions=8)  # the existing partition count wins
         assert log.topic(OFFSETS_TOPIC).partitions == 3
-        assert store.fetch("g1") == {A0: (10, "m")}
+        assert store.fetch("g1") == {A0: (10, "m", -1)}
         assert store.groups() == ["g1"]
 
 
@@ -42,9 +49,12 @@ def test_offsets_topic_compacts_to_latest_commits(tmp_path):
             store.commit("g", {A0: (i, ""), A1: (1000 + i, "")})
         assert log.compact() > 0
     with Log.open(tmp_path) as log:
-        assert OffsetStore(log).fetch("g") == {A0: (99, ""), A1: (1099, "")}
+        assert OffsetStore(log).fetch("g") == {A0: (99, "", -1), A1: (1099, "", -1)}
 
 
 def test_key_and_value_encoding_roundtrip():
     assert decode_key(encode_key("grüppe", A1)) == ("grüppe", A1)
-    assert decode_value(encode_value(123, "meta data", 55)) == (123, "meta data")
+    assert decode_value(encode_value(Commit(123, "meta data", 7), 55)) == (123, "meta data", 7)
+    # version 1 values (no leader epoch) still decode
+    legacy = bytes.fromhex("0001000000000000007b00000004") + b"meta" + bytes(8)
+    assert decode_value(legacy) == Commit(123, "meta", -1)

@@ -162,7 +162,7 @@ def test_offsets_land_only_with_a_committed_transaction(tmp_path: Path) -> None:
                     == ErrorCode.NONE
                 )
                 await h.txns.end_txn("ctp", pid, epoch, commit=commit)
-            assert OffsetStore(h.log).fetch("g") == {A0: (7, "")}
+            assert OffsetStore(h.log).fetch("g") == {A0: (7, "", -1)}
 
     run(scenario())
 
@@ -205,7 +205,7 @@ def test_a_crash_between_prepare_and_the_last_marker_completes_on_restart(
             assert h.log.last_stable_offset(A0) == h.log.offsets(A0)[1]
             assert h.log.last_stable_offset(A1) == h.log.offsets(A1)[1]
             assert h.log.aborted_transactions(A1, 0, 10) == []
-            assert OffsetStore(h.log).fetch("g") == {A0: (42, "m")}
+            assert OffsetStore(h.log).fetch("g") == {A0: (42, "m", -1)}
 
     run(crash())
     monkeypatch.undo()

@@ -74,7 +74,7 @@ def _check_nothing_committed_past_a_loss(path) -> int:
         covered = 0
         for p in range(PARTITIONS):
             tp = TopicPartition("clicks", p)
-            offset, _ = committed.get(tp, (0, ""))
+            offset = committed[tp].offset if tp in committed else 0
             inputs = [orjson.loads(r.value) for r in _records(log, tp) if r.offset < offset]
             assert set(inputs) <= echoed, f"{tp} committed to {offset} past lost outputs"
             covered += len(inputs)
