@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from disks import tmpfs
 from kafka_wire import WireClient, batch, fetch_body, produce_body
 
 from runtime.log.records import iter_batches, validate_batch
@@ -46,16 +46,8 @@ FULL_BYTES = 1 << 20  # below this much free space, probe whether the broker ref
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a 20 MB tmpfs needs root (CI runs as root)")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE}", "tmpfs", mount], check=True)
-    try:
+    with tmpfs(tmp_path, DISK_SIZE) as mount:
         yield mount
-    finally:
-        if subprocess.run(["umount", mount], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", mount], check=True)  # something still holds it
 
 
 @pytest.fixture

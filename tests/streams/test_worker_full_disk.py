@@ -5,13 +5,12 @@ space is freed a restart counts at least the truth."""
 from __future__ import annotations
 
 import errno
-import os
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from disks import tmpfs
 from test_worker_process import (
     EVENTS,
     KEYS,
@@ -28,16 +27,8 @@ DISK_SIZE = "64m"
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE}", "tmpfs", mount], check=True)
-    try:
+    with tmpfs(tmp_path, DISK_SIZE) as mount:
         yield mount
-    finally:
-        if subprocess.run(["umount", mount], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", mount], check=True)  # something still holds it
 
 
 def take_all_space(path: Path) -> None:
