@@ -33,7 +33,7 @@ import logging
 import shutil
 import threading
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from runtime.errors import (
@@ -46,11 +46,16 @@ from runtime.errors import (
     StorageError,
 )
 from runtime.log.config import FlushPolicy, TopicConfig
-from runtime.log.index import IndexCorruptError, write_file_atomically
+from runtime.log.index import IndexCorruptError
+from runtime.log.producer_snapshots import (
+    control_type_or_none,
+    load_producers,
+    remove_snapshots,
+    snapshot_path,
+    write_snapshot,
+)
 from runtime.log.producer_state import (
-    SNAPSHOT_SUFFIX,
     ProducerStates,
-    SnapshotCorruptError,
     Verdict,
     is_idempotent,
 )
@@ -58,11 +63,10 @@ from runtime.log.records import (
     CONTROL_ABORT,
     CONTROL_COMMIT,
     BatchHeader,
-    control_type,
     encode_control_batch,
     validate_batch,
 )
-from runtime.log.segment import Segment, delete_segment_files, segment_name
+from runtime.log.segment import Segment, delete_segment_files
 from runtime.log.storage import FileRegion, fsync_dir
 from runtime.types import TopicPartition
 
@@ -121,7 +125,7 @@ class Partition:
             elif path.suffix == ".log" and len(path.stem) == 20 and path.stem.isdigit():
                 bases.append(int(path.stem))
         bases.sort()
-        self._remove_snapshots(directory, keep=bases[-1] if bases else None)
+        remove_snapshots(directory, keep=bases[-1] if bases else None)
         if not bases:
             segment = Segment.create(directory, 0)
             fsync_dir(directory)
@@ -138,62 +142,23 @@ class Partition:
                     for later in bases[i + 1 :]:
                         delete_segment_files(directory, later)
                     segments.append(segment)
-                    self._remove_snapshots(directory, keep=None)
+                    remove_snapshots(directory, keep=None)
                     self._replay_producers(segments, snapshot=None)
                     return segments
             segments.append(segment)
         last = Segment.create(directory, bases[-1])
-        self._replay_producers(
-            segments, snapshot=directory / segment_name(last.base_offset, SNAPSHOT_SUFFIX)
-        )
+        self._replay_producers(segments, snapshot_path(directory, last.base_offset))
         self._recover(last, contiguous=True)
         segments.append(last)
         return segments
 
     def _replay_producers(self, sealed: list[Segment], snapshot: Path | None) -> None:
-        """Producer state as of the end of `sealed`: the snapshot taken there when
-        it is usable, else every sealed segment's batch headers (slower)."""
-        if snapshot is not None and snapshot.exists():
-            try:
-                self.producers = ProducerStates.from_bytes(snapshot.read_bytes())
-                return
-            except (OSError, SnapshotCorruptError) as exc:
-                logger.warning(
-                    "producer snapshot unusable, scanning the log topic=%s partition=%d "
-                    "path=%s error=%s",
-                    *self._tp_fields(),
-                    snapshot,
-                    exc,
-                )
-        self.producers = ProducerStates()
-        now_ms = int(self._clock() * 1000)
-        for segment in sealed:
-            self.producers.replay(_with_control_types(segment), now_ms)
+        self.producers = load_producers(sealed, snapshot, int(self._clock() * 1000), self.tp)
 
     def _write_producer_snapshot(self, active: Segment, *, sync: bool) -> None:
-        """Snapshot the producer state as of the new active segment's base offset.
-
-        Best effort: without it, the next open scans the sealed segments instead."""
-        if self.directory is None:
-            return
-        self.producers.expire(int(self._clock() * 1000))
-        path = self.directory / segment_name(active.base_offset, SNAPSHOT_SUFFIX)
-        try:
-            write_file_atomically(path, self.producers.to_bytes(), sync=sync)
-        except OSError as exc:
-            logger.warning(
-                "could not write a producer snapshot topic=%s partition=%d path=%s error=%s",
-                *self._tp_fields(),
-                path,
-                exc,
-            )
-            return
-        self._remove_snapshots(self.directory, keep=active.base_offset)
-
-    def _remove_snapshots(self, directory: Path, keep: int | None) -> None:
-        for path in directory.glob("*" + SNAPSHOT_SUFFIX):
-            if keep is None or path.name != segment_name(keep, SNAPSHOT_SUFFIX):
-                path.unlink(missing_ok=True)
+        if self.directory is not None:
+            self.producers.expire(int(self._clock() * 1000))
+            write_snapshot(self.directory, self.producers, active.base_offset, sync, self.tp)
 
     def _recover(self, segment: Segment, *, contiguous: bool, next_base: int | None = None) -> int:
         truncated = segment.recover(
@@ -215,7 +180,7 @@ class Partition:
 
     def _replay_one(self, header: BatchHeader, batch: memoryview) -> None:
         if header.is_control:
-            self.producers.ended(header, header.base_offset, _control_type_or_none(batch))
+            self.producers.ended(header, header.base_offset, control_type_or_none(batch))
         else:
             self.producers.stored(header, header.base_offset, int(self._clock() * 1000))
 
@@ -550,23 +515,6 @@ class Partition:
 
 def _base_offset(segment: Segment) -> int:
     return segment.base_offset
-
-
-def _control_type_or_none(batch: bytes | memoryview) -> int:
-    """A marker's type; -1 for other control batches (never appended by clients)."""
-    try:
-        return control_type(batch)
-    except CorruptRecordError:
-        return -1
-
-
-def _with_control_types(segment: Segment) -> Iterator[tuple[BatchHeader, int]]:
-    """(header, marker type or -1) of every batch of a segment, for replay."""
-    for pos, header in segment.headers():
-        kind = -1
-        if header.is_control:
-            kind = _control_type_or_none(segment.storage.read(pos, header.size))
-        yield header, kind
 
 
 def _at(header: BatchHeader, offset: int) -> BatchHeader:
