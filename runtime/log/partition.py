@@ -3,7 +3,7 @@
 Directory format: `<data dir>/<topic>-<partition>/` holding, per segment,
 `<base>.log`, `<base>.index` and `<base>.timeindex` (see segment.py, index.py),
 and `<base>.snapshot`, the idempotent producers' state as of the active
-segment's base offset (producer_state.py). Leftovers of an interrupted rewrite
+segment's base offset (producer_snapshots.py). Leftovers of an interrupted rewrite
 (`*.cleaned`, `*.tmp`) and older snapshots are removed on open.
 
 Invariants:
