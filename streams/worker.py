@@ -35,20 +35,21 @@ from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
 
-from runtime.assignor import StreamsAssignor, WorkerState, common_partition_count, decode_numbers
+from runtime.assignor import StreamsAssignor, common_partition_count, decode_numbers
 from runtime.client.consumer_protocol import Assignment
 from runtime.client.errors import KafkaError
 from runtime.log.config import FlushPolicy
 from runtime.log.lock import DataDirLock, lock_directories
 from runtime.producer import Producer
-from runtime.recovery import RecoveryResult, recover_store
+from runtime.recovery import RecoveryResult
 from runtime.transport import Transport, open_transport
 from runtime.types import TopicPartition
-from stores import Store, StoreError, open_store, store_directory
+from stores import store_directory
 from streams.agent import Agent, AgentError
 from streams.channel import Channel
 from streams.conductor import Conductor, declare_topic
 from streams.errors import ConfigurationError
+from streams.placement import TablePlacement
 from streams.table import Table
 
 if TYPE_CHECKING:
@@ -79,7 +80,9 @@ class Worker:
         )
         self.producer: Producer | None = None
         self.conductor: Conductor | None = None
-        self.recoveries: list[RecoveryResult] = []
+        self.placement = TablePlacement(
+            self.transport, self.store_url, Path(app.data_dir), fail=self._fail
+        )
         self._tasks: list[asyncio.Task[Any]] = []
         self._agent_tasks: dict[asyncio.Task[None], tuple[Agent, Channel]] = {}
         self._failure: asyncio.Future[BaseException] | None = None
@@ -90,11 +93,14 @@ class Worker:
         self.member: Any = None
         self.assignor: StreamsAssignor | None = None
         self.assignments = 0
-        self._stores: dict[tuple[str, int], Store] = {}
-        self._followers: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._commit_lock = asyncio.Lock()
         self._dir_locks: list[DataDirLock] = []
         self._commit_error: BaseException | None = None  # commits are refused after one
+
+    @property
+    def recoveries(self) -> list[RecoveryResult]:
+        """What each table partition's recovery replayed, in order (tests, benchmarks)."""
+        return self.placement.recoveries
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -208,9 +214,7 @@ class Worker:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             if self.member is not None:
                 await self.member.close()  # revokes: finish, flush, commit, leave
-            for task in self._followers.values():
-                task.cancel()
-            await asyncio.gather(*self._followers.values(), return_exceptions=True)
+            await self.placement.stop_following()
             if self.conductor is not None:
                 await self.conductor.stop_fetching()
             await self._wait_agents()
@@ -238,9 +242,7 @@ class Worker:
                 error = exc
         for table in self.app.tables.values():
             table.close()
-        for store in self._stores.values():
-            store.close()
-        self._stores.clear()
+        self.placement.close()
         try:
             await self.transport.stop()
         finally:
@@ -291,26 +293,8 @@ class Worker:
     # --- recovery ----------------------------------------------------------------
 
     async def _recover(self, table: Table) -> None:
-        assert self.conductor is not None
         await declare_topic(self.transport, table.changelog)
-        data_dir = Path(self.app.data_dir)
-        for partition in range(table.changelog.partitions):
-            store = open_store(
-                table.store_url or self.store_url,
-                name=table.changelog.name.removesuffix("-changelog"),
-                partition=partition,
-                data_dir=data_dir,
-            )
-            table.attach(partition, store)
-            result = await recover_store(
-                self.transport, store, TopicPartition(table.changelog.name, partition)
-            )
-            self.recoveries.append(result)
-            table.recovered_records += result.records
-            (table.windowed or table).on_recovered(partition)
-        logger.info(
-            "table %s recovered: %d changelog records replayed", table.name, table.recovered_records
-        )
+        await self.placement.recover_all(table)
 
     # --- group mode: partitions from the group's assignor ------------------------
 
@@ -350,7 +334,7 @@ class Worker:
         numbers = decode_numbers(assignment.user_data)
         self.assignor.state = numbers
         for table in self.app.tables.values():
-            await self._place_table(table, numbers)
+            await self.placement.place(table, numbers)
         await self.conductor.assign(numbers.active)
         self.assignments += 1
         logger.info(
@@ -367,81 +351,6 @@ class Worker:
         await self.commit()
         self.conductor.forget(numbers.active)
         logger.info("revoked app=%s active=%s", self.app.id, sorted(numbers.active))
-
-    async def _place_table(self, table: Table, numbers: WorkerState) -> None:
-        """Open, recover, follow or close this table's partitions to match."""
-        wanted = numbers.active | numbers.standby
-        for p in [p for (name, p) in list(self._stores) if name == table.name]:
-            if p not in wanted:
-                await self._stop_following(table, p)
-                self._detach(table, p)
-                self._stores.pop((table.name, p)).close()
-        for p in sorted(numbers.standby):
-            self._detach(table, p)
-            store = self._store(table, p)
-            if (table.name, p) not in self._followers:
-                self._followers[(table.name, p)] = asyncio.get_running_loop().create_task(
-                    self._follow(table, p, store), name=f"standby {table.name}[{p}]"
-                )
-        for p in sorted(numbers.active):
-            await self._stop_following(table, p)
-            if p in table.partitions:
-                continue  # still ours and up to date
-            await self._recover_partition(table, p, self._store(table, p))
-
-    def _store(self, table: Table, p: int) -> Store:
-        store = self._stores.get((table.name, p))
-        if store is None:
-            store = self._stores[(table.name, p)] = open_store(
-                table.store_url or self.store_url,
-                name=table.changelog.name.removesuffix("-changelog"),
-                partition=p,
-                data_dir=Path(self.app.data_dir),
-            )
-        return store
-
-    def _detach(self, table: Table, p: int) -> None:
-        if table.detach(p) is not None and table.windowed is not None:
-            table.windowed.on_released(p)
-
-    async def _stop_following(self, table: Table, p: int) -> None:
-        task = self._followers.pop((table.name, p), None)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    async def _follow(self, table: Table, p: int, store: Store) -> None:
-        """A standby: keep the store caught up with the changelog partition."""
-        tp = TopicPartition(table.changelog.name, p)
-        while True:
-            try:
-                await recover_store(self.transport, store, tp, progress=_no_progress)
-                _, end = await self.transport.offsets(tp)
-                await self.transport.fetch(tp, end, max_wait_s=1.0)  # park until more
-            except asyncio.CancelledError:
-                raise
-            except StoreError as exc:  # the local disk: retrying will not help
-                self._fail(exc)
-                return
-            except Exception as exc:
-                logger.warning("standby %s fell behind: %s; retrying", tp, exc)
-                await asyncio.sleep(1.0)
-
-    async def _recover_partition(self, table: Table, p: int, store: Store) -> None:
-        table.attach(p, store)
-        result = await recover_store(self.transport, store, TopicPartition(table.changelog.name, p))
-        self.recoveries.append(result)
-        table.recovered_records += result.records
-        (table.windowed or table).on_recovered(p)
-        logger.info(
-            "recovered table=%s partition=%d records=%d from=%d to=%d seconds=%.3f",
-            table.name,
-            p,
-            result.records,
-            result.start_offset,
-            result.end_offset,
-            result.seconds,
-        )
 
     # --- commits -----------------------------------------------------------------
 
@@ -578,10 +487,6 @@ class Worker:
         while True:
             await asyncio.sleep(max(0.0, schedule.get_next(float) - time.time()))
             await self._call(fn)
-
-
-def _no_progress(tp: TopicPartition, done: int, total: int, rate: float) -> None:
-    pass
 
 
 def _takes_argument(fn: Callable[..., Any]) -> bool:

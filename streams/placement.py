@@ -1,0 +1,150 @@
+"""Which table partitions a worker holds, and in what role.
+
+On `log://` and `memory://` a worker holds every partition of every table
+(`recover_all`). In group mode the assignment says: active partitions are
+recovered from their changelogs and attached to their tables before the agents
+see their events; standby partitions keep a warm store that follows the
+changelog; every other partition's store is closed.
+
+Invariants:
+- a (table, partition) has at most one open store and at most one follower;
+- an active partition is never followed; a store is attached to its table only
+  while its partition is active;
+- a store error in a follower stops the worker (`fail`): retrying a broken
+  local disk would not help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from runtime.assignor import WorkerState
+from runtime.recovery import RecoveryResult, recover_store
+from runtime.transport import Transport
+from runtime.types import TopicPartition
+from stores import Store, StoreError, open_store
+from streams.table import Table
+
+logger = logging.getLogger(__name__)
+
+FOLLOW_RETRY_S = 1.0
+
+
+class TablePlacement:
+    def __init__(
+        self,
+        transport: Transport,
+        store_url: str,
+        data_dir: Path,
+        fail: Callable[[BaseException], None],
+    ) -> None:
+        self._transport = transport
+        self._store_url = store_url
+        self._data_dir = data_dir
+        self._fail = fail
+        self.recoveries: list[RecoveryResult] = []
+        self._stores: dict[tuple[str, int], Store] = {}
+        self._followers: dict[tuple[str, int], asyncio.Task[None]] = {}
+
+    async def recover_all(self, table: Table) -> None:
+        """Hold every partition of `table` (one worker for the whole app)."""
+        for p in range(table.changelog.partitions):
+            await self._recover(table, p, self._store(table, p))
+        logger.info(
+            "table %s recovered: %d changelog records replayed", table.name, table.recovered_records
+        )
+
+    async def place(self, table: Table, numbers: WorkerState) -> None:
+        """Open, recover, follow or close this table's partitions to match."""
+        wanted = numbers.active | numbers.standby
+        for p in [p for (name, p) in list(self._stores) if name == table.name]:
+            if p not in wanted:
+                await self._stop_following(table, p)
+                _detach(table, p)
+                self._stores.pop((table.name, p)).close()
+        for p in sorted(numbers.standby):
+            _detach(table, p)
+            store = self._store(table, p)
+            if (table.name, p) not in self._followers:
+                self._followers[(table.name, p)] = asyncio.get_running_loop().create_task(
+                    self._follow(table, p, store), name=f"standby {table.name}[{p}]"
+                )
+        for p in sorted(numbers.active):
+            await self._stop_following(table, p)
+            if p in table.partitions:
+                continue  # still ours and up to date
+            await self._recover(table, p, self._store(table, p))
+
+    async def stop_following(self) -> None:
+        for task in self._followers.values():
+            task.cancel()
+        await asyncio.gather(*self._followers.values(), return_exceptions=True)
+        self._followers.clear()
+
+    def close(self) -> None:
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()
+
+    def _store(self, table: Table, p: int) -> Store:
+        store = self._stores.get((table.name, p))
+        if store is None:
+            store = self._stores[(table.name, p)] = open_store(
+                table.store_url or self._store_url,
+                name=table.changelog.name.removesuffix("-changelog"),
+                partition=p,
+                data_dir=self._data_dir,
+            )
+        return store
+
+    async def _stop_following(self, table: Table, p: int) -> None:
+        task = self._followers.pop((table.name, p), None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _follow(self, table: Table, p: int, store: Store) -> None:
+        """A standby: keep the store caught up with the changelog partition."""
+        tp = TopicPartition(table.changelog.name, p)
+        while True:
+            try:
+                await recover_store(self._transport, store, tp, progress=_no_progress)
+                _, end = await self._transport.offsets(tp)
+                await self._transport.fetch(tp, end, max_wait_s=1.0)  # park until more
+            except asyncio.CancelledError:
+                raise
+            except StoreError as exc:  # the local disk: retrying will not help
+                self._fail(exc)
+                return
+            except Exception as exc:
+                logger.warning("standby %s fell behind: %s; retrying", tp, exc)
+                await asyncio.sleep(FOLLOW_RETRY_S)
+
+    async def _recover(self, table: Table, p: int, store: Store) -> None:
+        table.attach(p, store)
+        tp = TopicPartition(table.changelog.name, p)
+        result = await recover_store(self._transport, store, tp)
+        self.recoveries.append(result)
+        table.recovered_records += result.records
+        (table.windowed or table).on_recovered(p)
+        logger.info(
+            "recovered table=%s partition=%d records=%d from=%d to=%d seconds=%.3f",
+            table.name,
+            p,
+            result.records,
+            result.start_offset,
+            result.end_offset,
+            result.seconds,
+        )
+
+
+def _detach(table: Table, p: int) -> None:
+    if table.detach(p) is not None and table.windowed is not None:
+        table.windowed.on_released(p)
+
+
+def _no_progress(tp: TopicPartition, done: int, total: int, rate: float) -> None:
+    pass
