@@ -185,20 +185,19 @@ class DataApi:
         }
         try:
             start, end = self._log.offsets(tp)
-        except UnknownTopicError:
-            entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            return entry, 0
-        stable = self._log.last_stable_offset(tp)
-        entry.update(high_watermark=end, last_stable_offset=stable, log_start_offset=start)
-        if not start <= offset <= end:
-            entry["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
-            return entry, 0
-        if offset == end or (max_bytes <= 0 and not first):
-            return entry, 0
-        try:
+            stable = self._log.last_stable_offset(tp)
+            entry.update(high_watermark=end, last_stable_offset=stable, log_start_offset=start)
+            if not start <= offset <= end:
+                entry["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
+                return entry, 0
+            if offset == end or (max_bytes <= 0 and not first):
+                return entry, 0
             chunks = self._log.read_chunks(
                 tp, offset, max(max_bytes, 1), end_offset=stable if committed else None
             )
+        except (UnknownTopicError, LogClosedError):  # LogClosedError: deleted meanwhile
+            entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            return entry, 0
         except OffsetOutOfRangeError:
             entry["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
             return entry, 0
@@ -242,7 +241,7 @@ class DataApi:
                             entry.update(offset=found, timestamp=self._timestamp_at(tp, found))
                     else:
                         entry["error_code"] = ErrorCode.INVALID_REQUEST
-                except UnknownTopicError:
+                except (UnknownTopicError, LogClosedError):  # LogClosedError: deleted meanwhile
                     entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 parts.append(entry)
             topics.append({"name": topic["name"], "partitions": parts})

@@ -19,13 +19,15 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from runtime.broker.limits import BrokerLimits
 from runtime.errors import StreamsRuntimeError
 from runtime.log.config import TopicInfo
 from runtime.transport import EmbeddedTransport
+
+T = TypeVar("T")
 
 
 class TopicLimitError(StreamsRuntimeError):
@@ -81,22 +83,29 @@ class TopicCreator:
         """Create a topic in a worker thread; TopicLimitError if it does not fit."""
         async with self._lock:
             self.check(name, partitions, auto=auto)
-            work = asyncio.ensure_future(
-                asyncio.to_thread(self._log.create_topic, name, partitions, configs)
-            )
-            try:
-                return await asyncio.shield(work)
-            except asyncio.CancelledError:
-                await asyncio.wait([work])  # keep the lock until the thread is done
-                if not work.cancelled():
-                    work.exception()  # seen: no "exception never retrieved" at exit
-                raise
+            return await _in_thread(self._log.create_topic, name, partitions, configs)
 
     async def delete(self, name: str) -> None:
+        """Delete a topic in a worker thread: closing and unlinking many partitions
+        must not stall the other clients (appends and fetches racing it see the
+        topic gone)."""
         async with self._lock:
-            self._log.delete_topic(name)
+            await _in_thread(self._log.delete_topic, name)
 
     async def idle(self) -> None:
         """Wait for a creation in progress to end (before the log is closed)."""
         async with self._lock:
             pass
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """fn(*args) in a worker thread. A cancelled caller still waits for the thread
+    (its lock is held until the log is consistent again), then is cancelled."""
+    work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait([work])
+        if not work.cancelled():
+            work.exception()  # seen: no "exception never retrieved" at exit
+        raise

@@ -242,36 +242,48 @@ def test_create_topics_over_the_limits_is_refused_with_policy_violation(start_br
     assert names == {"__consumer_offsets", "__transaction_state", "a", "c", "e", "f", "g"}
 
 
-def test_large_create_topics_does_not_stall_other_clients(start_broker) -> None:
+def test_large_create_and_delete_topics_do_not_stall_other_clients(start_broker) -> None:
     broker = start_broker("--create-partitions-max", "3000", "--partitions-max", "4000")
-    answer: dict = {}
     with WireClient(broker.bootstrap, TIMEOUT_S) as live:
         live.request(ApiKey.METADATA, 8, metadata_body("live", auto_create=True))
+        for api, version, body in (
+            (ApiKey.CREATE_TOPICS, 4, create_topics_body(("wide", 2500))),
+            (ApiKey.DELETE_TOPICS, 3, {"topic_names": ["wide"], "timeout_ms": 30000}),
+        ):
+            answer, took_s, latencies = _round_trips_during(broker, live, api, version, body)
+            print(
+                f"\n{api.name} of 2500 partitions took {took_s:.2f}s; {len(latencies)} "
+                f"produce+fetch round trips meanwhile, slowest {max(latencies):.3f}s"
+            )
+            codes = [t["error_code"] for t in answer.get("topics", answer.get("responses", []))]
+            assert codes == [ErrorCode.NONE]
+            assert len(latencies) >= 5 and max(latencies) < max(0.25, took_s / 4)
 
-        def create() -> None:
-            with WireClient(broker.bootstrap, TIMEOUT_S * 3) as admin:
-                body = create_topics_body(("wide", 2500))
-                answer.update(admin.request(ApiKey.CREATE_TOPICS, 4, body))
 
-        creating = threading.Thread(target=create)
-        started = time.monotonic()
-        creating.start()
-        latencies = []
-        while creating.is_alive():
-            sent = time.monotonic()
-            produced = live.request(ApiKey.PRODUCE, 7, produce_body("live", 0, batch(b"v")))
-            offset = produced["responses"][0]["partitions"][0]["base_offset"]
-            fetched = live.request(ApiKey.FETCH, 11, fetch_body("live", 0, offset))
-            assert fetched["responses"][0]["partitions"][0]["error_code"] == ErrorCode.NONE
-            latencies.append(time.monotonic() - sent)
-        creating.join()
-        create_s = time.monotonic() - started
-    print(
-        f"\nCreateTopics of 2500 partitions took {create_s:.2f}s; {len(latencies)} produce+fetch "
-        f"round trips meanwhile, slowest {max(latencies):.3f}s"
-    )
-    assert answer["topics"][0]["error_code"] == ErrorCode.NONE
-    assert len(latencies) >= 5 and max(latencies) < max(0.25, create_s / 4)
+def _round_trips_during(
+    broker, live: WireClient, api: ApiKey, version: int, body: dict
+) -> tuple[dict, float, list[float]]:
+    """Send one admin request from another connection; meanwhile time produce+fetch
+    round trips of `live`. Returns (the admin answer, its seconds, the latencies)."""
+    answer: dict = {}
+
+    def admin_request() -> None:
+        with WireClient(broker.bootstrap, TIMEOUT_S * 3) as admin:
+            answer.update(admin.request(api, version, body))
+
+    worker = threading.Thread(target=admin_request)
+    started = time.monotonic()
+    worker.start()
+    latencies = []
+    while worker.is_alive():
+        sent = time.monotonic()
+        produced = live.request(ApiKey.PRODUCE, 7, produce_body("live", 0, batch(b"v")))
+        offset = produced["responses"][0]["partitions"][0]["base_offset"]
+        fetched = live.request(ApiKey.FETCH, 11, fetch_body("live", 0, offset))
+        assert fetched["responses"][0]["partitions"][0]["error_code"] == ErrorCode.NONE
+        latencies.append(time.monotonic() - sent)
+    worker.join()
+    return answer, time.monotonic() - started, latencies
 
 
 def test_metadata_auto_creates_at_most_the_limits(start_broker) -> None:
