@@ -25,6 +25,11 @@ bytes, without RFC 4013 SASLprep; user names are escaped as RFC 5802 says
 ("," as "=2C", "=" as "=3D"). Channel binding is not offered (no -PLUS
 mechanisms), and the "tokenauth" extension (delegation tokens) is refused.
 
+librdkafka before 2.6.1 (so Debian's kcat, on 2.0.2) repeats its nonce in
+client-final: `r=CNONCE+CNONCE+SNONCE` (librdkafka#4895). That form is
+accepted too, as Kafka 3.8 and 3.9 accept it: it still carries the server's
+nonce, so a replayed exchange still fails, and the proof covers it as sent.
+
 An unknown user gets a server-first like any other, with a salt derived from
 its name, and fails at the proof: the client cannot tell it from a wrong
 password. The reason goes to the broker's log only.
@@ -139,6 +144,7 @@ class ScramServer:
         self.user: str | None = None
         self._credential: ScramCredential | None = None
         self._gs2_header = ""
+        self._client_nonce = ""
         self._nonce = ""
         self._first_bare = ""
         self._server_first = ""
@@ -161,6 +167,7 @@ class ScramServer:
         self.user = user
         self._credential = self._lookup(user)
         self._gs2_header = gs2_header
+        self._client_nonce = client_nonce
         self._nonce = client_nonce + self._server_nonce
         self._first_bare = bare
         salt, iterations = self._salt_and_iterations(user)
@@ -177,7 +184,10 @@ class ScramServer:
         attributes = _attributes(without_proof, "client-final")
         if _required(attributes, "c", "client-final") != _b64(self._gs2_header.encode()):
             raise AuthenticationError("SCRAM channel binding does not match the gs2 header")
-        if _required(attributes, "r", "client-final") != self._nonce:
+        if _required(attributes, "r", "client-final") not in (
+            self._nonce,
+            self._client_nonce + self._nonce,  # librdkafka < 2.6.1
+        ):
             raise AuthenticationError("SCRAM nonce does not match the server's")
         proof = _unb64(proof_text, "proof")
         auth_message = f"{self._first_bare},{self._server_first},{without_proof}".encode()

@@ -91,6 +91,36 @@ def test_unknown_user_gets_a_server_first_like_anyone_and_fails_at_the_proof():
     assert info.value.client_message == AuthenticationError("x").client_message
 
 
+def test_the_client_nonce_repeated_as_librdkafka_before_2_6_1_sends_it_is_accepted():
+    """librdkafka#4895: client-final carries r=CNONCE+CNONCE+SNONCE."""
+    users = {"alice": new_credential("SCRAM-SHA-256", "pw", 4096)}
+    client_first = ScramClient("SCRAM-SHA-256", "alice", "pw", nonce="CNONCE").first()
+    server = server_for(users, server_nonce="SNONCE")
+    server_first = server.first(client_first)
+    final = _librdkafka_final(server_first, "pw")
+    assert final.startswith(b"c=biws,r=CNONCECNONCESNONCE,")
+    assert server.final(final).startswith(b"v=")
+    other = server_for(users, server_nonce="SNONCE")
+    other.first(client_first)
+    with pytest.raises(AuthenticationError, match="nonce does not match"):
+        other.final(final.replace(b"r=CNONCE", b"r=XCNONCE"))
+
+
+def _librdkafka_final(server_first: bytes, password: str) -> bytes:
+    """A client-final built the way librdkafka < 2.6.1 builds it."""
+    import hashlib
+    import hmac
+
+    salt = base64.b64decode(server_first.split(b",")[1][2:])
+    salted = salted_password("SCRAM-SHA-256", password, salt, 4096)
+    without_proof = b"c=biws,r=CNONCE" + server_first.split(b",")[0][2:]
+    auth = b"n=alice,r=CNONCE," + server_first + b"," + without_proof
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    signature = hmac.digest(hashlib.sha256(client_key).digest(), auth, "sha256")
+    proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
+    return without_proof + b",p=" + base64.b64encode(proof)
+
+
 def test_names_with_commas_and_equals_are_escaped():
     assert escape_name("a,b=c") == "a=2Cb=3Dc"
     assert unescape_name("a=2Cb=3Dc") == "a,b=c"
