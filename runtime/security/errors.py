@@ -18,6 +18,14 @@ from __future__ import annotations
 from runtime.errors import StreamsRuntimeError
 
 CREDENTIALS_REFUSED = "Authentication failed: invalid credentials"
+SHOWN_CHARS_MAX = 64
+
+
+def shown(text: str) -> str:
+    """A client's string as a log may show it: quoted, escaped, at most SHOWN_CHARS_MAX."""
+    if len(text) <= SHOWN_CHARS_MAX:
+        return repr(text)
+    return repr(text[:SHOWN_CHARS_MAX]) + f"... ({len(text)} characters)"
 
 
 class SecurityError(StreamsRuntimeError):

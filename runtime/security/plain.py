@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from runtime.security.errors import AuthenticationError
+from runtime.security.errors import AuthenticationError, shown
 from runtime.security.scram import (
     ITERATIONS_DEFAULT,
     MECHANISMS,
@@ -37,7 +37,7 @@ def parse_plain(message: bytes) -> tuple[str, str]:
     if not authcid:
         raise AuthenticationError("PLAIN message without a user name")
     if authzid and authzid != authcid:
-        raise AuthenticationError(f"PLAIN authorization id {authzid!r} is not {authcid!r}")
+        raise AuthenticationError(f"PLAIN authzid {shown(authzid)} is not {shown(authcid)}")
     return authcid, password
 
 
@@ -47,8 +47,8 @@ def verify_plain(lookup: Lookup, user: str, password: str) -> None:
         credential = lookup(user, mechanism)
         if credential is not None:
             if not password_matches(mechanism, credential, password):
-                raise AuthenticationError(f"wrong password for user {user!r}")
+                raise AuthenticationError(f"wrong password for user {shown(user)}")
             return
     # as slow as a real check, so that timing does not tell which users exist
     salted_password(MECHANISMS[0], password, bytes(SALT_BYTES), ITERATIONS_DEFAULT)
-    raise AuthenticationError(f"unknown user {user!r}")
+    raise AuthenticationError(f"unknown user {shown(user)}")

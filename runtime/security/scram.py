@@ -45,7 +45,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from runtime.security.errors import AuthenticationError
+from runtime.security.errors import AuthenticationError, shown
 
 HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
 MECHANISMS = tuple(HASHES)
@@ -161,7 +161,7 @@ class ScramServer:
             raise AuthenticationError("SCRAM delegation tokens (tokenauth) are not supported")
         user = unescape_name(_required(attributes, "n", "client-first"))
         if authzid and unescape_name(authzid) != user:
-            raise AuthenticationError(f"SCRAM authorization id {authzid!r} is not {user!r}")
+            raise AuthenticationError(f"SCRAM authzid {shown(authzid)} is not {shown(user)}")
         client_nonce = _required(attributes, "r", "client-first")
         _check_printable(client_nonce)
         self.user = user
@@ -193,14 +193,14 @@ class ScramServer:
         auth_message = f"{self._first_bare},{self._server_first},{without_proof}".encode()
         credential = self._credential
         if credential is None:
-            raise AuthenticationError(f"unknown user {self.user!r}")
+            raise AuthenticationError(f"unknown user {shown(self.user or '')}")
         signature = hmac.digest(credential.stored_key, auth_message, self._hash)
         if len(proof) != len(signature):
             raise AuthenticationError("SCRAM proof of the wrong length")
         client_key = bytes(a ^ b for a, b in zip(proof, signature, strict=True))
         stored_key = hashlib.new(self._hash, client_key).digest()
         if not hmac.compare_digest(stored_key, credential.stored_key):
-            raise AuthenticationError(f"wrong password for user {self.user!r}")
+            raise AuthenticationError(f"wrong password for user {shown(self.user or '')}")
         self.done = True
         server_signature = hmac.digest(credential.server_key, auth_message, self._hash)
         return f"v={_b64(server_signature)}".encode()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runtime.security.errors import AuthenticationError
 from runtime.security.plain import parse_plain, verify_plain
@@ -20,6 +23,7 @@ from runtime.security.scram import (
 )
 
 FAKE_KEY = b"k" * 32
+CREDENTIAL = new_credential("SCRAM-SHA-256", "pw", 4096)
 
 # RFC 7677 section 3
 RFC_CLIENT_FIRST = b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO"
@@ -140,7 +144,7 @@ def test_names_with_commas_and_equals_are_escaped():
         (b"n,,n=u,r=ab c", "nonce"),
         (b"n,,n=u,r=abc,tokenauth=true", "delegation tokens"),
         (b"n,,m=x,n=u,r=abc", "mandatory extension"),
-        (b"n,a=other,n=u,r=abc", "authorization id"),
+        (b"n,a=other,n=u,r=abc", "authzid"),
         (b"\xff\xfe", "not UTF-8"),
         (b"n,,garbage", "malformed"),
     ],
@@ -187,6 +191,26 @@ def test_password_matches_against_the_stored_keys_only():
 def test_iterations_below_kafkas_minimum_are_refused():
     with pytest.raises(ValueError, match="iterations"):
         new_credential("SCRAM-SHA-256", "pw", 1000)
+
+
+@settings(max_examples=300, deadline=None)
+@given(message=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_any_client_message_is_refused_with_an_authentication_error_only(message):
+    with contextlib.suppress(AuthenticationError):
+        server_for({"alice": CREDENTIAL}).first(message)
+    server = server_for({"alice": CREDENTIAL})
+    server.first(b"n,,n=alice,r=abc")
+    with contextlib.suppress(AuthenticationError):
+        server.final(message)
+    with contextlib.suppress(AuthenticationError):
+        parse_plain(message)
+
+
+def test_names_in_reasons_are_escaped_and_bounded():
+    with pytest.raises(AuthenticationError) as info:
+        verify_plain(lambda user, mechanism: None, "x\n" * 100 + "y", "pw")
+    assert "\n" not in str(info.value)  # one log line, whatever the name holds
+    assert str(info.value).endswith("... (201 characters)")
 
 
 def test_plain():
