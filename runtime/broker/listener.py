@@ -15,10 +15,11 @@ for two reasons:
   timer; the connections wait in the kernel's queue meanwhile.
 
 Accepted sockets become transports with loop.connect_accepted_socket; on a
-TLS listener (`ssl_context`) that includes the TLS handshake, which must be
-over within `handshake_timeout_s`. A handshake that fails (a plaintext client,
-an untrusted or expired client certificate, a timeout) closes the connection
-with one warning naming the peer and the reason, per interval per peer.
+TLS listener (`ssl_context`) the TLS handshake comes first (tls_accept.py),
+and must be over within `handshake_timeout_s`. A handshake that fails (a
+plaintext client, an untrusted or expired client certificate, a timeout)
+closes the connection, the client told why by a TLS alert, with one warning
+naming the peer and the reason, per interval per peer and reason.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import ssl
 from collections.abc import Callable
 
 from runtime.broker.connection_limits import ConnectionLimits
+from runtime.broker.tls_accept import accept_tls
 from runtime.logs import RateLimitedLog
 
 OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -133,12 +135,13 @@ class Listener:
                 self._limits.release(host)
 
         try:
-            await self._loop.connect_accepted_socket(
-                lambda: self._factory(host, release),
-                conn,
-                ssl=self._ssl,
-                ssl_handshake_timeout=self._handshake_timeout_s,
-            )
+            if self._ssl is None:
+                await self._loop.connect_accepted_socket(lambda: self._factory(host, release), conn)
+            else:
+                assert self._handshake_timeout_s is not None
+                await accept_tls(
+                    conn, lambda: self._factory(host, release), self._ssl, self._handshake_timeout_s
+                )
         except (OSError, ssl.SSLError) as exc:  # the TLS handshake failed, or the peer left
             conn.close()
             release()
