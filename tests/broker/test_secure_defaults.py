@@ -1,6 +1,7 @@
 """Safe defaults: `streams broker` refuses to start with a listener that would let
 anyone in from the network, unless --allow-insecure; it never advertises a
-wildcard address; settings a listener lacks (or no listener uses) are errors."""
+wildcard address; settings a listener lacks (or no listener uses) are errors;
+DescribeConfigs tells the limit on frames before authentication."""
 
 from __future__ import annotations
 
@@ -142,3 +143,14 @@ def test_scram_over_sasl_plaintext_may_listen_on_the_network(start_broker, tmp_p
         client.verify(bytes(last["auth_bytes"]))
         (advertised,) = wire.request(ApiKey.METADATA, 8, metadata_body())["brokers"]
     assert (advertised["host"], advertised["port"]) == ("127.0.0.1", port)
+
+
+def test_describe_configs_reports_the_sasl_frame_limit_under_kafkas_name(broker) -> None:
+    body = {
+        "resources": [{"resource_type": 4, "resource_name": "0", "configuration_keys": None}],
+        "include_synonyms": False,
+    }
+    with WireClient(broker.bootstrap) as wire:
+        (result,) = wire.request(ApiKey.DESCRIBE_CONFIGS, 1, body)["results"]
+    configs = {c["name"]: c["value"] for c in result["configs"]}
+    assert configs["sasl.server.max.receive.size"] == "524288"
