@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import importlib
 import logging
 import signal
@@ -16,13 +15,14 @@ from typing import Any
 
 import click
 
-from runtime.broker.limits import BrokerLimits
 from runtime.errors import StreamsRuntimeError
 from runtime.log.records import decode_batches
 from runtime.log.records import encode_batch as _encode_batch
 from runtime.partitioner import partition_for_key
 from runtime.transport import Transport, open_transport
 from runtime.types import TopicPartition
+from streams.cli_broker import broker
+from streams.cli_users import users
 
 logger = logging.getLogger("streams")
 
@@ -329,99 +329,12 @@ def agents(ctx: Context) -> None:
         )
 
 
+cli.add_command(broker)
+cli.add_command(users)
+
+
 def main(obj: Any = None) -> None:
     cli(obj=obj)
-
-
-def limits_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """One --flag per BrokerLimits field, its default and help from the field."""
-    for field in reversed(dataclasses.fields(BrokerLimits)):
-        command = click.option(
-            "--" + field.name.replace("_", "-"),
-            field.name,
-            type=click.IntRange(min=1),
-            default=field.default,
-            show_default=True,
-            help=field.metadata["help"],
-        )(command)
-    return command
-
-
-@cli.command()
-@click.option(
-    "--data", default="./streams-data/broker", show_default=True, help="the log's data directory"
-)
-@click.option("--listen", default="127.0.0.1:9092", show_default=True, help="HOST:PORT")
-@click.option("--advertise", default=None, help="HOST:PORT clients should connect to")
-@click.option("--http", "http", default=None, help="HOST:PORT of the REST proxy (off by default)")
-@click.option(
-    "--partitions", default=1, show_default=True, help="partitions of auto-created topics"
-)
-@click.option("--no-auto-create", is_flag=True, help="do not create topics on first use")
-@click.option(
-    "--flush",
-    type=click.Choice(["os", "batch", "interval"]),
-    default="os",
-    show_default=True,
-    help="when appends are fsynced",
-)
-@click.option(
-    "--initial-rebalance-delay-ms",
-    default=0,
-    show_default=True,
-    help="how long a new group waits for more members before its first rebalance "
-    "(Kafka's group.initial.rebalance.delay.ms)",
-)
-@click.option("-l", "--loglevel", default="info", help="debug, info, warning, error")
-@limits_options
-def broker(
-    data: str,
-    listen: str,
-    advertise: str | None,
-    http: str | None,
-    partitions: int,
-    no_auto_create: bool,
-    flush: str,
-    initial_rebalance_delay_ms: int,
-    loglevel: str,
-    **limit_values: int,
-) -> None:
-    """Serve the built-in log over the Kafka wire protocol (and HTTP/JSON)."""
-    from runtime.broker.server import Address, Broker
-    from runtime.log.config import FlushPolicy
-
-    setup_logging(loglevel)
-    try:
-        listen_at = Address.parse(listen)
-        advertise_at = Address.parse(advertise) if advertise else None
-        http_at = Address.parse(http, default_port=8082) if http else None
-        limits = BrokerLimits(**limit_values)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        async with Broker(
-            data,
-            listen=listen_at,
-            advertise=advertise_at,
-            http=http_at,
-            flush=FlushPolicy(flush),
-            auto_create_topics=not no_auto_create,
-            default_partitions=partitions,
-            initial_rebalance_delay_ms=initial_rebalance_delay_ms,
-            limits=limits,
-        ) as running:
-            click.echo(f"broker ready on {running.address}", err=True)
-            await running.serve_until(stop)
-
-    try:
-        asyncio.run(main())
-    except (StreamsRuntimeError, OSError) as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 @cli.command()

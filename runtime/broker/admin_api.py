@@ -209,4 +209,5 @@ class AdminApi:
             "connections.max.idle.ms": str(self.limits.connections_max_idle_ms),
             "socket.request.max.bytes": str(self.limits.request_bytes_max),
             "queued.max.request.bytes": str(self.limits.queued_max_request_bytes),
+            "sasl.server.max.receive.size": str(self.limits.sasl_receive_bytes_max),
         }

@@ -90,7 +90,21 @@ class Connection(asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         self._eof = True
         self._wake()
-        return True  # keep the transport open: answers may still go out
+        # keep the transport open, answers may still go out; TLS transports
+        # cannot be half-closed (and warn when asked to)
+        return not self.tls
+
+    @property
+    def tls(self) -> bool:
+        transport = self.transport
+        return transport is not None and transport.get_extra_info("sslcontext") is not None
+
+    @property
+    def peercert(self) -> dict | None:
+        """The client's verified certificate (mutual TLS), as ssl's getpeercert() gives it."""
+        if self.transport is None:
+            return None
+        return self.transport.get_extra_info("peercert")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = exc or ConnectionResetError("connection closed")

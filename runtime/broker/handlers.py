@@ -1,7 +1,10 @@
 """The broker's answer to each Kafka API: request body in, response body out.
 
 Bodies are the dicts of runtime.protocol (Kafka's field names in snake_case).
-This module answers ApiVersions, Metadata and FindCoordinator and puts together
+This module answers ApiVersions, Metadata and FindCoordinator (with the
+address of the listener asked), SaslHandshake and SaslAuthenticate where no
+SASL exchange is going on (ILLEGAL_SASL_STATE: sasl.py answers them before
+authentication), and puts together
 the handlers of data_api (produce, fetch), admin_api (topics, configs) and
 group_api (consumer groups) into one table by API key.
 """
@@ -65,6 +68,8 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     ApiKey.TXN_OFFSET_COMMIT: (0, 3),
     ApiKey.DESCRIBE_TRANSACTIONS: (0, 0),
     ApiKey.LIST_TRANSACTIONS: (0, 1),
+    ApiKey.SASL_HANDSHAKE: (0, 1),
+    ApiKey.SASL_AUTHENTICATE: (0, 2),
 }
 
 
@@ -92,6 +97,8 @@ class Handlers:
             ApiKey.METADATA: self.metadata,
             ApiKey.FIND_COORDINATOR: self.find_coordinator,
             ApiKey.API_VERSIONS: self.api_versions,
+            ApiKey.SASL_HANDSHAKE: self.sasl_handshake,
+            ApiKey.SASL_AUTHENTICATE: self.sasl_authenticate,
             **self.data.by_key,
             **self.admin.by_key,
             **self.groups.by_key,
@@ -115,6 +122,23 @@ class Handlers:
             ],
         }
 
+    async def sasl_handshake(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        # Kafka's answer on a listener without SASL, or once authenticated
+        return {"error_code": ErrorCode.ILLEGAL_SASL_STATE, "mechanisms": []}
+
+    async def sasl_authenticate(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        return {
+            "error_code": ErrorCode.ILLEGAL_SASL_STATE,
+            "error_message": "no SASL authentication in progress on this connection",
+            "auth_bytes": b"",
+            "session_lifetime_ms": 0,
+        }
+
+    def _advertised(self, peer: Peer) -> tuple[str, int]:
+        if peer.advertised is not None:
+            return peer.advertised.host, peer.advertised.port
+        return self.settings.host, self.settings.port
+
     async def metadata(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
         topics = self._log.topics()
         requested = body["topics"]
@@ -136,15 +160,9 @@ class Handlers:
                 creations_left -= 1
                 info = self._log.topics()[name]
             out.append(_topic_metadata(name, info.partitions))
+        host, port = self._advertised(peer)
         return {
-            "brokers": [
-                {
-                    "node_id": NODE_ID,
-                    "host": self.settings.host,
-                    "port": self.settings.port,
-                    "rack": None,
-                }
-            ],
+            "brokers": [{"node_id": NODE_ID, "host": host, "port": port, "rack": None}],
             "cluster_id": CLUSTER_ID,
             "controller_id": NODE_ID,
             "topics": out,
@@ -199,12 +217,13 @@ class Handlers:
                 "host": "",
                 "port": -1,
             }
+        host, port = self._advertised(peer)
         return {
             "error_code": ErrorCode.NONE,
             "error_message": None,
             "node_id": NODE_ID,
-            "host": self.settings.host,
-            "port": self.settings.port,
+            "host": host,
+            "port": port,
         }
 
 

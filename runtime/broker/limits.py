@@ -57,6 +57,11 @@ class BrokerLimits:
         "bytes of requests being read or answered at once; reading pauses past it "
         "(Kafka: queued.max.request.bytes); at least --request-bytes-max",
     )
+    sasl_receive_bytes_max: int = _limit(
+        524_288,
+        "largest frame accepted on a SASL listener before the client has authenticated "
+        "(Kafka: sasl.server.max.receive.size)",
+    )
     create_partitions_max: int = _limit(
         1024, "partitions one CreateTopics request may create, over all its topics"
     )

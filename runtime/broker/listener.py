@@ -14,7 +14,12 @@ for two reasons:
   interval with a count, and accepting pauses for `RETRY_DELAY_S` under one
   timer; the connections wait in the kernel's queue meanwhile.
 
-Accepted sockets become transports with loop.connect_accepted_socket.
+Accepted sockets become transports with loop.connect_accepted_socket; on a
+TLS listener (`ssl_context`) the TLS handshake comes first (tls_accept.py),
+and must be over within `handshake_timeout_s`. A handshake that fails (a
+plaintext client, an untrusted or expired client certificate, a timeout)
+closes the connection, the client told why by a TLS alert, with one warning
+naming the peer and the reason, per interval per peer and reason.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ import asyncio
 import errno
 import logging
 import socket
+import ssl
 from collections.abc import Callable
 
 from runtime.broker.connection_limits import ConnectionLimits
+from runtime.broker.tls_accept import accept_tls
 from runtime.logs import RateLimitedLog
 
 OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -43,8 +50,12 @@ class Listener:
         limits: ConnectionLimits,
         protocol_factory: Callable[[str, Callable[[], None]], asyncio.BaseProtocol],
         ratelog: RateLimitedLog,
+        ssl_context: ssl.SSLContext | None = None,
+        handshake_timeout_s: float | None = None,
     ) -> None:
         self._host = host
+        self._ssl = ssl_context
+        self._handshake_timeout_s = handshake_timeout_s if ssl_context is not None else None
         self._port = port
         self._backlog = backlog
         self._limits = limits
@@ -124,7 +135,23 @@ class Listener:
                 self._limits.release(host)
 
         try:
-            await self._loop.connect_accepted_socket(lambda: self._factory(host, release), conn)
+            if self._ssl is None:
+                await self._loop.connect_accepted_socket(lambda: self._factory(host, release), conn)
+            else:
+                assert self._handshake_timeout_s is not None
+                await accept_tls(
+                    conn, lambda: self._factory(host, release), self._ssl, self._handshake_timeout_s
+                )
+        except (OSError, ssl.SSLError) as exc:  # the TLS handshake failed, or the peer left
+            conn.close()
+            release()
+            if self._ssl is not None:
+                self._ratelog.warning(
+                    ("tls", host, _reason(exc)),
+                    "TLS handshake with %s failed: %s; closing the connection",
+                    host,
+                    _reason(exc),
+                )
         except BaseException:
             conn.close()
             release()
@@ -149,3 +176,20 @@ class Listener:
     def _resume(self) -> None:
         self._retry = None
         self.start()
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong in a TLS handshake, in a few words (no traceback, no cause chain)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"client certificate refused: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        if exc.reason in _NOT_TLS:
+            return f"not a TLS client ({exc.reason}): a plaintext client on a TLS port?"
+        if exc.reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
+            return f"no client certificate ({exc.reason})"
+        return exc.reason or str(exc)
+    return str(exc) or type(exc).__name__
+
+
+# what OpenSSL says when the first bytes are not a TLS ClientHello
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL"})

@@ -1,9 +1,16 @@
 """`streams broker`: the built-in log served over the Kafka wire protocol.
 
 This module is the broker's lifecycle: the log, the group coordinator, the
-Kafka listener and the REST proxy, started and stopped together. Accepting
+Kafka listeners and the REST proxy, started and stopped together. Accepting
 connections is listener.py; serving one, serving.py; reading its frames,
-connection.py.
+connection.py; authenticating it, sasl.py.
+
+Listeners (endpoints.py) each have a security protocol: PLAINTEXT, SSL,
+SASL_PLAINTEXT, SASL_SSL. Their settings are checked before anything is
+bound, and the broker refuses to start with a listener that would let anyone
+in from the network (unless allowed): see endpoints.check_security. The
+connection limits, the request budget and the idle timeout are the broker's,
+shared by every listener.
 
 Every resource a client can ask for has a limit (limits.py): connections in
 total and per address (connection_limits.py), idle time, request size, bytes of
@@ -21,10 +28,11 @@ Lifecycle: `async with Broker(...) as broker: await broker.serve_until(stop)`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+import ssl
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +42,29 @@ from runtime.broker.budget import ByteBudget
 from runtime.broker.connection import Connection
 from runtime.broker.connection_limits import ConnectionLimits
 from runtime.broker.coordinator import GroupCoordinator
+from runtime.broker.endpoints import (
+    Address,
+    Endpoint,
+    SecurityProtocol,
+    SecuritySettings,
+    advertised,
+    check_security,
+)
 from runtime.broker.handlers import BrokerSettings, Handlers
 from runtime.broker.limits import BrokerLimits, raise_open_files_limit
 from runtime.broker.listener import OUT_OF_RESOURCES, Listener
 from runtime.broker.rest import RestProxy
-from runtime.broker.serving import serve_connection
+from runtime.broker.sasl import SaslConfig
+from runtime.broker.serving import ListenerContext, serve_connection
 from runtime.broker.transactions import TransactionCoordinator, TransactionSettings
 from runtime.broker.txn_api import producer_ids
 from runtime.log.config import FlushPolicy
 from runtime.logs import RateLimitedLog
+from runtime.security.tls import server_context
+from runtime.security.users import UsersFile
 from runtime.transport import EmbeddedTransport
+
+__all__ = ["Address", "Broker", "Endpoint", "SecurityProtocol", "SecuritySettings"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,27 +73,8 @@ REQUEST_BYTES_MAX = BrokerLimits().request_bytes_max  # Kafka's socket.request.m
 # connections be refused in batches instead of dropping a normal client's SYN
 LISTEN_BACKLOG = 1024
 
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, text: str, *, default_port: int = 9092) -> Address:
-        host, sep, port = text.rpartition(":")
-        if not sep:
-            host, port = text, str(default_port)
-        try:
-            number = int(port)
-        except ValueError:
-            raise ValueError(f"{text!r} is not HOST:PORT") from None
-        if not 0 <= number <= 65535:
-            raise ValueError(f"{text!r}: port out of range")
-        return cls(host.strip("[]") or "127.0.0.1", number)
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
+_Security = tuple[ssl.SSLContext | None, SaslConfig | None]
+"""A listener's TLS context and SASL settings (None: no TLS, no SASL)."""
 
 
 class Broker:
@@ -80,9 +82,10 @@ class Broker:
         self,
         data_dir: str | os.PathLike[str] | None,
         *,
-        listen: Address,
+        listen: Address | Sequence[Endpoint],
         advertise: Address | None = None,
         http: Address | None = None,
+        security: SecuritySettings = SecuritySettings(),  # noqa: B008 (frozen value)
         flush: FlushPolicy | None = None,
         auto_create_topics: bool = True,
         default_partitions: int = 1,
@@ -91,8 +94,12 @@ class Broker:
         initial_rebalance_delay_ms: int = 0,
         transactions: TransactionSettings | None = None,
     ) -> None:
-        self._listen = listen
-        self._advertise = advertise
+        if isinstance(listen, Address):  # one PLAINTEXT listener, as before listeners had protocols
+            listen = [Endpoint(SecurityProtocol.PLAINTEXT, listen, advertise)]
+        elif advertise is not None:
+            raise ValueError("advertise= is for one Address; give each Endpoint its advertise")
+        self._endpoints = list(listen)
+        self._security = security
         self._http = http
         self._auto_create = auto_create_topics
         self._default_partitions = default_partitions
@@ -106,7 +113,8 @@ class Broker:
             limits.connections_max, limits.connections_per_ip_max, self._ratelog
         )
         self.budget = ByteBudget(limits.queued_max_request_bytes)
-        self._listener: Listener | None = None
+        self._listeners: list[Listener] = []
+        self._listener_contexts: dict[SecurityProtocol, ListenerContext] = {}
         self._http_runner: web.AppRunner | None = None
         self._coordinator: GroupCoordinator | None = None
         self._transactions: TransactionCoordinator | None = None
@@ -117,7 +125,9 @@ class Broker:
         self._housekeeping: asyncio.Task[None] | None = None
         self._loop_handler: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.address: Address | None = None
+        self.address: Address | None = None  # the first listener's, bound
+        self.addresses: dict[SecurityProtocol, Address] = {}  # every listener's, bound
+        self.advertised: dict[SecurityProtocol, Address] = {}
         self.http_address: Address | None = None
 
     async def __aenter__(self) -> Broker:
@@ -128,6 +138,10 @@ class Broker:
         await self.stop()
 
     async def start(self) -> None:
+        check_security(self._endpoints, self._security, self._http)
+        # TLS files and the users file are read before the log is opened: a
+        # broker that cannot use them stops having touched nothing
+        contexts = self._security_contexts()
         self._fit_limits_to_open_files()
         self._install_loop_handler()
         await self.transport.start()
@@ -146,19 +160,21 @@ class Broker:
                 settings=self._txn_settings,
             )
             await self._transactions.start()
-            await self._start_kafka()
+            await self._start_kafka(contexts)
             if self._http is not None:
                 await self._start_http(self._http)
             self._housekeeping = asyncio.create_task(self._flush_logs_periodically())
         except BaseException:
             await self.stop()
             raise
-        logger.info(
-            "broker listening on %s (advertised %s) data=%s",
-            self.address,
-            self._advertise or self.address,
-            self.transport.url,
-        )
+        for endpoint in self._endpoints:
+            logger.info(
+                "broker listening on %s://%s (advertised %s) data=%s",
+                endpoint.protocol,
+                self.addresses[endpoint.protocol],
+                self.advertised[endpoint.protocol],
+                self.transport.url,
+            )
 
     def _fit_limits_to_open_files(self) -> None:
         open_files = raise_open_files_limit()
@@ -182,22 +198,14 @@ class Broker:
             self.limits.queued_max_request_bytes,
         )
 
-    async def _start_kafka(self) -> None:
+    async def _start_kafka(self, contexts: dict[SecurityProtocol, _Security]) -> None:
         assert self._coordinator is not None and self._transactions is not None
-        self._listener = Listener(
-            self._listen.host,
-            self._listen.port,
-            backlog=LISTEN_BACKLOG,
-            limits=self.connection_limits,
-            protocol_factory=self._new_connection,
-            ratelog=self._ratelog,
-        )
-        self._listener.bind()
-        self.address = Address(self._listen.host, self._listener.port)
-        advertised = self._advertise or self.address
+        for endpoint in self._endpoints:
+            self._bind(endpoint, *contexts[endpoint.protocol])
+        first = self._endpoints[0].protocol
         settings = BrokerSettings(
-            advertised.host,
-            advertised.port,
+            self.advertised[first].host,
+            self.advertised[first].port,
             auto_create_topics=self._auto_create,
             default_partitions=self._default_partitions,
             limits=self.limits,
@@ -210,7 +218,54 @@ class Broker:
             self._transactions,
             self._next_producer_id,
         )
-        self._listener.start()
+        for listener in self._listeners:
+            listener.start()
+
+    def _security_contexts(self) -> dict[SecurityProtocol, _Security]:
+        """Per protocol: the TLS context and the SASL settings its listener uses."""
+        settings = self._security
+        protocols = {e.protocol for e in self._endpoints}
+        server_tls = mutual_tls = None
+        if any(p.tls for p in protocols):
+            assert settings.tls_cert is not None and settings.tls_key is not None
+            server_tls = server_context(settings.tls_cert, settings.tls_key)
+            # only SSL listeners ask for client certificates: SASL_SSL clients
+            # authenticate with SASL, and most have no certificate to show
+            mutual_tls = server_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        sasl = None
+        if any(p.sasl for p in protocols):
+            assert settings.users is not None
+            sasl = SaslConfig(UsersFile(settings.users), settings.sasl_mechanisms)
+        return {
+            SecurityProtocol.PLAINTEXT: (None, None),
+            SecurityProtocol.SSL: (mutual_tls, None),
+            SecurityProtocol.SASL_PLAINTEXT: (None, sasl),
+            SecurityProtocol.SASL_SSL: (server_tls, sasl),
+        }
+
+    def _bind(
+        self, endpoint: Endpoint, tls: ssl.SSLContext | None, sasl: SaslConfig | None
+    ) -> None:
+        protocol = endpoint.protocol
+        listener = Listener(
+            endpoint.address.host,
+            endpoint.address.port,
+            backlog=LISTEN_BACKLOG,
+            limits=self.connection_limits,
+            protocol_factory=functools.partial(self._new_connection, protocol=protocol),
+            ratelog=self._ratelog,
+            ssl_context=tls,
+            handshake_timeout_s=self.limits.request_timeout_ms / 1000,
+        )
+        self._listeners.append(listener)
+        listener.bind()
+        bound = Address(endpoint.address.host, listener.port)
+        self.addresses[protocol] = bound
+        self.advertised[protocol] = advertised(endpoint, listener.port)  # known once bound
+        self.address = self.address or bound
+        self._listener_contexts[protocol] = ListenerContext(
+            protocol, self.advertised[protocol], sasl
+        )
 
     async def _start_http(self, address: Address) -> None:
         self._http_runner = web.AppRunner(RestProxy(self.transport).app(), access_log=None)
@@ -223,9 +278,9 @@ class Broker:
         logger.info("REST proxy listening on http://%s", self.http_address)
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        for listener in self._listeners:
+            listener.close()
+        self._listeners = []
         for task in list(self._connections):
             task.cancel()
         if self._connections:
@@ -289,23 +344,28 @@ class Broker:
 
     # --- connections ---------------------------------------------------------------
 
-    def _new_connection(self, host: str, release: Callable[[], None]) -> Connection:
+    def _new_connection(
+        self, host: str, release: Callable[[], None], *, protocol: SecurityProtocol
+    ) -> Connection:
+        listener = self._listener_contexts[protocol]
         return Connection(
             host,
             release,
-            self._on_open,
+            functools.partial(self._on_open, listener=listener),
             idle_s=self.limits.connections_max_idle_ms / 1000,
         )
 
-    def _on_open(self, conn: Connection) -> None:
-        task = asyncio.get_running_loop().create_task(self._serve(conn))
+    def _on_open(self, conn: Connection, *, listener: ListenerContext) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(conn, listener))
         self._connections.add(task)
         task.add_done_callback(self._connections.discard)
 
-    async def _serve(self, conn: Connection) -> None:
+    async def _serve(self, conn: Connection, listener: ListenerContext) -> None:
         assert self._handlers is not None
         try:
-            await serve_connection(conn, self._handlers, self.budget, self.limits, self._ratelog)
+            await serve_connection(
+                conn, self._handlers, self.budget, self.limits, self._ratelog, listener
+            )
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the client went away
         except Exception:

@@ -12,6 +12,13 @@ A response goes out in parts, none of its large records copied: stored batches
 read from segment files are sent with sendfile, other large buffers written as
 they are, the small parts around them joined.
 
+On a SASL listener a connection is first authenticated (sasl.py): until then
+only ApiVersions and the SASL APIs are served, frames may be at most
+sasl_receive_bytes_max, and after a SaslHandshake v0 they are raw SASL tokens
+(answered raw: a size and the bytes). Every request is handed the `Peer` that
+sent it: its principal (from SASL, or a client certificate) and the address
+its listener advertises.
+
 A malformed frame closes that connection only; everyone else is served on.
 Warnings about a client's frames are logged once per interval per client address.
 """
@@ -20,25 +27,64 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from runtime.broker.budget import ByteBudget
 from runtime.broker.connection import Connection
+from runtime.broker.endpoints import Address, SecurityProtocol
 from runtime.broker.handlers import ADVERTISED, Handlers, Peer
 from runtime.broker.limits import BrokerLimits
+from runtime.broker.sasl import SaslConfig, SaslSession
+from runtime.broker.settings import ANONYMOUS
 from runtime.log.storage import FileRegion
 from runtime.logs import RateLimitedLog
 from runtime.protocol.codes import ApiKey
 from runtime.protocol.errors import ProtocolError, UnsupportedVersionError
 from runtime.protocol.frames import (
+    RequestHeader,
     api_versions_unsupported_response,
     decode_request,
     encode_response_parts,
 )
+from runtime.security.tls import principal_of
 
 SIZE_MIN = 8  # api key, version, correlation id
+SASL_SIZE_MIN = 1  # a raw token: PLAIN's is 4 bytes and up
 
 _CLOSE = None  # what _answer returns to close the connection
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerContext:
+    """What the connections of one listener share."""
+
+    protocol: SecurityProtocol
+    advertised: Address
+    sasl: SaslConfig | None = None
+
+
+class _Client:
+    """One connection's peer: who it is, and its SASL session until authenticated."""
+
+    def __init__(self, conn: Connection, listener: ListenerContext, ratelog: RateLimitedLog):
+        self.host = conn.host
+        self.advertised = listener.advertised
+        self.principal = principal_of(conn.peercert) or ANONYMOUS
+        self.session = SaslSession(listener.sasl, conn.host, ratelog) if listener.sasl else None
+
+    @property
+    def authenticating(self) -> bool:
+        return self.session is not None and not self.session.authenticated
+
+    def peer(self, header: RequestHeader) -> Peer:
+        return Peer(header.client_id or "", self.host, self.principal, self.advertised)
+
+    def after_step(self) -> None:
+        session = self.session
+        if session is not None and session.principal is not None:
+            self.principal = session.principal
+            self.session = None  # authenticated: the exchange's state can go
 
 
 async def serve_connection(
@@ -47,35 +93,59 @@ async def serve_connection(
     budget: ByteBudget,
     limits: BrokerLimits,
     ratelog: RateLimitedLog,
+    listener: ListenerContext,
 ) -> None:
     """Answer the connection's requests until it ends or sends something bad."""
     timeout_s = limits.request_timeout_ms / 1000
+    client = _Client(conn, listener, ratelog)
     while True:
         size = await conn.read_size()
         if size is None:
             return
-        if not SIZE_MIN <= size <= limits.request_bytes_max:
-            ratelog.warning(
-                ("bad-size", conn.host),
-                "closing connection from %s: request size %d outside [%d, %d]",
-                conn.host,
-                size,
-                SIZE_MIN,
-                limits.request_bytes_max,
-            )
+        if not _size_fits(size, client, limits, conn, ratelog):
             return
         conn.busy = True
         async with budget.reserve(size):
             frame = bytearray(size)
             if not await _in_time(conn.read_into(frame), timeout_s, conn, "request body"):
                 return
-            parts = await _answer(frame, conn, handlers, ratelog)
+            if client.authenticating:
+                parts, close = await _authenticate(frame, conn, handlers, client, ratelog)
+            else:
+                parts, close = await _answer(frame, conn, handlers, client, ratelog), False
             del frame  # the request's memory goes now: the answer may wait on the client
             if parts is _CLOSE:
                 return
             if not await _in_time(_send(conn, parts), timeout_s, conn, "answer"):
                 return
+            if close:
+                return
         conn.busy = False
+
+
+def _size_fits(
+    size: int, client: _Client, limits: BrokerLimits, conn: Connection, ratelog: RateLimitedLog
+) -> bool:
+    if client.authenticating:
+        assert client.session is not None
+        low = SASL_SIZE_MIN if client.session.expects_raw_token else SIZE_MIN
+        high, flag = limits.sasl_receive_bytes_max, "--sasl-receive-bytes-max"
+        what = "before authentication"
+    else:
+        low, high, flag, what = SIZE_MIN, limits.request_bytes_max, "--request-bytes-max", ""
+    if low <= size <= high:
+        return True
+    ratelog.warning(
+        ("bad-size", conn.host),
+        "closing connection from %s: request size %d outside [%d, %d]%s (%s)",
+        conn.host,
+        size,
+        low,
+        high,
+        f" {what}" if what else "",
+        flag,
+    )
+    return False
 
 
 async def _in_time(
@@ -97,11 +167,54 @@ async def _in_time(
 
 
 async def _answer(
-    frame: bytearray, conn: Connection, handlers: Handlers, ratelog: RateLimitedLog
+    frame: bytearray, conn: Connection, handlers: Handlers, client: _Client, ratelog: RateLimitedLog
 ) -> list | None:
     """The response's parts ([] for none: acks=0), or _CLOSE for a malformed frame."""
+    decoded = _decode(frame, conn, ratelog)
+    if not isinstance(decoded, tuple):
+        return decoded
+    header, body = decoded
+    handler = handlers.by_key[header.api_key]
+    response = await handler(header, body, client.peer(header))
+    if response is None:
+        return []
+    return encode_response_parts(header, response)
+
+
+async def _authenticate(
+    frame: bytearray, conn: Connection, handlers: Handlers, client: _Client, ratelog: RateLimitedLog
+) -> tuple[list | None, bool]:
+    """What to answer a frame before authentication, and whether to close after it."""
+    session = client.session
+    assert session is not None
+    if session.expects_raw_token:
+        reply = await session.raw_token(bytes(frame))
+        client.after_step()
+        if reply.body is None:
+            return _CLOSE, True
+        assert isinstance(reply.body, bytes)
+        return [len(reply.body).to_bytes(4, "big"), reply.body], reply.close
+    decoded = _decode(frame, conn, ratelog)
+    if not isinstance(decoded, tuple):
+        return decoded, decoded is _CLOSE  # an ApiVersions refusal keeps the connection
+    header, body = decoded
+    if not session.allows(header.api_key):
+        session.refused(header.api_key)
+        return _CLOSE, True
+    if header.api_key == ApiKey.API_VERSIONS:
+        return await _answer(frame, conn, handlers, client, ratelog), False
+    reply = await session.answer(header, body)
+    client.after_step()
+    assert isinstance(reply.body, dict)
+    return encode_response_parts(header, reply.body), reply.close
+
+
+def _decode(
+    frame: bytearray, conn: Connection, ratelog: RateLimitedLog
+) -> tuple[RequestHeader, dict] | list | None:
+    """(header, body), or what to answer instead: an ApiVersions refusal, or _CLOSE."""
     try:
-        header, body = decode_request(frame)
+        return decode_request(frame)
     except UnsupportedVersionError as exc:
         if exc.header is not None and exc.header.api_key == ApiKey.API_VERSIONS:
             return [api_versions_unsupported_response(exc.header, ADVERTISED)]
@@ -110,11 +223,6 @@ async def _answer(
     except ProtocolError as exc:
         ratelog.warning(("bad-frame", conn.host), "closing connection from %s: %s", conn.host, exc)
         return _CLOSE
-    handler = handlers.by_key[header.api_key]
-    response = await handler(header, body, Peer(header.client_id or "", conn.host))
-    if response is None:
-        return []
-    return encode_response_parts(header, response)
 
 
 async def _send(conn: Connection, parts: list) -> None:

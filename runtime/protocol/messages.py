@@ -27,13 +27,14 @@ here are described; a field's default is Kafka's (0, "", false, [], or as noted)
 | InitProducerId (22)  | 0-4      | 2              |
 | DescribeConfigs (32) | 0-4      | 4              |
 
-The transaction APIs are in txn_messages.py.
+The transaction APIs are in txn_messages.py, the SASL APIs in sasl_messages.py.
 """
 
 from __future__ import annotations
 
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.fields import error_message, group_instance_id, structs, throttle
+from runtime.protocol.sasl_messages import SASL_APIS
 from runtime.protocol.schema import (
     BOOL,
     BYTES,
@@ -671,5 +672,6 @@ APIS: dict[int, Api] = {
         INIT_PRODUCER_ID,
         DESCRIBE_CONFIGS,
         *TXN_APIS,
+        *SASL_APIS,
     )
 }

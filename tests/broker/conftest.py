@@ -3,8 +3,11 @@
 `broker` is a broker on free loopback ports (Kafka and HTTP) with a fresh data
 directory; `start_broker(*args)` starts one with extra command-line options
 (`--flush batch`, `--no-auto-create`, `--partitions N`), on `data_dir=` if
-given. Every process started here is stopped in teardown, whatever the test
-did to it.
+given, its PLAINTEXT listener on `plaintext_host=` (default 127.0.0.1).
+`secure_broker` (one per test module) adds SASL_SSL, SASL_PLAINTEXT and SSL
+listeners, with certificates from `pki` (made once per session) and a users
+file tests add their users to. Every process started here is stopped in
+teardown, whatever the test did to it.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from secure_setup import Listeners, Pki, add_user, broker_args, free_wildcard_port, make_pki
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 20.0
@@ -40,9 +45,12 @@ class BrokerProcess:
     never fills); `log` holds every line, `ready` is set by the ready line.
     """
 
-    def __init__(self, data_dir: Path, args: tuple[str, ...]) -> None:
+    def __init__(
+        self, data_dir: Path, args: tuple[str, ...], plaintext_host: str = "127.0.0.1"
+    ) -> None:
         self.data_dir = data_dir
-        self.port = free_port()
+        self.plaintext_host = plaintext_host  # where the PLAINTEXT listener binds
+        self.port = free_port() if plaintext_host == "127.0.0.1" else free_wildcard_port()
         self.http_port = free_port()
         while self.http_port == self.port:
             self.http_port = free_port()
@@ -80,7 +88,7 @@ class BrokerProcess:
             "--data",
             str(self.data_dir),
             "--listen",
-            self.bootstrap,
+            f"{self.plaintext_host}:{self.port}",
             "--http",
             f"127.0.0.1:{self.http_port}",
             *self.args,
@@ -164,8 +172,10 @@ class BrokerProcess:
 def start_broker(tmp_path: Path) -> Iterator[Callable[..., BrokerProcess]]:
     started: list[BrokerProcess] = []
 
-    def start(*args: str, data_dir: Path | None = None) -> BrokerProcess:
-        process = BrokerProcess(data_dir or tmp_path / f"data{len(started)}", args)
+    def start(
+        *args: str, data_dir: Path | None = None, plaintext_host: str = "127.0.0.1"
+    ) -> BrokerProcess:
+        process = BrokerProcess(data_dir or tmp_path / f"data{len(started)}", args, plaintext_host)
         started.append(process)
         process.start()
         return process
@@ -178,3 +188,48 @@ def start_broker(tmp_path: Path) -> Iterator[Callable[..., BrokerProcess]]:
 @pytest.fixture
 def broker(start_broker: Callable[..., BrokerProcess]) -> BrokerProcess:
     return start_broker()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@dataclass
+class SecureBroker:
+    process: BrokerProcess
+    pki: Pki
+    users_file: Path
+    listeners: Listeners
+    passwords: dict[str, str]
+
+    def add_user(self, name: str) -> str:
+        """Add a user (the running broker reads the file again); returns its password."""
+        password = f"pässword-of-{name}-{len(self.passwords)}"
+        add_user(self.users_file, name, password)
+        self.passwords[name] = password
+        return password
+
+    def log_lines(self, *texts: str) -> list[str]:
+        return [line for line in self.process.log if all(t in line for t in texts)]
+
+
+@pytest.fixture(scope="module")
+def secure_broker(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
+    directory = tmp_path_factory.mktemp("secure")
+    users_file = directory / "users.json"
+    add_user(users_file, "admin", "admin-password")
+    ports = [free_port() for _ in range(3)]
+    while len(set(ports)) < 3:
+        ports = [free_port() for _ in range(3)]
+    listeners = Listeners(*ports)
+    process = BrokerProcess(directory / "data", broker_args(pki, users_file, listeners))
+    secure = SecureBroker(process, pki, users_file, listeners, {"admin": "admin-password"})
+    process.start()
+    try:
+        yield secure
+    finally:
+        process.close()
+        log = process.log_text()
+        leaked = [p for p in secure.passwords.values() if p in log]
+        assert not leaked, f"passwords in the broker's log: {leaked}"

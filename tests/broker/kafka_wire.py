@@ -7,6 +7,7 @@ test states the request body and reads the decoded answer.
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -91,13 +92,22 @@ def create_topics_codes(wire: WireClient, *topics: tuple[str, int, dict[str, str
 class WireClient:
     """One connection; `request` sends a frame and returns the decoded answer."""
 
-    def __init__(self, bootstrap: str, timeout_s: float = 10.0, source: str | None = None) -> None:
-        """`source`: the local address to connect from (any of 127.0.0.0/8 on loopback)."""
+    def __init__(
+        self,
+        bootstrap: str,
+        timeout_s: float = 10.0,
+        source: str | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """`source`: the local address to connect from (any of 127.0.0.0/8 on loopback);
+        `tls`: speak TLS with this client context."""
         host, _, port = bootstrap.rpartition(":")
         source_address = (source, 0) if source is not None else None
         self.sock = socket.create_connection(
             (host, int(port)), timeout=timeout_s, source_address=source_address
         )
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self._correlation_id = 0
 
     def __enter__(self) -> WireClient:
@@ -133,7 +143,7 @@ class WireClient:
         while len(chunks) < n:
             try:
                 chunk = self.sock.recv(n - len(chunks))
-            except ConnectionResetError:
+            except (ConnectionResetError, ssl.SSLEOFError):
                 return None
             if not chunk:
                 return None
@@ -144,5 +154,5 @@ class WireClient:
         """True when the broker has closed this connection (EOF or reset)."""
         try:
             return self.sock.recv(1 << 16) == b""
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLEOFError):
             return True

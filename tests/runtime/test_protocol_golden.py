@@ -193,7 +193,9 @@ def test_supported_versions():
     assert SUPPORTED[ApiKey.INIT_PRODUCER_ID] == (0, 4)
     assert SUPPORTED[ApiKey.END_TXN] == (0, 3)
     assert SUPPORTED[ApiKey.DESCRIBE_TRANSACTIONS] == (0, 0)
-    assert len(SUPPORTED) == 24
+    assert SUPPORTED[ApiKey.SASL_HANDSHAKE] == (0, 1)
+    assert SUPPORTED[ApiKey.SASL_AUTHENTICATE] == (0, 2)
+    assert len(SUPPORTED) == 26
 
 
 def test_malformed_body_error_carries_the_header():
@@ -214,7 +216,7 @@ def test_encode_rejects_versions_without_a_schema():
     with pytest.raises(ValueError, match="no schema"):
         encode_request(ApiKey.PRODUCE, 2, 1, None, {})
     with pytest.raises(ValueError, match="no schema"):
-        decode_response(ApiKey.SASL_HANDSHAKE, 0, b"\x00\x00\x00\x01")
+        decode_response(ApiKey.DELETE_RECORDS, 0, b"\x00\x00\x00\x01")
 
 
 def test_public_api():

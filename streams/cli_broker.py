@@ -1,0 +1,181 @@
+"""`streams broker`: its flags, turned into a runtime.broker.server.Broker."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from runtime.broker.limits import BrokerLimits
+from runtime.broker.sasl import MECHANISMS
+from runtime.errors import StreamsRuntimeError
+
+
+def limits_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One --flag per BrokerLimits field, its default and help from the field."""
+    for field in reversed(dataclasses.fields(BrokerLimits)):
+        command = click.option(
+            "--" + field.name.replace("_", "-"),
+            field.name,
+            type=click.IntRange(min=1),
+            default=field.default,
+            show_default=True,
+            help=field.metadata["help"],
+        )(command)
+    return command
+
+
+_PEM = click.Path(exists=True, dir_okay=False)
+
+
+def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--tls-cert", type=_PEM, help="PEM certificate chain of SSL/SASL_SSL listeners"
+        ),
+        click.option("--tls-key", type=_PEM, help="PEM private key of --tls-cert (unencrypted)"),
+        click.option(
+            "--tls-client-ca",
+            type=_PEM,
+            help="PEM CA certificates: SSL listeners require client certificates they signed "
+            "(mutual TLS; principal User:<CN>)",
+        ),
+        click.option(
+            "--users",
+            type=click.Path(dir_okay=False),
+            help="users file of SASL listeners (SCRAM credentials: streams users add)",
+        ),
+        click.option(
+            "--sasl-mechanism",
+            "sasl_mechanisms",
+            type=click.Choice(MECHANISMS),
+            multiple=True,
+            help="SASL mechanism to enable (repeatable; default: all of them)",
+        ),
+        click.option(
+            "--allow-insecure",
+            is_flag=True,
+            help="allow listeners that authenticate nobody (and the REST proxy) on "
+            "addresses other than loopback",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.command()
+@click.option(
+    "--data", default="./streams-data/broker", show_default=True, help="the log's data directory"
+)
+@click.option(
+    "--listen",
+    multiple=True,
+    default=("127.0.0.1:9092",),
+    show_default=True,
+    help="[PROTOCOL://]HOST:PORT, PROTOCOL one of PLAINTEXT (the default), SSL, "
+    "SASL_PLAINTEXT, SASL_SSL (repeatable: one listener per protocol)",
+)
+@click.option(
+    "--advertise",
+    multiple=True,
+    help="[PROTOCOL://]HOST[:PORT] clients of that protocol's listener are sent to (repeatable)",
+)
+@click.option("--http", "http", default=None, help="HOST:PORT of the REST proxy (off by default)")
+@click.option(
+    "--partitions", default=1, show_default=True, help="partitions of auto-created topics"
+)
+@click.option("--no-auto-create", is_flag=True, help="do not create topics on first use")
+@click.option(
+    "--flush",
+    type=click.Choice(["os", "batch", "interval"]),
+    default="os",
+    show_default=True,
+    help="when appends are fsynced",
+)
+@click.option(
+    "--initial-rebalance-delay-ms",
+    default=0,
+    show_default=True,
+    help="how long a new group waits for more members before its first rebalance "
+    "(Kafka's group.initial.rebalance.delay.ms)",
+)
+@click.option("-l", "--loglevel", default="info", help="debug, info, warning, error")
+@security_options
+@limits_options
+def broker(
+    data: str,
+    listen: tuple[str, ...],
+    advertise: tuple[str, ...],
+    http: str | None,
+    partitions: int,
+    no_auto_create: bool,
+    flush: str,
+    initial_rebalance_delay_ms: int,
+    loglevel: str,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
+    users: str | None,
+    sasl_mechanisms: tuple[str, ...],
+    allow_insecure: bool,
+    **limit_values: int,
+) -> None:
+    """Serve the built-in log over the Kafka wire protocol (and HTTP/JSON)."""
+    from runtime.broker.endpoints import (
+        Address,
+        SecuritySettings,
+        check_security,
+        parse_endpoints,
+    )
+    from runtime.broker.server import Broker, Endpoint
+    from runtime.log.config import FlushPolicy
+    from streams.cli import setup_logging
+
+    setup_logging(loglevel)
+    try:
+        endpoints = parse_endpoints(listen, advertise)
+        http_at = Address.parse(http, default_port=8082) if http else None
+        limits = BrokerLimits(**limit_values)
+        security = SecuritySettings(
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_client_ca=tls_client_ca,
+            users=users,
+            sasl_mechanisms=sasl_mechanisms or MECHANISMS,
+            allow_insecure=allow_insecure,
+        )
+        check_security(endpoints, security, http_at)
+    except StreamsRuntimeError as exc:  # a listener that would let anyone in
+        raise click.ClickException(str(exc)) from exc
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with Broker(
+            data,
+            listen=endpoints,
+            http=http_at,
+            security=security,
+            flush=FlushPolicy(flush),
+            auto_create_topics=not no_auto_create,
+            default_partitions=partitions,
+            initial_rebalance_delay_ms=initial_rebalance_delay_ms,
+            limits=limits,
+        ) as running:
+            bound = [Endpoint(p, address) for p, address in running.addresses.items()]
+            click.echo(f"broker ready on {' '.join(map(str, bound))}", err=True)
+            await running.serve_until(stop)
+
+    try:
+        asyncio.run(main())
+    except (StreamsRuntimeError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
