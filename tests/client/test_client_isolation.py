@@ -1,10 +1,12 @@
-"""read_committed reading: the batch filter on its own."""
+"""read_committed reading: the batch filter on its own, then our consumer against
+a broker with transactions open, committed and aborted."""
 
 from __future__ import annotations
 
 import pytest
+from client_helpers import broker, cluster, run
 
-from runtime.client import Consumer
+from runtime.client import Consumer, Producer, TransactionalProducer
 from runtime.client.isolation import committed_batches, isolation_code
 from runtime.log.records import (
     TRANSACTIONAL,
@@ -14,6 +16,9 @@ from runtime.log.records import (
     iter_batches,
     set_base_offset,
 )
+from runtime.types import TopicPartition
+
+TP = TopicPartition("mixed", 0)
 
 
 def _batch(offset: int, value: bytes, pid: int = -1) -> bytes:
@@ -82,3 +87,86 @@ def test_isolation_level_names():
         isolation_code("serializable")
     with pytest.raises(ValueError, match="isolation_level"):
         Consumer(None, isolation_level="committed")  # type: ignore[arg-type]
+
+
+async def _read(consumer: Consumer, tp: TopicPartition, until: int) -> list[tuple[int, bytes]]:
+    """Fetch until the position reaches `until` (or 50 rounds pass)."""
+    got: list[tuple[int, bytes]] = []
+    for _ in range(50):
+        if await consumer.position(tp) >= until:
+            break
+        position = await consumer.position(tp)
+        data = (await consumer.fetch(max_wait_ms=100)).get(tp, b"")
+        got += [(o, v) for o, v in _values(data) if o >= position]
+    return got
+
+
+def test_interleaved_transactions_and_plain_records_read_committed_in_offset_order():
+    async def main():
+        async with broker() as b, cluster(b) as c:
+            b.transport.log.create_topic(TP.topic, 1)
+            a = TransactionalProducer(c, "interleaved-a", linger_ms=0)
+            z = TransactionalProducer(c, "interleaved-z", linger_ms=0)
+            async with a, z, Producer(c, linger_ms=0) as plain:
+                await a.init_transactions()
+                await z.init_transactions()
+                await a.begin_transaction()
+                await z.begin_transaction()
+                await a.send_and_wait(TP, b"a1")
+                await plain.send_and_wait(TP, b"p1")
+                await z.send_and_wait(TP, b"z1")
+                await a.send_and_wait(TP, b"a2")
+                await plain.send_and_wait(TP, b"p2")
+                await a.commit_transaction()
+                await z.send_and_wait(TP, b"z2")
+                await z.abort_transaction()
+                await plain.send_and_wait(TP, b"p3")
+            end = b.transport.log.offsets(TP)[1]
+            async with Consumer(
+                c, isolation_level="read_committed", auto_offset_reset="earliest"
+            ) as consumer:
+                consumer.assign([TP])
+                got = await _read(consumer, TP, end)
+                assert [v for _, v in got] == [b"a1", b"p1", b"a2", b"p2", b"p3"]
+                assert [o for o, _ in got] == sorted(o for o, _ in got)
+                assert await consumer.position(TP) == end  # past the last marker too
+            async with Consumer(c, auto_offset_reset="earliest") as consumer:
+                consumer.assign([TP])
+                got = await _read(consumer, TP, end)
+                assert [v for _, v in got] == [b"a1", b"p1", b"z1", b"a2", b"p2", b"z2", b"p3"]
+
+    run(main())
+
+
+def test_an_open_transaction_holds_read_committed_readers_at_the_last_stable_offset():
+    async def main():
+        async with broker() as b, cluster(b) as c:
+            b.transport.log.create_topic(TP.topic, 1)
+            async with (
+                TransactionalProducer(c, "holder", linger_ms=0) as txn,
+                Producer(c, linger_ms=0) as plain,
+            ):
+                await plain.send_and_wait(TP, b"before")
+                await txn.init_transactions()
+                await txn.begin_transaction()
+                await txn.send_and_wait(TP, b"open")  # offset 1: the last stable offset
+                await plain.send_and_wait(TP, b"after")
+                committed = Consumer(
+                    c, isolation_level="read_committed", auto_offset_reset="earliest"
+                )
+                uncommitted = Consumer(c, auto_offset_reset="latest")
+                async with committed, uncommitted:
+                    committed.assign([TP])
+                    uncommitted.assign([TP])
+                    assert await committed.list_offsets([TP], -1) == {TP: 1}
+                    assert await uncommitted.position(TP) == 3
+                    assert await _read(committed, TP, 1) == [(0, b"before")]
+                    assert (await committed.fetch(max_wait_ms=50)).get(TP) is None
+                    assert await committed.position(TP) == 1
+                    assert committed.end_offset(TP) == 1
+                    await txn.commit_transaction()
+                    got = await _read(committed, TP, 4)
+                    assert got == [(1, b"open"), (2, b"after")]
+                    assert committed.end_offset(TP) == 4  # past the commit marker
+
+    run(main())
