@@ -1,13 +1,14 @@
-"""read_committed reading: the batch filter on its own, then our consumer against
-a broker with transactions open, committed and aborted."""
+"""read_committed reading: the batch filter on its own, then our consumer and the
+kafka:// transport against a broker with transactions open, committed and aborted."""
 
 from __future__ import annotations
 
 import pytest
-from client_helpers import broker, cluster, run
+from client_helpers import bootstrap_of, broker, cluster, run
 
 from runtime.client import Consumer, Producer, TransactionalProducer
 from runtime.client.isolation import committed_batches, isolation_code
+from runtime.kafka_transport import KafkaTransport
 from runtime.log.records import (
     TRANSACTIONAL,
     decode_batches,
@@ -168,5 +169,39 @@ def test_an_open_transaction_holds_read_committed_readers_at_the_last_stable_off
                     got = await _read(committed, TP, 4)
                     assert got == [(1, b"open"), (2, b"after")]
                     assert committed.end_offset(TP) == 4  # past the commit marker
+
+    run(main())
+
+
+def test_the_transport_reads_committed_and_never_rereads_what_it_skipped():
+    async def main():
+        async with broker() as b:
+            b.transport.log.create_topic(TP.topic, 1)
+            url = f"kafka://{bootstrap_of(b)}"
+            async with KafkaTransport(url, isolation_level="read_committed") as transport:
+                txn = transport.transactional_producer("skipped", linger_ms=0)
+                async with txn, Producer(transport.cluster, linger_ms=0) as plain:
+                    await txn.init_transactions()
+                    await txn.begin_transaction()
+                    for i in range(4):  # four batches, then the abort marker
+                        await txn.send_and_wait(TP, b"aborted-%d" % i)
+                    await txn.abort_transaction()
+                    await plain.send_and_wait(TP, b"plain")
+                assert await transport.offsets(TP) == (0, 6)
+                # one batch per fetch: a caller that only moves past the batches it
+                # gets must still get past the aborted ones, one fetch at a time
+                position, got = 0, []
+                for _ in range(10):
+                    data = await transport.fetch(TP, position, max_bytes=1, max_wait_s=0.05)
+                    batches = list(iter_batches(data))
+                    if batches:
+                        position = batches[-1][1].next_offset
+                    got += [v for _, v in _values(data)]
+                    if got:
+                        break
+                assert got == [b"plain"] and position == 6
+            async with KafkaTransport(url) as transport:  # read_uncommitted: every batch
+                data = await transport.fetch(TP, 0)
+                assert len(list(iter_batches(data))) == 6
 
     run(main())
