@@ -9,17 +9,39 @@ through the group coordinator.
 Each partition's fetch loop has its own connection lane: a broker serves one
 request per connection at a time, so a long poll on one partition must not
 hold up another's.
+
+For exactly-once processing: `KafkaTransport(url, isolation_level="read_committed")`
+fetches only what committed transactions (and plain producers) wrote, with
+offsets() ending at the last stable offset; `transactional_producer(id)` makes
+a TransactionalProducer on this transport's cluster. read_uncommitted is the
+default, and fetches then return the stored bytes as they are.
+
+A read_committed fetch returns whole committed batches, never a marker or an
+aborted batch, so its bytes may end before the offsets it read past (or be
+empty though it read some). Callers compute their next position from the
+batches they get; so that they never read the same skipped batches again, the
+transport remembers per partition where such a skipped run ended and starts
+the next fetch of its first offset there (everything in it is decided and
+invisible to read_committed readers, so skipping it is always right).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlparse
 
 from runtime.client import Admin, Cluster
 from runtime.client.errors import KafkaError
+from runtime.client.isolation import (
+    READ_COMMITTED,
+    IsolationLevel,
+    committed_batches,
+    isolation_code,
+)
 from runtime.client.offsets import EARLIEST, LATEST, commit_offsets, fetch_committed, list_offsets
+from runtime.client.transactions import TransactionalProducer
 from runtime.errors import (
     CorruptRecordError,
     InvalidTopicError,
@@ -29,6 +51,7 @@ from runtime.errors import (
     UnknownTopicError,
 )
 from runtime.log.config import TopicConfig, TopicInfo
+from runtime.log.records import iter_batches
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.types import TopicPartition
 
@@ -61,10 +84,18 @@ def bootstrap_of(url: str) -> str:
 
 
 class KafkaTransport:
-    def __init__(self, url: str, *, client_id: str = "streams") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_id: str = "streams",
+        isolation_level: IsolationLevel = "read_uncommitted",
+    ) -> None:
         self.url = url
+        self._isolation = isolation_code(isolation_level)
         self._cluster = Cluster(bootstrap_of(url), client_id=client_id)
         self._admin = Admin(self._cluster)
+        self._skips: dict[TopicPartition, tuple[int, int]] = {}  # tp -> (from, to): see above
         self._started = False
 
     @property
@@ -80,6 +111,11 @@ class KafkaTransport:
         if self._started:
             self._started = False
             await self._cluster.close()
+
+    def transactional_producer(self, transactional_id: str, **kwargs: Any) -> TransactionalProducer:
+        """A transactional producer on this transport's cluster (kwargs: those of
+        TransactionalProducer); call its init_transactions() before use."""
+        return TransactionalProducer(self._cluster, transactional_id, **kwargs)
 
     async def __aenter__(self) -> KafkaTransport:
         await self.start()
@@ -180,12 +216,16 @@ class KafkaTransport:
     async def fetch(
         self, tp: TopicPartition, offset: int, *, max_bytes: int = 1 << 20, max_wait_s: float = 0.5
     ) -> bytes:
+        asked = offset
+        skip = self._skips.pop(tp, None)
+        if skip is not None and skip[0] == offset:
+            offset = skip[1]
         body = {
             "replica_id": -1,
             "max_wait_ms": int(max_wait_s * 1000),
             "min_bytes": 1,
             "max_bytes": max_bytes,
-            "isolation_level": 0,
+            "isolation_level": self._isolation,
             "session_id": 0,
             "session_epoch": -1,
             "topics": [
@@ -216,12 +256,24 @@ class KafkaTransport:
                 await self._cluster.refresh([tp.topic])
                 return b""
             raise _translate(error)
-        return bytes(part["records"] or b"")
+        records = part["records"] or b""
+        if self._isolation != READ_COMMITTED:
+            return bytes(records)
+        aborted = [
+            (a["producer_id"], a["first_offset"]) for a in part["aborted_transactions"] or ()
+        ]
+        kept, read_to = committed_batches(records, aborted, offset)
+        kept_to = max([asked, *(h.next_offset for _, h in iter_batches(kept))])
+        if read_to > kept_to:
+            self._skips[tp] = (kept_to, read_to)
+        return kept
 
     async def offsets(self, tp: TopicPartition) -> tuple[int, int]:
         try:
             start = (await list_offsets(self._cluster, [tp], EARLIEST))[tp]
-            end = (await list_offsets(self._cluster, [tp], LATEST))[tp]
+            end = (
+                await list_offsets(self._cluster, [tp], LATEST, isolation_level=self._isolation)
+            )[tp]
         except KafkaError as exc:
             raise _translate(exc) from exc
         return start, end

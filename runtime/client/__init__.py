@@ -3,7 +3,10 @@
 connection         one TCP connection to one broker: ApiVersions, pipelined requests
 cluster            bootstrap, metadata cache, connections per node, coordinators
 producer           batching, idempotent producer
+transactions       the transactional producer (its state machine)
+txn_requests       its requests to the transaction and group coordinators
 consumer           fetches raw record batches of assigned partitions, pipelined
+isolation          isolation levels; the read_committed filter of fetched batches
 offsets            ListOffsets, OffsetFetch, OffsetCommit with retries
 group              classic consumer-group membership (join, sync, heartbeat, leave)
 consumer_protocol  the Subscription / Assignment bytes members exchange
@@ -34,11 +37,18 @@ from runtime.client.errors import (
     KafkaError,
     KafkaTimeoutError,
     NoCompatibleVersionError,
+    ProducerFencedError,
+    TransactionAbortableError,
+    TransactionAbortedError,
+    TransactionError,
+    TransactionFatalError,
+    TransactionStateError,
     is_retriable,
 )
-from runtime.client.group import GroupMember
+from runtime.client.group import ConsumerGroupMetadata, GroupMember
 from runtime.client.offsets import EARLIEST, LATEST
 from runtime.client.producer import Producer
+from runtime.client.transactions import TransactionalProducer, TransactionState
 
 __all__ = [
     "EARLIEST",
@@ -54,6 +64,7 @@ __all__ = [
     "ConnectionBrokenError",
     "ConnectionClosedError",
     "Consumer",
+    "ConsumerGroupMetadata",
     "GroupMember",
     "KafkaClientError",
     "KafkaConnectionError",
@@ -61,8 +72,16 @@ __all__ = [
     "KafkaTimeoutError",
     "NoCompatibleVersionError",
     "Producer",
+    "ProducerFencedError",
     "RangeAssignor",
     "Subscription",
+    "TransactionAbortableError",
+    "TransactionAbortedError",
+    "TransactionError",
+    "TransactionFatalError",
+    "TransactionState",
+    "TransactionStateError",
+    "TransactionalProducer",
     "decode_assignment",
     "decode_subscription",
     "encode_assignment",

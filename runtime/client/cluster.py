@@ -2,7 +2,8 @@
 
 `Cluster("host:port[,host:port]")` bootstraps from any of the listed brokers and
 caches metadata: brokers by node id, the partitions of each topic and the leader
-of each partition, the controller, and the coordinator of each group asked about.
+of each partition, the controller, and the coordinator of each group and
+transactional id asked about.
 
 Connections are kept per (node id, lane): a lane is a name for one independent
 connection to a node, so that a long-polling Fetch or a JoinGroup waiting for a
@@ -41,6 +42,7 @@ from runtime.types import TopicPartition
 logger = logging.getLogger(__name__)
 
 DEFAULT_LANE = "default"
+GROUP, TRANSACTION = 0, 1  # FindCoordinator key types
 _NO_LEADER = -1
 
 
@@ -110,7 +112,7 @@ class Cluster:
         self.controller_id: int = -1
         self._topics: dict[str, dict[int, int]] = {}  # topic -> partition -> leader
         self._topic_errors: dict[str, int] = {}
-        self._coordinators: dict[str, int] = {}
+        self._coordinators: dict[tuple[int, str], int] = {}  # (key type, key) -> node
         self._connections: dict[tuple[int, str], Connection] = {}
         self._connect_locks: dict[tuple[int, str], asyncio.Lock] = {}
         self._refresh_lock = asyncio.Lock()
@@ -218,10 +220,11 @@ class Cluster:
 
     # --- coordinators ------------------------------------------------------------
 
-    async def coordinator(self, group_id: str) -> int:
-        """The node id coordinating `group_id`, found with FindCoordinator (retried
-        while the coordinator is not available) and cached."""
-        node = self._coordinators.get(group_id)
+    async def coordinator(self, key: str, *, key_type: int = GROUP) -> int:
+        """The node id coordinating `key` (a group id, or with key_type TRANSACTION a
+        transactional id), found with FindCoordinator (retried while the
+        coordinator is not available) and cached."""
+        node = self._coordinators.get((key_type, key))
         if node is not None:
             return node
         loop = asyncio.get_running_loop()
@@ -230,7 +233,7 @@ class Cluster:
         while True:
             try:
                 response = await self.request_any(
-                    ApiKey.FIND_COORDINATOR, {"key": group_id, "key_type": 0}
+                    ApiKey.FIND_COORDINATOR, {"key": key, "key_type": key_type}
                 )
             except KafkaConnectionError:
                 if loop.time() >= deadline:
@@ -240,17 +243,17 @@ class Cluster:
             if code == ErrorCode.NONE:
                 node = response["node_id"]
                 self.brokers[node] = BrokerAddress(node, response["host"], response["port"])
-                self._coordinators[group_id] = node
+                self._coordinators[(key_type, key)] = node
                 return node
             retriable = code in COORDINATOR_CODES or code == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
             if not retriable or loop.time() >= deadline:
-                raise KafkaError(code, f"FindCoordinator {group_id!r}")
+                raise KafkaError(code, f"FindCoordinator {key!r}")
             await asyncio.sleep(backoff_s(attempt, self.retry_backoff_s, self.retry_backoff_max_s))
             attempt += 1
 
-    def forget_coordinator(self, group_id: str) -> None:
+    def forget_coordinator(self, key: str, *, key_type: int = GROUP) -> None:
         """Drop the cached coordinator (after NOT_COORDINATOR or a broken connection)."""
-        self._coordinators.pop(group_id, None)
+        self._coordinators.pop((key_type, key), None)
 
     # --- connections -------------------------------------------------------------
 

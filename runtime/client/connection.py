@@ -4,7 +4,8 @@
 asks ApiVersions (v3 first; on UNSUPPORTED_VERSION again at the highest version
 the v0-format answer lists). For every API it then uses the highest version that
 we have a schema for, the broker advertises, and is at most our preferred
-version (PREFERRED_VERSIONS: non-flexible ones, which every broker serves).
+version (PREFERRED_VERSIONS: non-flexible ones, which every broker serves,
+but for TxnOffsetCommit v3).
 
 Invariants:
 - requests are written in call order, each with the next correlation id, and
@@ -71,12 +72,14 @@ PREFERRED_VERSIONS: dict[int, int] = {
     ApiKey.ADD_PARTITIONS_TO_TXN: 2,
     ApiKey.ADD_OFFSETS_TO_TXN: 2,
     ApiKey.END_TXN: 2,
-    ApiKey.TXN_OFFSET_COMMIT: 2,
+    ApiKey.TXN_OFFSET_COMMIT: 3,  # flexible, but v3 is the first to carry the group
+    # generation and member id (KIP-447), without which a fenced member's commit passes
     ApiKey.DESCRIBE_TRANSACTIONS: 0,  # flexible from its first version
     ApiKey.LIST_TRANSACTIONS: 1,
 }
 """The version we use of each API when the broker serves it: the last non-flexible
-one of the range every client and broker speaks (see KAFKA-PROTOCOL.md)."""
+one of the range every client and broker speaks (see KAFKA-PROTOCOL.md), except
+where a flexible version carries what correctness needs (TxnOffsetCommit)."""
 
 
 def negotiate(

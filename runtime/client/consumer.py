@@ -12,9 +12,18 @@ that broker goes out with the new positions, so it is under way while the caller
 processes the records. An answer for a partition whose position changed meanwhile
 (seek, pause, a new assignment) is dropped.
 
+With isolation_level="read_committed" the consumer sees only what committed
+transactions and non-transactional producers wrote: its Fetches stop at the
+last stable offset (the first offset of the oldest open transaction), the
+batches of aborted transactions and every transaction marker are dropped
+(runtime.client.isolation), and "latest" is the last stable offset.
+
 Invariants:
 - a partition's position is the offset of the next record to return, or None
   until it is reset (auto_offset_reset, seek_to_beginning / seek_to_end);
+- a position moves past every whole batch fetched, returned or dropped: it
+  never exceeds the end the isolation level allows (high watermark, or last
+  stable offset for read_committed);
 - at most one Fetch per broker is in flight, on a connection of this consumer's
   own (a long poll never holds up other requests);
 - paused partitions are neither fetched nor returned.
@@ -26,7 +35,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from runtime.client.cluster import Cluster, backoff_s
 from runtime.client.errors import (
@@ -36,6 +45,12 @@ from runtime.client.errors import (
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
+)
+from runtime.client.isolation import (
+    READ_COMMITTED,
+    IsolationLevel,
+    committed_batches,
+    isolation_code,
 )
 from runtime.client.offsets import (
     EARLIEST,
@@ -54,7 +69,16 @@ OffsetReset = Literal["earliest", "latest", "none"]
 _lanes = itertools.count(1)
 _FETCH_SLACK_S = 5.0  # on top of max_wait for a Fetch's request timeout
 
-FetchAnswer = dict[TopicPartition, tuple[int, int, bytes]]  # tp -> (fetched at, code, records)
+
+class _Fetched(NamedTuple):
+    fetched_at: int  # the position the Fetch asked for
+    code: int
+    records: bytes | memoryview
+    aborted: list[tuple[int, int]]  # (producer id, first offset), read_committed only
+    end: int  # high watermark, or last stable offset for read_committed
+
+
+FetchAnswer = dict[TopicPartition, _Fetched]
 
 
 class Consumer:
@@ -69,7 +93,9 @@ class Consumer:
         fetch_min_bytes: int = 1,
         fetch_max_bytes: int = 50 << 20,
         partition_max_bytes: int = 1 << 20,
+        isolation_level: IsolationLevel = "read_uncommitted",
     ) -> None:
+        self._isolation = isolation_code(isolation_level)
         if auto_offset_reset not in ("earliest", "latest", "none"):
             raise ValueError(
                 f"auto_offset_reset must be earliest, latest or none: {auto_offset_reset!r}"
@@ -84,6 +110,7 @@ class Consumer:
         self._positions: dict[TopicPartition, int | None] = {}
         self._pending_resets: dict[TopicPartition, int] = {}  # tp -> EARLIEST / LATEST
         self._paused: set[TopicPartition] = set()
+        self._ends: dict[TopicPartition, int] = {}
         self._fetches: dict[int, asyncio.Task[FetchAnswer]] = {}
         self._stale_metadata = False
         self._deferred_error: Exception | None = None
@@ -113,6 +140,7 @@ class Consumer:
         wanted = set(tps)
         self._positions = {tp: self._positions.get(tp) for tp in sorted(wanted)}
         self._pending_resets = {tp: r for tp, r in self._pending_resets.items() if tp in wanted}
+        self._ends = {tp: end for tp, end in self._ends.items() if tp in wanted}
         self._paused &= wanted
 
     def assignment(self) -> frozenset[TopicPartition]:
@@ -147,6 +175,13 @@ class Consumer:
         assert position is not None
         return position
 
+    def end_offset(self, tp: TopicPartition) -> int | None:
+        """The end of `tp` its last fetch answer gave (the high watermark, or for
+        read_committed the last stable offset): lag is this minus position().
+        None before the first answer."""
+        self._check_assigned(tp)
+        return self._ends.get(tp)
+
     def pause(self, tps: Iterable[TopicPartition]) -> None:
         for tp in tps:
             self._check_assigned(tp)
@@ -178,7 +213,9 @@ class Consumer:
                 target = EARLIEST if self._reset == "earliest" else LATEST
             by_target.setdefault(target, []).append(tp)
         for target, group in by_target.items():
-            offsets = await list_offsets(self._cluster, group, target)
+            offsets = await list_offsets(
+                self._cluster, group, target, isolation_level=self._isolation
+            )
             for tp in group:
                 if tp in self._positions and self._positions[tp] is None:
                     self._positions[tp] = offsets[tp]
@@ -268,7 +305,7 @@ class Consumer:
             "max_wait_ms": max_wait_ms,
             "min_bytes": min_bytes,
             "max_bytes": max_bytes,
-            "isolation_level": 0,
+            "isolation_level": self._isolation,
             "session_id": 0,
             "session_epoch": -1,
             "topics": [
@@ -304,24 +341,32 @@ class Consumer:
             return {}
         if response.get("error_code", 0) != ErrorCode.NONE:
             raise KafkaError(response["error_code"], "Fetch")
-        return {
-            TopicPartition(t["topic"], p["partition_index"]): (
-                positions.get(TopicPartition(t["topic"], p["partition_index"]), -1),
-                p["error_code"],
-                p["records"] or b"",
-            )
-            for t in response["responses"]
-            for p in t["partitions"]
-        }
+        committed = self._isolation == READ_COMMITTED
+        out: FetchAnswer = {}
+        for t in response["responses"]:
+            for p in t["partitions"]:
+                tp = TopicPartition(t["topic"], p["partition_index"])
+                aborted = p["aborted_transactions"]
+                out[tp] = _Fetched(
+                    positions.get(tp, -1),
+                    p["error_code"],
+                    p["records"] or b"",
+                    [(a["producer_id"], a["first_offset"]) for a in aborted or ()],
+                    p["last_stable_offset"] if committed else p["high_watermark"],
+                )
+        return out
 
     def _take(
         self, answer: FetchAnswer, out: dict[TopicPartition, bytes], errors: list[Exception]
     ) -> None:
-        for tp, (fetched_at, code, records) in answer.items():
+        for tp, fetched in answer.items():
+            fetched_at, code = fetched.fetched_at, fetched.code
             if tp in self._paused or self._positions.get(tp) != fetched_at or fetched_at < 0:
                 continue  # moved, paused or unassigned since the fetch was sent
             if code == ErrorCode.NONE:
-                self._advance(tp, fetched_at, records, out)
+                if fetched.end >= 0:
+                    self._ends[tp] = fetched.end
+                self._advance(tp, fetched, out)
             elif code == ErrorCode.OFFSET_OUT_OF_RANGE and self._reset != "none":
                 logger.info(
                     "offset out of range tp=%s offset=%d: reset to %s", tp, fetched_at, self._reset
@@ -337,15 +382,21 @@ class Consumer:
                 )
 
     def _advance(
-        self, tp: TopicPartition, fetched_at: int, records: bytes, out: dict[TopicPartition, bytes]
+        self, tp: TopicPartition, fetched: _Fetched, out: dict[TopicPartition, bytes]
     ) -> None:
-        end = 0
-        next_offset = fetched_at
-        for pos, header in iter_batches(records):
-            end = pos + header.size
-            next_offset = max(next_offset, header.next_offset)
-        if end:
-            out[tp] = bytes(records[:end])
+        fetched_at, records = fetched.fetched_at, fetched.records
+        if self._isolation == READ_COMMITTED:
+            kept, next_offset = committed_batches(records, fetched.aborted, fetched_at)
+        else:
+            end = 0
+            next_offset = fetched_at
+            for pos, header in iter_batches(records):
+                end = pos + header.size
+                next_offset = max(next_offset, header.next_offset)
+            kept = bytes(records[:end])
+        if kept:
+            out[tp] = kept
+        if next_offset > fetched_at:
             self._positions[tp] = next_offset
         elif records:
             logger.warning(
@@ -370,8 +421,9 @@ class Consumer:
     async def list_offsets(
         self, tps: Iterable[TopicPartition], timestamp: int
     ) -> dict[TopicPartition, int]:
-        """ListOffsets: -1 latest, -2 earliest, t >= 0 first offset at or after t."""
-        return await list_offsets(self._cluster, tps, timestamp)
+        """ListOffsets: -1 latest (read_committed: the last stable offset), -2
+        earliest, t >= 0 first offset at or after t."""
+        return await list_offsets(self._cluster, tps, timestamp, isolation_level=self._isolation)
 
     async def committed(
         self, group_id: str, tps: Iterable[TopicPartition] | None = None

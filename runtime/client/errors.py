@@ -9,17 +9,35 @@
         ├── KafkaTimeoutError                (also a TimeoutError) no answer in time
         ├── NoCompatibleVersionError         no version of an API both sides speak
         ├── KafkaError                       an error code in a broker's answer
-        └── ClientClosedError                use of a producer, consumer or group
-                                             member after close()
+        ├── ClientClosedError                use of a producer, consumer or group
+        │                                    member after close()
+        └── TransactionError                 a transactional producer's operation failed
+            ├── TransactionStateError        a call the producer's state does not allow
+            │                                (begin twice, commit without begin, send
+            │                                outside a transaction): nothing changed; or
+            │                                the coordinator's INVALID_TXN_STATE, after
+            │                                which the producer is unusable
+            ├── TransactionAbortableError    a send or offset commit of the open
+            │                                transaction failed: abort_transaction(),
+            │                                then do the transaction again
+            ├── TransactionAbortedError      a record buffered in a transaction that was
+            │                                aborted before it was sent
+            └── TransactionFatalError        the producer is unusable: close it
+                └── ProducerFencedError      (also runtime.errors.ProducerFencedError)
+                                             a newer instance took the transactional id,
+                                             or the coordinator aborted a transaction
+                                             that ran past its timeout
 
 KafkaError carries `code` (int) and `name` (ErrorCode name), `retriable`, and the
-`topic` / `partition` it is about when it is about one. A connection error is
-always worth a retry on a fresh connection; `is_retriable(exc)` says which
-exceptions are.
+`topic` / `partition` it is about when it is about one. A TransactionError carries
+the broker's `code` when an answer caused it (None for a misuse), and the
+KafkaError behind it as its `__cause__`. A connection error is always worth a
+retry on a fresh connection; `is_retriable(exc)` says which exceptions are.
 """
 
 from __future__ import annotations
 
+from runtime.errors import ProducerFencedError as LogProducerFencedError
 from runtime.errors import StreamsRuntimeError
 from runtime.protocol.codes import ErrorCode
 
@@ -134,6 +152,44 @@ class KafkaError(KafkaClientError):
     @property
     def retriable(self) -> bool:
         return self.code in RETRIABLE_CODES
+
+
+class TransactionError(KafkaClientError):
+    """A transactional producer's operation failed; `code` is the broker's, if any."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+    ) -> None:
+        self.code = code
+        if code is not None:
+            message = f"{message} ({error_name(code)})"
+        super().__init__(message, topic=topic, partition=partition)
+
+
+class TransactionStateError(TransactionError):
+    pass
+
+
+class TransactionAbortableError(TransactionError):
+    pass
+
+
+class TransactionAbortedError(TransactionError):
+    pass
+
+
+class TransactionFatalError(TransactionError):
+    pass
+
+
+class ProducerFencedError(TransactionFatalError, LogProducerFencedError):
+    """Fenced: the embedded log's ProducerFencedError too, so that code written
+    against either transport catches one class."""
 
 
 def is_retriable(exc: BaseException) -> bool:

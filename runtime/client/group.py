@@ -32,6 +32,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from runtime.client.assignors import Assignor, RangeAssignor
 from runtime.client.cluster import DEFAULT_LANE, Cluster, backoff_s
@@ -70,6 +71,18 @@ _RETRY_JOIN_CODES = frozenset(
     }
 )
 _TRANSIENT = (KafkaConnectionError, KafkaTimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupMetadata:
+    """Who commits consumed offsets through a transaction (TxnOffsetCommit v3,
+    KIP-447): the coordinator refuses the commit of a member a rebalance has
+    replaced. Generation -1 and no member id commit without that check."""
+
+    group_id: str
+    generation_id: int = -1
+    member_id: str = ""
+    group_instance_id: str | None = None
 
 
 class GroupMember:
@@ -182,6 +195,10 @@ class GroupMember:
             if exc.code in REJOIN_CODES:
                 self._need_rejoin(exc.code)
             raise
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """This member as of its current generation, for send_offsets_to_transaction."""
+        return ConsumerGroupMetadata(self.group_id, self.generation, self.member_id)
 
     async def committed(
         self, tps: Iterable[TopicPartition] | None = None

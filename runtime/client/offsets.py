@@ -1,8 +1,9 @@
 """Offset look-ups and group offset commits, shared by the consumer, the group
 member and the admin client.
 
-    list_offsets     ListOffsets to each partition's leader: -1 latest, -2 earliest,
-                     t >= 0 the first offset whose timestamp is >= t (-1 if none)
+    list_offsets     ListOffsets to each partition's leader: -1 latest (read_committed:
+                     the last stable offset), -2 earliest, t >= 0 the first offset
+                     whose timestamp is >= t (-1 if none)
     fetch_committed  OffsetFetch from the group's coordinator
     commit_offsets   OffsetCommit to the group's coordinator
 
@@ -73,9 +74,10 @@ async def retrying(
 
 
 async def list_offsets(
-    cluster: Cluster, tps: Iterable[TopicPartition], timestamp: int
+    cluster: Cluster, tps: Iterable[TopicPartition], timestamp: int, *, isolation_level: int = 0
 ) -> dict[TopicPartition, int]:
-    """The offset of each partition for `timestamp` (LATEST, EARLIEST or ms)."""
+    """The offset of each partition for `timestamp` (LATEST, EARLIEST or ms). With
+    isolation_level 1 (read_committed) LATEST is the last stable offset."""
     wanted = sorted(set(tps))
     out: dict[TopicPartition, int] = {}
 
@@ -86,7 +88,7 @@ async def list_offsets(
                 by_leader.setdefault(await cluster.leader_for(tp), []).append(tp)
         answers = await asyncio.gather(
             *(
-                _list_offsets_at(cluster, node, group, timestamp)
+                _list_offsets_at(cluster, node, group, timestamp, isolation_level)
                 for node, group in by_leader.items()
             )
         )
@@ -105,11 +107,11 @@ async def list_offsets(
 
 
 async def _list_offsets_at(
-    cluster: Cluster, node: int, tps: list[TopicPartition], timestamp: int
+    cluster: Cluster, node: int, tps: list[TopicPartition], timestamp: int, isolation_level: int
 ) -> dict[TopicPartition, tuple[int, int]]:
     body = {
         "replica_id": -1,
-        "isolation_level": 0,
+        "isolation_level": isolation_level,
         "topics": [
             {
                 "name": topic,

@@ -22,6 +22,9 @@ Invariants:
 Retriable errors and broken connections are retried with exponential backoff
 (refreshing metadata first when leadership may have moved) for up to `retries`
 attempts and `delivery_timeout_ms`.
+
+Transactions (runtime.client.transactions.TransactionalProducer) build on this
+class through the hooks in "for subclasses" below; by default they do nothing.
 """
 
 from __future__ import annotations
@@ -91,6 +94,9 @@ class _Partition:
 class Producer:
     """Sends records in per-partition batches; an async context manager."""
 
+    _transactional_id: str | None = None
+    _batch_attributes = 0  # of idempotent batches; the transactional bit for a subclass
+
     def __init__(
         self,
         cluster: Cluster,
@@ -141,6 +147,10 @@ class Producer:
     def producer_id(self) -> int:
         return self._producer[0] if self._producer is not None else -1
 
+    @property
+    def producer_epoch(self) -> int:
+        return self._producer[1] if self._producer is not None else -1
+
     # --- send --------------------------------------------------------------------
 
     async def send(
@@ -157,6 +167,7 @@ class Producer:
         or fails with the error that stopped its batch."""
         if self._closed:
             raise ClientClosedError("the producer is closed")
+        self._check_send()
         tp = await self._partition_of(topic, key, partition)
         size = (
             _RECORD_OVERHEAD_MAX
@@ -169,6 +180,7 @@ class Producer:
             await self._room.wait()
         if self._closed:
             raise ClientClosedError("the producer is closed")
+        self._check_send()  # again: the state may have changed while we waited
         ts = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._append(tp, (key, value, ts, tuple(headers)), size, future)
@@ -275,6 +287,7 @@ class Producer:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    self._batch_failed(exc)
                     self._finish(part, batch, exc)
                 else:
                     self._finish(part, batch, base_offset)
@@ -324,12 +337,14 @@ class Producer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._delivery_timeout_s
         tp = batch.tp
+        await self._before_first_send(tp)
         for attempt in itertools.count():
             refresh = False
             try:
                 await self._encode(part, batch)
                 return await self._send_once(batch)
             except KafkaError as exc:
+                self._check_refusal(batch, exc)
                 if self._idempotent and exc.code in _PRODUCER_ID_CODES:
                     logger.warning("producer id rejected error=%s tp=%s: taking a new one", exc, tp)
                     self._reset_producer(batch.producer)
@@ -367,6 +382,7 @@ class Producer:
                 producer_id=producer[0],
                 producer_epoch=producer[1],
                 base_sequence=part.sequence,
+                attributes=self._batch_attributes,
             )
         )
         part.sequence = (part.sequence + len(batch.records)) % _SEQUENCE_MOD
@@ -376,7 +392,7 @@ class Producer:
         leader = await self._cluster.leader_for(tp)
         conn = await self._cluster.connection(leader, PRODUCE_LANE)
         body = {
-            "transactional_id": None,
+            "transactional_id": self._transactional_id,
             "acks": self._acks,
             "timeout_ms": self._request_timeout_ms,
             "topics": [
@@ -406,11 +422,43 @@ class Producer:
         """A batch failed for good: if it may have been stored, its sequence numbers
         are spoken for, so later batches start afresh under a new producer id."""
         if self._idempotent and batch.sent:
-            self._reset_producer(batch.producer)
+            self._abandon_producer(batch.producer)
         elif batch.producer is not None:
             part = self._partitions[batch.tp]
             if part.sequence_producer == batch.producer:
                 part.sequence = batch.base_sequence  # never sent: reuse its numbers
+
+    # --- for subclasses: hooks a transactional producer fills in -------------------
+
+    def _check_send(self) -> None:
+        """Raise if a record may not be sent now."""
+
+    async def _before_first_send(self, tp: TopicPartition) -> None:
+        """Called once per batch before it is first sent; raising fails the batch."""
+
+    def _check_refusal(self, batch: _Batch, exc: KafkaError) -> None:
+        """The broker refused a batch with `exc`: raise to fail it for good (after
+        _after_failure) instead of _deliver's own retries and producer id reset."""
+
+    def _batch_failed(self, exc: Exception) -> None:
+        """A batch failed for good with `exc` (its records' futures are told next)."""
+
+    def _abandon_producer(self, producer: tuple[int, int] | None) -> None:
+        """A batch of `producer` failed after it was sent, so its sequence numbers
+        may be spoken for: later batches start afresh with a new producer id."""
+        self._reset_producer(producer)
+
+    def _fail_unsent(self, error: Exception) -> None:
+        """Fail every buffered batch not yet sent with `error` (in-flight ones go on)."""
+        for part in self._partitions.values():
+            unsent = [*part.sealed, *([part.open] if part.open is not None else [])]
+            part.sealed.clear()
+            part.open = None
+            for batch in unsent:
+                self._finish(part, batch, error)
+                for future in batch.futures:
+                    if not future.cancelled():
+                        future.exception()  # the caller dropped them: no warning for each
 
     def _reset_producer(self, producer: tuple[int, int] | None) -> None:
         if producer is not None and self._producer == producer:

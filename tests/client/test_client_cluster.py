@@ -5,7 +5,7 @@ import asyncio
 import pytest
 from client_helpers import broker, cluster, run, stored_values
 
-from runtime.client.cluster import parse_bootstrap
+from runtime.client.cluster import GROUP, TRANSACTION, parse_bootstrap
 from runtime.client.consumer import Consumer
 from runtime.client.errors import KafkaError
 from runtime.client.producer import Producer
@@ -87,5 +87,17 @@ def test_clients_reconnect_when_the_broker_restarts_on_the_same_port(tmp_path):
                             break
                     assert got == [b"after"]
                     assert stored_values(second, tp) == [b"before", b"after"]
+
+    run(main())
+
+
+def test_coordinators_are_found_and_cached_per_key_type():
+    async def main():
+        async with broker() as b, cluster(b) as c:
+            node = await c.coordinator("billing")
+            assert await c.coordinator("billing", key_type=TRANSACTION) == node
+            assert c._coordinators == {(GROUP, "billing"): node, (TRANSACTION, "billing"): node}
+            c.forget_coordinator("billing", key_type=TRANSACTION)
+            assert c._coordinators == {(GROUP, "billing"): node}
 
     run(main())
