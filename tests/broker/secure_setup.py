@@ -9,9 +9,7 @@ Certificates (EC P-256, valid two days, in a temporary directory):
 
 from __future__ import annotations
 
-import random
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,26 +97,6 @@ def make_pki(directory: Path) -> Pki:
         d / "rogue_client.pem",
         d / "rogue_client.key",
     )
-
-
-WILDCARD_PORTS = range(20000, 32000)  # below Linux's ephemeral ports (32768-60999)
-
-
-def free_wildcard_port() -> int:
-    """A port free on every interface, outside the ephemeral range.
-
-    A port from free_port() may meanwhile become the local port of some
-    client's connection, which is no harm to a broker binding 127.0.0.1 but
-    makes binding 0.0.0.0 fail: ports below the ephemeral range are given to
-    no connection."""
-    for port in random.sample(WILDCARD_PORTS, 100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port below the ephemeral range")
 
 
 def add_user(users_file: Path, name: str, password: str) -> None:

@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from broker_process import free_wildcard_port
 from kafka_wire import WireClient, metadata_body
-from secure_setup import add_user, free_wildcard_port
+from secure_setup import add_user
 
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.security.scram import ScramClient
