@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_reading import read_to_end
 from test_confluent_client import create_topic
 
 pytestmark = pytest.mark.slow
@@ -36,36 +37,9 @@ def read_all(
     expect: int | None = None,
     timeout_s: float = TIMEOUT_S,
 ) -> list[str]:
-    """Every value from offset 0 up to the end a reader of that isolation can reach
-    (read_committed: the last stable offset; read_uncommitted: the high watermark)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{isolation}",
-            "enable.auto.commit": False,
-            "isolation.level": isolation,
-            "enable.partition.eof": True,
-        }
-    )
-    values: list[str] = []
-    try:
-        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        at_end: set[int] = set()
-        deadline = time.monotonic() + timeout_s
-        while len(at_end) < partitions or (expect is not None and len(values) < expect):
-            assert time.monotonic() < deadline, f"read {len(values)}: {values[:10]}"
-            msg = consumer.poll(0.2)
-            if msg is None:
-                continue
-            if msg.error() is not None:
-                assert msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
-                at_end.add(msg.partition())
-                continue
-            at_end.discard(msg.partition())
-            values.append(msg.value().decode())
-    finally:
-        consumer.close()
-    return values
+    """Every value a reader of that isolation reaches, partition by partition."""
+    found = read_to_end(bootstrap, topic, partitions, isolation, expect=expect, timeout_s=timeout_s)
+    return [value for p in sorted(found) for value in found[p]]
 
 
 def test_committed_seen_by_everyone_aborted_only_by_read_uncommitted(broker) -> None:

@@ -6,14 +6,11 @@ transaction commits whole, or is aborted whole, never in part."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from client_helpers import cluster, run
-from confluent_kafka import Consumer as ConfluentConsumer
-from confluent_kafka import KafkaError as ConfluentError
 from confluent_kafka import Producer as ConfluentProducer
-from confluent_kafka import TopicPartition as ConfluentTopicPartition
+from confluent_reading import read_to_end
 
 from runtime.client import Consumer, TransactionalProducer
 from runtime.log.records import decode_batches
@@ -28,34 +25,7 @@ OUT = [TopicPartition("out", 0), TopicPartition("out", 1)]
 def confluent_read(bootstrap: str, isolation: str, expect: int) -> dict[int, list[str]]:
     """Per partition of "out", the values a librdkafka reader of that isolation level
     sees from offset 0 to its end, once it has `expect` of them."""
-    consumer = ConfluentConsumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{isolation}",
-            "enable.auto.commit": False,
-            "isolation.level": isolation,
-            "enable.partition.eof": True,
-        }
-    )
-    values: dict[int, list[str]] = {tp.partition: [] for tp in OUT}
-    try:
-        consumer.assign([ConfluentTopicPartition("out", tp.partition, 0) for tp in OUT])
-        at_end: set[int] = set()
-        deadline = time.monotonic() + TIMEOUT_S
-        while len(at_end) < len(OUT) or sum(map(len, values.values())) < expect:
-            assert time.monotonic() < deadline, f"confluent read {values}"
-            msg = consumer.poll(0.2)
-            if msg is None:
-                continue
-            if msg.error() is not None:
-                assert msg.error().code() == ConfluentError._PARTITION_EOF, msg.error()
-                at_end.add(msg.partition())
-                continue
-            at_end.discard(msg.partition())
-            values[msg.partition()].append(msg.value().decode())
-    finally:
-        consumer.close()
-    return values
+    return read_to_end(bootstrap, "out", len(OUT), isolation, expect=expect, timeout_s=TIMEOUT_S)
 
 
 async def our_read(bootstrap: str, isolation: str) -> dict[int, list[str]]:
