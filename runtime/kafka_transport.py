@@ -27,12 +27,14 @@ invisible to read_committed readers, so skipping it is always right).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
 from runtime.client import Admin, Cluster
+from runtime.client.cluster import backoff_s
 from runtime.client.errors import KafkaError
 from runtime.client.isolation import (
     READ_COMMITTED,
@@ -56,6 +58,10 @@ from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.types import TopicPartition
 
 logger = logging.getLogger(__name__)
+
+APPEND_ATTEMPTS = 6
+APPEND_BACKOFF_S = 0.1  # doubling with jitter: about 3 s in all before giving up
+APPEND_BACKOFF_MAX_S = 1.6
 
 _TOPIC_CONFIG_NAMES = frozenset(TopicConfig().to_configs())
 _ERRORS = {
@@ -200,7 +206,7 @@ class KafkaTransport:
                 }
             ],
         }
-        for attempt in range(5):
+        for attempt in range(APPEND_ATTEMPTS):
             node = await self._cluster.leader_for(tp)
             response = await self._cluster.request(node, ApiKey.PRODUCE, body, lane="produce")
             part = response["responses"][0]["partitions"][0]
@@ -208,8 +214,10 @@ class KafkaTransport:
             if code == ErrorCode.NONE:
                 return part["base_offset"]
             error = KafkaError(code, topic=tp.topic, partition=tp.partition)
-            if not error.retriable or attempt == 4:
+            if not error.retriable or attempt == APPEND_ATTEMPTS - 1:
                 raise _translate(error)
+            # a moving leader or a broker short of disk needs time, not a burst of retries
+            await asyncio.sleep(backoff_s(attempt, APPEND_BACKOFF_S, APPEND_BACKOFF_MAX_S))
             await self._cluster.refresh([tp.topic])
         raise AssertionError("unreachable")
 
