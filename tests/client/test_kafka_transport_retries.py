@@ -67,7 +67,7 @@ def test_a_fatal_error_is_raised_at_once(monkeypatch) -> None:
             b.transport.log.create_topic(TP.topic, 1)
             async with KafkaTransport(f"kafka://{bootstrap_of(b)}") as transport:
                 _refuse_produce(transport, ErrorCode.MESSAGE_TOO_LARGE, times=1)
-                with pytest.raises(Exception, match="(?i)large"):
+                with pytest.raises(Exception, match=r"(?i)large"):
                     await transport.append(TP, encode_batch([(None, b"x", 1_000, ())]))
 
     run(main())
