@@ -11,25 +11,13 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import pytest
+from kcat_runner import kcat
 from waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
 FORMAT = "%t %p %o %k %s\\n"
 TIMEOUT_S = 30.0
-
-
-def kcat(*args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        ["kcat", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def produce(bootstrap: str, topic: str, lines: list[str]) -> None:

@@ -9,13 +9,13 @@ so every login also checks that the file is read again when it changes.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 import warnings
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, Producer
+from kcat_runner import kcat
 from secure_setup import Login
 
 with warnings.catch_warnings():
@@ -157,16 +157,3 @@ def test_kcat(secure_broker, protocol, mechanism) -> None:
     assert out.splitlines() == lines
     listing = kcat(*args, "-L", "-t", topic)
     assert f"127.0.0.1:{secure_broker.listeners.port(protocol)}" in listing
-
-
-def kcat(*args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        ["kcat", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
