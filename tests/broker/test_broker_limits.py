@@ -18,6 +18,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka_wire import WireClient, batch, fetch_body, metadata_body, produce_body
+from waiting import wait_until
 
 from runtime.protocol.codes import ApiKey, ErrorCode
 
@@ -27,13 +28,6 @@ TIMEOUT_S = 10.0
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
 FD_STARVED = Path(__file__).with_name("fd_starved_broker.py")
-
-
-def wait_until(condition, what: str, timeout_s: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 def served(client: WireClient) -> bool:
@@ -47,6 +41,12 @@ def served(client: WireClient) -> bool:
 
 def log_lines(broker, text: str) -> list[str]:
     return [line for line in broker.log if text in line]
+
+
+def logged_lines(broker, text: str) -> list[str]:
+    """The broker's lines holding `text`, once at least one has come through
+    (its output reaches `broker.log` through a reader thread)."""
+    return wait_until(lambda: log_lines(broker, text), timeout_s=TIMEOUT_S, what=f"{text!r} logged")
 
 
 def test_connection_over_the_limit_per_address_is_closed_while_others_are_served(
@@ -68,12 +68,16 @@ def test_connection_over_the_limit_per_address_is_closed_while_others_are_served
             extra.append(client)
             return served(client)
 
-        wait_until(one_more_served, "a closed connection's place is given to the next one")
+        wait_until(
+            one_more_served,
+            timeout_s=TIMEOUT_S,
+            what="a closed connection's place is given to the next one",
+        )
     finally:
         for client in held + extra:
             client.close()
     # twenty refusals and more, logged once (the interval is ten minutes)
-    assert len(log_lines(broker, "refused a connection from 127.0.0.2")) == 1
+    assert len(logged_lines(broker, "refused a connection from 127.0.0.2")) == 1
 
 
 def test_connection_over_the_total_limit_is_closed(start_broker) -> None:
@@ -86,7 +90,7 @@ def test_connection_over_the_total_limit_is_closed(start_broker) -> None:
     finally:
         for client in held:
             client.close()
-    assert log_lines(broker, "3 connections open, the limit (--connections-max)")
+    assert logged_lines(broker, "3 connections open, the limit (--connections-max)")
 
 
 def test_bad_frames_of_one_client_are_logged_once_per_interval(start_broker) -> None:
@@ -97,7 +101,7 @@ def test_bad_frames_of_one_client_are_logged_once_per_interval(start_broker) -> 
             assert bad.closed_by_peer()
     with WireClient(broker.bootstrap, TIMEOUT_S) as good:
         assert served(good)
-    assert len(log_lines(broker, "closing connection from 127.0.0.2: request size")) == 1
+    assert len(logged_lines(broker, "closing connection from 127.0.0.2: request size")) == 1
 
 
 def test_idle_connection_is_closed_while_busy_and_active_ones_stay(start_broker) -> None:
@@ -135,7 +139,7 @@ def test_request_body_that_does_not_arrive_in_time_closes_the_connection(start_b
         assert slow.closed_by_peer()
         assert 0.3 <= time.monotonic() - started < 5.0
         assert served(other)
-    wait_until(lambda: log_lines(broker, "request body not through in 0.4s"), "logged")
+    assert logged_lines(broker, "request body not through in 0.4s")
 
 
 def test_answers_a_client_does_not_read_close_its_connection_in_time(start_broker) -> None:
@@ -149,9 +153,7 @@ def test_answers_a_client_does_not_read_close_its_connection_in_time(start_broke
     with WireClient(broker.bootstrap, TIMEOUT_S) as deaf:
         fetches = [deaf.frame(ApiKey.FETCH, 11, fetch_body("unread", 0, 0)) for _ in range(100)]
         deaf.sock.sendall(b"".join(fetches))  # 100 MB of answers, never read
-        wait_until(
-            lambda: log_lines(broker, "answer not through in 0.4s"), "the stalled answer is cut"
-        )
+        assert logged_lines(broker, "answer not through in 0.4s")
         with WireClient(broker.bootstrap, TIMEOUT_S) as other:
             assert served(other)
 
@@ -308,7 +310,7 @@ def test_metadata_auto_creates_at_most_the_limits(start_broker) -> None:
     # consumer offsets and the transaction state)
     assert created == [10, 20, 23, 23]
     assert len(every["topics"]) == 25
-    assert len(log_lines(broker, "not auto-created")) == 1
+    assert len(logged_lines(broker, "not auto-created")) == 1
 
 
 def test_accept_out_of_file_descriptors_is_logged_once_per_interval(tmp_path) -> None:
@@ -334,7 +336,8 @@ def test_accept_out_of_file_descriptors_is_logged_once_per_interval(tmp_path) ->
         started = time.monotonic()
         wait_until(
             lambda: "failed: Too many open files; retrying in 1s repeated=" in log_path.read_text(),
-            "the repeated accept failures are logged with their count",
+            timeout_s=TIMEOUT_S,
+            what="the repeated accept failures are logged with their count",
         )
         failing_s = time.monotonic() - started
         proc.stdin.write("\n")
