@@ -57,6 +57,20 @@ def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="SASL mechanism to enable (repeatable; default: all of them)",
         ),
         click.option(
+            "--super-user",
+            "super_users",
+            multiple=True,
+            metavar="User:NAME",
+            help="a principal every ACL check allows (repeatable)",
+        ),
+        click.option(
+            "--allow-everyone-if-no-acl/--deny-if-no-acl",
+            "allow_everyone_if_no_acl",
+            default=None,
+            help="whether a resource no ACL names is open to everyone "
+            "[default: allow when every listener is PLAINTEXT, else deny]",
+        ),
+        click.option(
             "--allow-insecure",
             is_flag=True,
             help="allow listeners that authenticate nobody (and the REST proxy) on "
@@ -123,6 +137,8 @@ def broker(
     users: str | None,
     sasl_mechanisms: tuple[str, ...],
     allow_insecure: bool,
+    super_users: tuple[str, ...],
+    allow_everyone_if_no_acl: bool | None,
     **limit_values: int,
 ) -> None:
     """Serve the built-in log over the Kafka wire protocol (and HTTP/JSON)."""
@@ -134,6 +150,7 @@ def broker(
     )
     from runtime.broker.server import Broker, Endpoint
     from runtime.log.config import FlushPolicy
+    from runtime.security.acls import check_principal
     from streams.cli import setup_logging
 
     setup_logging(loglevel)
@@ -148,7 +165,11 @@ def broker(
             users=users,
             sasl_mechanisms=sasl_mechanisms or MECHANISMS,
             allow_insecure=allow_insecure,
+            super_users=super_users,
+            allow_everyone_if_no_acl=allow_everyone_if_no_acl,
         )
+        for principal in super_users:
+            check_principal(principal)
         check_security(endpoints, security, http_at)
     except StreamsRuntimeError as exc:  # a listener that would let anyone in
         raise click.ClickException(str(exc)) from exc

@@ -191,7 +191,11 @@ def check_endpoints(
 
 @dataclass(frozen=True, slots=True)
 class SecuritySettings:
-    """The broker's TLS and SASL files and choices (`streams broker` flags of the same names)."""
+    """The broker's TLS and SASL files and choices (`streams broker` flags of the same names).
+
+    `allow_everyone_if_no_acl` None means Kafka's default for the listeners:
+    on when every listener is PLAINTEXT (nobody is authenticated, so ACLs
+    could name nobody), off as soon as one authenticates (SSL or SASL)."""
 
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -199,6 +203,13 @@ class SecuritySettings:
     users: str | None = None
     sasl_mechanisms: tuple[str, ...] = MECHANISMS
     allow_insecure: bool = False
+    super_users: tuple[str, ...] = ()
+    allow_everyone_if_no_acl: bool | None = None
+
+    def allows_everyone_if_no_acl(self, endpoints: Sequence[Endpoint]) -> bool:
+        if self.allow_everyone_if_no_acl is not None:
+            return self.allow_everyone_if_no_acl
+        return all(e.protocol is SecurityProtocol.PLAINTEXT for e in endpoints)
 
 
 def check_security(

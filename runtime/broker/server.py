@@ -22,6 +22,11 @@ logged once per interval with a count, instead of a traceback per attempt: by
 the Kafka listener itself, and for the REST proxy's (asyncio's) by the loop's
 exception handler the broker installs.
 
+Who may do what is decided by the ACLs in the data directory (acls.json,
+managed with CreateAcls/DeleteAcls), the super users and the no-ACL rule
+(authorize.py); the ACL file is read with the TLS and users files, before
+the log is opened, so a broker that cannot read it starts nothing.
+
 Lifecycle: `async with Broker(...) as broker: await broker.serve_until(stop)`.
 """
 
@@ -38,6 +43,7 @@ from typing import Any
 
 from aiohttp import web
 
+from runtime.broker.authorize import Access, AclStore
 from runtime.broker.budget import ByteBudget
 from runtime.broker.connection import Connection
 from runtime.broker.connection_limits import ConnectionLimits
@@ -107,6 +113,9 @@ class Broker:
         self._min_session_timeout_ms = min_session_timeout_ms
         self._initial_rebalance_delay_ms = initial_rebalance_delay_ms
         url = f"log://{Path(data_dir).resolve()}" if data_dir is not None else "memory://"
+        self._data_dir = Path(data_dir) if data_dir is not None else None
+        self._users: UsersFile | None = None
+        self.acls: AclStore | None = None
         self.transport = EmbeddedTransport(url, data_dir, flush=flush)
         self._ratelog = RateLimitedLog(logger, limits.log_interval_ms / 1000)
         self.connection_limits = ConnectionLimits(
@@ -142,6 +151,11 @@ class Broker:
         # TLS files and the users file are read before the log is opened: a
         # broker that cannot use them stops having touched nothing
         contexts = self._security_contexts()
+        self.acls = AclStore.open(
+            self._data_dir,
+            super_users=self._security.super_users,
+            allow_everyone_if_no_acl=self._security.allows_everyone_if_no_acl(self._endpoints),
+        )
         self._fit_limits_to_open_files()
         self._install_loop_handler()
         await self.transport.start()
@@ -200,6 +214,7 @@ class Broker:
 
     async def _start_kafka(self, contexts: dict[SecurityProtocol, _Security]) -> None:
         assert self._coordinator is not None and self._transactions is not None
+        assert self.acls is not None
         for endpoint in self._endpoints:
             self._bind(endpoint, *contexts[endpoint.protocol])
         first = self._endpoints[0].protocol
@@ -217,6 +232,8 @@ class Broker:
             self._ratelog,
             self._transactions,
             self._next_producer_id,
+            Access(self.acls, self._ratelog),
+            self._users,
         )
         for listener in self._listeners:
             listener.start()
@@ -235,7 +252,8 @@ class Broker:
         sasl = None
         if any(p.sasl for p in protocols):
             assert settings.users is not None
-            sasl = SaslConfig(UsersFile(settings.users), settings.sasl_mechanisms)
+            self._users = UsersFile(settings.users)
+            sasl = SaslConfig(self._users, settings.sasl_mechanisms)
         return {
             SecurityProtocol.PLAINTEXT: (None, None),
             SecurityProtocol.SSL: (mutual_tls, None),
