@@ -5,13 +5,14 @@ A user without an ACL is refused produce, consume, group join and topic
 creation with Kafka's errors; the super user creates ACLs with
 confluent-kafka's AdminClient, and the same requests then succeed. Each test
 uses its own users and topics (ACLs persist across the module's tests);
-the restart test runs last in the module.
+the restart test comes last in the module.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -31,6 +32,11 @@ from confluent_kafka.admin import (
 from kcat_runner import kcat
 from secure_setup import Listeners, Pki, add_user, broker_args
 from waiting import wait_until
+
+with warnings.catch_warnings():
+    # kafka-python 3.0 loads its schemas with importlib.resources.read_text
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka.admin import NewTopic as NewTopicKp
 
 pytestmark = pytest.mark.slow
 
@@ -277,7 +283,131 @@ def test_a_transactional_id_needs_write_on_it(acl_broker) -> None:
     producer.commit_transaction(TIMEOUT_S)
 
 
-def test_zz_acls_survive_a_restart(acl_broker) -> None:
+def kafka_python_admin(acl_broker: AclBroker, user: str):  # type: ignore[no-untyped-def]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from kafka import KafkaAdminClient
+    return KafkaAdminClient(
+        bootstrap_servers=f"127.0.0.1:{acl_broker.listeners.sasl_plaintext}",
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism=MECHANISM,
+        sasl_plain_username=user,
+        sasl_plain_password=password_of(user),
+        request_timeout_ms=int(TIMEOUT_S * 1000),
+    )
+
+
+def test_kafka_python_admin_sees_authorized_operations(acl_broker) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from kafka.admin import (
+            ACL,
+            ACLFilter,
+            ACLOperation,
+            ACLPermissionType,
+            ResourcePattern,
+            ResourcePatternFilter,
+        )
+        from kafka.admin import ACLResourcePatternType as Pattern
+        from kafka.admin import ResourceType as KpResource
+    acl_broker.add_user("erin")
+    admin = kafka_python_admin(acl_broker, "admin")
+    erin = kafka_python_admin(acl_broker, "erin")
+    try:
+        admin.create_topics([NewTopicKp("erin-t", 1, 1), NewTopicKp("not-erins", 1, 1)])
+        created = admin.create_acls(
+            [
+                ACL(
+                    "User:erin",
+                    "*",
+                    op,
+                    ACLPermissionType.ALLOW,
+                    ResourcePattern(rtype, name, Pattern.LITERAL),
+                )
+                for rtype, name, op in [
+                    (KpResource.TOPIC, "erin-t", ACLOperation.READ),
+                    (KpResource.GROUP, "erin-g", ACLOperation.READ),
+                ]
+            ]
+        )
+        assert len(created["succeeded"]) == 2 and not created["failed"]
+        acls, _ = admin.describe_acls(
+            ACLFilter(
+                "User:erin",
+                None,
+                ACLOperation.ANY,
+                ACLPermissionType.ANY,
+                ResourcePatternFilter(KpResource.ANY, None, Pattern.ANY),
+            )
+        )
+        assert len(acls) == 2
+        # the admin sees every topic, erin only hers; both with real bit sets
+        assert {"erin-t", "not-erins"} <= set(admin.list_topics())
+        assert erin.list_topics() == ["erin-t"]
+        (topic,) = erin.describe_topics(["erin-t"])
+        assert set(topic["authorized_operations"]) == {"READ", "DESCRIBE"}
+        groups = erin.describe_groups(["erin-g"], include_authorized_operations=True)
+        assert set(groups["erin-g"]["authorized_operations"]) == {"READ", "DESCRIBE"}
+        assert erin.describe_cluster()["authorized_operations"] == []
+        assert "ALTER" in admin.describe_cluster()["authorized_operations"]
+    finally:
+        erin.close()
+        admin.close()
+
+
+def test_kafka_python_admin_on_a_plaintext_broker(broker) -> None:
+    """Every listener PLAINTEXT: no ACLs needed, and kafka-python's admin reads the
+    bit sets (it failed on the "not asked" value: `31 is not a valid ACLOperation`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from kafka import KafkaAdminClient
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        admin.create_topics([NewTopicKp("plain-t", 1, 1)])
+        assert "plain-t" in admin.list_topics()
+        (topic,) = admin.describe_topics(["plain-t"])
+        assert {"READ", "WRITE", "DESCRIBE", "DELETE"} <= set(topic["authorized_operations"])
+        groups = admin.describe_groups(["plain-g"], include_authorized_operations=True)
+        assert set(groups["plain-g"]["authorized_operations"]) == {"READ", "DESCRIBE", "DELETE"}
+        assert "ALTER" in admin.describe_cluster()["authorized_operations"]
+    finally:
+        admin.close()
+
+
+def test_confluent_admin_manages_scram_users(acl_broker) -> None:
+    from confluent_kafka.admin import (
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialDeletion,
+        UserScramCredentialUpsertion,
+    )
+
+    admin = acl_broker.admin()
+    sha256 = ScramMechanism.SCRAM_SHA_256
+    upsert = UserScramCredentialUpsertion(
+        "frank", ScramCredentialInfo(sha256, 8192), password_of("frank").encode()
+    )
+    for future in admin.alter_user_scram_credentials([upsert]).values():
+        future.result(TIMEOUT_S)
+    assert "secret-password" not in acl_broker.users_file.read_text()  # type: ignore[attr-defined]
+    described = admin.describe_user_scram_credentials(["frank"])["frank"].result(TIMEOUT_S)
+    (info,) = described.scram_credential_infos
+    assert (info.mechanism, info.iterations) == (sha256, 8192)
+    # frank logs in with the new credential (no ACL: a cluster-wide listing is empty)
+    frank = AdminClient(acl_broker.conf("frank"))
+    assert frank.list_topics(timeout=TIMEOUT_S).topics == {}
+    # frank may not manage users: ALTER on the cluster is the super user's
+    mine = frank.alter_user_scram_credentials([UserScramCredentialDeletion("admin", sha256)])
+    (future,) = mine.values()
+    assert error_code(lambda: future.result(TIMEOUT_S)) == KafkaError.CLUSTER_AUTHORIZATION_FAILED
+    deleted = admin.alter_user_scram_credentials([UserScramCredentialDeletion("frank", sha256)])
+    for future in deleted.values():
+        future.result(TIMEOUT_S)
+    missing = admin.describe_user_scram_credentials(["frank"])["frank"]
+    assert error_code(lambda: missing.result(TIMEOUT_S)) == KafkaError.RESOURCE_NOT_FOUND
+
+
+def test_acls_survive_a_restart(acl_broker) -> None:
     admin = acl_broker.admin()
     everything = AclBindingFilter(
         ResourceType.ANY,
