@@ -47,7 +47,8 @@ def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--users",
             type=click.Path(dir_okay=False),
-            help="users file of SASL listeners (SCRAM credentials: streams users add)",
+            help="users file of SASL listeners and of the REST proxy's HTTP Basic "
+            "(SCRAM credentials: streams users add)",
         ),
         click.option(
             "--sasl-mechanism",
@@ -55,6 +56,16 @@ def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(MECHANISMS),
             multiple=True,
             help="SASL mechanism to enable (repeatable; default: all of them)",
+        ),
+        click.option(
+            "--http-tls",
+            is_flag=True,
+            help="serve the REST proxy over HTTPS, with --tls-cert and --tls-key",
+        ),
+        click.option(
+            "--http-tokens",
+            type=click.Path(exists=True, dir_okay=False),
+            help="bearer tokens of the REST proxy: lines of 'User:NAME SHA256-HEX-OF-TOKEN'",
         ),
         click.option(
             "--super-user",
@@ -139,6 +150,8 @@ def broker(
     allow_insecure: bool,
     super_users: tuple[str, ...],
     allow_everyone_if_no_acl: bool | None,
+    http_tls: bool,
+    http_tokens: str | None,
     **limit_values: int,
 ) -> None:
     """Serve the built-in log over the Kafka wire protocol (and HTTP/JSON)."""
@@ -167,6 +180,8 @@ def broker(
             allow_insecure=allow_insecure,
             super_users=super_users,
             allow_everyone_if_no_acl=allow_everyone_if_no_acl,
+            http_tls=http_tls,
+            http_tokens=http_tokens,
         )
         for principal in super_users:
             check_principal(principal)
