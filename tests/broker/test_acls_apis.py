@@ -552,3 +552,17 @@ def test_denials_are_logged_once_per_kind_and_interval(caplog):
     assert produce[0] == "denied principal=User:bob host=127.0.0.1 operation=WRITE resource=TOPIC:t"
     # the first at once, the 19 others counted into the one written at shutdown
     assert len(produce) == 2 and produce[1].endswith("repeated=19")
+
+
+def test_an_acls_host_is_the_clients_address_or_any():
+    async def scenario(call: Call, broker: Broker) -> None:
+        assert await create_topic(call, "t") == E.NONE
+        elsewhere = acl(ResourceType.TOPIC, "t", Operation.WRITE) | {"host": "10.0.0.1"}
+        await grant(call, elsewhere)
+        body = {"acks": -1, "topics": [{"name": "t", "partitions": [{"partition_index": 0}]}]}
+        code = first("responses.partitions.error_code")
+        assert code(await call(ApiKey.PRODUCE, 8, body)) == E.TOPIC_AUTHORIZATION_FAILED
+        await grant(call, elsewhere | {"host": "127.0.0.1"})  # where the requests come from
+        assert code(await call(ApiKey.PRODUCE, 8, body)) == E.CORRUPT_MESSAGE  # past the ACLs
+
+    run(scenario)

@@ -407,6 +407,55 @@ def test_confluent_admin_manages_scram_users(acl_broker) -> None:
     assert error_code(lambda: missing.result(TIMEOUT_S)) == KafkaError.RESOURCE_NOT_FOUND
 
 
+def test_a_corrupt_acl_file_or_a_bad_super_user_stops_the_broker_at_start(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from broker_process import REPO
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "acls.json").write_text('{"format": "streams-acls", "version": 1, "acls": [{}]}')
+
+    def refused(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "streams", "broker", "--data", str(data), *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+        assert done.returncode != 0 and "broker ready" not in done.stderr, done.stderr
+        return done.stderr
+
+    said = refused("--listen", f"127.0.0.1:{free_port()}")
+    assert "ACL file" in said and "entry 0" in said and "Traceback" not in said
+    assert sorted(p.name for p in data.iterdir()) == ["acls.json"]  # the log was not opened
+    said = refused("--listen", f"127.0.0.1:{free_port()}", "--super-user", "admin")
+    assert "principal 'admin' is not TYPE:NAME" in said
+
+
+def test_a_client_certificate_is_its_subjects_principal(acl_broker) -> None:
+    pki = acl_broker.pki
+    conf = {
+        "bootstrap.servers": f"127.0.0.1:{acl_broker.listeners.ssl}",
+        "security.protocol": "SSL",
+        "ssl.ca.location": str(pki.ca),
+        "ssl.certificate.location": str(pki.client_cert),
+        "ssl.key.location": str(pki.client_key),
+    } | QUIET
+    create_topic(acl_broker.admin(), "alice-certified")
+    refused = produce_error(conf, "alice-certified")
+    assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # the certificate's CN is alice: User:alice, whatever SASL user of that name there is
+    create_acls(
+        acl_broker.admin(),
+        binding(ResourceType.TOPIC, "alice-certified", "alice", AclOperation.WRITE),
+    )
+    assert produce_error(conf, "alice-certified") is None
+
+
 def test_acls_survive_a_restart(acl_broker) -> None:
     admin = acl_broker.admin()
     everything = AclBindingFilter(
@@ -435,32 +484,3 @@ def test_acls_survive_a_restart(acl_broker) -> None:
     create_topic(bob_admin, "bob-after-restart")  # the PREFIXED CREATE is back
     refused = produce_error(bob, "bob-orders")  # and the deleted WRITE stays deleted
     assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
-
-
-def test_a_corrupt_acl_file_or_a_bad_super_user_stops_the_broker_at_start(tmp_path) -> None:
-    import subprocess
-    import sys
-
-    from broker_process import REPO
-
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "acls.json").write_text('{"format": "streams-acls", "version": 1, "acls": [{}]}')
-
-    def refused(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "streams", "broker", "--data", str(data), *args],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-            check=False,
-        )
-        assert done.returncode != 0 and "broker ready" not in done.stderr, done.stderr
-        return done.stderr
-
-    said = refused("--listen", f"127.0.0.1:{free_port()}")
-    assert "ACL file" in said and "entry 0" in said and "Traceback" not in said
-    assert sorted(p.name for p in data.iterdir()) == ["acls.json"]  # the log was not opened
-    said = refused("--listen", f"127.0.0.1:{free_port()}", "--super-user", "admin")
-    assert "principal 'admin' is not TYPE:NAME" in said
