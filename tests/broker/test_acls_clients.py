@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 from broker_process import BrokerProcess, free_port
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicCollection
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -250,6 +250,13 @@ def test_deny_wins_and_listings_show_only_describable_topics(acl_broker) -> None
     assert sorted(t["topic"] for t in shown["topics"]) == ["pay-a", "pay-b"]
     named = carol_admin.list_topics(topic="pay-secret", timeout=TIMEOUT_S)
     assert named.topics["pay-secret"].error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    described = carol_admin.describe_topics(
+        TopicCollection(["pay-a"]), include_authorized_operations=True
+    )
+    ops = described["pay-a"].result(TIMEOUT_S).authorized_operations
+    assert set(ops) == {AclOperation.READ, AclOperation.DESCRIBE}
+    cluster = carol_admin.describe_cluster(include_authorized_operations=True)
+    assert not cluster.result(TIMEOUT_S).authorized_operations  # none (librdkafka: None)
 
 
 def test_plaintext_clients_are_anonymous_and_refused(acl_broker) -> None:
