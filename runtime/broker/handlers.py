@@ -56,7 +56,10 @@ __all__ = ["ADVERTISED", "BrokerSettings", "Handlers", "Peer"]
 logger = logging.getLogger(__name__)
 
 # What we advertise in ApiVersions: the non-flexible ranges every client speaks
-# (ApiVersions v3 excepted: librdkafka asks for it first).
+# (ApiVersions v3 excepted: librdkafka asks for it first), and for the admin
+# APIs the versions admin clients send, flexible ones included (librdkafka
+# sends the ACL APIs at v2; the SCRAM-credential APIs and DescribeCluster
+# have only flexible versions).
 ADVERTISED: dict[int, tuple[int, int]] = {
     ApiKey.PRODUCE: (3, 8),
     ApiKey.FETCH: (4, 11),

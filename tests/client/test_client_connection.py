@@ -28,12 +28,18 @@ def test_handshake_picks_the_preferred_non_flexible_versions():
         async with broker() as b:
             assert b.address is not None
             async with await Connection.open("127.0.0.1", b.address.port) as conn:
-                # the broker serves the SASL APIs too; with no preferred version
-                # for them yet, the client takes the highest (SaslAuthenticate v2
-                # is flexible): when the client speaks SASL it should prefer v1
+                # the broker serves the SASL and the ACL APIs too; with no preferred
+                # version for them yet, the client takes the highest (SaslAuthenticate
+                # v2 is flexible): when the client speaks SASL it should prefer v1
                 assert conn.versions == PREFERRED_VERSIONS | {
                     ApiKey.SASL_HANDSHAKE: 1,
                     ApiKey.SASL_AUTHENTICATE: 2,
+                    ApiKey.DESCRIBE_ACLS: 3,
+                    ApiKey.CREATE_ACLS: 3,
+                    ApiKey.DELETE_ACLS: 3,
+                    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: 0,
+                    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: 0,
+                    ApiKey.DESCRIBE_CLUSTER: 1,
                 }
                 assert conn.version(ApiKey.PRODUCE) == 8
                 assert conn.version(ApiKey.FETCH) == 11
