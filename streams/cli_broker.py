@@ -47,8 +47,7 @@ def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--users",
             type=click.Path(dir_okay=False),
-            help="users file of SASL listeners and of the REST proxy's HTTP Basic "
-            "(SCRAM credentials: streams users add)",
+            help="users file of SASL listeners (SCRAM credentials: streams users add)",
         ),
         click.option(
             "--sasl-mechanism",
@@ -56,16 +55,6 @@ def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(MECHANISMS),
             multiple=True,
             help="SASL mechanism to enable (repeatable; default: all of them)",
-        ),
-        click.option(
-            "--http-tls",
-            is_flag=True,
-            help="serve the REST proxy over HTTPS, with --tls-cert and --tls-key",
-        ),
-        click.option(
-            "--http-tokens",
-            type=click.Path(exists=True, dir_okay=False),
-            help="bearer tokens of the REST proxy: lines of 'User:NAME SHA256-HEX-OF-TOKEN'",
         ),
         click.option(
             "--super-user",

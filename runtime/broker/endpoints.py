@@ -13,11 +13,9 @@ Invariants (checked by `check_endpoints`, before anything is bound):
 - An advertised address is never a wildcard (0.0.0.0, ::): a listener bound
   to one advertises its --advertise, else the host's name.
 - Unless `allow_insecure`, no listener that authenticates nobody (PLAINTEXT,
-  SSL without client certificates) is bound to anything but loopback, nor a
-  REST proxy without authentication (--users or --http-tokens) and HTTPS
-  (--http-tls: Basic and bearer credentials are secrets), and PLAIN is not
-  offered over SASL_PLAINTEXT beyond loopback (it would send passwords in
-  the clear).
+  SSL without client certificates) and no REST proxy (no authentication yet)
+  is bound to anything but loopback, and PLAIN is not offered over
+  SASL_PLAINTEXT beyond loopback (it would send passwords in the clear).
 """
 
 from __future__ import annotations
@@ -159,7 +157,6 @@ def check_endpoints(
     client_certificates: bool,
     mechanisms: Sequence[str],
     allow_insecure: bool,
-    http_secured: bool = False,
 ) -> None:
     """InsecureConfigError for a listener that would let anyone in from the network."""
     if not endpoints:
@@ -186,10 +183,9 @@ def check_endpoints(
                 f"listener {endpoint} would take PLAIN passwords in the clear: use "
                 f"SASL_SSL, or --sasl-mechanism SCRAM-SHA-256/512 only, or {hint}"
             )
-    if http is not None and not http_secured and not is_loopback(http.host):
+    if http is not None and not is_loopback(http.host):
         raise InsecureConfigError(
-            f"the REST proxy on {http} lets anyone in, or takes credentials in the clear "
-            f"(it needs --users or --http-tokens, and --http-tls): {hint}"
+            f"the REST proxy on {http} lets anyone in (it has no authentication yet): {hint}"
         )
 
 
@@ -209,8 +205,6 @@ class SecuritySettings:
     allow_insecure: bool = False
     super_users: tuple[str, ...] = ()
     allow_everyone_if_no_acl: bool | None = None
-    http_tokens: str | None = None
-    http_tls: bool = False
 
     def allows_everyone_if_no_acl(self, endpoints: Sequence[Endpoint]) -> bool:
         if self.allow_everyone_if_no_acl is not None:
@@ -226,17 +220,15 @@ def check_security(
     protocols = {e.protocol for e in endpoints}
     tls = any(p.tls for p in protocols)
     sasl = any(p.sasl for p in protocols)
-    if (tls or security.http_tls) and not (security.tls_cert and security.tls_key):
-        raise ValueError("SSL and SASL_SSL listeners and --http-tls need --tls-cert and --tls-key")
-    if not (tls or security.http_tls) and (security.tls_cert or security.tls_key):
+    if tls and not (security.tls_cert and security.tls_key):
+        raise ValueError("SSL and SASL_SSL listeners need --tls-cert and --tls-key")
+    if not tls and (security.tls_cert or security.tls_key):
         raise ValueError("--tls-cert/--tls-key given, but no SSL or SASL_SSL listener")
-    if http is None and (security.http_tls or security.http_tokens):
-        raise ValueError("--http-tls and --http-tokens are for the REST proxy: give --http")
     if security.tls_client_ca and SecurityProtocol.SSL not in protocols:
         raise ValueError("--tls-client-ca is for SSL listeners (mutual TLS): none is given")
     if sasl and not security.users:
         raise ValueError("SASL_PLAINTEXT and SASL_SSL listeners need --users FILE")
-    if not sasl and security.users and http is None:
+    if not sasl and security.users:
         raise ValueError("--users given, but no SASL_PLAINTEXT or SASL_SSL listener")
     check_endpoints(
         endpoints,
@@ -244,5 +236,4 @@ def check_security(
         client_certificates=security.tls_client_ca is not None,
         mechanisms=security.sasl_mechanisms if sasl else (),
         allow_insecure=security.allow_insecure,
-        http_secured=security.http_tls and bool(security.users or security.http_tokens),
     )

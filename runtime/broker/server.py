@@ -60,7 +60,6 @@ from runtime.broker.handlers import BrokerSettings, Handlers
 from runtime.broker.limits import BrokerLimits, raise_open_files_limit
 from runtime.broker.listener import OUT_OF_RESOURCES, Listener
 from runtime.broker.rest import RestProxy
-from runtime.broker.rest_auth import HttpAuthenticator, load_tokens
 from runtime.broker.sasl import SaslConfig
 from runtime.broker.serving import ListenerContext, serve_connection
 from runtime.broker.transactions import TransactionCoordinator, TransactionSettings
@@ -152,7 +151,6 @@ class Broker:
         # TLS files and the users file are read before the log is opened: a
         # broker that cannot use them stops having touched nothing
         contexts = self._security_contexts()
-        rest_security = self._rest_security()
         self.acls = AclStore.open(
             self._data_dir,
             super_users=self._security.super_users,
@@ -178,7 +176,7 @@ class Broker:
             await self._transactions.start()
             await self._start_kafka(contexts)
             if self._http is not None:
-                await self._start_http(self._http, *rest_security)
+                await self._start_http(self._http)
             self._housekeeping = asyncio.create_task(self._flush_logs_periodically())
         except BaseException:
             await self.stop()
@@ -251,11 +249,10 @@ class Broker:
             # only SSL listeners ask for client certificates: SASL_SSL clients
             # authenticate with SASL, and most have no certificate to show
             mutual_tls = server_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
-        if settings.users is not None:  # the SASL listeners' and the REST proxy's
-            self._users = UsersFile(settings.users)
         sasl = None
         if any(p.sasl for p in protocols):
-            assert self._users is not None
+            assert settings.users is not None
+            self._users = UsersFile(settings.users)
             sasl = SaslConfig(self._users, settings.sasl_mechanisms)
         return {
             SecurityProtocol.PLAINTEXT: (None, None),
@@ -288,35 +285,15 @@ class Broker:
             protocol, self.advertised[protocol], sasl
         )
 
-    def _rest_security(self) -> tuple[ssl.SSLContext | None, HttpAuthenticator]:
-        """The REST proxy's TLS context (--http-tls) and who its requests come from."""
-        settings = self._security
-        tls = None
-        if settings.http_tls:
-            assert settings.tls_cert is not None and settings.tls_key is not None
-            tls = server_context(settings.tls_cert, settings.tls_key)
-        tokens = load_tokens(settings.http_tokens) if settings.http_tokens else None
-        return tls, HttpAuthenticator(self._users, tokens, self._ratelog)
-
-    async def _start_http(
-        self, address: Address, tls: ssl.SSLContext | None, auth: HttpAuthenticator
-    ) -> None:
-        assert self.acls is not None
-        rest = RestProxy(self.transport, Access(self.acls, self._ratelog), auth)
-        self._http_runner = web.AppRunner(rest.app(), access_log=None)
+    async def _start_http(self, address: Address) -> None:
+        self._http_runner = web.AppRunner(RestProxy(self.transport).app(), access_log=None)
         await self._http_runner.setup()
-        site = web.TCPSite(self._http_runner, address.host, address.port, ssl_context=tls)
+        site = web.TCPSite(self._http_runner, address.host, address.port)
         await site.start()
         server = site._server  # the bound port, when asked for port 0
         port = server.sockets[0].getsockname()[1] if server is not None else address.port
         self.http_address = Address(address.host, port)
-        scheme = "https" if tls is not None else "http"
-        logger.info(
-            "REST proxy listening on %s://%s authentication=%s",
-            scheme,
-            self.http_address,
-            "required" if auth.required else "none",
-        )
+        logger.info("REST proxy listening on http://%s", self.http_address)
 
     async def stop(self) -> None:
         for listener in self._listeners:
