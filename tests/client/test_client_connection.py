@@ -28,13 +28,7 @@ def test_handshake_picks_the_preferred_non_flexible_versions():
         async with broker() as b:
             assert b.address is not None
             async with await Connection.open("127.0.0.1", b.address.port) as conn:
-                # the broker serves the SASL APIs too; with no preferred version
-                # for them yet, the client takes the highest (SaslAuthenticate v2
-                # is flexible): when the client speaks SASL it should prefer v1
-                assert conn.versions == PREFERRED_VERSIONS | {
-                    ApiKey.SASL_HANDSHAKE: 1,
-                    ApiKey.SASL_AUTHENTICATE: 2,
-                }
+                assert conn.versions == PREFERRED_VERSIONS
                 assert conn.version(ApiKey.PRODUCE) == 8
                 assert conn.version(ApiKey.FETCH) == 11
                 assert conn.broker_versions[ApiKey.API_VERSIONS] == (0, 3)

@@ -1,5 +1,6 @@
-"""What the security tests share: certificates made with the openssl CLI, a users
-file, the flags of a broker with every kind of listener, and each client's settings.
+"""What the security tests (tests/broker, tests/workers) share: certificates made
+with the openssl CLI, a users file, the flags of a broker with every kind of
+listener, and each client's settings.
 
 Certificates (EC P-256, valid two days, in a temporary directory):
 - ca: the test CA; server (CN=localhost, SAN 127.0.0.1 and localhost) and
@@ -182,6 +183,20 @@ class Login:
                 keyfile=str(self.key) if self.key else None,
             )
         return conf
+
+    def streams_url(self, pki: Pki, port: int) -> tuple[str, dict[str, str]]:
+        """Our client's broker URL for this login, and the environment holding
+        the password (which never goes in the URL)."""
+        user = f"{self.user}@" if self.mechanism is not None else ""
+        options = [f"security_protocol={self.protocol}"]
+        if self.mechanism is not None:
+            options.append(f"sasl_mechanism={self.mechanism}")
+        if "SSL" in self.protocol:
+            options.append(f"ssl_cafile={pki.ca}")
+        if self.cert is not None and self.key is not None:
+            options += [f"ssl_certfile={self.cert}", f"ssl_keyfile={self.key}"]
+        url = f"kafka://{user}127.0.0.1:{port}?{'&'.join(options)}"
+        return url, ({"STREAMS_KAFKA_PASSWORD": self.password} if self.mechanism else {})
 
     def kcat(self, pki: Pki, port: int) -> list[str]:
         args = ["-b", f"127.0.0.1:{port}"]
