@@ -57,6 +57,19 @@ def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="SASL mechanism to enable (repeatable; default: all of them)",
         ),
         click.option(
+            "--http-auth",
+            "http_auth",
+            type=click.Choice(["basic", "bearer"]),
+            multiple=True,
+            help="REST proxy authentication (repeatable): basic (the --users file), "
+            "bearer (the --http-tokens file)",
+        ),
+        click.option(
+            "--http-tokens",
+            type=click.Path(dir_okay=False),
+            help="bearer tokens of the REST proxy (streams tokens add)",
+        ),
+        click.option(
             "--allow-insecure",
             is_flag=True,
             help="allow listeners that authenticate nobody (and the REST proxy) on "
@@ -85,7 +98,12 @@ def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
     multiple=True,
     help="[PROTOCOL://]HOST[:PORT] clients of that protocol's listener are sent to (repeatable)",
 )
-@click.option("--http", "http", default=None, help="HOST:PORT of the REST proxy (off by default)")
+@click.option(
+    "--http",
+    "http",
+    default=None,
+    help="[http://|https://]HOST:PORT of the REST proxy (off by default; https uses --tls-cert)",
+)
 @click.option(
     "--partitions", default=1, show_default=True, help="partitions of auto-created topics"
 )
@@ -122,15 +140,17 @@ def broker(
     tls_client_ca: str | None,
     users: str | None,
     sasl_mechanisms: tuple[str, ...],
+    http_auth: tuple[str, ...],
+    http_tokens: str | None,
     allow_insecure: bool,
     **limit_values: int,
 ) -> None:
     """Serve the built-in log over the Kafka wire protocol (and HTTP/JSON)."""
     from runtime.broker.endpoints import (
-        Address,
         SecuritySettings,
         check_security,
         parse_endpoints,
+        parse_http,
     )
     from runtime.broker.server import Broker, Endpoint
     from runtime.log.config import FlushPolicy
@@ -139,7 +159,7 @@ def broker(
     setup_logging(loglevel)
     try:
         endpoints = parse_endpoints(listen, advertise)
-        http_at = Address.parse(http, default_port=8082) if http else None
+        http_at, http_tls = parse_http(http) if http else (None, False)
         limits = BrokerLimits(**limit_values)
         security = SecuritySettings(
             tls_cert=tls_cert,
@@ -148,6 +168,9 @@ def broker(
             users=users,
             sasl_mechanisms=sasl_mechanisms or MECHANISMS,
             allow_insecure=allow_insecure,
+            http_tls=http_tls,
+            http_auth=tuple(dict.fromkeys(http_auth)),
+            http_tokens=http_tokens,
         )
         check_security(endpoints, security, http_at)
     except StreamsRuntimeError as exc:  # a listener that would let anyone in

@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -51,6 +51,7 @@ FETCH_BYTES_MAX = 4 << 20
 FETCH_WAIT_MAX_MS = 30_000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 def _error(status: int, error: str, message: str) -> web.Response:
@@ -172,8 +173,10 @@ class RestProxy:
     def __init__(self, transport: EmbeddedTransport) -> None:
         self._transport = transport
 
-    def app(self) -> web.Application:
-        app = web.Application(middlewares=[_errors], client_max_size=BODY_BYTES_MAX)
+    def app(self, *, before: Sequence[Middleware] = ()) -> web.Application:
+        """The aiohttp application; `before`: middlewares run ahead of the handlers'
+        error mapping (authentication)."""
+        app = web.Application(middlewares=[*before, _errors], client_max_size=BODY_BYTES_MAX)
         app.router.add_get("/topics", self.list_topics)
         app.router.add_get("/topics/{topic}", self.describe_topic)
         app.router.add_post("/topics/{topic}", self.produce)
