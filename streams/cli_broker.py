@@ -57,6 +57,14 @@ def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="SASL mechanism to enable (repeatable; default: all of them)",
         ),
         click.option(
+            "--sasl-session-lifetime-ms",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="SASL sessions expire after this; clients re-authenticate (KIP-368) or are "
+            "disconnected (Kafka: connections.max.reauth.ms; 0: never)",
+        ),
+        click.option(
             "--http-auth",
             "http_auth",
             type=click.Choice(["basic", "bearer"]),
@@ -140,6 +148,7 @@ def broker(
     tls_client_ca: str | None,
     users: str | None,
     sasl_mechanisms: tuple[str, ...],
+    sasl_session_lifetime_ms: int,
     http_auth: tuple[str, ...],
     http_tokens: str | None,
     allow_insecure: bool,
@@ -167,6 +176,7 @@ def broker(
             tls_client_ca=tls_client_ca,
             users=users,
             sasl_mechanisms=sasl_mechanisms or MECHANISMS,
+            sasl_session_lifetime_ms=sasl_session_lifetime_ms,
             allow_insecure=allow_insecure,
             http_tls=http_tls,
             http_auth=tuple(dict.fromkeys(http_auth)),

@@ -218,6 +218,7 @@ class SecuritySettings:
     tls_client_ca: str | None = None
     users: str | None = None
     sasl_mechanisms: tuple[str, ...] = MECHANISMS
+    sasl_session_lifetime_ms: int = 0  # KIP-368; 0: a session lasts as long as its connection
     allow_insecure: bool = False
     http_tls: bool = False  # the REST proxy serves https with --tls-cert/--tls-key
     http_auth: tuple[str, ...] = ()  # "basic" (the users file), "bearer" (http_tokens)
@@ -243,6 +244,8 @@ def check_security(
         raise ValueError("SASL listeners and --http-auth basic need --users FILE")
     if not (sasl or basic) and security.users:
         raise ValueError("--users given, but no SASL listener nor --http-auth basic")
+    if security.sasl_session_lifetime_ms and not sasl:
+        raise ValueError("--sasl-session-lifetime-ms given, but no SASL listener")
     _check_http(security, http)
     check_endpoints(
         endpoints,

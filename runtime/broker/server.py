@@ -243,7 +243,11 @@ class Broker:
         sasl = None
         if any(p.sasl for p in protocols):
             assert users is not None
-            sasl = SaslConfig(users, settings.sasl_mechanisms)
+            sasl = SaslConfig(
+                users,
+                settings.sasl_mechanisms,
+                session_lifetime_ms=settings.sasl_session_lifetime_ms,
+            )
         self._http_tls = server_tls if settings.http_tls else None
         if settings.http_auth:
             tokens = TokensFile(settings.http_tokens) if settings.http_tokens else None
