@@ -191,6 +191,17 @@ def test_an_untrusted_client_certificate(secure_broker) -> None:
     logged(secure_broker, "TLS handshake with 127.0.0.1 failed: client certificate refused")
 
 
+def test_an_expired_client_certificate(secure_broker) -> None:
+    pki = secure_broker.pki
+    login = Login("SSL", cert=pki.expired_cert, key=pki.expired_key)
+    error = librdkafka_error(login.librdkafka(pki, secure_broker.listeners.ssl))
+    assert error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._SSL), (
+        error
+    )
+    logged(secure_broker, "TLS handshake with 127.0.0.1 failed: client certificate refused")
+    logged(secure_broker, "certificate has expired")
+
+
 def test_a_client_without_a_certificate_on_the_mutual_tls_port(secure_broker) -> None:
     context = client_tls(secure_broker)
     with WireClient(f"127.0.0.1:{secure_broker.listeners.ssl}", tls=context) as wire:

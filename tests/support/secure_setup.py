@@ -5,7 +5,8 @@ listener, and each client's settings.
 Certificates (EC P-256, valid two days, in a temporary directory):
 - ca: the test CA; server (CN=localhost, SAN 127.0.0.1 and localhost) and
   client (CN=alice, clientAuth) are signed by it;
-- rogue_ca and rogue_client (CN=mallory): a CA the broker does not trust.
+- rogue_ca and rogue_client (CN=mallory): a CA the broker does not trust;
+- expired_client (CN=old): signed by ca, but expired yesterday.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class Pki:
     client_key: Path
     rogue_cert: Path
     rogue_key: Path
+    expired_cert: Path
+    expired_key: Path
 
 
 def _openssl(*args: str | Path, cwd: Path) -> None:
@@ -61,7 +64,9 @@ def _ca(directory: Path, name: str) -> None:
     )  # fmt: skip
 
 
-def _signed(directory: Path, name: str, subject: str, ca: str, extensions: str) -> None:
+def _signed(
+    directory: Path, name: str, subject: str, ca: str, extensions: str, days: int = 2
+) -> None:
     (directory / f"{name}.ext").write_text(extensions)
     _openssl(
         "req", *_EC, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject,
@@ -69,7 +74,7 @@ def _signed(directory: Path, name: str, subject: str, ca: str, extensions: str) 
     )  # fmt: skip
     _openssl(
         "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-        "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext",
+        "-CAcreateserial", "-out", f"{name}.pem", "-days", str(days), "-extfile", f"{name}.ext",
         cwd=directory,
     )  # fmt: skip
 
@@ -88,6 +93,7 @@ def make_pki(directory: Path) -> Pki:
     client_ext = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
     _signed(directory, "client", "/CN=alice", "ca", client_ext)
     _signed(directory, "rogue_client", "/CN=mallory", "rogue_ca", client_ext)
+    _signed(directory, "expired_client", "/CN=old", "ca", client_ext, days=-1)
     d = directory
     return Pki(
         d / "ca.pem",
@@ -97,6 +103,8 @@ def make_pki(directory: Path) -> Pki:
         d / "client.key",
         d / "rogue_client.pem",
         d / "rogue_client.key",
+        d / "expired_client.pem",
+        d / "expired_client.key",
     )
 
 
