@@ -73,6 +73,20 @@ def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+def streams_tokens(*args: str) -> str:
+    """Run `streams tokens ARGS...`; its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", "tokens", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 RECORDS = {"records": [{"key": "k", "value": {"n": 1}}]}
 
 
@@ -106,31 +120,14 @@ def test_a_removed_token_is_refused_while_the_broker_runs(rest) -> None:
     process, context, _, tokens = rest
     token = add_token(tokens, "short-lived")
     assert call(f"{process.http}/topics", context, f"Bearer {token}")[0] == 200
-    done = subprocess.run(
-        [sys.executable, "-m", "streams", "tokens", "remove", "short-lived", "--tokens", tokens],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    streams_tokens("remove", "short-lived", "--tokens", str(tokens))
     assert "short-lived" not in load(tokens)
     assert call(f"{process.http}/topics", context, f"Bearer {token}")[0] == 401
 
 
 def test_the_tokens_cli_prints_a_token_once_and_stores_only_its_digest(tmp_path) -> None:
     tokens = tmp_path / "tokens.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "streams", "tokens", "add", "ci", "--tokens", str(tokens)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    token = done.stdout.strip()
+    token = streams_tokens("add", "ci", "--tokens", str(tokens)).strip()
     assert len(token) >= 43 and token not in tokens.read_text()
     assert oct(tokens.stat().st_mode & 0o777) == "0o600"
 
