@@ -1,4 +1,8 @@
-"""`kafka://HOST:PORT[,HOST:PORT]`: the Transport interface over our Kafka client.
+"""`kafka://[USER@]HOST:PORT[,HOST:PORT][?OPTIONS]`: the Transport interface over our client.
+
+OPTIONS configure TLS and SASL (runtime/client/security.py), e.g.
+`?security_protocol=SASL_SSL&sasl_mechanism=SCRAM-SHA-256&ssl_cafile=ca.pem`,
+with the password from STREAMS_KAFKA_PASSWORD, never from the URL.
 
 The same calls the embedded transport answers from the log in this process
 go to a Kafka-protocol broker (`streams broker`, Kafka, Redpanda): topics
@@ -31,7 +35,6 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import urlparse
 
 from runtime.client import Admin, Cluster
 from runtime.client.cluster import backoff_s
@@ -43,6 +46,7 @@ from runtime.client.isolation import (
     isolation_code,
 )
 from runtime.client.offsets import EARLIEST, LATEST, commit_offsets, fetch_committed, list_offsets
+from runtime.client.security import parse_kafka_url
 from runtime.client.transactions import TransactionalProducer
 from runtime.errors import (
     CorruptRecordError,
@@ -82,13 +86,6 @@ def _translate(exc: KafkaError) -> Exception:
     return kind(str(exc), topic=exc.topic, partition=exc.partition, offset=exc.offset)
 
 
-def bootstrap_of(url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.scheme != "kafka" or not parsed.netloc:
-        raise ValueError(f"broker {url!r}: expected kafka://HOST:PORT[,HOST:PORT]")
-    return parsed.netloc
-
-
 class KafkaTransport:
     def __init__(
         self,
@@ -99,7 +96,8 @@ class KafkaTransport:
     ) -> None:
         self.url = url
         self._isolation = isolation_code(isolation_level)
-        self._cluster = Cluster(bootstrap_of(url), client_id=client_id)
+        bootstrap, security = parse_kafka_url(url)
+        self._cluster = Cluster(bootstrap, client_id=client_id, security=security)
         self._admin = Admin(self._cluster)
         self._skips: dict[TopicPartition, tuple[int, int]] = {}  # tp -> (from, to): see above
         self._started = False

@@ -22,7 +22,7 @@ from runtime.partitioner import partition_for_key
 from runtime.transport import Transport, open_transport
 from runtime.types import TopicPartition
 from streams.cli_broker import broker
-from streams.cli_users import users
+from streams.cli_users import tokens, users
 
 logger = logging.getLogger("streams")
 
@@ -331,6 +331,7 @@ def agents(ctx: Context) -> None:
 
 cli.add_command(broker)
 cli.add_command(users)
+cli.add_command(tokens)
 
 
 def main(obj: Any = None) -> None:

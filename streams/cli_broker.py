@@ -71,6 +71,27 @@ def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "[default: allow when every listener is PLAINTEXT, else deny]",
         ),
         click.option(
+            "--sasl-session-lifetime-ms",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="SASL sessions expire after this; clients re-authenticate (KIP-368) or are "
+            "disconnected (Kafka: connections.max.reauth.ms; 0: never)",
+        ),
+        click.option(
+            "--http-auth",
+            "http_auth",
+            type=click.Choice(["basic", "bearer"]),
+            multiple=True,
+            help="REST proxy authentication (repeatable): basic (the --users file), "
+            "bearer (the --http-tokens file)",
+        ),
+        click.option(
+            "--http-tokens",
+            type=click.Path(dir_okay=False),
+            help="bearer tokens of the REST proxy (streams tokens add)",
+        ),
+        click.option(
             "--allow-insecure",
             is_flag=True,
             help="allow listeners that authenticate nobody (and the REST proxy) on "
@@ -99,7 +120,12 @@ def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
     multiple=True,
     help="[PROTOCOL://]HOST[:PORT] clients of that protocol's listener are sent to (repeatable)",
 )
-@click.option("--http", "http", default=None, help="HOST:PORT of the REST proxy (off by default)")
+@click.option(
+    "--http",
+    "http",
+    default=None,
+    help="[http://|https://]HOST:PORT of the REST proxy (off by default; https uses --tls-cert)",
+)
 @click.option(
     "--partitions", default=1, show_default=True, help="partitions of auto-created topics"
 )
@@ -136,10 +162,10 @@ def broker(
 ) -> None:
     """Serve the built-in log over the Kafka wire protocol (and HTTP/JSON)."""
     from runtime.broker.endpoints import (
-        Address,
         SecuritySettings,
         check_security,
         parse_endpoints,
+        parse_http,
     )
     from runtime.log.config import FlushPolicy
     from runtime.security.acls import check_principal
@@ -150,10 +176,11 @@ def broker(
     security_values = {k: values.pop(k) for k in list(values) if k in security_fields}
     try:
         endpoints = parse_endpoints(listen, advertise)
-        http_at = Address.parse(http, default_port=8082) if http else None
+        http_at, http_tls = parse_http(http) if http else (None, False)
         limits = BrokerLimits(**values)
+        security_values["http_auth"] = tuple(dict.fromkeys(security_values["http_auth"]))
         security = SecuritySettings(
-            **security_values, sasl_mechanisms=sasl_mechanisms or MECHANISMS
+            **security_values, sasl_mechanisms=sasl_mechanisms or MECHANISMS, http_tls=http_tls
         )
         for principal in security.super_users:
             check_principal(principal)

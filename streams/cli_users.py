@@ -1,4 +1,5 @@
-"""`streams users`: the broker's SASL users, kept in a users file of SCRAM credentials.
+"""`streams users`: the broker's SASL users, kept in a users file of SCRAM credentials;
+`streams tokens`: the REST proxy's bearer tokens, kept as their SHA-256.
 
 The file holds, per user and mechanism, a salt, an iteration count, StoredKey
 and ServerKey (runtime/security/users.py); a password is read from a prompt
@@ -12,6 +13,7 @@ import sys
 
 import click
 
+from runtime.security import tokens as tokens_file
 from runtime.security import users as users_file
 from runtime.security.errors import UsersFileError
 from runtime.security.scram import (
@@ -110,3 +112,59 @@ def _read_password(from_stdin: bool) -> str:
     if not password:
         raise click.UsageError("the password is empty")
     return password
+
+
+tokens_option = click.option(
+    "--tokens",
+    "path",
+    required=True,
+    envvar="STREAMS_TOKENS",
+    type=click.Path(dir_okay=False),
+    help="the tokens file (or $STREAMS_TOKENS)",
+)
+
+
+@click.group()
+def tokens() -> None:
+    """Bearer tokens of the broker's REST proxy (`--http-auth bearer --http-tokens FILE`)."""
+
+
+@tokens.command("add")
+@click.argument("name")
+@tokens_option
+def add_token(name: str, path: str) -> None:
+    """Make a token for NAME (principal User:NAME), replacing any it had; printed once."""
+    try:
+        token = tokens_file.add_token(path, name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME") from exc
+    except UsersFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(token)  # stdout, alone: scripts capture it; the file keeps its digest only
+    click.echo(f"token for {name} set in {path}: it is shown only now", err=True)
+
+
+@tokens.command("remove")
+@click.argument("name")
+@tokens_option
+def remove_token(name: str, path: str) -> None:
+    """Remove NAME's token."""
+    try:
+        removed = tokens_file.remove_token(path, name)
+    except UsersFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not removed:
+        raise click.ClickException(f"no token for {name!r} in {path}")
+    click.echo(f"token for {name} removed from {path}", err=True)
+
+
+@tokens.command("list")
+@tokens_option
+def list_tokens(path: str) -> None:
+    """The names that have a token."""
+    try:
+        names = sorted(tokens_file.load(path))
+    except UsersFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for name in names:
+        click.echo(name)

@@ -13,9 +13,10 @@ Invariants (checked by `check_endpoints`, before anything is bound):
 - An advertised address is never a wildcard (0.0.0.0, ::): a listener bound
   to one advertises its --advertise, else the host's name.
 - Unless `allow_insecure`, no listener that authenticates nobody (PLAINTEXT,
-  SSL without client certificates) and no REST proxy (no authentication yet)
-  is bound to anything but loopback, and PLAIN is not offered over
-  SASL_PLAINTEXT beyond loopback (it would send passwords in the clear).
+  SSL without client certificates) and no REST proxy without --http-auth is
+  bound to anything but loopback, and neither PLAIN over SASL_PLAINTEXT nor
+  HTTP credentials over http:// are taken beyond loopback (they would travel
+  in the clear).
 """
 
 from __future__ import annotations
@@ -150,6 +151,16 @@ def is_loopback(host: str) -> bool:
     )
 
 
+def parse_http(text: str) -> tuple[Address, bool]:
+    """`--http [http://|https://]HOST:PORT` -> (address, whether it serves TLS)."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return Address.parse(text, default_port=8082), False
+    if scheme.lower() not in ("http", "https"):
+        raise ValueError(f"--http {text!r}: expected http:// or https://")
+    return Address.parse(rest, default_port=8082), scheme.lower() == "https"
+
+
 def check_endpoints(
     endpoints: Sequence[Endpoint],
     *,
@@ -157,6 +168,8 @@ def check_endpoints(
     client_certificates: bool,
     mechanisms: Sequence[str],
     allow_insecure: bool,
+    http_auth: Sequence[str] = (),
+    http_tls: bool = False,
 ) -> None:
     """InsecureConfigError for a listener that would let anyone in from the network."""
     if not endpoints:
@@ -184,25 +197,38 @@ def check_endpoints(
                 f"SASL_SSL, or --sasl-mechanism SCRAM-SHA-256/512 only, or {hint}"
             )
     if http is not None and not is_loopback(http.host):
-        raise InsecureConfigError(
-            f"the REST proxy on {http} lets anyone in (it has no authentication yet): {hint}"
-        )
+        if not http_auth:
+            raise InsecureConfigError(
+                f"the REST proxy on {http} lets anyone in: give --http-auth basic "
+                f"(or bearer), or {hint}"
+            )
+        if not http_tls:
+            raise InsecureConfigError(
+                f"the REST proxy on {http} would take credentials in the clear: serve "
+                f"--http https://{http}, or {hint}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
 class SecuritySettings:
     """The broker's TLS and SASL files and choices (`streams broker` flags of the same names).
 
-    `allow_everyone_if_no_acl` None means Kafka's default for the listeners:
-    on when every listener is PLAINTEXT (nobody is authenticated, so ACLs
-    could name nobody), off as soon as one authenticates (SSL or SASL)."""
+    `allow_everyone_if_no_acl` None means the default for the listeners: on
+    when every listener is PLAINTEXT (ACLs could name no Kafka client), off as
+    soon as one authenticates (SSL or SASL). The REST proxy's --http-auth
+    does not change it: with only PLAINTEXT listeners its users may do
+    anything no ACL names, unless --deny-if-no-acl."""
 
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
     users: str | None = None
     sasl_mechanisms: tuple[str, ...] = MECHANISMS
+    sasl_session_lifetime_ms: int = 0  # KIP-368; 0: a session lasts as long as its connection
     allow_insecure: bool = False
+    http_tls: bool = False  # the REST proxy serves https with --tls-cert/--tls-key
+    http_auth: tuple[str, ...] = ()  # "basic" (the users file), "bearer" (http_tokens)
+    http_tokens: str | None = None
     super_users: tuple[str, ...] = ()
     allow_everyone_if_no_acl: bool | None = None
 
@@ -218,22 +244,37 @@ def check_security(
     """ValueError for settings no listener uses or a listener lacks; InsecureConfigError
     (check_endpoints) for listeners that would let anyone in."""
     protocols = {e.protocol for e in endpoints}
-    tls = any(p.tls for p in protocols)
+    tls = any(p.tls for p in protocols) or (http is not None and security.http_tls)
     sasl = any(p.sasl for p in protocols)
+    basic = "basic" in security.http_auth
     if tls and not (security.tls_cert and security.tls_key):
-        raise ValueError("SSL and SASL_SSL listeners need --tls-cert and --tls-key")
+        raise ValueError("SSL and SASL_SSL listeners and https:// need --tls-cert and --tls-key")
     if not tls and (security.tls_cert or security.tls_key):
-        raise ValueError("--tls-cert/--tls-key given, but no SSL or SASL_SSL listener")
+        raise ValueError("--tls-cert/--tls-key given, but no SSL or SASL_SSL listener or https://")
     if security.tls_client_ca and SecurityProtocol.SSL not in protocols:
         raise ValueError("--tls-client-ca is for SSL listeners (mutual TLS): none is given")
-    if sasl and not security.users:
-        raise ValueError("SASL_PLAINTEXT and SASL_SSL listeners need --users FILE")
-    if not sasl and security.users:
-        raise ValueError("--users given, but no SASL_PLAINTEXT or SASL_SSL listener")
+    if (sasl or basic) and not security.users:
+        raise ValueError("SASL listeners and --http-auth basic need --users FILE")
+    if not (sasl or basic) and security.users:
+        raise ValueError("--users given, but no SASL listener nor --http-auth basic")
+    if security.sasl_session_lifetime_ms and not sasl:
+        raise ValueError("--sasl-session-lifetime-ms given, but no SASL listener")
+    _check_http(security, http)
     check_endpoints(
         endpoints,
         http=http,
         client_certificates=security.tls_client_ca is not None,
         mechanisms=security.sasl_mechanisms if sasl else (),
         allow_insecure=security.allow_insecure,
+        http_auth=security.http_auth,
+        http_tls=security.http_tls,
     )
+
+
+def _check_http(security: SecuritySettings, http: Address | None) -> None:
+    if http is None and (security.http_auth or security.http_tokens or security.http_tls):
+        raise ValueError("--http-auth, --http-tokens, https:// are for the REST proxy: no --http")
+    if "bearer" in security.http_auth and not security.http_tokens:
+        raise ValueError("--http-auth bearer needs --http-tokens FILE")
+    if security.http_tokens and "bearer" not in security.http_auth:
+        raise ValueError("--http-tokens given, but not --http-auth bearer")

@@ -10,11 +10,20 @@ connection, with one log line naming the peer and the reason):
     AUTHENTICATE  SaslAuthenticate requests, each carrying one token of the mechanism.
     RAW           raw tokens: each frame is an int32 size and the token, with no
                   Kafka header, and is answered the same way (SaslHandshake v0).
-    DONE          authenticated as `principal` (User:NAME): every API is served, the
-                  session is no longer asked. There is no KIP-368 re-authentication
-                  (session_lifetime_ms is always 0): SaslHandshake and
-                  SaslAuthenticate are then answered ILLEGAL_SASL_STATE by the
-                  handlers, as on listeners without SASL.
+    DONE          authenticated as `principal` (User:NAME): every API is served.
+                  With no session lifetime (the default) the session is no longer
+                  asked: SaslHandshake and SaslAuthenticate are then answered
+                  ILLEGAL_SASL_STATE by the handlers, as on listeners without SASL.
+
+KIP-368 re-authentication, with `session_lifetime_ms` > 0 (`streams broker
+--sasl-session-lifetime-ms`, Kafka's connections.max.reauth.ms): a successful
+SaslAuthenticate v1+ tells the client how long its session lasts; before then
+it may send SaslHandshake v1 and SaslAuthenticate again on the same connection
+(other requests are served meanwhile, as the principal authenticated before),
+with the same mechanism and as the same principal, else it is refused and
+closed. A connection whose session expired is closed at its next request other
+than the SASL ones, with one log line: clients that cannot re-authenticate
+reconnect, and a removed user's connection does not outlive its session.
 
 A refused credential is answered SASL_AUTHENTICATION_FAILED (the same message
 for an unknown user as for a wrong password) and the connection closed; in
@@ -31,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
@@ -57,8 +67,11 @@ class SaslConfig:
     users: UsersFile
     mechanisms: tuple[str, ...] = MECHANISMS
     fake_salt_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    session_lifetime_ms: int = 0  # 0: sessions last as long as their connection
 
     def __post_init__(self) -> None:
+        if self.session_lifetime_ms < 0:
+            raise ValueError(f"session_lifetime_ms must be >= 0, got {self.session_lifetime_ms}")
         unknown = set(self.mechanisms) - set(MECHANISMS)
         if unknown or not self.mechanisms:
             raise ValueError(
@@ -97,6 +110,40 @@ class SaslSession:
         self.principal: str | None = None
         self._mechanism: str | None = None
         self._exchange: _Exchange | None = None
+        self._expires_at: float | None = None  # monotonic; None: never
+
+    @property
+    def renewable(self) -> bool:
+        """Whether this session expires (and may be renewed by re-authenticating)."""
+        return self._config.session_lifetime_ms > 0
+
+    def expired(self) -> bool:
+        due = self._expires_at
+        if due is None or time.monotonic() < due:
+            return False
+        self._ratelog.log(
+            logging.INFO,
+            ("sasl-expired", self._host),
+            "session of %s from %s expired: closing the connection",
+            self.principal,
+            self._host,
+        )
+        return True
+
+    async def reauthenticate(self, header: RequestHeader, body: dict) -> Reply:
+        """Answer a SaslHandshake or SaslAuthenticate of an authenticated, renewable session."""
+        if header.api_key == ApiKey.SASL_HANDSHAKE:
+            if header.api_version == 0:
+                message = "re-authentication needs SaslHandshake v1"
+                self._fail(message)
+                return Reply({"error_code": ErrorCode.ILLEGAL_SASL_STATE, "mechanisms": []}, True)
+            if body["mechanism"] != self._mechanism:
+                self._fail(f"re-authentication with another mechanism {shown(body['mechanism'])}")
+                return Reply(
+                    {"error_code": ErrorCode.ILLEGAL_SASL_STATE, "mechanisms": []}, close=True
+                )
+            self.state = State.HANDSHAKE
+        return await self.answer(header, body)
 
     @property
     def authenticated(self) -> bool:
@@ -167,18 +214,32 @@ class SaslSession:
                 "error_code": ErrorCode.NONE,
                 "error_message": None,
                 "auth_bytes": answer,
-                "session_lifetime_ms": 0,
+                "session_lifetime_ms": self._remaining_ms() if self.authenticated else 0,
             }
         )
+
+    def _remaining_ms(self) -> int:
+        if self._expires_at is None:
+            return 0
+        return max(1, int((self._expires_at - time.monotonic()) * 1000))
 
     async def _step(self, token: bytes) -> bytes:
         assert self._exchange is not None
         answer = await self._exchange.step(token)
         if self._exchange.done:
-            self.state = State.DONE
-            self.principal = f"User:{self._exchange.user}"
-            logger.debug("authenticated %s from %s", self.principal, self._host)
-            self._exchange = None
+            principal = f"User:{self._exchange.user}"
+            if self.principal is not None and principal != self.principal:
+                raise AuthenticationError(
+                    f"re-authentication as {principal}, not {self.principal}",
+                    client_message="re-authentication must keep the principal",
+                )
+            renewed = self.principal is not None
+            self.state, self.principal, self._exchange = State.DONE, principal, None
+            lifetime_ms = self._config.session_lifetime_ms
+            if lifetime_ms > 0:
+                self._expires_at = time.monotonic() + lifetime_ms / 1000
+            what = "re-authenticated" if renewed else "authenticated"
+            logger.debug("%s %s from %s", what, self.principal, self._host)
         return answer
 
     def _new_exchange(self, mechanism: str) -> _Exchange:

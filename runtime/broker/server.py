@@ -57,6 +57,7 @@ from runtime.broker.endpoints import (
     check_security,
 )
 from runtime.broker.handlers import BrokerSettings, Handlers
+from runtime.broker.http_auth import HttpAuthenticator
 from runtime.broker.limits import BrokerLimits, raise_open_files_limit
 from runtime.broker.listener import OUT_OF_RESOURCES, Listener
 from runtime.broker.rest import RestProxy
@@ -67,6 +68,7 @@ from runtime.broker.txn_api import producer_ids
 from runtime.log.config import FlushPolicy
 from runtime.logs import RateLimitedLog
 from runtime.security.tls import server_context
+from runtime.security.tokens import TokensFile
 from runtime.security.users import UsersFile
 from runtime.transport import EmbeddedTransport
 
@@ -125,6 +127,8 @@ class Broker:
         self._listeners: list[Listener] = []
         self._listener_contexts: dict[SecurityProtocol, ListenerContext] = {}
         self._http_runner: web.AppRunner | None = None
+        self._http_tls: ssl.SSLContext | None = None
+        self._http_auth: HttpAuthenticator | None = None
         self._coordinator: GroupCoordinator | None = None
         self._transactions: TransactionCoordinator | None = None
         self._txn_settings = transactions or TransactionSettings()
@@ -239,21 +243,35 @@ class Broker:
             listener.start()
 
     def _security_contexts(self) -> dict[SecurityProtocol, _Security]:
-        """Per protocol: the TLS context and the SASL settings its listener uses."""
+        """Per protocol: the TLS context and the SASL settings its listener uses.
+        Also makes the REST proxy's (self._http_tls, self._http_auth)."""
         settings = self._security
         protocols = {e.protocol for e in self._endpoints}
         server_tls = mutual_tls = None
-        if any(p.tls for p in protocols):
+        if any(p.tls for p in protocols) or (self._http is not None and settings.http_tls):
             assert settings.tls_cert is not None and settings.tls_key is not None
             server_tls = server_context(settings.tls_cert, settings.tls_key)
+        if SecurityProtocol.SSL in protocols:
+            assert settings.tls_cert is not None and settings.tls_key is not None
             # only SSL listeners ask for client certificates: SASL_SSL clients
             # authenticate with SASL, and most have no certificate to show
             mutual_tls = server_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        users = UsersFile(settings.users) if settings.users is not None else None
+        self._users = users  # also the SCRAM-credential APIs'
         sasl = None
         if any(p.sasl for p in protocols):
-            assert settings.users is not None
-            self._users = UsersFile(settings.users)
-            sasl = SaslConfig(self._users, settings.sasl_mechanisms)
+            assert users is not None
+            sasl = SaslConfig(
+                users,
+                settings.sasl_mechanisms,
+                session_lifetime_ms=settings.sasl_session_lifetime_ms,
+            )
+        self._http_tls = server_tls if settings.http_tls else None
+        if settings.http_auth:
+            tokens = TokensFile(settings.http_tokens) if settings.http_tokens else None
+            self._http_auth = HttpAuthenticator(
+                settings.http_auth, users=users, tokens=tokens, ratelog=self._ratelog
+            )
         return {
             SecurityProtocol.PLAINTEXT: (None, None),
             SecurityProtocol.SSL: (mutual_tls, None),
@@ -286,14 +304,21 @@ class Broker:
         )
 
     async def _start_http(self, address: Address) -> None:
-        self._http_runner = web.AppRunner(RestProxy(self.transport).app(), access_log=None)
+        auth = [self._http_auth.middleware] if self._http_auth is not None else []
+        assert self.acls is not None
+        app = RestProxy(self.transport, Access(self.acls, self._ratelog)).app(before=auth)
+        self._http_runner = web.AppRunner(app, access_log=None)
         await self._http_runner.setup()
-        site = web.TCPSite(self._http_runner, address.host, address.port)
+        site = web.TCPSite(
+            self._http_runner, address.host, address.port, ssl_context=self._http_tls
+        )
         await site.start()
         server = site._server  # the bound port, when asked for port 0
         port = server.sockets[0].getsockname()[1] if server is not None else address.port
         self.http_address = Address(address.host, port)
-        logger.info("REST proxy listening on http://%s", self.http_address)
+        scheme = "https" if self._http_tls is not None else "http"
+        auth_text = "+".join(self._http_auth.schemes) if self._http_auth else "no authentication"
+        logger.info("REST proxy listening on %s://%s (%s)", scheme, self.http_address, auth_text)
 
     async def stop(self) -> None:
         for listener in self._listeners:

@@ -75,7 +75,8 @@ class _Client:
 
     @property
     def authenticating(self) -> bool:
-        return self.session is not None and not self.session.authenticated
+        """Not yet authenticated (a re-authentication serves other requests meanwhile)."""
+        return self.session is not None and self.session.principal is None
 
     def peer(self, header: RequestHeader) -> Peer:
         return Peer(header.client_id or "", self.host, self.principal, self.advertised)
@@ -84,7 +85,8 @@ class _Client:
         session = self.session
         if session is not None and session.principal is not None:
             self.principal = session.principal
-            self.session = None  # authenticated: the exchange's state can go
+            if not session.renewable:
+                self.session = None  # authenticated for good: the exchange's state can go
 
 
 async def serve_connection(
@@ -112,7 +114,7 @@ async def serve_connection(
             if client.authenticating:
                 parts, close = await _authenticate(frame, conn, handlers, client, ratelog)
             else:
-                parts, close = await _answer(frame, conn, handlers, client, ratelog), False
+                parts, close = await _answer(frame, conn, handlers, client, ratelog)
             del frame  # the request's memory goes now: the answer may wait on the client
             if parts is _CLOSE:
                 return
@@ -168,17 +170,26 @@ async def _in_time(
 
 async def _answer(
     frame: bytearray, conn: Connection, handlers: Handlers, client: _Client, ratelog: RateLimitedLog
-) -> list | None:
-    """The response's parts ([] for none: acks=0), or _CLOSE for a malformed frame."""
+) -> tuple[list | None, bool]:
+    """The response's parts ([] for none: acks=0), or _CLOSE for a malformed frame;
+    and whether to close the connection once they are sent."""
     decoded = _decode(frame, conn, ratelog)
     if not isinstance(decoded, tuple):
-        return decoded
+        return decoded, False
     header, body = decoded
+    session = client.session
+    if session is not None:  # authenticated, and the session expires (KIP-368)
+        if header.api_key in (ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE):
+            reply = await session.reauthenticate(header, body)
+            assert isinstance(reply.body, dict)
+            return encode_response_parts(header, reply.body), reply.close
+        if session.expired():
+            return _CLOSE, True
     handler = handlers.by_key[header.api_key]
     response = await handler(header, body, client.peer(header))
     if response is None:
-        return []
-    return encode_response_parts(header, response)
+        return [], False
+    return encode_response_parts(header, response), False
 
 
 async def _authenticate(
@@ -202,7 +213,7 @@ async def _authenticate(
         session.refused(header.api_key)
         return _CLOSE, True
     if header.api_key == ApiKey.API_VERSIONS:
-        return await _answer(frame, conn, handlers, client, ratelog), False
+        return await _answer(frame, conn, handlers, client, ratelog)
     reply = await session.answer(header, body)
     client.after_step()
     assert isinstance(reply.body, dict)

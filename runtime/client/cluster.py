@@ -1,6 +1,6 @@
 """What a client knows of a Kafka-protocol cluster, and its connections to it.
 
-`Cluster("host:port[,host:port]")` bootstraps from any of the listed brokers and
+`Cluster("host:port[,host:port]", security=...)` bootstraps from any of the listed brokers and
 caches metadata: brokers by node id, the partitions of each topic and the leader
 of each partition, the controller, and the coordinator of each group and
 transactional id asked about.
@@ -36,6 +36,7 @@ from runtime.client.errors import (
     KafkaError,
     KafkaTimeoutError,
 )
+from runtime.client.security import PLAINTEXT, ClientSecurity
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.types import TopicPartition
 
@@ -95,7 +96,9 @@ class Cluster:
         retry_backoff_max_s: float = 1.0,
         in_flight_max: int = 5,
         allow_auto_create_topics: bool = True,
+        security: ClientSecurity = PLAINTEXT,
     ) -> None:
+        self.security = security
         self._bootstrap = [
             BrokerAddress(-(i + 1), host, port)
             for i, (host, port) in enumerate(parse_bootstrap(bootstrap))
@@ -311,6 +314,7 @@ class Cluster:
             in_flight_max=self._in_flight_max,
             request_timeout_s=self.request_timeout_s,
             connect_timeout_s=self.connect_timeout_s,
+            security=self.security,
         )
 
     async def _connect_retrying(self, address: BrokerAddress) -> Connection:

@@ -5,7 +5,9 @@ asks ApiVersions (v3 first; on UNSUPPORTED_VERSION again at the highest version
 the v0-format answer lists). For every API it then uses the highest version that
 we have a schema for, the broker advertises, and is at most our preferred
 version (PREFERRED_VERSIONS: non-flexible ones, which every broker serves,
-but for TxnOffsetCommit v3).
+but for TxnOffsetCommit v3). With a ClientSecurity (runtime/client/security.py)
+the connection is TLS from its first byte, and SASL authenticates it right
+after ApiVersions, before it is handed out.
 
 Invariants:
 - requests are written in call order, each with the next correlation id, and
@@ -26,12 +28,14 @@ import contextlib
 import enum
 import itertools
 import logging
+import ssl
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from runtime.client.errors import (
+    AuthenticationFailedError,
     ConnectionBrokenError,
     ConnectionClosedError,
     KafkaConnectionError,
@@ -39,6 +43,8 @@ from runtime.client.errors import (
     KafkaTimeoutError,
     NoCompatibleVersionError,
 )
+from runtime.client.sasl_auth import authenticate
+from runtime.client.security import PLAINTEXT, ClientSecurity
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.errors import ProtocolError
 from runtime.protocol.frames import SUPPORTED, decode_response, encode_request
@@ -76,6 +82,8 @@ PREFERRED_VERSIONS: dict[int, int] = {
     # generation and member id (KIP-447), without which a fenced member's commit passes
     ApiKey.DESCRIBE_TRANSACTIONS: 0,  # flexible from its first version
     ApiKey.LIST_TRANSACTIONS: 1,
+    ApiKey.SASL_HANDSHAKE: 1,
+    ApiKey.SASL_AUTHENTICATE: 1,  # v1 carries the session lifetime (KIP-368)
 }
 """The version we use of each API when the broker serves it: the last non-flexible
 one of the range every client and broker speaks (see KAFKA-PROTOCOL.md), except
@@ -129,12 +137,15 @@ class Connection:
         client_id: str = "streams",
         in_flight_max: int = 5,
         request_timeout_s: float = 30.0,
+        security: ClientSecurity = PLAINTEXT,
     ) -> None:
         if in_flight_max < 1:
             raise ValueError(f"in_flight_max must be >= 1, got {in_flight_max}")
         self.host, self.port, self.node_id = host, port, node_id
         self.client_id = client_id
         self.request_timeout_s = request_timeout_s
+        self.security = security
+        self._reauthenticate_at: float | None = None  # loop time; None: never
         self.broker_versions: dict[int, tuple[int, int]] = {}
         self.versions: dict[int, int] = {}
         self._state = _State.UNOPENED
@@ -160,7 +171,12 @@ class Connection:
 
     @property
     def is_open(self) -> bool:
-        return self._state is _State.OPEN
+        """Open, and its SASL session (if the broker limits it) not due for renewal:
+        a connection due is replaced by a freshly authenticated one on next use."""
+        if self._state is not _State.OPEN:
+            return False
+        due = self._reauthenticate_at
+        return due is None or asyncio.get_running_loop().time() < due
 
     async def connect(self, timeout_s: float = 10.0) -> None:
         if self._state is not _State.UNOPENED:
@@ -168,16 +184,31 @@ class Connection:
         self._state = _State.OPEN
         try:
             async with asyncio.timeout(timeout_s):
-                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+                context = self.security.ssl_context()
+                self._reader, self._writer = await asyncio.open_connection(
+                    self.host,
+                    self.port,
+                    ssl=context,
+                    server_hostname=self.host if context is not None else None,
+                )
                 self._read_task = asyncio.create_task(
                     self._read_loop(), name=f"kafka-read-{self.host}:{self.port}"
                 )
                 await self._handshake()
+                if self.security.uses_sasl:
+                    lifetime_ms = await authenticate(self, self.security)
+                    self._renew_after(lifetime_ms)
         except TimeoutError:
             await self.close()
             raise ConnectionBrokenError(
                 f"connect to {self.host}:{self.port} timed out after {timeout_s}s"
             ) from None
+        except ssl.SSLCertVerificationError as exc:
+            await self.close()
+            raise AuthenticationFailedError(
+                f"TLS with {self.host}:{self.port}: the broker's certificate does not verify "
+                f"({exc.verify_message or exc}): check ssl_cafile"
+            ) from exc
         except OSError as exc:
             await self.close()
             if isinstance(exc, KafkaConnectionError):
@@ -189,6 +220,12 @@ class Connection:
             await self.close()
             raise
         logger.debug("connected node=%d addr=%s:%d", self.node_id, self.host, self.port)
+
+    def _renew_after(self, lifetime_ms: int) -> None:
+        # renew at 85% of the lifetime: the new connection is up before the broker
+        # closes this one (KIP-368 brokers close a connection whose session expired)
+        if lifetime_ms > 0:
+            self._reauthenticate_at = asyncio.get_running_loop().time() + 0.85 * lifetime_ms / 1000
 
     async def _handshake(self) -> None:
         version = API_VERSIONS_FIRST

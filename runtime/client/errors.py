@@ -8,6 +8,9 @@
         │                                    a connect that failed or timed out
         ├── KafkaTimeoutError                (also a TimeoutError) no answer in time
         ├── NoCompatibleVersionError         no version of an API both sides speak
+        ├── AuthenticationFailedError        SASL credentials refused, a mechanism the
+        │                                    broker does not offer, or a TLS certificate
+        │                                    that does not verify: never retried
         ├── KafkaError                       an error code in a broker's answer
         ├── ClientClosedError                use of a producer, consumer or group
         │                                    member after close()
@@ -128,6 +131,15 @@ class NoCompatibleVersionError(KafkaClientError):
 
 class ClientClosedError(KafkaClientError):
     pass
+
+
+class AuthenticationFailedError(KafkaClientError):
+    """The broker refused who we are, or we refused the broker; `code` is the
+    broker's error code when it answered one."""
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        self.code = code
+        super().__init__(message if code is None else f"{message} ({error_name(code)})")
 
 
 class KafkaError(KafkaClientError):

@@ -3,7 +3,7 @@
     StreamsRuntimeError (runtime/errors.py)
     └── SecurityError
         ├── AuthenticationError   a client's credentials or SASL messages were refused
-        ├── UsersFileError        the users file cannot be read, parsed or written
+        ├── UsersFileError        the users (or tokens) file cannot be read, parsed or written
         ├── AclFileError          the ACL file cannot be read, parsed or written
         └── InsecureConfigError   a setting that would let anyone in (or a TLS file
                                   that cannot be loaded): the broker does not start

@@ -40,7 +40,6 @@ import fcntl
 import json
 import logging
 import os
-import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -52,6 +51,7 @@ from runtime.security.scram import (
     ScramCredential,
     digest_size,
 )
+from runtime.security.watched import WatchedFile
 
 logger = logging.getLogger(__name__)
 
@@ -154,22 +154,27 @@ def dumps(users: Users) -> str:
 
 def save(path: str | os.PathLike[str], users: Users) -> None:
     """Replace `path` with `users`, atomically."""
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.tmp")
-    data = dumps(users).encode()
     try:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()  # left by a crash: ours, under the lock
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, target)
-        _fsync_dir(target.parent)
+        write_private(path, dumps(users).encode())
     except OSError as exc:
         raise UsersFileError(f"cannot write users file {path}: {exc}") from exc
+
+
+def write_private(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace `path` with `data` atomically, readable by its owner only (mode 0600).
+    The caller holds `locked(path)`."""
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()  # left by a crash: ours, under the lock
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, target)
+    _fsync_dir(target.parent)
 
 
 @contextlib.contextmanager
@@ -209,56 +214,26 @@ def remove_user(path: str | os.PathLike[str], name: str) -> bool:
 
 
 class UsersFile:
-    """The broker's users, re-read when the file changes."""
+    """The broker's users, re-read when the file changes (runtime/security/watched.py)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._version: tuple[int, int, int] | None = None
-        self._users: Users = {}
         if not self.path.exists():
             raise UsersFileError(
                 f"users file {path} does not exist (create it with `streams users add`)"
             )
-        self._refresh()
-        if not self._users:
+        self._file: WatchedFile[Users] = WatchedFile(
+            self.path, load, what="users file", noun="users", error=UsersFileError
+        )
+        if not self._file.current():
             logger.warning("users file %s holds no users: nobody can log in", self.path)
 
     @property
     def users(self) -> Users:
-        self._refresh()
-        return self._users
+        return self._file.current()
 
     def credential(self, user: str, mechanism: str) -> ScramCredential | None:
         return self.users.get(user, {}).get(mechanism)
-
-    def _refresh(self) -> None:
-        try:
-            st = os.stat(self.path)
-        except OSError as exc:
-            if self._version is None:
-                raise UsersFileError(f"cannot read users file {self.path}: {exc}") from exc
-            return  # being replaced, or gone: keep the users we have
-        version = (st.st_ino, st.st_size, st.st_mtime_ns)
-        if version == self._version:
-            return
-        first = self._version is None
-        try:
-            users = load(self.path)
-        except UsersFileError as exc:
-            if first:
-                raise
-            logger.warning("%s; keeping the users read before", exc)
-            self._version = version  # one warning per change, not per login
-            return
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            logger.warning(
-                "users file %s is readable by others (mode %o): chmod 600 it",
-                self.path,
-                stat.S_IMODE(st.st_mode),
-            )
-        if not first:
-            logger.info("users file %s re-read: %d users", self.path, len(users))
-        self._version, self._users = version, users
 
 
 def _b64(data: bytes) -> str:

@@ -67,6 +67,15 @@ def test_a_listener_letting_anyone_in_from_the_network_is_refused(
 def test_the_rest_proxy_on_the_network_is_refused(tmp_path) -> None:
     error = refused(tmp_path, "--http", f"0.0.0.0:{free_wildcard_port()}")
     assert "the REST proxy on 0.0.0.0" in error and "--allow-insecure" in error
+    assert "lets anyone in" in error
+
+
+def test_rest_credentials_over_plain_http_on_the_network_are_refused(tmp_path) -> None:
+    users = tmp_path / "users.json"
+    add_user(users, "alice", "pw")
+    address = f"0.0.0.0:{free_wildcard_port()}"
+    error = refused(tmp_path, "--http", address, "--http-auth", "basic", "--users", str(users))
+    assert "in the clear" in error and f"https://{address}" in error
 
 
 @pytest.mark.parametrize(
@@ -74,7 +83,12 @@ def test_the_rest_proxy_on_the_network_is_refused(tmp_path) -> None:
     [
         (["--listen", "SASL_SSL://127.0.0.1:{port}", "--users", "{users}"], "--tls-cert"),
         (["--listen", "SASL_PLAINTEXT://127.0.0.1:{port}"], "--users FILE"),
-        (["--users", "{users}"], "no SASL_PLAINTEXT or SASL_SSL listener"),
+        (["--users", "{users}"], "no SASL listener nor --http-auth basic"),
+        (["--http-auth", "basic", "--users", "{users}"], "for the REST proxy: no --http"),
+        (["--http", "127.0.0.1:{port2}", "--http-auth", "bearer"], "needs --http-tokens"),
+        (["--http", "127.0.0.1:{port2}", "--http-auth", "basic"], "--http-auth basic need --users"),
+        (["--http", "https://127.0.0.1:{port2}"], "https:// need --tls-cert"),
+        (["--http", "ftp://127.0.0.1:{port2}"], "expected http:// or https://"),
         (["--tls-cert", "{cert}", "--tls-key", "{key}"], "no SSL or SASL_SSL listener"),
         (["--listen", "TLS://127.0.0.1:{port}"], "unknown security protocol"),
         (["--listen", "127.0.0.1:{port}", "--listen", "127.0.0.1:{port2}"], "one of each"),
@@ -85,6 +99,11 @@ def test_the_rest_proxy_on_the_network_is_refused(tmp_path) -> None:
         "tls-without-cert",
         "sasl-without-users",
         "users-without-sasl",
+        "http-auth-without-http",
+        "bearer-without-tokens",
+        "basic-without-users",
+        "https-without-cert",
+        "http-unknown-scheme",
         "cert-without-tls",
         "unknown-protocol",
         "two-plaintext",

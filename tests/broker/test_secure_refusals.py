@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from confluent_kafka import KafkaError, Producer
 from kafka_wire import WireClient, metadata_body
+from sasl_wire import authenticate, handshake, scram_login
 from secure_setup import Login
 from waiting import wait_until
 
@@ -63,27 +64,6 @@ def client_tls(secure_broker) -> ssl.SSLContext:
 
 def sasl_plaintext(secure_broker) -> str:
     return f"127.0.0.1:{secure_broker.listeners.sasl_plaintext}"
-
-
-def handshake(wire: WireClient, mechanism: str, version: int = 1) -> dict:
-    return wire.request(ApiKey.SASL_HANDSHAKE, version, {"mechanism": mechanism})
-
-
-def authenticate(wire: WireClient, token: bytes, version: int = 1) -> dict:
-    return wire.request(ApiKey.SASL_AUTHENTICATE, version, {"auth_bytes": token})
-
-
-def scram_login(wire: WireClient, user: str, password: str, version: int = 1) -> dict:
-    """A whole SCRAM-SHA-256 exchange; the last SaslAuthenticate answer."""
-    assert handshake(wire, "SCRAM-SHA-256")["error_code"] == ErrorCode.NONE
-    client = ScramClient("SCRAM-SHA-256", user, password)
-    first = authenticate(wire, client.first(), version)
-    if first["error_code"] != ErrorCode.NONE:
-        return first
-    final = authenticate(wire, client.final(bytes(first["auth_bytes"])), version)
-    if final["error_code"] == ErrorCode.NONE:
-        client.verify(bytes(final["auth_bytes"]))
-    return final
 
 
 # --- wrong password and unknown user, seen by each client ------------------------------
@@ -211,6 +191,17 @@ def test_an_untrusted_client_certificate(secure_broker) -> None:
     logged(secure_broker, "TLS handshake with 127.0.0.1 failed: client certificate refused")
 
 
+def test_an_expired_client_certificate(secure_broker) -> None:
+    pki = secure_broker.pki
+    login = Login("SSL", cert=pki.expired_cert, key=pki.expired_key)
+    error = librdkafka_error(login.librdkafka(pki, secure_broker.listeners.ssl))
+    assert error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._SSL), (
+        error
+    )
+    logged(secure_broker, "TLS handshake with 127.0.0.1 failed: client certificate refused")
+    logged(secure_broker, "certificate has expired")
+
+
 def test_a_client_without_a_certificate_on_the_mutual_tls_port(secure_broker) -> None:
     context = client_tls(secure_broker)
     with WireClient(f"127.0.0.1:{secure_broker.listeners.ssl}", tls=context) as wire:
@@ -281,12 +272,12 @@ def raw_exchange(wire: WireClient, token: bytes) -> bytes:
     return answer
 
 
-def test_sasl_authenticate_v2_is_flexible_and_a_session_never_expires(secure_broker) -> None:
+def test_sasl_authenticate_v2_is_flexible_and_sessions_last_by_default(secure_broker) -> None:
     password = secure_broker.add_user("flexible")
     with WireClient(sasl_plaintext(secure_broker), tls=None) as wire:
         answer = scram_login(wire, "flexible", password, version=2)
         assert answer["error_code"] == ErrorCode.NONE
-        assert answer["session_lifetime_ms"] == 0  # no KIP-368 re-authentication
+        assert answer["session_lifetime_ms"] == 0  # no --sasl-session-lifetime-ms
         # once authenticated: SASL requests are out of place, everything else is served
         assert handshake(wire, "PLAIN")["error_code"] == ErrorCode.ILLEGAL_SASL_STATE
         assert authenticate(wire, b"x")["error_code"] == ErrorCode.ILLEGAL_SASL_STATE

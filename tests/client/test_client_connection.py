@@ -28,12 +28,10 @@ def test_handshake_picks_the_preferred_non_flexible_versions():
         async with broker() as b:
             assert b.address is not None
             async with await Connection.open("127.0.0.1", b.address.port) as conn:
-                # the broker serves the SASL and the ACL APIs too; with no preferred
-                # version for them yet, the client takes the highest (SaslAuthenticate
-                # v2 is flexible): when the client speaks SASL it should prefer v1
+                # the broker serves the ACL and SCRAM-credential APIs and
+                # DescribeCluster too; with no preferred version for them, the
+                # client takes the highest
                 assert conn.versions == PREFERRED_VERSIONS | {
-                    ApiKey.SASL_HANDSHAKE: 1,
-                    ApiKey.SASL_AUTHENTICATE: 2,
                     ApiKey.DESCRIBE_ACLS: 3,
                     ApiKey.CREATE_ACLS: 3,
                     ApiKey.DELETE_ACLS: 3,

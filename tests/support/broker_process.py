@@ -59,9 +59,14 @@ class BrokerProcess:
     """
 
     def __init__(
-        self, data_dir: Path, args: tuple[str, ...], plaintext_host: str = "127.0.0.1"
+        self,
+        data_dir: Path,
+        args: tuple[str, ...],
+        plaintext_host: str = "127.0.0.1",
+        http_scheme: str = "http",
     ) -> None:
         self.data_dir = data_dir
+        self.http_scheme = http_scheme  # "https": the broker's args give --tls-cert/--tls-key
         self.plaintext_host = plaintext_host  # where the PLAINTEXT listener binds
         self.port = free_port() if plaintext_host == "127.0.0.1" else free_wildcard_port()
         self.http_port = free_port()
@@ -78,7 +83,7 @@ class BrokerProcess:
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{self.http_scheme}://127.0.0.1:{self.http_port}"
 
     @property
     def pid(self) -> int:
@@ -103,7 +108,7 @@ class BrokerProcess:
             "--listen",
             f"{self.plaintext_host}:{self.port}",
             "--http",
-            f"127.0.0.1:{self.http_port}",
+            f"{self.http_scheme}://127.0.0.1:{self.http_port}",
             *self.args,
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -1,10 +1,12 @@
-"""What the security tests share: certificates made with the openssl CLI, a users
-file, the flags of a broker with every kind of listener, and each client's settings.
+"""What the security tests (tests/broker, tests/workers) share: certificates made
+with the openssl CLI, a users file, the flags of a broker with every kind of
+listener, and each client's settings.
 
 Certificates (EC P-256, valid two days, in a temporary directory):
 - ca: the test CA; server (CN=localhost, SAN 127.0.0.1 and localhost) and
   client (CN=alice, clientAuth) are signed by it;
-- rogue_ca and rogue_client (CN=mallory): a CA the broker does not trust.
+- rogue_ca and rogue_client (CN=mallory): a CA the broker does not trust;
+- expired_client (CN=old): signed by ca, but expired yesterday.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class Pki:
     client_key: Path
     rogue_cert: Path
     rogue_key: Path
+    expired_cert: Path
+    expired_key: Path
 
 
 def _openssl(*args: str | Path, cwd: Path) -> None:
@@ -60,7 +64,9 @@ def _ca(directory: Path, name: str) -> None:
     )  # fmt: skip
 
 
-def _signed(directory: Path, name: str, subject: str, ca: str, extensions: str) -> None:
+def _signed(
+    directory: Path, name: str, subject: str, ca: str, extensions: str, days: int = 2
+) -> None:
     (directory / f"{name}.ext").write_text(extensions)
     _openssl(
         "req", *_EC, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject,
@@ -68,7 +74,7 @@ def _signed(directory: Path, name: str, subject: str, ca: str, extensions: str) 
     )  # fmt: skip
     _openssl(
         "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-        "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext",
+        "-CAcreateserial", "-out", f"{name}.pem", "-days", str(days), "-extfile", f"{name}.ext",
         cwd=directory,
     )  # fmt: skip
 
@@ -87,6 +93,7 @@ def make_pki(directory: Path) -> Pki:
     client_ext = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
     _signed(directory, "client", "/CN=alice", "ca", client_ext)
     _signed(directory, "rogue_client", "/CN=mallory", "rogue_ca", client_ext)
+    _signed(directory, "expired_client", "/CN=old", "ca", client_ext, days=-1)
     d = directory
     return Pki(
         d / "ca.pem",
@@ -96,6 +103,8 @@ def make_pki(directory: Path) -> Pki:
         d / "client.key",
         d / "rogue_client.pem",
         d / "rogue_client.key",
+        d / "expired_client.pem",
+        d / "expired_client.key",
     )
 
 
@@ -188,6 +197,20 @@ class Login:
                 keyfile=str(self.key) if self.key else None,
             )
         return conf
+
+    def streams_url(self, pki: Pki, port: int) -> tuple[str, dict[str, str]]:
+        """Our client's broker URL for this login, and the environment holding
+        the password (which never goes in the URL)."""
+        user = f"{self.user}@" if self.mechanism is not None else ""
+        options = [f"security_protocol={self.protocol}"]
+        if self.mechanism is not None:
+            options.append(f"sasl_mechanism={self.mechanism}")
+        if "SSL" in self.protocol:
+            options.append(f"ssl_cafile={pki.ca}")
+        if self.cert is not None and self.key is not None:
+            options += [f"ssl_certfile={self.cert}", f"ssl_keyfile={self.key}"]
+        url = f"kafka://{user}127.0.0.1:{port}?{'&'.join(options)}"
+        return url, ({"STREAMS_KAFKA_PASSWORD": self.password} if self.mechanism else {})
 
     def kcat(self, pki: Pki, port: int) -> list[str]:
         args = ["-b", f"127.0.0.1:{port}"]
