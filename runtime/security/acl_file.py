@@ -25,7 +25,6 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Iterable
@@ -41,6 +40,7 @@ from runtime.security.acls import (
     check_acl,
 )
 from runtime.security.errors import AclFileError
+from runtime.security.users import write_private
 
 FILE_NAME = "acls.json"
 FORMAT = "streams-acls"
@@ -125,26 +125,9 @@ def dumps(acls: Iterable[Acl]) -> str:
 
 
 def save(path: str | os.PathLike[str], acls: Iterable[Acl]) -> None:
-    """Replace the file at `path` with `acls`, atomically; AclFileError if it cannot."""
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.tmp")
-    data = dumps(acls).encode()
+    """Replace the file at `path` with `acls`, atomically; AclFileError if it cannot.
+    One writer at a time: the broker's (it holds the data directory's lock)."""
     try:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()  # left by a crash
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, target)
-        fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_private(path, dumps(acls).encode())
     except OSError as exc:
         raise AclFileError(f"cannot write ACL file {path}: {exc}") from exc
