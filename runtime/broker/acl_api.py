@@ -6,7 +6,8 @@ out (unknown numbers, ANY where a concrete value is needed, a principal
 that is not User:NAME, a CLUSTER resource not named kafka-cluster) is
 answered INVALID_REQUEST with the reason, and the others of the request are
 still applied, as Kafka does. An ACL file that cannot be written answers
-KAFKA_STORAGE_ERROR and changes nothing (authorize.AclStore).
+KAFKA_STORAGE_ERROR and changes nothing (authorize.AclStore); creations past
+the number of ACLs the broker keeps, POLICY_VIOLATION.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from runtime.broker.authorize import Access
+from runtime.broker.authorize import Access, AclLimitError
 from runtime.broker.settings import Handler, Peer
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.frames import RequestHeader
@@ -101,6 +102,8 @@ class AclApi:
         except AclFileError as exc:
             logger.error("CreateAcls from %s not applied: %s", peer.principal, exc)
             outcome = _result(ErrorCode.KAFKA_STORAGE_ERROR, "the ACLs could not be stored")
+        except AclLimitError as exc:
+            outcome = _result(ErrorCode.POLICY_VIOLATION, str(exc))
         else:
             for _, acl in valid:
                 logger.info("ACL created by %s: %s", peer.principal, acl)

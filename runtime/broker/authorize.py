@@ -12,6 +12,8 @@ ask `visible`, which logs nothing: omitting is not refusing.
 and only then decides requests, so an ACL the client was told exists
 survives a restart, and one whose write failed was never in force.
 Changes are serialized (one at a time), the file written off the event loop.
+At most `ACLS_MAX` ACLs are kept (AclLimitError past it): every decision
+looks through the prefixed ones of a resource type.
 """
 
 from __future__ import annotations
@@ -33,9 +35,15 @@ from runtime.security.acls import (
     ResourceType,
 )
 
-__all__ = ["Access", "AclStore", "Operation", "ResourceType"]
+__all__ = ["Access", "AclLimitError", "AclStore", "Operation", "ResourceType"]
 
 logger = logging.getLogger(__name__)
+
+ACLS_MAX = 100_000
+
+
+class AclLimitError(ValueError):
+    """Adding the ACLs would keep more than the store's acls_max."""
 
 
 class AclStore:
@@ -44,6 +52,7 @@ class AclStore:
     def __init__(self, authorizer: Authorizer, path: Path | None) -> None:
         self.authorizer = authorizer
         self.path = path
+        self.acls_max = ACLS_MAX
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -70,9 +79,15 @@ class AclStore:
         return cls(authorizer, path)
 
     async def add(self, acls: Sequence[Acl]) -> None:
-        """Add checked ACLs; AclFileError (and nothing added) if they cannot be stored."""
+        """Add checked ACLs; AclFileError or AclLimitError (and nothing added) if they
+        cannot be stored."""
         async with self._lock:
-            await self._put(self.authorizer.acls | set(acls))
+            wanted = self.authorizer.acls | set(acls)
+            if len(wanted) > self.acls_max:
+                raise AclLimitError(
+                    f"{len(wanted)} ACLs would be more than this broker keeps ({self.acls_max})"
+                )
+            await self._put(wanted)
 
     async def remove(self, filters: Sequence[AclFilter]) -> list[list[Acl]]:
         """Remove what each filter selects; per filter, the ACLs it removed."""

@@ -286,9 +286,6 @@ class Authorizer:
             index.setdefault(acl.resource_type, _Index()).add(acl)
         self._acls, self._index = checked, index
 
-    def with_added(self, acls: Iterable[Acl]) -> frozenset[Acl]:
-        return self._acls | {check_acl(a) for a in acls}
-
     def select(self, selector: AclFilter) -> list[Acl]:
         return sorted(a for a in self._acls if selector.matches(a))
 

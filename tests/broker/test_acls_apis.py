@@ -566,3 +566,18 @@ def test_an_acls_host_is_the_clients_address_or_any():
         assert code(await call(ApiKey.PRODUCE, 8, body)) == E.CORRUPT_MESSAGE  # past the ACLs
 
     run(scenario)
+
+
+def test_creations_past_the_brokers_acl_limit_are_a_policy_violation():
+    async def scenario(call: Call, broker: Broker) -> None:
+        assert broker.acls is not None
+        broker.acls.acls_max = 2
+        await grant(call, acl(ResourceType.TOPIC, "a", Operation.READ))
+        creations = [acl(ResourceType.TOPIC, n, Operation.READ) for n in ("b", "c")]
+        answer = await call(ApiKey.CREATE_ACLS, 3, {"creations": creations}, ADMIN)
+        assert [r["error_code"] for r in answer["results"]] == [E.POLICY_VIOLATION] * 2
+        assert "more than this broker keeps (2)" in answer["results"][0]["error_message"]
+        assert len(broker.acls.authorizer.acls) == 1  # none of the request's was added
+        await grant(call, creations[0])  # within the limit
+
+    run(scenario)

@@ -21,11 +21,10 @@ from runtime.security.acls import (
     check_acl,
 )
 
-T, G, C, X = (
+T, G, C = (
     ResourceType.TOPIC,
     ResourceType.GROUP,
     ResourceType.CLUSTER,
-    ResourceType.TRANSACTIONAL_ID,
 )
 Op = Operation
 HOST = "10.0.0.7"
