@@ -12,13 +12,14 @@ import urllib.request
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from confluent_reading import read_values
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 pytestmark = pytest.mark.slow
@@ -81,30 +82,14 @@ def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
     assert producer.flush(TIMEOUT_S) == 0
 
 
-def consume(bootstrap: str, topic: str, count: int) -> list[bytes]:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"read-{topic}", **QUIET,
-         "enable.auto.commit": False}
-    )  # fmt: skip
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    out: list[bytes] = []
-    try:
-        while len(out) < count:
-            message = consumer.poll(TIMEOUT_S)
-            assert message is not None, f"{len(out)} of {count} records read"
-            assert message.error() is None, message.error()
-            out.append(message.value())
-    finally:
-        consumer.close()
-    return out
-
-
 def round_trip(broker, topic: str, serialize, deserialize, values: list) -> list:
     value_ctx = SerializationContext(topic, MessageField.VALUE)
     encoded = [serialize(v, value_ctx) for v in values]
     assert all(e[0] == 0 for e in encoded)  # Confluent's wire format: magic byte 0, then the id
     produce(broker.bootstrap, topic, encoded)
-    return [deserialize(raw, value_ctx) for raw in consume(broker.bootstrap, topic, len(values))]
+    return [
+        deserialize(raw, value_ctx) for raw in read_values(broker.bootstrap, topic, len(values))
+    ]
 
 
 def test_avro_serializer_and_deserializer(broker, registry) -> None:
