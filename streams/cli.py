@@ -22,6 +22,7 @@ from runtime.partitioner import partition_for_key
 from runtime.transport import Transport, open_transport
 from runtime.types import TopicPartition
 from streams.cli_broker import broker
+from streams.cli_schemas import schemas
 from streams.cli_users import tokens, users
 
 logger = logging.getLogger("streams")
@@ -332,6 +333,7 @@ def agents(ctx: Context) -> None:
 cli.add_command(broker)
 cli.add_command(users)
 cli.add_command(tokens)
+cli.add_command(schemas)
 
 
 def main(obj: Any = None) -> None:

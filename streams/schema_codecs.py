@@ -79,7 +79,7 @@ class RegistryClient:
         with self._lock:
             if key not in self._ids:
                 path = f"/subjects/{urllib.parse.quote(subject, safe='')}/versions"
-                answer = self._call("POST", path, {"schema": text, "schemaType": schema_type})
+                answer = self.call("POST", path, {"schema": text, "schemaType": schema_type})
                 self._ids[key] = int(answer["id"])
                 self._schemas.setdefault(self._ids[key], (schema_type, text))
             return self._ids[key]
@@ -88,11 +88,11 @@ class RegistryClient:
         """(schema type, text) of an id."""
         with self._lock:
             if schema_id not in self._schemas:
-                answer = self._call("GET", f"/schemas/ids/{schema_id}", None)
+                answer = self.call("GET", f"/schemas/ids/{schema_id}", None)
                 self._schemas[schema_id] = (answer.get("schemaType", "AVRO"), answer["schema"])
             return self._schemas[schema_id]
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else orjson.dumps(body)
         request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_header("Content-Type", CONTENT_TYPE)
