@@ -57,6 +57,20 @@ def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="SASL mechanism to enable (repeatable; default: all of them)",
         ),
         click.option(
+            "--super-user",
+            "super_users",
+            multiple=True,
+            metavar="User:NAME",
+            help="a principal every ACL check allows (repeatable)",
+        ),
+        click.option(
+            "--allow-everyone-if-no-acl/--deny-if-no-acl",
+            "allow_everyone_if_no_acl",
+            default=None,
+            help="whether a resource no ACL names is open to everyone "
+            "[default: allow when every listener is PLAINTEXT, else deny]",
+        ),
+        click.option(
             "--sasl-session-lifetime-ms",
             type=click.IntRange(min=0),
             default=0,
@@ -143,16 +157,8 @@ def broker(
     flush: str,
     initial_rebalance_delay_ms: int,
     loglevel: str,
-    tls_cert: str | None,
-    tls_key: str | None,
-    tls_client_ca: str | None,
-    users: str | None,
     sasl_mechanisms: tuple[str, ...],
-    sasl_session_lifetime_ms: int,
-    http_auth: tuple[str, ...],
-    http_tokens: str | None,
-    allow_insecure: bool,
-    **limit_values: int,
+    **values: Any,
 ) -> None:
     """Serve the built-in log over the Kafka wire protocol (and HTTP/JSON)."""
     from runtime.broker.endpoints import (
@@ -161,54 +167,55 @@ def broker(
         parse_endpoints,
         parse_http,
     )
-    from runtime.broker.server import Broker, Endpoint
     from runtime.log.config import FlushPolicy
+    from runtime.security.acls import check_principal
     from streams.cli import setup_logging
 
     setup_logging(loglevel)
+    security_fields = {f.name for f in dataclasses.fields(SecuritySettings)}
+    security_values = {k: values.pop(k) for k in list(values) if k in security_fields}
     try:
         endpoints = parse_endpoints(listen, advertise)
         http_at, http_tls = parse_http(http) if http else (None, False)
-        limits = BrokerLimits(**limit_values)
+        limits = BrokerLimits(**values)
+        security_values["http_auth"] = tuple(dict.fromkeys(security_values["http_auth"]))
         security = SecuritySettings(
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            tls_client_ca=tls_client_ca,
-            users=users,
-            sasl_mechanisms=sasl_mechanisms or MECHANISMS,
-            sasl_session_lifetime_ms=sasl_session_lifetime_ms,
-            allow_insecure=allow_insecure,
-            http_tls=http_tls,
-            http_auth=tuple(dict.fromkeys(http_auth)),
-            http_tokens=http_tokens,
+            **security_values, sasl_mechanisms=sasl_mechanisms or MECHANISMS, http_tls=http_tls
         )
+        for principal in security.super_users:
+            check_principal(principal)
         check_security(endpoints, security, http_at)
     except StreamsRuntimeError as exc:  # a listener that would let anyone in
         raise click.ClickException(str(exc)) from exc
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        async with Broker(
-            data,
-            listen=endpoints,
-            http=http_at,
-            security=security,
-            flush=FlushPolicy(flush),
-            auto_create_topics=not no_auto_create,
-            default_partitions=partitions,
-            initial_rebalance_delay_ms=initial_rebalance_delay_ms,
-            limits=limits,
-        ) as running:
-            bound = [Endpoint(p, address) for p, address in running.addresses.items()]
-            click.echo(f"broker ready on {' '.join(map(str, bound))}", err=True)
-            await running.serve_until(stop)
-
     try:
-        asyncio.run(main())
+        asyncio.run(
+            _serve(
+                data,
+                listen=endpoints,
+                http=http_at,
+                security=security,
+                flush=FlushPolicy(flush),
+                auto_create_topics=not no_auto_create,
+                default_partitions=partitions,
+                initial_rebalance_delay_ms=initial_rebalance_delay_ms,
+                limits=limits,
+            )
+        )
     except (StreamsRuntimeError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+async def _serve(data: str, **settings: Any) -> None:
+    """Run a Broker until SIGINT or SIGTERM."""
+    from runtime.broker.server import Broker, Endpoint
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Broker(data, **settings) as running:
+        bound = [Endpoint(p, address) for p, address in running.addresses.items()]
+        click.echo(f"broker ready on {' '.join(map(str, bound))}", err=True)
+        await running.serve_until(stop)

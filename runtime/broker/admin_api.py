@@ -5,12 +5,18 @@ CreateTopics keeps to the broker's limits (limits.py): partitions per request
 limit is refused, the ones before it are created), topics and partitions per
 broker. A refusal is POLICY_VIOLATION, Kafka's answer when a request breaks a
 configured policy, with an error_message naming the limit and its flag.
+
+Authorization (authorize.py): CreateTopics needs CREATE on the cluster or
+the topic, DeleteTopics DELETE on the topic (TOPIC_AUTHORIZATION_FAILED);
+DescribeConfigs DESCRIBE_CONFIGS on the topic, or on the cluster for the
+broker's configs (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from runtime.broker.authorize import Access, Operation
 from runtime.broker.settings import INTERNAL_TOPICS, NODE_ID, BrokerSettings, Handler, Peer
 from runtime.broker.topic_creation import TopicCreator, TopicLimitError
 from runtime.errors import InvalidTopicError, StorageError, TopicExistsError, UnknownTopicError
@@ -45,8 +51,10 @@ class AdminApi:
         settings: BrokerSettings,
         creator: TopicCreator,
         refusals: RateLimitedLog,
+        access: Access,
     ) -> None:
         self._transport = transport
+        self._access = access
         self.settings = settings
         self.limits = settings.limits
         self._creator = creator
@@ -65,7 +73,12 @@ class AdminApi:
         out = []
         budget = _RequestPartitions(self.limits.create_partitions_max)
         for topic in body["topics"]:
-            code, message = await self._create_one(topic, body.get("validate_only", False), budget)
+            if self._access.may_create_topic(peer, topic["name"]):
+                code, message = await self._create_one(
+                    topic, body.get("validate_only", False), budget
+                )
+            else:
+                code, message = ErrorCode.TOPIC_AUTHORIZATION_FAILED, "not authorized: CREATE"
             if code == ErrorCode.POLICY_VIOLATION:
                 self._refusals.warning(
                     ("create-topics", peer.host),
@@ -135,7 +148,7 @@ class AdminApi:
         out = []
         for name in body["topic_names"]:
             code = ErrorCode.NONE
-            if name in INTERNAL_TOPICS:
+            if name in INTERNAL_TOPICS or not self._access.topic(peer, Operation.DELETE, name):
                 code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
             else:
                 try:
@@ -159,6 +172,11 @@ class AdminApi:
                 "resource_name": name,
                 "configs": [],
             }
+            denied = self._configs_denied(peer, rtype, name)
+            if denied is not None:
+                entry["error_code"], entry["error_message"] = denied
+                results.append(entry)
+                continue
             if rtype == 2:
                 info = self._log.topics().get(name)
                 if info is None:
@@ -194,6 +212,13 @@ class AdminApi:
             ]
             results.append(entry)
         return {"results": results}
+
+    def _configs_denied(self, peer: Peer, rtype: int, name: str) -> tuple[int, str] | None:
+        if rtype == 2 and not self._access.topic(peer, Operation.DESCRIBE_CONFIGS, name):
+            return ErrorCode.TOPIC_AUTHORIZATION_FAILED, "not authorized: DESCRIBE_CONFIGS"
+        if rtype == 4 and not self._access.cluster(peer, Operation.DESCRIBE_CONFIGS):
+            return ErrorCode.CLUSTER_AUTHORIZATION_FAILED, "not authorized: DESCRIBE_CONFIGS"
+        return None
 
     def _broker_configs(self) -> dict[str, str]:
         default = TopicConfig()

@@ -8,6 +8,11 @@ A batch the disk refuses (StorageError: full, failing) is answered with
 KAFKA_STORAGE_ERROR for its partition, which clients retry; the log is as it
 was, so a retry stores the batch once. Such errors are logged once per
 topic and interval with a count, not per request.
+
+Authorization (authorize.py): Produce needs WRITE on the topic
+(TOPIC_AUTHORIZATION_FAILED), and with a transactional id WRITE on it
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition); Fetch needs
+READ, ListOffsets DESCRIBE on the topic.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from runtime.broker.authorize import Access, Operation
 from runtime.broker.settings import INTERNAL_TOPICS, Handler, Peer
 from runtime.errors import (
     CorruptRecordError,
@@ -47,8 +53,10 @@ class DataApi:
         self,
         transport: EmbeddedTransport,
         check_transactional: Callable[[int, int, TopicPartition], int],
+        access: Access,
     ) -> None:
         self._transport = transport
+        self._access = access
         self._check_transactional = check_transactional  # the transaction coordinator's
         self._storage_errors = RateLimitedLog(logger, interval_s=STORAGE_ERROR_LOG_INTERVAL_S)
         self.by_key: dict[int, Handler] = {
@@ -63,12 +71,23 @@ class DataApi:
 
     async def produce(self, header: RequestHeader, body: dict, peer: Peer) -> dict | None:
         acks = body["acks"]
+        txn_id = body.get("transactional_id")
+        txn_denied = txn_id is not None and not self._access.transactional_id(
+            peer, Operation.WRITE, txn_id
+        )
         responses = []
         for topic in body["topics"]:
             parts = []
+            denied = None
+            if txn_denied:
+                denied = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            elif not self._access.topic(peer, Operation.WRITE, topic["name"]):
+                denied = ErrorCode.TOPIC_AUTHORIZATION_FAILED
             for part in topic["partitions"]:
                 tp = TopicPartition(topic["name"], part["partition_index"])
-                if acks not in (0, 1, -1):
+                if denied is not None:
+                    code, base = denied, -1
+                elif acks not in (0, 1, -1):
                     code, base = ErrorCode.INVALID_REQUIRED_ACKS, -1
                 else:
                     code, base = self._append(tp, part["records"])
@@ -133,17 +152,22 @@ class DataApi:
     async def fetch(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
         max_wait_s = min(max(body["max_wait_ms"], 0), FETCH_WAIT_MAX_MS) / 1000
         deadline = asyncio.get_running_loop().time() + max_wait_s
+        denied = {
+            t["topic"]
+            for t in body["topics"]
+            if not self._access.topic(peer, Operation.READ, t["topic"])
+        }
         while True:
-            responses, total, errors = self._read_all(body)
+            responses, total, errors = self._read_all(body, denied)
             remaining = deadline - asyncio.get_running_loop().time()
             if errors or total >= body["min_bytes"] or remaining <= 0:
                 break
             if not await self._transport.wait_for_append(remaining, _fetched_tps(body)):
-                responses, _, _ = self._read_all(body)
+                responses, _, _ = self._read_all(body, denied)
                 break
         return {"error_code": ErrorCode.NONE, "session_id": 0, "responses": responses}
 
-    def _read_all(self, body: dict) -> tuple[list[dict], int, bool]:
+    def _read_all(self, body: dict, denied: set[str]) -> tuple[list[dict], int, bool]:
         budget = body.get("max_bytes", 0x7FFFFFFF)
         committed = body.get("isolation_level", 0) == READ_COMMITTED
         total = 0
@@ -153,6 +177,10 @@ class DataApi:
             parts = []
             for part in topic["partitions"]:
                 tp = TopicPartition(topic["topic"], part["partition"])
+                if tp.topic in denied:
+                    parts.append(_fetch_error(tp, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+                    errors = True
+                    continue
                 entry, size = self._read_one(
                     tp,
                     part["fetch_offset"],
@@ -173,16 +201,7 @@ class DataApi:
         a list of chunks (stored bytes, or file regions the server sends with
         sendfile): they are never copied here. A read_committed fetch stops at the
         last stable offset and lists the aborted transactions it may meet."""
-        entry: dict[str, Any] = {
-            "partition_index": tp.partition,
-            "error_code": ErrorCode.NONE,
-            "high_watermark": -1,
-            "last_stable_offset": -1,
-            "log_start_offset": -1,
-            "aborted_transactions": [],
-            "preferred_read_replica": -1,
-            "records": b"",
-        }
+        entry = _fetch_error(tp, ErrorCode.NONE)
         try:
             start, end = self._log.offsets(tp)
             stable = self._log.last_stable_offset(tp)
@@ -217,6 +236,7 @@ class DataApi:
         topics = []
         for topic in body["topics"]:
             parts = []
+            allowed = self._access.topic(peer, Operation.DESCRIBE, topic["name"])
             for part in topic["partitions"]:
                 tp = TopicPartition(topic["name"], part["partition_index"])
                 ts = part["timestamp"]
@@ -227,6 +247,10 @@ class DataApi:
                     "offset": -1,
                     "leader_epoch": 0,
                 }
+                if not allowed:
+                    entry["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                    parts.append(entry)
+                    continue
                 try:
                     start, end = self._log.offsets(tp)
                     if ts == -1 and committed:
@@ -253,6 +277,19 @@ class DataApi:
             if record.offset >= offset:
                 return record.timestamp_ms
         return -1
+
+
+def _fetch_error(tp: TopicPartition, code: int) -> dict[str, Any]:
+    return {
+        "partition_index": tp.partition,
+        "error_code": code,
+        "high_watermark": -1,
+        "last_stable_offset": -1,
+        "log_start_offset": -1,
+        "aborted_transactions": [],
+        "preferred_read_replica": -1,
+        "records": b"",
+    }
 
 
 def _fetched_tps(body: dict) -> list[TopicPartition]:

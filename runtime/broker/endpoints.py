@@ -211,7 +211,13 @@ def check_endpoints(
 
 @dataclass(frozen=True, slots=True)
 class SecuritySettings:
-    """The broker's TLS and SASL files and choices (`streams broker` flags of the same names)."""
+    """The broker's TLS and SASL files and choices (`streams broker` flags of the same names).
+
+    `allow_everyone_if_no_acl` None means the default for the listeners: on
+    when every listener is PLAINTEXT (ACLs could name no Kafka client), off as
+    soon as one authenticates (SSL or SASL). The REST proxy's --http-auth
+    does not change it: with only PLAINTEXT listeners its users may do
+    anything no ACL names, unless --deny-if-no-acl."""
 
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -223,6 +229,13 @@ class SecuritySettings:
     http_tls: bool = False  # the REST proxy serves https with --tls-cert/--tls-key
     http_auth: tuple[str, ...] = ()  # "basic" (the users file), "bearer" (http_tokens)
     http_tokens: str | None = None
+    super_users: tuple[str, ...] = ()
+    allow_everyone_if_no_acl: bool | None = None
+
+    def allows_everyone_if_no_acl(self, endpoints: Sequence[Endpoint]) -> bool:
+        if self.allow_everyone_if_no_acl is not None:
+            return self.allow_everyone_if_no_acl
+        return all(e.protocol is SecurityProtocol.PLAINTEXT for e in endpoints)
 
 
 def check_security(

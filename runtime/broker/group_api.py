@@ -1,17 +1,29 @@
-"""The consumer-group APIs, answered by the group coordinator."""
+"""The consumer-group APIs, answered by the group coordinator.
+
+Authorization (authorize.py): joining, syncing, heartbeats, leaving and
+committing need READ on the group (GROUP_AUTHORIZATION_FAILED); a commit
+READ on each topic, fetching offsets DESCRIBE on the group and the topics
+(TOPIC_AUTHORIZATION_FAILED for a named one; left out of "every partition"),
+DescribeGroups DESCRIBE on each group; ListGroups lists the groups the
+principal may DESCRIBE (all of them with DESCRIBE on the cluster).
+"""
 
 from __future__ import annotations
 
+from runtime.broker.authorize import Access, Operation, ResourceType
 from runtime.broker.coordinator import NO_COMMIT, GroupCoordinator
 from runtime.broker.settings import Handler, Peer
 from runtime.protocol.codes import ApiKey, ErrorCode
+from runtime.protocol.fields import NO_AUTHORIZED_OPERATIONS
 from runtime.protocol.frames import RequestHeader
+from runtime.security.acls import CLUSTER_NAME
 from runtime.types import TopicPartition
 
 
 class GroupApi:
-    def __init__(self, coordinator: GroupCoordinator) -> None:
+    def __init__(self, coordinator: GroupCoordinator, access: Access) -> None:
         self._coordinator = coordinator
+        self._access = access
         self.by_key: dict[int, Handler] = {
             ApiKey.OFFSET_COMMIT: self.offset_commit,
             ApiKey.OFFSET_FETCH: self.offset_fetch,
@@ -23,7 +35,19 @@ class GroupApi:
             ApiKey.LIST_GROUPS: self.list_groups,
         }
 
+    def _group_denied(self, peer: Peer, group_id: str) -> bool:
+        return not self._access.group(peer, Operation.READ, group_id)
+
     async def join_group(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        if self._group_denied(peer, body["group_id"]):
+            return {
+                "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED,
+                "generation_id": -1,
+                "protocol_name": "",
+                "leader": "",
+                "member_id": body["member_id"],
+                "members": [],
+            }
         rebalance_ms = body.get("rebalance_timeout_ms", -1)
         if rebalance_ms < 0:
             rebalance_ms = body["session_timeout_ms"]
@@ -56,6 +80,8 @@ class GroupApi:
         }
 
     async def sync_group(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        if self._group_denied(peer, body["group_id"]):
+            return {"error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED, "assignment": b""}
         result = await self._coordinator.sync(
             body["group_id"],
             body["generation_id"],
@@ -65,12 +91,16 @@ class GroupApi:
         return {"error_code": result.error_code, "assignment": result.assignment}
 
     async def heartbeat(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        if self._group_denied(peer, body["group_id"]):
+            return {"error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED}
         code = await self._coordinator.heartbeat(
             body["group_id"], body["generation_id"], body["member_id"]
         )
         return {"error_code": code}
 
     async def leave_group(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        if self._group_denied(peer, body["group_id"]):
+            return {"error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED, "members": []}
         if header.api_version < 3:
             members = [(body["member_id"], None)]
         else:
@@ -92,6 +122,8 @@ class GroupApi:
         }
 
     async def offset_commit(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        codes: dict[TopicPartition, int] = {}
+        denied = self._commit_denied(peer, body["group_id"], body["topics"], codes)
         offsets = {
             TopicPartition(t["name"], p["partition_index"]): (
                 p["committed_offset"],
@@ -99,11 +131,13 @@ class GroupApi:
                 p.get("committed_leader_epoch", -1),
             )
             for t in body["topics"]
+            if t["name"] not in denied
             for p in t["partitions"]
         }
-        codes = await self._coordinator.commit_offsets(
-            body["group_id"], body["generation_id"], body["member_id"], offsets
-        )
+        if offsets:
+            codes |= await self._coordinator.commit_offsets(
+                body["group_id"], body["generation_id"], body["member_id"], offsets
+            )
         return {
             "topics": [
                 {
@@ -122,22 +156,49 @@ class GroupApi:
             ]
         }
 
+    def _commit_denied(
+        self, peer: Peer, group_id: str, topics: list[dict], codes: dict[TopicPartition, int]
+    ) -> set[str]:
+        """The topics whose commits are refused, their codes put in `codes`."""
+        group_denied = self._group_denied(peer, group_id)
+        denied = set()
+        for t in topics:
+            if group_denied:
+                code = ErrorCode.GROUP_AUTHORIZATION_FAILED
+            elif not self._access.topic(peer, Operation.READ, t["name"]):
+                code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            else:
+                continue
+            denied.add(t["name"])
+            for p in t["partitions"]:
+                codes[TopicPartition(t["name"], p["partition_index"])] = code
+        return denied
+
     async def offset_fetch(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
         requested = body["topics"]
+        if not self._access.group(peer, Operation.DESCRIBE, body["group_id"]):
+            return _offsets_denied(requested or [])
         tps = None
         if requested is not None:
             tps = [TopicPartition(t["name"], p) for t in requested for p in t["partition_indexes"]]
         commits = await self._coordinator.fetch_offsets(body["group_id"], tps)
+        allowed: dict[str, bool] = {}
         by_topic: dict[str, list[dict]] = {}
         for tp in tps if tps is not None else sorted(commits):
-            commit = commits.get(tp, NO_COMMIT)
+            if tp.topic not in allowed:
+                allowed[tp.topic] = self._may_describe_topic(peer, tp.topic, named=tps is not None)
+            if not allowed[tp.topic] and tps is None:
+                continue  # "every partition" leaves out topics the principal may not see
+            commit = NO_COMMIT if not allowed[tp.topic] else commits.get(tp, NO_COMMIT)
             by_topic.setdefault(tp.topic, []).append(
                 {
                     "partition_index": tp.partition,
                     "committed_offset": commit.offset,
                     "committed_leader_epoch": commit.leader_epoch,
                     "metadata": commit.metadata,
-                    "error_code": ErrorCode.NONE,
+                    "error_code": ErrorCode.NONE
+                    if allowed[tp.topic]
+                    else ErrorCode.TOPIC_AUTHORIZATION_FAILED,
                 }
             )
         return {
@@ -145,10 +206,21 @@ class GroupApi:
             "error_code": ErrorCode.NONE,
         }
 
+    def _may_describe_topic(self, peer: Peer, topic: str, *, named: bool) -> bool:
+        if named:
+            return self._access.topic(peer, Operation.DESCRIBE, topic)
+        return self._access.visible(peer, Operation.DESCRIBE, ResourceType.TOPIC, topic)
+
     async def describe_groups(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
         groups = []
         for group_id in body["groups"]:
+            if not self._access.group(peer, Operation.DESCRIBE, group_id):
+                groups.append(_group_denied(group_id))
+                continue
             d = self._coordinator.describe_group(group_id)
+            operations = NO_AUTHORIZED_OPERATIONS
+            if body.get("include_authorized_operations"):
+                operations = self._access.operations(peer, ResourceType.GROUP, group_id)
             groups.append(
                 {
                     "error_code": d.error_code,
@@ -167,15 +239,59 @@ class GroupApi:
                         }
                         for m in d.members
                     ],
+                    "authorized_operations": operations,
                 }
             )
         return {"groups": groups}
 
     async def list_groups(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        everything = self._access.visible(
+            peer, Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME
+        )
         return {
             "error_code": ErrorCode.NONE,
             "groups": [
                 {"group_id": g.group_id, "protocol_type": g.protocol_type}
                 for g in self._coordinator.list_groups()
+                if everything or self._access.visible(peer, Operation.DESCRIBE, _GROUP, g.group_id)
             ],
         }
+
+
+_GROUP = ResourceType.GROUP
+
+
+def _offsets_denied(requested: list[dict]) -> dict:
+    # v1 has no error code of its own: its partitions carry it
+    code = ErrorCode.GROUP_AUTHORIZATION_FAILED
+    return {
+        "topics": [
+            {
+                "name": t["name"],
+                "partitions": [
+                    {
+                        "partition_index": p,
+                        "committed_offset": -1,
+                        "committed_leader_epoch": -1,
+                        "metadata": None,
+                        "error_code": code,
+                    }
+                    for p in t["partition_indexes"]
+                ],
+            }
+            for t in requested
+        ],
+        "error_code": code,
+    }
+
+
+def _group_denied(group_id: str) -> dict:
+    return {
+        "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED,
+        "group_id": group_id,
+        "group_state": "",
+        "protocol_type": "",
+        "protocol_data": "",
+        "members": [],
+        "authorized_operations": NO_AUTHORIZED_OPERATIONS,
+    }

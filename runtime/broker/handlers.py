@@ -5,8 +5,16 @@ This module answers ApiVersions, Metadata and FindCoordinator (with the
 address of the listener asked), SaslHandshake and SaslAuthenticate where no
 SASL exchange is going on (ILLEGAL_SASL_STATE: sasl.py answers them before
 authentication), and puts together
-the handlers of data_api (produce, fetch), admin_api (topics, configs) and
-group_api (consumer groups) into one table by API key.
+the handlers of data_api (produce, fetch), admin_api (topics, configs),
+group_api (consumer groups), txn_api (transactions), acl_api (ACLs),
+scram_api (SCRAM credentials) and cluster_api (DescribeCluster) into one
+table by API key.
+
+Every handler asks `Access` (authorize.py) before it acts. Metadata answers
+TOPIC_AUTHORIZATION_FAILED for a named topic the principal may not
+DESCRIBE, leaves such topics out of a listing of all topics, and
+auto-creates only with CREATE on the cluster or the topic; FindCoordinator
+needs DESCRIBE on the group or transactional id.
 """
 
 from __future__ import annotations
@@ -15,10 +23,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from runtime.broker.acl_api import AclApi
 from runtime.broker.admin_api import AdminApi
+from runtime.broker.authorize import Access, Operation, ResourceType
+from runtime.broker.cluster_api import ClusterApi
 from runtime.broker.coordinator import GroupCoordinator
 from runtime.broker.data_api import DataApi
 from runtime.broker.group_api import GroupApi
+from runtime.broker.scram_api import ScramApi
 from runtime.broker.settings import (
     CLUSTER_ID,
     INTERNAL_TOPICS,
@@ -34,7 +46,9 @@ from runtime.errors import InvalidTopicError, StorageError, TopicExistsError
 from runtime.log.config import validate_topic_name
 from runtime.logs import RateLimitedLog
 from runtime.protocol.codes import ApiKey, ErrorCode
+from runtime.protocol.fields import NO_AUTHORIZED_OPERATIONS
 from runtime.protocol.frames import RequestHeader
+from runtime.security.users import UsersFile
 from runtime.transport import EmbeddedTransport
 
 __all__ = ["ADVERTISED", "BrokerSettings", "Handlers", "Peer"]
@@ -42,7 +56,10 @@ __all__ = ["ADVERTISED", "BrokerSettings", "Handlers", "Peer"]
 logger = logging.getLogger(__name__)
 
 # What we advertise in ApiVersions: the non-flexible ranges every client speaks
-# (ApiVersions v3 excepted: librdkafka asks for it first).
+# (ApiVersions v3 excepted: librdkafka asks for it first), and for the admin
+# APIs the versions admin clients send, flexible ones included (librdkafka
+# sends the ACL APIs at v2; the SCRAM-credential APIs and DescribeCluster
+# have only flexible versions).
 ADVERTISED: dict[int, tuple[int, int]] = {
     ApiKey.PRODUCE: (3, 8),
     ApiKey.FETCH: (4, 11),
@@ -70,6 +87,12 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     ApiKey.LIST_TRANSACTIONS: (0, 1),
     ApiKey.SASL_HANDSHAKE: (0, 1),
     ApiKey.SASL_AUTHENTICATE: (0, 2),
+    ApiKey.DESCRIBE_ACLS: (0, 3),
+    ApiKey.CREATE_ACLS: (0, 3),
+    ApiKey.DELETE_ACLS: (0, 3),
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: (0, 0),
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: (0, 0),
+    ApiKey.DESCRIBE_CLUSTER: (0, 1),
 }
 
 
@@ -84,15 +107,18 @@ class Handlers:
         ratelog: RateLimitedLog,
         transactions: TransactionCoordinator,
         next_producer_id: Callable[[], int],
+        access: Access,
+        users: UsersFile | None = None,
     ) -> None:
         self._transport = transport
         self.settings = settings
         self._ratelog = ratelog
+        self.access = access
         self.creator = TopicCreator(transport, settings.limits)
-        self.data = DataApi(transport, transactions.check_produce)
-        self.admin = AdminApi(transport, settings, self.creator, ratelog)
-        self.groups = GroupApi(coordinator)
-        self.txns = TxnApi(transactions, coordinator, next_producer_id)
+        self.data = DataApi(transport, transactions.check_produce, access)
+        self.admin = AdminApi(transport, settings, self.creator, ratelog, access)
+        self.groups = GroupApi(coordinator, access)
+        self.txns = TxnApi(transactions, coordinator, next_producer_id, access)
         self.by_key: dict[int, Handler] = {
             ApiKey.METADATA: self.metadata,
             ApiKey.FIND_COORDINATOR: self.find_coordinator,
@@ -103,6 +129,9 @@ class Handlers:
             **self.admin.by_key,
             **self.groups.by_key,
             **self.txns.by_key,
+            **AclApi(access).by_key,
+            **ScramApi(access, users).by_key,
+            **ClusterApi(access, self._advertised).by_key,
         }
         missing = set(ADVERTISED) - set(self.by_key)
         assert not missing, f"advertised APIs without a handler: {missing}"
@@ -149,23 +178,36 @@ class Handlers:
         creations_left = self.settings.limits.auto_create_per_request_max
         out = []
         for name in names:
+            if requested is None:
+                if not self.access.visible(peer, Operation.DESCRIBE, ResourceType.TOPIC, name):
+                    continue  # a listing leaves out what the principal may not see
+            elif not self.access.topic(peer, Operation.DESCRIBE, name):
+                out.append(_topic_error(name, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+                continue
             info = topics.get(name)
             if info is None:
                 error = await self._auto_create(name, allow_create, creations_left, peer)
                 if error != ErrorCode.NONE:
-                    out.append(
-                        {"error_code": error, "name": name, "is_internal": False, "partitions": []}
-                    )
+                    out.append(_topic_error(name, error))
                     continue
                 creations_left -= 1
                 info = self._log.topics()[name]
-            out.append(_topic_metadata(name, info.partitions))
+            entry = _topic_metadata(name, info.partitions)
+            if body.get("include_topic_authorized_operations"):
+                entry["topic_authorized_operations"] = self.access.operations(
+                    peer, ResourceType.TOPIC, name
+                )
+            out.append(entry)
         host, port = self._advertised(peer)
+        cluster_ops = NO_AUTHORIZED_OPERATIONS
+        if body.get("include_cluster_authorized_operations"):
+            cluster_ops = self.access.cluster_operations(peer)
         return {
             "brokers": [{"node_id": NODE_ID, "host": host, "port": port, "rack": None}],
             "cluster_id": CLUSTER_ID,
             "controller_id": NODE_ID,
             "topics": out,
+            "cluster_authorized_operations": cluster_ops,
         }
 
     async def _auto_create(self, name: str, allowed: bool, creations_left: int, peer: Peer) -> int:
@@ -180,6 +222,8 @@ class Handlers:
             return ErrorCode.INVALID_TOPIC_EXCEPTION
         if not (allowed and self.settings.auto_create_topics):
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if not self.access.may_create_topic(peer, name):
+            return ErrorCode.TOPIC_AUTHORIZATION_FAILED
         partitions = self.settings.default_partitions
         try:
             if creations_left < 1:
@@ -217,6 +261,15 @@ class Handlers:
                 "host": "",
                 "port": -1,
             }
+        denied = self._coordinator_denied(peer, body.get("key_type", 0), body["key"])
+        if denied is not None:
+            return {
+                "error_code": denied,
+                "error_message": None,
+                "node_id": -1,
+                "host": "",
+                "port": -1,
+            }
         host, port = self._advertised(peer)
         return {
             "error_code": ErrorCode.NONE,
@@ -225,6 +278,19 @@ class Handlers:
             "host": host,
             "port": port,
         }
+
+    def _coordinator_denied(self, peer: Peer, key_type: int, key: str) -> int | None:
+        if key_type == 0:
+            if self.access.group(peer, Operation.DESCRIBE, key):
+                return None
+            return ErrorCode.GROUP_AUTHORIZATION_FAILED
+        if self.access.transactional_id(peer, Operation.DESCRIBE, key):
+            return None
+        return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+
+
+def _topic_error(name: str, code: int) -> dict:
+    return {"error_code": code, "name": name, "is_internal": False, "partitions": []}
 
 
 def _topic_metadata(name: str, partitions: int) -> dict:

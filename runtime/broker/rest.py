@@ -14,6 +14,12 @@ Errors are JSON objects {"error": ..., "message": ...} with a fitting status
 A POST is checked whole (partitions, headers of strings or null, batch sizes)
 before anything is appended, so a refused one has written nothing (but the
 disk may refuse a later partition's write after an earlier one was stored).
+
+Whoever asks (http_auth.py's principal, else User:ANONYMOUS) is held to the
+broker's ACLs, as over the Kafka APIs: listing and describing need DESCRIBE
+on the topic (a listing leaves out the others), POST WRITE, reading READ;
+/groups lists the groups and topics the principal may DESCRIBE. A refusal
+is 403 topic_authorization_failed, whether or not the topic exists.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from runtime.broker.authorize import Access, Operation, ResourceType, allow_everything
+from runtime.broker.http_auth import PRINCIPAL
+from runtime.broker.settings import ANONYMOUS, Peer
 from runtime.errors import (
     CorruptRecordError,
     InvalidTopicError,
@@ -89,6 +98,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(507, "storage_error", str(exc))
     except _BadRequest as exc:
         return _error(400, "bad_request", str(exc))
+    except _Denied as exc:
+        return _error(403, "topic_authorization_failed", str(exc))
     except Exception:
         logger.exception("REST request failed path=%s", request.path)
         return _error(500, "internal_error", "the broker failed to answer; see its log")
@@ -96,6 +107,14 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 class _BadRequest(Exception):
     pass
+
+
+class _Denied(Exception):
+    pass
+
+
+def _peer(request: web.Request) -> Peer:
+    return Peer("rest", request.remote or "", request.get(PRINCIPAL, ANONYMOUS))
 
 
 def _int_param(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int:
@@ -170,8 +189,9 @@ def _by_partition(
 
 
 class RestProxy:
-    def __init__(self, transport: EmbeddedTransport) -> None:
+    def __init__(self, transport: EmbeddedTransport, access: Access | None = None) -> None:
         self._transport = transport
+        self._access = access or allow_everything()
 
     def app(self, *, before: Sequence[Middleware] = ()) -> web.Application:
         """The aiohttp application; `before`: middlewares run ahead of the handlers'
@@ -184,8 +204,20 @@ class RestProxy:
         app.router.add_get("/groups", self.list_groups)
         return app
 
-    async def _topic(self, name: str) -> Any:
+    def _visible(self, request: web.Request, rtype: ResourceType, name: str) -> bool:
+        return self._access.visible(_peer(request), Operation.DESCRIBE, rtype, name)
+
+    async def _topic(
+        self, name: str, request: web.Request | None = None, operation: Operation | None = None
+    ) -> Any:
         validate_topic_name(name)  # a bad name is a bad request, not an unknown topic
+        denied = (
+            request is not None
+            and operation is not None
+            and not self._access.topic(_peer(request), operation, name)
+        )
+        if denied:  # before telling whether the topic exists
+            raise _Denied(f"not authorized: {operation} on topic {name!r}")
         info = await self._transport.topic(name)
         if info is None:
             raise UnknownTopicError(f"unknown topic {name!r}", topic=name)
@@ -201,11 +233,12 @@ class RestProxy:
                     "cleanup.policy": info.config.cleanup_policy,
                 }
                 for name, info in sorted(topics.items())
+                if self._visible(request, ResourceType.TOPIC, name)
             ]
         )
 
     async def describe_topic(self, request: web.Request) -> web.Response:
-        info = await self._topic(request.match_info["topic"])
+        info = await self._topic(request.match_info["topic"], request, Operation.DESCRIBE)
         partitions = []
         for p in range(info.partitions):
             start, end = await self._transport.offsets(TopicPartition(info.name, p))
@@ -215,7 +248,7 @@ class RestProxy:
         )
 
     async def produce(self, request: web.Request) -> web.Response:
-        info = await self._topic(request.match_info["topic"])
+        info = await self._topic(request.match_info["topic"], request, Operation.WRITE)
         try:
             body = orjson.loads(await request.read())
         except orjson.JSONDecodeError as exc:
@@ -245,7 +278,7 @@ class RestProxy:
         return _json({"offsets": offsets})
 
     async def consume(self, request: web.Request) -> web.Response:
-        info = await self._topic(request.match_info["topic"])
+        info = await self._topic(request.match_info["topic"], request, Operation.READ)
         try:
             partition = int(request.match_info["partition"])
         except ValueError:
@@ -279,9 +312,13 @@ class RestProxy:
     async def list_groups(self, request: web.Request) -> web.Response:
         groups = []
         for group in sorted(await self._transport.groups()):
+            if not self._visible(request, ResourceType.GROUP, group):
+                continue
             committed = await self._transport.committed(group)
             partitions = []
             for tp, offset in sorted(committed.items()):
+                if not self._visible(request, ResourceType.TOPIC, tp.topic):
+                    continue
                 try:
                     _, end = await self._transport.offsets(tp)
                 except UnknownTopicError:

@@ -22,6 +22,11 @@ logged once per interval with a count, instead of a traceback per attempt: by
 the Kafka listener itself, and for the REST proxy's (asyncio's) by the loop's
 exception handler the broker installs.
 
+Who may do what is decided by the ACLs in the data directory (acls.json,
+managed with CreateAcls/DeleteAcls), the super users and the no-ACL rule
+(authorize.py); the ACL file is read with the TLS and users files, before
+the log is opened, so a broker that cannot read it starts nothing.
+
 Lifecycle: `async with Broker(...) as broker: await broker.serve_until(stop)`.
 """
 
@@ -38,6 +43,7 @@ from typing import Any
 
 from aiohttp import web
 
+from runtime.broker.authorize import Access, AclStore
 from runtime.broker.budget import ByteBudget
 from runtime.broker.connection import Connection
 from runtime.broker.connection_limits import ConnectionLimits
@@ -112,6 +118,9 @@ class Broker:
         self._min_session_timeout_ms = min_session_timeout_ms
         self._initial_rebalance_delay_ms = initial_rebalance_delay_ms
         url = f"log://{Path(data_dir).resolve()}" if data_dir is not None else "memory://"
+        self._data_dir = Path(data_dir) if data_dir is not None else None
+        self._users: UsersFile | None = None
+        self.acls: AclStore | None = None
         self.transport = EmbeddedTransport(url, data_dir, flush=flush)
         self._ratelog = RateLimitedLog(logger, limits.log_interval_ms / 1000)
         self.connection_limits = ConnectionLimits(
@@ -149,6 +158,11 @@ class Broker:
         # TLS files and the users file are read before the log is opened: a
         # broker that cannot use them stops having touched nothing
         contexts = self._security_contexts()
+        self.acls = AclStore.open(
+            self._data_dir,
+            super_users=self._security.super_users,
+            allow_everyone_if_no_acl=self._security.allows_everyone_if_no_acl(self._endpoints),
+        )
         self._fit_limits_to_open_files()
         self._install_loop_handler()
         await self.transport.start()
@@ -207,6 +221,7 @@ class Broker:
 
     async def _start_kafka(self, contexts: dict[SecurityProtocol, _Security]) -> None:
         assert self._coordinator is not None and self._transactions is not None
+        assert self.acls is not None
         for endpoint in self._endpoints:
             self._bind(endpoint, *contexts[endpoint.protocol])
         first = self._endpoints[0].protocol
@@ -224,6 +239,8 @@ class Broker:
             self._ratelog,
             self._transactions,
             self._next_producer_id,
+            Access(self.acls, self._ratelog),
+            self._users,
         )
         for listener in self._listeners:
             listener.start()
@@ -243,6 +260,7 @@ class Broker:
             # authenticate with SASL, and most have no certificate to show
             mutual_tls = server_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
         users = UsersFile(settings.users) if settings.users is not None else None
+        self._users = users  # also the SCRAM-credential APIs'
         sasl = None
         if any(p.sasl for p in protocols):
             assert users is not None
@@ -290,7 +308,8 @@ class Broker:
 
     async def _start_http(self, address: Address) -> None:
         auth = [self._http_auth.middleware] if self._http_auth is not None else []
-        app = RestProxy(self.transport).app(before=auth)
+        assert self.acls is not None
+        app = RestProxy(self.transport, Access(self.acls, self._ratelog)).app(before=auth)
         registry = SchemaRegistry(TopicRegistryLog(self.transport))
         await registry.start()  # replays _schemas: the registry as it was
         RegistryApi(registry).add_routes(app)

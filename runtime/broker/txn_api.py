@@ -2,6 +2,15 @@
 
 Older clients do not know PRODUCER_FENCED (90): below the versions that
 introduced it they get INVALID_PRODUCER_EPOCH (47), as Kafka answers them.
+
+Authorization (authorize.py): an idempotent InitProducerId needs
+IDEMPOTENT_WRITE on the cluster or WRITE on some topic
+(CLUSTER_AUTHORIZATION_FAILED); every request naming a transactional id
+needs WRITE on it (DESCRIBE to describe or list it), else
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED; AddPartitionsToTxn WRITE on each topic
+(TOPIC_AUTHORIZATION_FAILED, the others OPERATION_NOT_ATTEMPTED);
+AddOffsetsToTxn and TxnOffsetCommit READ on the group
+(GROUP_AUTHORIZATION_FAILED), TxnOffsetCommit READ on each topic.
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ import itertools
 import time
 from collections.abc import Callable
 
+from runtime.broker.authorize import Access, Operation, ResourceType
 from runtime.broker.coordinator import GroupCoordinator
 from runtime.broker.settings import Handler, Peer
 from runtime.broker.transactions import TransactionCoordinator
@@ -47,7 +57,9 @@ class TxnApi:
         transactions: TransactionCoordinator,
         groups: GroupCoordinator,
         next_producer_id: Callable[[], int],
+        access: Access,
     ) -> None:
+        self._access = access
         self._txns = transactions
         self._groups = groups
         self._next_producer_id = next_producer_id
@@ -63,7 +75,10 @@ class TxnApi:
 
     async def init_producer_id(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
         txn_id = body.get("transactional_id")
-        if txn_id is None:  # an idempotent producer
+        denied = self._init_denied(peer, txn_id)
+        if denied is not None:
+            code, pid, epoch = denied, -1, -1
+        elif txn_id is None:  # an idempotent producer
             code, pid, epoch = ErrorCode.NONE, self._next_producer_id(), 0
         else:
             code, pid, epoch = await self._txns.init_producer_id(
@@ -78,11 +93,45 @@ class TxnApi:
             "producer_epoch": epoch,
         }
 
+    def _init_denied(self, peer: Peer, txn_id: str | None) -> int | None:
+        if txn_id is None:
+            if self._access.may_write_idempotently(peer):
+                return None
+            return ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+        return self._txn_denied(peer, txn_id)
+
+    def _txn_denied(self, peer: Peer, txn_id: str) -> int | None:
+        if self._access.transactional_id(peer, Operation.WRITE, txn_id):
+            return None
+        return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+
+    def _partitions_denied(self, peer: Peer, body: dict) -> dict[TopicPartition, int] | None:
+        """Codes for every partition if the request may not go on, else None."""
+        tps = [TopicPartition(t["name"], p) for t in body["topics"] for p in t["partitions"]]
+        code = self._txn_denied(peer, body["transactional_id"])
+        if code is not None:
+            return dict.fromkeys(tps, code)
+        refused = {
+            t["name"]
+            for t in body["topics"]
+            if not self._access.topic(peer, Operation.WRITE, t["name"])
+        }
+        if not refused:
+            return None
+        return {
+            tp: ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            if tp.topic in refused
+            else ErrorCode.OPERATION_NOT_ATTEMPTED
+            for tp in tps
+        }
+
     async def add_partitions_to_txn(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
         tps = [TopicPartition(t["name"], p) for t in body["topics"] for p in t["partitions"]]
-        codes = await self._txns.add_partitions(
-            body["transactional_id"], body["producer_id"], body["producer_epoch"], tps
-        )
+        codes = self._partitions_denied(peer, body)
+        if codes is None:
+            codes = await self._txns.add_partitions(
+                body["transactional_id"], body["producer_id"], body["producer_epoch"], tps
+            )
         by_topic: dict[str, list[dict]] = {}
         for tp in tps:
             by_topic.setdefault(tp.topic, []).append(
@@ -94,15 +143,27 @@ class TxnApi:
         return {"results": [{"name": n, "results": r} for n, r in by_topic.items()]}
 
     async def add_offsets_to_txn(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
-        code = await self._txns.add_offsets(
-            body["transactional_id"], body["producer_id"], body["producer_epoch"], body["group_id"]
-        )
+        code = self._txn_denied(peer, body["transactional_id"])
+        if code is None and not self._access.group(peer, Operation.READ, body["group_id"]):
+            code = ErrorCode.GROUP_AUTHORIZATION_FAILED
+        if code is None:
+            code = await self._txns.add_offsets(
+                body["transactional_id"],
+                body["producer_id"],
+                body["producer_epoch"],
+                body["group_id"],
+            )
         return {"error_code": _for_version(header, code)}
 
     async def end_txn(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
-        code = await self._txns.end_txn(
-            body["transactional_id"], body["producer_id"], body["producer_epoch"], body["committed"]
-        )
+        code = self._txn_denied(peer, body["transactional_id"])
+        if code is None:
+            code = await self._txns.end_txn(
+                body["transactional_id"],
+                body["producer_id"],
+                body["producer_epoch"],
+                body["committed"],
+            )
         return {"error_code": _for_version(header, code)}
 
     async def txn_offset_commit(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
@@ -116,10 +177,19 @@ class TxnApi:
             for p in t["partitions"]
         }
         group_id = body["group_id"]
+        code = self._txn_denied(peer, body["transactional_id"])
+        if code is None and not self._access.group(peer, Operation.READ, group_id):
+            code = ErrorCode.GROUP_AUTHORIZATION_FAILED
+        refused = {
+            tp.topic
+            for tp in offsets
+            if code is None and not self._access.topic(peer, Operation.READ, tp.topic)
+        }
+        if refused:
+            return _txn_commit_answer(offsets, refused)
         # v3+ (KIP-447) names the consumer's generation: a member a rebalance has
         # replaced cannot commit through a transaction either
-        code = None
-        if body.get("generation_id", -1) >= 0 or body.get("member_id"):
+        if code is None and (body.get("generation_id", -1) >= 0 or body.get("member_id")):
             code = self._groups.check_member(
                 group_id, body["generation_id"], body["member_id"], body.get("group_instance_id")
             )
@@ -143,6 +213,11 @@ class TxnApi:
         states = []
         for txn_id in body["transactional_ids"]:
             metadata = self._txns.describe(txn_id)
+            if not self._access.transactional_id(peer, Operation.DESCRIBE, txn_id):
+                states.append(
+                    _unknown_transaction(txn_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+                )
+                continue
             if metadata is None:
                 states.append(_unknown_transaction(txn_id))
                 continue
@@ -176,7 +251,10 @@ class TxnApi:
                 "transaction_state": m.state.value,
             }
             for m in self._txns.transactions()
-            if (not wanted or m.state.value in wanted)
+            if self._access.visible(
+                peer, Operation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, m.transactional_id
+            )
+            and (not wanted or m.state.value in wanted)
             and (not producers or m.producer_id in producers)
             and (
                 min_duration_ms < 0
@@ -190,9 +268,23 @@ class TxnApi:
         }
 
 
-def _unknown_transaction(txn_id: str) -> dict:
+def _txn_commit_answer(offsets: dict, refused: set[str]) -> dict:
+    """TxnOffsetCommit refused for some topics: those are TOPIC_AUTHORIZATION_FAILED,
+    and nothing of the request is committed (the others: OPERATION_NOT_ATTEMPTED)."""
+    by_topic: dict[str, list[dict]] = {}
+    for tp in offsets:
+        code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        if tp.topic not in refused:
+            code = ErrorCode.OPERATION_NOT_ATTEMPTED
+        by_topic.setdefault(tp.topic, []).append(
+            {"partition_index": tp.partition, "error_code": code}
+        )
+    return {"topics": [{"name": n, "partitions": p} for n, p in by_topic.items()]}
+
+
+def _unknown_transaction(txn_id: str, code: int = ErrorCode.TRANSACTIONAL_ID_NOT_FOUND) -> dict:
     return {
-        "error_code": ErrorCode.TRANSACTIONAL_ID_NOT_FOUND,
+        "error_code": code,
         "transactional_id": txn_id,
         "transaction_state": "",
         "transaction_timeout_ms": 0,

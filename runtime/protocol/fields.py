@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from runtime.protocol.schema import INT32, STRING, Array, Field, Struct
 
+NO_AUTHORIZED_OPERATIONS = -(2**31)
+"""An authorized-operations field not asked for (Kafka's Integer.MIN_VALUE)."""
+
 
 def structs(
     name: str,

@@ -27,13 +27,21 @@ here are described; a field's default is Kafka's (0, "", false, [], or as noted)
 | InitProducerId (22)  | 0-4      | 2              |
 | DescribeConfigs (32) | 0-4      | 4              |
 
-The transaction APIs are in txn_messages.py, the SASL APIs in sasl_messages.py.
+The transaction APIs are in txn_messages.py, the SASL APIs in sasl_messages.py,
+the ACL and SCRAM-credential APIs and DescribeCluster in acl_messages.py.
 """
 
 from __future__ import annotations
 
+from runtime.protocol.acl_messages import ACL_APIS
 from runtime.protocol.codes import ApiKey, ErrorCode
-from runtime.protocol.fields import error_message, group_instance_id, structs, throttle
+from runtime.protocol.fields import (
+    NO_AUTHORIZED_OPERATIONS,
+    error_message,
+    group_instance_id,
+    structs,
+    throttle,
+)
 from runtime.protocol.sasl_messages import SASL_APIS
 from runtime.protocol.schema import (
     BOOL,
@@ -51,9 +59,7 @@ from runtime.protocol.schema import (
 )
 from runtime.protocol.txn_messages import TXN_APIS
 
-__all__ = ["APIS", "ApiKey", "ErrorCode"]
-
-NO_AUTHORIZED_OPERATIONS = -(2**31)
+__all__ = ["APIS", "NO_AUTHORIZED_OPERATIONS", "ApiKey", "ErrorCode"]
 
 
 PRODUCE = Api(
@@ -673,5 +679,6 @@ APIS: dict[int, Api] = {
         DESCRIBE_CONFIGS,
         *TXN_APIS,
         *SASL_APIS,
+        *ACL_APIS,
     )
 }

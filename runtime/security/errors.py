@@ -4,6 +4,7 @@
     └── SecurityError
         ├── AuthenticationError   a client's credentials or SASL messages were refused
         ├── UsersFileError        the users (or tokens) file cannot be read, parsed or written
+        ├── AclFileError          the ACL file cannot be read, parsed or written
         └── InsecureConfigError   a setting that would let anyone in (or a TLS file
                                   that cannot be loaded): the broker does not start
 
@@ -39,6 +40,10 @@ class AuthenticationError(SecurityError):
 
 
 class UsersFileError(SecurityError):
+    pass
+
+
+class AclFileError(SecurityError):
     pass
 
 

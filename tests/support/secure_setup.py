@@ -127,8 +127,14 @@ class Listeners:
         ]
 
 
-def broker_args(pki: Pki, users_file: Path, listeners: Listeners) -> tuple[str, ...]:
+def broker_args(
+    pki: Pki, users_file: Path, listeners: Listeners, *, acls: bool = False
+) -> tuple[str, ...]:
+    """The flags of a broker with every kind of listener; without `acls`, a
+    resource no ACL names is open to every authenticated client (the tests of
+    authentication need no ACLs)."""
     return (
+        "--allow-everyone-if-no-acl" if not acls else "--deny-if-no-acl",
         "--listen", f"SASL_SSL://127.0.0.1:{listeners.sasl_ssl}",
         "--listen", f"SASL_PLAINTEXT://127.0.0.1:{listeners.sasl_plaintext}",
         "--listen", f"SSL://127.0.0.1:{listeners.ssl}",
