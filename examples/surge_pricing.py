@@ -18,6 +18,14 @@ the `surge-prices` topic; read it once the worker has stopped with
 Every couple of seconds the worker prints zone -> demand, supply, multiplier.
 
 The log and the tables live under ./streams-data ($STREAMS_DATA moves them).
+SURGE_FORMAT=avro (or json_schema) writes the three topics in Confluent's
+wire format through a schema registry instead of plain JSON: run it against
+a broker, whose --http port serves the registry,
+
+    streams broker --http 127.0.0.1:8082 &
+    SURGE_FORMAT=avro STREAMS_SCHEMA_REGISTRY=http://127.0.0.1:8082 \
+        python -m examples.surge_pricing --broker kafka://127.0.0.1:9092 --seconds 60
+
 Time scales, in seconds, from the environment: SURGE_WINDOW_S (10),
 SURGE_TICK_S (0.1, the generator), SURGE_REPORT_S (2), SURGE_RUSH_S (30, how
 long the rush stays in a zone).
@@ -26,6 +34,7 @@ long the rush stays in a zone).
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections import defaultdict
@@ -70,9 +79,10 @@ class SurgePrice(streams.Record):
     at: float
 
 
-ride_requests = app.topic("ride-requests", value_type=RideRequest)
-driver_positions = app.topic("driver-positions", value_type=DriverPosition)
-surge_prices = app.topic("surge-prices", value_type=SurgePrice)
+FORMAT = os.environ.get("SURGE_FORMAT", "json")  # json, avro, json_schema
+ride_requests = app.topic("ride-requests", value_type=RideRequest, value_serializer=FORMAT)
+driver_positions = app.topic("driver-positions", value_type=DriverPosition, value_serializer=FORMAT)
+surge_prices = app.topic("surge-prices", value_type=SurgePrice, value_serializer=FORMAT)
 
 demand = app.Table("demand", default=int, help="ride requests per zone").tumbling(
     WINDOW_S, expires=max(60.0, 2 * WINDOW_S)

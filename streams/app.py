@@ -44,6 +44,10 @@ class App:
     log_flush:         when the embedded log fsyncs: "os" (default: left to the
                        OS; survives a process crash, not a power loss), "batch"
                        (every append) or "interval" (every log_flush_interval_ms).
+    schema_registry_url: the Confluent-API schema registry of topics with
+                       value_serializer (or key_serializer) "avro", "protobuf" or
+                       "json_schema" (default: $STREAMS_SCHEMA_REGISTRY; `streams
+                       broker --http` serves one).
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class App:
         log_flush_interval_ms: int = 1000,
         num_standby_replicas: int = 0,
         session_timeout_s: float = 10.0,
+        schema_registry_url: str | None = None,
     ) -> None:
         if not id:
             raise ConfigurationError("an app needs an id")
@@ -87,7 +92,10 @@ class App:
         self.store = store
         self.commit_interval_s = commit_interval_s
         self.wiring = Wiring(
-            app_id=id, default_partitions=topic_partitions, on_decode_error=on_decode_error
+            app_id=id,
+            default_partitions=topic_partitions,
+            on_decode_error=on_decode_error,
+            schema_registry_url=schema_registry_url,
         )
         self.topics: dict[str, Topic] = {}
         self.agents: dict[str, Agent] = {}

@@ -23,6 +23,7 @@ from runtime.transport import Transport, open_transport
 from runtime.types import TopicPartition
 from streams.cli_acls import acls
 from streams.cli_broker import broker
+from streams.cli_schemas import schemas
 from streams.cli_users import tokens, users
 
 logger = logging.getLogger("streams")
@@ -334,6 +335,7 @@ cli.add_command(acls)
 cli.add_command(broker)
 cli.add_command(users)
 cli.add_command(tokens)
+cli.add_command(schemas)
 
 
 def main(obj: Any = None) -> None:

@@ -19,6 +19,8 @@ from streams.codec import Codec, JSONCodec, RawCodec, StrCodec, get_codec
 from streams.errors import KeyDecodeError, ValueDecodeError
 from streams.event import Event, Message, current_event
 from streams.model import Record as Model
+from streams.schema_codecs import FORMATS as SCHEMA_FORMATS
+from streams.schema_codecs import schema_codec
 
 if TYPE_CHECKING:
     from streams.wiring import Wiring
@@ -100,8 +102,8 @@ class Topic:
         self.name = name
         self.key_type = key_type
         self.value_type = value_type
-        self.key_codec = codec_for_type(key_type, key_serializer)
-        self.value_codec = codec_for_type(value_type, value_serializer)
+        self.key_codec = self._codec(key_type, key_serializer, "key")
+        self.value_codec = self._codec(value_type, value_serializer, "value")
         self._load_key = loader_for(key_type, self.key_codec)
         self._load_value = loader_for(value_type, self.value_codec)
         self._load_key_row = row_loader_for(key_type, self.key_codec)
@@ -113,6 +115,12 @@ class Topic:
 
     def __repr__(self) -> str:
         return f"<Topic {self.name} partitions={self.partitions}>"
+
+    def _codec(self, typ: Any, explicit: str | Codec | None, part: str) -> Codec:
+        if isinstance(explicit, str) and explicit in SCHEMA_FORMATS:
+            # through the schema registry, under the subject <topic>-key / <topic>-value
+            return schema_codec(explicit, typ, f"{self.name}-{part}", self._wiring.schema_registry)
+        return codec_for_type(typ, explicit)
 
     # --- encoding ------------------------------------------------------------
 

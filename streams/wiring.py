@@ -17,6 +17,7 @@ from runtime.transport import Transport
 
 if TYPE_CHECKING:
     from streams.channel import Channel
+    from streams.schema_codecs import RegistryClient
     from streams.topic import Topic
 
 
@@ -33,6 +34,7 @@ class Wiring:
     app_id: str
     default_partitions: int = 8
     on_decode_error: str = "stop"
+    schema_registry_url: str | None = None  # None: $STREAMS_SCHEMA_REGISTRY
     transport: Transport | None = None
     producer: Producer | None = None
     conductor: Subscriber | None = None
@@ -45,6 +47,12 @@ class Wiring:
                 "(start a worker, or use `async with app:` in a script)"
             )
         return self.producer
+
+    def schema_registry(self) -> RegistryClient:
+        """The client of the app's schema registry (codecs call it on first use)."""
+        from streams.schema_codecs import registry_client
+
+        return registry_client(self.schema_registry_url)
 
     def require_transport(self) -> Transport:
         if self.transport is None:

@@ -67,6 +67,9 @@ from runtime.broker.transactions import TransactionCoordinator, TransactionSetti
 from runtime.broker.txn_api import producer_ids
 from runtime.log.config import FlushPolicy
 from runtime.logs import RateLimitedLog
+from runtime.schemas.http import RegistryApi
+from runtime.schemas.registry import SchemaRegistry
+from runtime.schemas.topic_log import TopicRegistryLog
 from runtime.security.tls import server_context
 from runtime.security.tokens import TokensFile
 from runtime.security.users import UsersFile
@@ -307,6 +310,9 @@ class Broker:
         auth = [self._http_auth.middleware] if self._http_auth is not None else []
         assert self.acls is not None
         app = RestProxy(self.transport, Access(self.acls, self._ratelog)).app(before=auth)
+        registry = SchemaRegistry(TopicRegistryLog(self.transport))
+        await registry.start()  # replays _schemas: the registry as it was
+        RegistryApi(registry).add_routes(app)
         self._http_runner = web.AppRunner(app, access_log=None)
         await self._http_runner.setup()
         site = web.TCPSite(
@@ -318,7 +324,12 @@ class Broker:
         self.http_address = Address(address.host, port)
         scheme = "https" if self._http_tls is not None else "http"
         auth_text = "+".join(self._http_auth.schemes) if self._http_auth else "no authentication"
-        logger.info("REST proxy listening on %s://%s (%s)", scheme, self.http_address, auth_text)
+        logger.info(
+            "REST proxy and schema registry listening on %s://%s (%s)",
+            scheme,
+            self.http_address,
+            auth_text,
+        )
 
     async def stop(self) -> None:
         for listener in self._listeners:

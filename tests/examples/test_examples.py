@@ -15,6 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from broker_process import start_broker
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from confluent_reading import read_values
+
+__all__ = ["start_broker"]  # a fixture: importing it offers it to these tests
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT_TIMEOUT_S = 40.0
@@ -45,8 +53,8 @@ class ExampleProcess:
     stdout is unbuffered and read with os.read: a buffered reader could hold
     lines that neither select() nor communicate() would then see."""
 
-    def __init__(self, args: list[str], data: Path) -> None:
-        env = {**os.environ, **FAST, "STREAMS_DATA": str(data)}
+    def __init__(self, args: list[str], data: Path, env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, **FAST, "STREAMS_DATA": str(data), **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, *args],
             cwd=ROOT,
@@ -192,6 +200,51 @@ def test_log_aggregation_counts_and_forwards_errors(tmp_path):
 
 
 @pytest.mark.slow
+def test_surge_pricing_with_avro_values_through_a_brokers_registry(tmp_path, start_broker):
+    broker = start_broker("--partitions", "4")
+    env = {"SURGE_FORMAT": "avro", "STREAMS_SCHEMA_REGISTRY": broker.http}
+    args = [
+        "-m",
+        "examples.surge_pricing",
+        "--seconds",
+        "3",
+        "--broker",
+        f"kafka://{broker.bootstrap}",
+    ]
+    worker = ExampleProcess(args, tmp_path, env)
+    try:
+        err = worker.stderr()
+        assert worker.proc.returncode == 0, err
+    finally:
+        worker.kill()
+    with SchemaRegistryClient({"url": broker.http}) as registry:
+        assert registry.get_latest_version("surge-prices-value").schema.schema_type == "AVRO"
+        deserialize = AvroDeserializer(registry)
+        context = SerializationContext("surge-prices", MessageField.VALUE)
+        prices = [
+            deserialize(raw, context) for raw in read_all_values(broker.bootstrap, "surge-prices")
+        ]
+    assert prices, "no surge price was written"
+    assert all(1.0 <= p["multiplier"] <= 3.0 for p in prices), prices[:3]
+
+
+def read_all_values(bootstrap: str, topic: str, partitions: int = 4) -> list[bytes]:
+    values: list[bytes] = []
+    for partition in range(partitions):
+        _, end = watermarks(bootstrap, topic, partition)
+        if end:
+            values += read_values(bootstrap, topic, end, partition=partition)
+    return values
+
+
+def watermarks(bootstrap: str, topic: str, partition: int) -> tuple[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "marks", "log_level": 3})
+    try:
+        return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+    finally:
+        consumer.close()
+
+
 def test_python_m_runs_for_the_given_seconds(tmp_path):
     worker = ExampleProcess(["-m", "examples.surge_pricing", "--seconds", "2"], tmp_path)
     try:

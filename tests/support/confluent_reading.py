@@ -50,3 +50,31 @@ def read_to_end(
     finally:
         consumer.close()
     return values
+
+
+def read_values(
+    bootstrap: str, topic: str, count: int, *, partition: int = 0, timeout_s: float = 30.0
+) -> list[bytes]:
+    """The first `count` values of one partition, as stored (bytes)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"values-{topic}",
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
+    out: list[bytes] = []
+    try:
+        consumer.assign([TopicPartition(topic, partition, 0)])
+        deadline = time.monotonic() + timeout_s
+        while len(out) < count:
+            assert time.monotonic() < deadline, f"{len(out)} of {count} values of {topic} read"
+            msg = consumer.poll(0.2)
+            if msg is None:
+                continue
+            assert msg.error() is None, msg.error()
+            out.append(msg.value())
+    finally:
+        consumer.close()
+    return out

@@ -1,0 +1,53 @@
+"""`streams schemas` against a broker's registry: register, list, show, check (exit 1
+with the reasons when a change breaks compatibility), delete."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+V1 = {"type": "record", "name": "Ride", "fields": [{"name": "id", "type": "string"}]}
+V2 = {**V1, "fields": [*V1["fields"], {"name": "n", "type": "int", "default": 0}]}
+BREAKS = {**V1, "fields": [*V1["fields"], {"name": "n", "type": "int"}]}
+
+
+def schemas(broker, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams", "schemas", *args, "--registry", broker.http],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_register_list_show_check_delete(broker, tmp_path) -> None:
+    files = {}
+    for name, schema in (("v1", V1), ("v2", V2), ("breaks", BREAKS)):
+        files[name] = tmp_path / f"{name}.avsc"
+        files[name].write_text(json.dumps(schema))
+    registered = schemas(broker, "register", "rides-value", str(files["v1"]))
+    assert registered.returncode == 0, registered.stderr
+    first_id = int(registered.stdout)
+    listed = schemas(broker, "list")
+    assert listed.stdout.strip() == f"rides-value\tversion=1\tid={first_id}\tAVRO"
+    shown = schemas(broker, "show", "rides-value")
+    assert json.loads(shown.stdout) == V1
+    refused = schemas(broker, "check", "rides-value", str(files["breaks"]))
+    assert refused.returncode == 1 and "a field without a default" in refused.stderr
+    assert schemas(broker, "check", "rides-value", str(files["v2"])).stdout.strip() == "compatible"
+    conflict = schemas(broker, "register", "rides-value", str(files["breaks"]))
+    assert conflict.returncode != 0 and "409" in conflict.stderr
+    deleted = schemas(broker, "delete", "rides-value")
+    assert deleted.returncode == 0 and "[1]" in deleted.stderr
+    assert schemas(broker, "list").stdout.strip() == ""
+    missing = schemas(broker, "show", "rides-value")
+    assert missing.returncode != 0 and "not found" in missing.stderr
