@@ -21,6 +21,7 @@ from runtime.log.records import encode_batch as _encode_batch
 from runtime.partitioner import partition_for_key
 from runtime.transport import Transport, open_transport
 from runtime.types import TopicPartition
+from streams.cli_acls import acls
 from streams.cli_broker import broker
 from streams.cli_schemas import schemas
 from streams.cli_users import tokens, users
@@ -330,6 +331,7 @@ def agents(ctx: Context) -> None:
         )
 
 
+cli.add_command(acls)
 cli.add_command(broker)
 cli.add_command(users)
 cli.add_command(tokens)

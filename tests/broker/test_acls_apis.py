@@ -148,6 +148,14 @@ REFUSALS: list[tuple[str, int, int, dict, Callable[[dict], Any], int]] = [
         E.TOPIC_AUTHORIZATION_FAILED,
     ),
     (
+        "create topics",
+        ApiKey.CREATE_TOPICS,
+        4,
+        {"topics": [{"name": "new", "num_partitions": 1, "replication_factor": 1}]},
+        first("topics.error_code"),
+        E.TOPIC_AUTHORIZATION_FAILED,
+    ),
+    (
         "delete topics",
         ApiKey.DELETE_TOPICS,
         3,
@@ -581,3 +589,24 @@ def test_creations_past_the_brokers_acl_limit_are_a_policy_violation():
         await grant(call, creations[0])  # within the limit
 
     run(scenario)
+
+
+# APIs anyone may call: no resource to authorize, or a listing that leaves out
+# what the principal may not see (tested above)
+UNGUARDED = {
+    ApiKey.API_VERSIONS,
+    ApiKey.SASL_HANDSHAKE,
+    ApiKey.SASL_AUTHENTICATE,
+    ApiKey.DESCRIBE_CLUSTER,
+    ApiKey.LIST_GROUPS,
+    ApiKey.LIST_TRANSACTIONS,
+}
+
+
+def test_every_advertised_api_has_its_refusal_tested():
+    """A new API served without an authorization check (and a line in REFUSALS)
+    fails here: every request must be decided by the ACLs."""
+    from runtime.broker.handlers import ADVERTISED
+
+    tested = {key for _, key, *_ in REFUSALS}
+    assert set(ADVERTISED) - UNGUARDED - tested == set()

@@ -11,13 +11,16 @@ the restart test comes last in the module.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from broker_process import BrokerProcess, free_port
+from broker_process import REPO, BrokerProcess, free_port
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicCollection
 from confluent_kafka.admin import (
     AclBinding,
@@ -30,7 +33,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 from kcat_runner import kcat
-from secure_setup import Listeners, Pki, add_user, broker_args
+from secure_setup import Listeners, Login, Pki, add_user, broker_args
 from waiting import wait_until
 
 with warnings.catch_warnings():
@@ -415,11 +418,6 @@ def test_confluent_admin_manages_scram_users(acl_broker) -> None:
 
 
 def test_a_corrupt_acl_file_or_a_bad_super_user_stops_the_broker_at_start(tmp_path) -> None:
-    import subprocess
-    import sys
-
-    from broker_process import REPO
-
     data = tmp_path / "data"
     data.mkdir()
     (data / "acls.json").write_text('{"format": "streams-acls", "version": 1, "acls": [{}]}')
@@ -461,6 +459,53 @@ def test_a_client_certificate_is_its_subjects_principal(acl_broker) -> None:
         binding(ResourceType.TOPIC, "alice-certified", "alice", AclOperation.WRITE),
     )
     assert produce_error(conf, "alice-certified") is None
+
+
+def streams_acls(acl_broker: AclBroker, user: str, *args: str) -> subprocess.CompletedProcess:
+    login = Login("SASL_PLAINTEXT", MECHANISM, user, password_of(user))
+    url, env = login.streams_url(acl_broker.pki, acl_broker.listeners.sasl_plaintext)
+    return subprocess.run(
+        [sys.executable, "-m", "streams", "acls", *args, "--broker", url],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+def test_the_streams_acls_command_adds_lists_and_removes(acl_broker) -> None:
+    acl_broker.add_user("gina")
+    create_topic(acl_broker.admin(), "gina-orders")
+    prefixed = ("--topic", "gina-", "--resource-pattern-type", "prefixed")
+    added = streams_acls(
+        acl_broker, "admin", "add", "--allow-principal", "User:gina",
+        "--operation", "write", "--operation", "read", *prefixed,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.splitlines() == [
+        "added ALLOW User:gina WRITE from * on TOPIC:PREFIXED:gina-",
+        "added ALLOW User:gina READ from * on TOPIC:PREFIXED:gina-",
+    ]
+    listed = streams_acls(acl_broker, "admin", "list", "--principal", "User:gina")
+    assert len(listed.stdout.splitlines()) == 2, listed.stderr
+    assert produce_error(acl_broker.conf("gina"), "gina-orders") is None
+
+    removed = streams_acls(
+        acl_broker, "admin", "remove", "--principal", "User:gina", "--operation", "write",
+        *prefixed,
+    )  # fmt: skip
+    assert removed.stdout.splitlines() == [
+        "removed ALLOW User:gina WRITE from * on TOPIC:PREFIXED:gina-"
+    ], removed.stderr
+    refused = produce_error(acl_broker.conf("gina"), "gina-orders")
+    assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # gina may not change ACLs: the broker's refusal is the command's error
+    own = streams_acls(acl_broker, "gina", "add", "--allow-principal", "User:gina",
+                       "--operation", "all", "--cluster")  # fmt: skip
+    assert own.returncode != 0 and "CLUSTER_AUTHORIZATION_FAILED" in own.stderr, own.stderr
+    assert "Traceback" not in own.stderr
 
 
 def test_acls_survive_a_restart(acl_broker) -> None:
