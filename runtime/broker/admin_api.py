@@ -1,4 +1,4 @@
-"""CreateTopics, DeleteTopics and DescribeConfigs.
+"""CreateTopics and DeleteTopics (configs are config_api.py's).
 
 CreateTopics keeps to the broker's limits (limits.py): partitions per request
 (counted over the request's topics in order: a topic that would go past the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.broker.settings import INTERNAL_TOPICS, NODE_ID, BrokerSettings, Handler, Peer
+from runtime.broker.settings import INTERNAL_TOPICS, BrokerSettings, Handler, Peer
 from runtime.broker.topic_creation import TopicCreator, TopicLimitError
 from runtime.errors import InvalidTopicError, StorageError, TopicExistsError, UnknownTopicError
 from runtime.log.config import TopicConfig, validate_topic_name
@@ -54,7 +54,6 @@ class AdminApi:
         self.by_key: dict[int, Handler] = {
             ApiKey.CREATE_TOPICS: self.create_topics,
             ApiKey.DELETE_TOPICS: self.delete_topics,
-            ApiKey.DESCRIBE_CONFIGS: self.describe_configs,
         }
 
     @property
@@ -146,68 +145,3 @@ class AdminApi:
                     code = ErrorCode.KAFKA_STORAGE_ERROR
             out.append({"name": name, "error_code": code})
         return {"responses": out}
-
-    async def describe_configs(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
-        results = []
-        for res in body["resources"]:
-            rtype, name = res["resource_type"], res["resource_name"]
-            keys = res["configuration_keys"]
-            entry: dict[str, Any] = {
-                "error_code": ErrorCode.NONE,
-                "error_message": None,
-                "resource_type": rtype,
-                "resource_name": name,
-                "configs": [],
-            }
-            if rtype == 2:
-                info = self._log.topics().get(name)
-                if info is None:
-                    entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                    entry["error_message"] = f"unknown topic {name!r}"
-                    results.append(entry)
-                    continue
-                values = info.config.to_configs()
-                defaults = TopicConfig().to_configs()
-            elif rtype == 4:
-                values = self._broker_configs()
-                defaults = values
-            else:
-                entry["error_code"] = ErrorCode.INVALID_REQUEST
-                entry["error_message"] = f"resource type {rtype} is not supported"
-                results.append(entry)
-                continue
-            entry["configs"] = [
-                {
-                    "name": k,
-                    "value": v,
-                    "read_only": rtype == 4,
-                    "is_default": defaults.get(k) == v,
-                    # DEFAULT_CONFIG (5) when never set, else DYNAMIC_TOPIC_CONFIG (1)
-                    "config_source": 5 if defaults.get(k) == v else 1,
-                    "is_sensitive": False,
-                    "synonyms": [],
-                    "config_type": 0,
-                    "documentation": None,
-                }
-                for k, v in sorted(values.items())
-                if keys is None or k in keys
-            ]
-            results.append(entry)
-        return {"results": results}
-
-    def _broker_configs(self) -> dict[str, str]:
-        default = TopicConfig()
-        return {
-            "broker.id": str(NODE_ID),
-            "auto.create.topics.enable": str(self.settings.auto_create_topics).lower(),
-            "num.partitions": str(self.settings.default_partitions),
-            "log.retention.ms": str(default.retention_ms),
-            "log.segment.bytes": str(default.segment_bytes),
-            "message.max.bytes": str(default.max_message_bytes),
-            "max.connections": str(self.limits.connections_max),
-            "max.connections.per.ip": str(self.limits.connections_per_ip_max),
-            "connections.max.idle.ms": str(self.limits.connections_max_idle_ms),
-            "socket.request.max.bytes": str(self.limits.request_bytes_max),
-            "queued.max.request.bytes": str(self.limits.queued_max_request_bytes),
-            "sasl.server.max.receive.size": str(self.limits.sasl_receive_bytes_max),
-        }

@@ -1,4 +1,4 @@
-"""Produce, Fetch, ListOffsets and InitProducerId: the broker's data path.
+"""Produce, Fetch and ListOffsets: the broker's data path.
 
 Record batches are never decoded here: Produce validates a batch and hands its
 bytes to the log, which stamps offsets; Fetch serves stored bytes (as chunks
@@ -20,6 +20,7 @@ from typing import Any
 from runtime.broker.settings import INTERNAL_TOPICS, Handler, Peer
 from runtime.errors import (
     CorruptRecordError,
+    InvalidRecordError,
     LogClosedError,
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
@@ -28,7 +29,8 @@ from runtime.errors import (
     StorageError,
     UnknownTopicError,
 )
-from runtime.log.records import HEADER_SIZE, decode_batch, iter_batches
+from runtime.log.config import TopicConfig
+from runtime.log.records import HEADER_SIZE, decode_batch, iter_batches, parse_header
 from runtime.logs import RateLimitedLog
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.frames import RequestHeader
@@ -39,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 FETCH_WAIT_MAX_MS = 30_000
 READ_COMMITTED = 1
+MAX_TIMESTAMP = -3  # ListOffsets v7+ (KIP-734): the record with the newest timestamp
 STORAGE_ERROR_LOG_INTERVAL_S = 10.0
 
 
@@ -68,19 +71,26 @@ class DataApi:
             parts = []
             for part in topic["partitions"]:
                 tp = TopicPartition(topic["name"], part["partition_index"])
+                config = self._config(tp.topic)
+                append_time = -1
                 if acks not in (0, 1, -1):
                     code, base = ErrorCode.INVALID_REQUIRED_ACKS, -1
+                elif acks == -1 and config is not None and config.min_insync_replicas > 1:
+                    # one node is one in-sync replica: fewer than the topic asks for
+                    code, base = ErrorCode.NOT_ENOUGH_REPLICAS, -1
                 else:
                     code, base = self._append(tp, part["records"])
                 start = -1
                 if code == ErrorCode.NONE:
                     start = self._log.offsets(tp)[0]
+                    if config is not None and config.log_append_time:
+                        append_time = parse_header(self._log.read(tp, base, 1)).max_timestamp
                 parts.append(
                     {
                         "partition_index": tp.partition,
                         "error_code": code,
                         "base_offset": base,
-                        "log_append_time_ms": -1,
+                        "log_append_time_ms": append_time,
                         "log_start_offset": start,
                         "record_errors": [],
                         "error_message": None,
@@ -90,6 +100,12 @@ class DataApi:
         if acks == 0:
             return None
         return {"responses": responses}
+
+    def _config(self, topic: str) -> TopicConfig | None:
+        try:
+            return self._log.topic(topic).config
+        except (UnknownTopicError, LogClosedError):
+            return None
 
     def _append(self, tp: TopicPartition, records: Any) -> tuple[int, int]:
         if records is None or len(records) < HEADER_SIZE:
@@ -112,6 +128,8 @@ class DataApi:
             return ErrorCode.MESSAGE_TOO_LARGE, -1
         except CorruptRecordError:
             return ErrorCode.CORRUPT_MESSAGE, -1
+        except InvalidRecordError:  # a keyless record on a compacted topic
+            return ErrorCode.INVALID_RECORD, -1
         except OutOfOrderSequenceError:
             return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, -1
         except ProducerFencedError:
@@ -235,6 +253,10 @@ class DataApi:
                         entry["offset"] = end
                     elif ts == -2:
                         entry["offset"] = start
+                    elif ts == MAX_TIMESTAMP:
+                        found_max = self._log.max_timestamp_offset(tp)
+                        if found_max is not None:
+                            entry.update(offset=found_max[0], timestamp=found_max[1])
                     elif ts >= 0:
                         found = self._log.offset_for_timestamp(tp, ts)
                         if found is not None:

@@ -5,7 +5,7 @@ This module answers ApiVersions, Metadata and FindCoordinator (with the
 address of the listener asked), SaslHandshake and SaslAuthenticate where no
 SASL exchange is going on (ILLEGAL_SASL_STATE: sasl.py answers them before
 authentication), and puts together
-the handlers of data_api (produce, fetch), admin_api (topics, configs) and
+the handlers of data_api (produce, fetch), admin_api (topics), config_api (configs) and
 group_api (consumer groups) into one table by API key.
 """
 
@@ -16,9 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.broker.admin_api import AdminApi
+from runtime.broker.config_api import ConfigApi
 from runtime.broker.coordinator import GroupCoordinator
 from runtime.broker.data_api import DataApi
+from runtime.broker.group_admin_api import GroupAdminApi
 from runtime.broker.group_api import GroupApi
+from runtime.broker.records_api import RecordsApi
 from runtime.broker.settings import (
     CLUSTER_ID,
     INTERNAL_TOPICS,
@@ -42,12 +45,14 @@ __all__ = ["ADVERTISED", "BrokerSettings", "Handlers", "Peer"]
 logger = logging.getLogger(__name__)
 
 # What we advertise in ApiVersions: the non-flexible ranges every client speaks
-# (ApiVersions v3 excepted: librdkafka asks for it first).
+# (ApiVersions v3 excepted: librdkafka asks for it first), and flexible versions
+# where a feature needs them (ListOffsets v7) or where clients ask for no older
+# one of the admin APIs.
 ADVERTISED: dict[int, tuple[int, int]] = {
     ApiKey.PRODUCE: (3, 8),
     ApiKey.FETCH: (4, 11),
-    ApiKey.LIST_OFFSETS: (1, 5),
-    ApiKey.METADATA: (1, 8),
+    ApiKey.LIST_OFFSETS: (1, 7),  # v6+ flexible: v7 carries MAX_TIMESTAMP
+    ApiKey.METADATA: (0, 8),
     ApiKey.OFFSET_COMMIT: (2, 7),
     ApiKey.OFFSET_FETCH: (1, 5),
     ApiKey.FIND_COORDINATOR: (0, 2),
@@ -61,7 +66,9 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     ApiKey.CREATE_TOPICS: (2, 4),
     ApiKey.DELETE_TOPICS: (1, 3),
     ApiKey.INIT_PRODUCER_ID: (0, 4),
-    ApiKey.DESCRIBE_CONFIGS: (0, 1),
+    ApiKey.DESCRIBE_CONFIGS: (0, 3),
+    ApiKey.ALTER_CONFIGS: (0, 2),
+    ApiKey.INCREMENTAL_ALTER_CONFIGS: (0, 1),
     ApiKey.ADD_PARTITIONS_TO_TXN: (0, 3),
     ApiKey.ADD_OFFSETS_TO_TXN: (0, 3),
     ApiKey.END_TXN: (0, 3),
@@ -70,6 +77,10 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     ApiKey.LIST_TRANSACTIONS: (0, 1),
     ApiKey.SASL_HANDSHAKE: (0, 1),
     ApiKey.SASL_AUTHENTICATE: (0, 2),
+    ApiKey.CREATE_PARTITIONS: (0, 3),
+    ApiKey.DELETE_RECORDS: (0, 2),
+    ApiKey.DELETE_GROUPS: (0, 2),
+    ApiKey.OFFSET_DELETE: (0, 0),
 }
 
 
@@ -91,7 +102,10 @@ class Handlers:
         self.creator = TopicCreator(transport, settings.limits)
         self.data = DataApi(transport, transactions.check_produce)
         self.admin = AdminApi(transport, settings, self.creator, ratelog)
+        self.configs = ConfigApi(transport, settings)
+        self.records = RecordsApi(transport, self.creator, settings.limits)
         self.groups = GroupApi(coordinator)
+        self.group_admin = GroupAdminApi(coordinator)
         self.txns = TxnApi(transactions, coordinator, next_producer_id)
         self.by_key: dict[int, Handler] = {
             ApiKey.METADATA: self.metadata,
@@ -101,7 +115,10 @@ class Handlers:
             ApiKey.SASL_AUTHENTICATE: self.sasl_authenticate,
             **self.data.by_key,
             **self.admin.by_key,
+            **self.configs.by_key,
+            **self.records.by_key,
             **self.groups.by_key,
+            **self.group_admin.by_key,
             **self.txns.by_key,
         }
         missing = set(ADVERTISED) - set(self.by_key)
@@ -142,7 +159,8 @@ class Handlers:
     async def metadata(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
         topics = self._log.topics()
         requested = body["topics"]
-        names = sorted(topics) if requested is None else [t["name"] for t in requested]
+        everything = requested is None or (header.api_version == 0 and not requested)
+        names = sorted(topics) if everything else [t["name"] for t in requested]
         allow_create = (
             body.get("allow_auto_topic_creation", True) if header.api_version >= 4 else True
         )

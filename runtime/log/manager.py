@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shutil
 import threading
 import time
@@ -56,6 +55,7 @@ from runtime.errors import (
 from runtime.log.catalog import CATALOG_FILE, load_catalog, save_catalog
 from runtime.log.cleaner import clean_partition
 from runtime.log.config import FlushPolicy, TopicConfig, TopicInfo, validate_topic_name
+from runtime.log.deleting import PARTITION_DIR, empty_directory, entries, marked_topics, rename_into
 from runtime.log.lock import DataDirLock
 from runtime.log.partition import Partition
 from runtime.log.storage import FileRegion, fsync_dir
@@ -65,7 +65,6 @@ from runtime.types import TopicPartition
 logger = logging.getLogger(__name__)
 
 DELETING_DIR = "deleting"
-_PARTITION_DIR = re.compile(r"(?P<topic>[a-zA-Z0-9._-]+)-(?P<partition>\d+)")
 _maintenance_errors = RateLimitedLog(logger, interval_s=300.0)
 
 
@@ -119,7 +118,7 @@ class Log:
         # a catalog write cut short by a crash: it holds space and nothing else
         (self._path / (CATALOG_FILE + ".tmp")).unlink(missing_ok=True)
         topics = load_catalog(self._path)
-        self._pending_deletes = _marked_topics(self._path / DELETING_DIR) & topics.keys()
+        self._pending_deletes = marked_topics(self._path / DELETING_DIR) & topics.keys()
         self._topics = {k: v for k, v in topics.items() if k not in self._pending_deletes}
         self._remove_strays(self._path)
         self._finish_deletes_on_open(self._path)
@@ -131,7 +130,7 @@ class Log:
 
     def _remove_strays(self, directory: Path) -> None:
         for entry in directory.iterdir():
-            match = _PARTITION_DIR.fullmatch(entry.name)
+            match = PARTITION_DIR.fullmatch(entry.name)
             if not match or not entry.is_dir():
                 continue
             info = self._topics.get(match["topic"])
@@ -140,8 +139,8 @@ class Log:
                 shutil.rmtree(entry, ignore_errors=True)
 
     def _finish_deletes_on_open(self, directory: Path) -> None:
-        for marker in _entries(directory / DELETING_DIR):
-            _empty_directory(marker)
+        for marker in entries(directory / DELETING_DIR):
+            empty_directory(marker)
         if self._pending_deletes:
             logger.warning(
                 "finishing deletes cut short topics=%s", ",".join(sorted(self._pending_deletes))
@@ -172,7 +171,7 @@ class Log:
 
     def _remove_markers(self, directory: Path) -> None:
         trash = directory / DELETING_DIR
-        markers = _entries(trash)
+        markers = entries(trash)
         for marker in markers:
             shutil.rmtree(marker, ignore_errors=True)
         if markers:
@@ -260,10 +259,10 @@ class Log:
         """No marker may name a topic being created: open would delete it."""
         assert self._path is not None
         trash = self._path / DELETING_DIR
-        if name not in _marked_topics(trash):
+        if name not in marked_topics(trash):
             return
         self._finish_deletes()
-        if name in _marked_topics(trash):
+        if name in marked_topics(trash):
             raise StorageError(
                 f"topic {name!r}: the delete markers of an earlier topic of this name "
                 f"cannot be removed from {trash}",
@@ -306,13 +305,13 @@ class Log:
         trash = directory / DELETING_DIR
         try:
             trash.mkdir(exist_ok=True)
-            _rename_into(directory, trash, f"{info.name}-0")
+            rename_into(directory, trash, f"{info.name}-0")
             fsync_dir(trash)
         except OSError as exc:
             raise _topic_storage_error("deleting the topic", info.name, exc) from exc
         for p in range(1, info.partitions):
             try:
-                _rename_into(directory, trash, f"{info.name}-{p}")
+                rename_into(directory, trash, f"{info.name}-{p}")
             except OSError as exc:  # committed already: it is removed where it is
                 logger.warning(
                     "cannot move partition directory topic=%s partition=%d error=%r",
@@ -326,8 +325,55 @@ class Log:
 
     def _free_space(self, directory: Path, info: TopicInfo) -> None:
         for p in range(info.partitions):
-            _empty_directory(directory / DELETING_DIR / f"{info.name}-{p}")
+            empty_directory(directory / DELETING_DIR / f"{info.name}-{p}")
             shutil.rmtree(directory / f"{info.name}-{p}", ignore_errors=True)
+
+    @property
+    def default_config(self) -> TopicConfig:
+        """The config of a topic created without settings of its own."""
+        return self._default_config
+
+    def alter_config(self, name: str, config: TopicConfig) -> TopicInfo:
+        """Give a topic a new config, persisted, applied from the next append and
+        the next retention or compaction pass."""
+        with self._lock:
+            self._check_open()
+            info = self.topic(name)
+            changed = TopicInfo(name, info.partitions, config)
+            topics = {**self._topics, name: changed}
+            if self._path is not None:
+                self._save_catalog(topics)
+            for partition in self._partitions[name]:
+                partition.config = config
+            self._topics = topics
+        logger.info("topic config altered topic=%s overrides=%s", name, config.override_configs())
+        return changed
+
+    def add_partitions(self, name: str, count: int) -> TopicInfo:
+        """Grow a topic to `count` partitions (CreatePartitions); never shrinks one."""
+        with self._lock:
+            self._check_open()
+            info = self.topic(name)
+            if count <= info.partitions:
+                raise ValueError(
+                    f"topic {name!r} has {info.partitions} partitions: "
+                    f"a new count must be more, got {count}"
+                )
+            grown = TopicInfo(name, count, info.config)
+            opened: list[Partition] = []
+            try:
+                for p in range(info.partitions, count):
+                    opened.append(self._open_partition(grown, p))
+                if self._path is not None:
+                    self._save_catalog({**self._topics, name: grown})
+            except (OSError, StorageError) as exc:
+                for partition in opened:
+                    partition.delete()
+                raise _topic_storage_error("adding partitions", name, exc) from exc
+            self._partitions[name] = [*self._partitions[name], *opened]
+            self._topics = {**self._topics, name: grown}
+        logger.info("partitions added topic=%s partitions=%d", name, count)
+        return grown
 
     def topics(self) -> dict[str, TopicInfo]:
         self._check_open()
@@ -399,6 +445,13 @@ class Log:
 
     def offset_for_timestamp(self, tp: TopicPartition, timestamp_ms: int) -> int | None:
         return self._partition(tp).offset_for_timestamp(timestamp_ms)
+
+    def max_timestamp_offset(self, tp: TopicPartition) -> tuple[int, int] | None:
+        return self._partition(tp).max_timestamp_offset()
+
+    def delete_records(self, tp: TopicPartition, offset: int) -> int:
+        """DeleteRecords: the log start offset moves up to `offset` (see Partition)."""
+        return self._partition(tp).delete_records(offset)
 
     def flush(self) -> None:
         for partition in self._all_partitions():
@@ -472,40 +525,3 @@ def _topic_storage_error(what: str, topic: str, exc: OSError | StorageError) -> 
     if isinstance(exc, StorageError):
         return StorageError(f"topic {topic!r}: {exc}", errno=exc.errno, topic=topic)
     return StorageError.from_os_error(what, exc, topic=topic)
-
-
-def _rename_into(directory: Path, trash: Path, name: str) -> None:
-    target = trash / name
-    if target.exists():  # a marker of an earlier delete nobody finished
-        shutil.rmtree(target)
-    try:
-        os.rename(directory / name, target)
-    except FileNotFoundError:  # no directory to move: a marker all the same
-        target.mkdir()
-
-
-def _entries(directory: Path) -> list[Path]:
-    try:
-        return list(directory.iterdir())
-    except FileNotFoundError:
-        return []
-
-
-def _marked_topics(trash: Path) -> set[str]:
-    """Names of the topics that have a delete marker."""
-    names = set()
-    for entry in _entries(trash):
-        match = _PARTITION_DIR.fullmatch(entry.name)
-        if match:
-            names.add(match["topic"])
-    return names
-
-
-def _empty_directory(directory: Path) -> None:
-    """Unlink what a directory holds but keep it (a marker stays a marker)."""
-    for entry in _entries(directory):
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
-                entry.unlink()

@@ -10,8 +10,8 @@ here are described; a field's default is Kafka's (0, "", false, [], or as noted)
 |----------------------|----------|----------------|
 | Produce (0)          | 3-9      | 9              |
 | Fetch (1)            | 4-12     | 12             |
-| ListOffsets (2)      | 1-6      | 6              |
-| Metadata (3)         | 1-9      | 9              |
+| ListOffsets (2)      | 1-7      | 6              |
+| Metadata (3)         | 0-9      | 9              |
 | OffsetCommit (8)     | 2-8      | 8              |
 | OffsetFetch (9)      | 1-6      | 6              |
 | FindCoordinator (10) | 0-3      | 3              |
@@ -27,11 +27,14 @@ here are described; a field's default is Kafka's (0, "", false, [], or as noted)
 | InitProducerId (22)  | 0-4      | 2              |
 | DescribeConfigs (32) | 0-4      | 4              |
 
-The transaction APIs are in txn_messages.py, the SASL APIs in sasl_messages.py.
+The transaction APIs are in txn_messages.py, the SASL APIs in sasl_messages.py,
+the admin APIs beyond topics (partitions, configs, records, groups) in
+admin_messages.py.
 """
 
 from __future__ import annotations
 
+from runtime.protocol.admin_messages import ADMIN_APIS
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.fields import error_message, group_instance_id, structs, throttle
 from runtime.protocol.sasl_messages import SASL_APIS
@@ -191,7 +194,7 @@ LIST_OFFSETS = Api(
     key=ApiKey.LIST_OFFSETS,
     name="ListOffsets",
     min_version=1,
-    max_version=6,
+    max_version=7,
     flexible_from=6,
     request=Struct(
         Field("replica_id", INT32, default=-1),
@@ -227,11 +230,12 @@ LIST_OFFSETS = Api(
 METADATA = Api(
     key=ApiKey.METADATA,
     name="Metadata",
-    min_version=1,
+    min_version=0,
     max_version=9,
     flexible_from=9,
     request=Struct(
-        structs("topics", Field("name", STRING), nullable_versions="1+"),  # null: all topics
+        # v1+: null asks for all topics; v0: an empty list does
+        structs("topics", Field("name", STRING), nullable_versions="1+"),
         Field("allow_auto_topic_creation", BOOL, "4+", default=True),
         Field("include_cluster_authorized_operations", BOOL, "8+"),
         Field("include_topic_authorized_operations", BOOL, "8+"),
@@ -243,15 +247,15 @@ METADATA = Api(
             Field("node_id", INT32),
             Field("host", STRING),
             Field("port", INT32),
-            Field("rack", STRING, nullable_versions="0+", default=None),
+            Field("rack", STRING, "1+", nullable_versions="1+", default=None),
         ),
         Field("cluster_id", STRING, "2+", nullable_versions="2+", default=None),
-        Field("controller_id", INT32, default=-1),
+        Field("controller_id", INT32, "1+", default=-1),
         structs(
             "topics",
             Field("error_code", INT16),
             Field("name", STRING),
-            Field("is_internal", BOOL),
+            Field("is_internal", BOOL, "1+"),
             structs(
                 "partitions",
                 Field("error_code", INT16),
@@ -673,5 +677,6 @@ APIS: dict[int, Api] = {
         DESCRIBE_CONFIGS,
         *TXN_APIS,
         *SASL_APIS,
+        *ADMIN_APIS,
     )
 }
