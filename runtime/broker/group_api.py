@@ -1,4 +1,11 @@
-"""The consumer-group APIs, answered by the group coordinator."""
+"""The consumer-group APIs, answered by the group coordinator.
+
+Groups are Kafka's classic protocol (JoinGroup, SyncGroup, Heartbeat). A client
+asking for KIP-848's consumer protocol (ConsumerGroupHeartbeat, librdkafka's
+`group.protocol=consumer`) is refused loudly: were the API not advertised,
+librdkafka would wait for a coordinator that never assigns it anything and
+consume nothing without a word.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,9 @@ from runtime.broker.settings import Handler, Peer
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.frames import RequestHeader
 from runtime.types import TopicPartition
+
+# what librdkafka takes as fatal for a consumer group: the consumer stops with it
+KIP_848_REFUSAL = ErrorCode.UNSUPPORTED_VERSION
 
 
 class GroupApi:
@@ -21,6 +31,19 @@ class GroupApi:
             ApiKey.SYNC_GROUP: self.sync_group,
             ApiKey.DESCRIBE_GROUPS: self.describe_groups,
             ApiKey.LIST_GROUPS: self.list_groups,
+            ApiKey.CONSUMER_GROUP_HEARTBEAT: self.consumer_group_heartbeat,
+        }
+
+    async def consumer_group_heartbeat(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        return {
+            "error_code": KIP_848_REFUSAL,
+            "error_message": (
+                "this broker serves the classic consumer group protocol only: "
+                "set group.protocol=classic"
+            ),
+            "member_id": None,
+            "member_epoch": -1,
+            "heartbeat_interval_ms": 0,
         }
 
     async def join_group(self, header: RequestHeader, body: dict, peer: Peer) -> dict:

@@ -12,6 +12,11 @@ like messages.py.
 | DeleteGroups (42)             | 0-2      | 2              |
 | IncrementalAlterConfigs (44)  | 0-1      | 1              |
 | OffsetDelete (47)             | 0        | none           |
+| ConsumerGroupHeartbeat (68)   | 0-1      | 0              |
+
+ConsumerGroupHeartbeat (KIP-848) is described so that the broker can refuse it
+in a form clients read: its response's nullable `assignment` struct is written
+here as its null marker alone (int8 -1), all this broker ever sends.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from runtime.protocol.schema import (
     INT32,
     INT64,
     STRING,
+    UUID,
     Api,
     Array,
     Field,
@@ -186,6 +192,37 @@ OFFSET_DELETE = Api(
     ),
 )
 
+_TOPIC_PARTITIONS = Struct(Field("topic_id", UUID), Field("partitions", Array(INT32)))
+
+CONSUMER_GROUP_HEARTBEAT = Api(
+    key=ApiKey.CONSUMER_GROUP_HEARTBEAT,
+    name="ConsumerGroupHeartbeat",
+    min_version=0,
+    max_version=1,
+    flexible_from=0,
+    request=Struct(
+        Field("group_id", STRING),
+        Field("member_id", STRING),
+        Field("member_epoch", INT32),
+        Field("instance_id", STRING, nullable_versions="0+", default=None),
+        Field("rack_id", STRING, nullable_versions="0+", default=None),
+        Field("rebalance_timeout_ms", INT32, default=-1),
+        Field("subscribed_topic_names", Array(STRING), nullable_versions="0+", default=None),
+        Field("subscribed_topic_regex", STRING, "1+", nullable_versions="1+", default=None),
+        Field("server_assignor", STRING, nullable_versions="0+", default=None),
+        Field("topic_partitions", Array(_TOPIC_PARTITIONS), nullable_versions="0+", default=None),
+    ),
+    response=Struct(
+        throttle("0+"),
+        Field("error_code", INT16),
+        error_message(),
+        Field("member_id", STRING, nullable_versions="0+", default=None),
+        Field("member_epoch", INT32),
+        Field("heartbeat_interval_ms", INT32),
+        Field("assignment", INT8, default=-1),  # the null marker of a nullable struct
+    ),
+)
+
 ADMIN_APIS = (
     DELETE_RECORDS,
     ALTER_CONFIGS,
@@ -193,4 +230,5 @@ ADMIN_APIS = (
     DELETE_GROUPS,
     INCREMENTAL_ALTER_CONFIGS,
     OFFSET_DELETE,
+    CONSUMER_GROUP_HEARTBEAT,
 )

@@ -233,7 +233,8 @@ def test_supported_versions():
     assert SUPPORTED[ApiKey.DELETE_GROUPS] == (0, 2)
     assert SUPPORTED[ApiKey.INCREMENTAL_ALTER_CONFIGS] == (0, 1)
     assert SUPPORTED[ApiKey.OFFSET_DELETE] == (0, 0)
-    assert len(SUPPORTED) == 32
+    assert SUPPORTED[ApiKey.CONSUMER_GROUP_HEARTBEAT] == (0, 1)
+    assert len(SUPPORTED) == 33
 
 
 def test_malformed_body_error_carries_the_header():
