@@ -53,19 +53,17 @@ from runtime.errors import (
     UnknownTopicError,
 )
 from runtime.log.catalog import CATALOG_FILE, load_catalog, save_catalog
-from runtime.log.cleaner import clean_partition
 from runtime.log.config import FlushPolicy, TopicConfig, TopicInfo, validate_topic_name
 from runtime.log.deleting import PARTITION_DIR, empty_directory, entries, marked_topics, rename_into
 from runtime.log.lock import DataDirLock
+from runtime.log.maintenance import Maintenance
 from runtime.log.partition import Partition
 from runtime.log.storage import FileRegion, fsync_dir
-from runtime.logs import RateLimitedLog
 from runtime.types import TopicPartition
 
 logger = logging.getLogger(__name__)
 
 DELETING_DIR = "deleting"
-_maintenance_errors = RateLimitedLog(logger, interval_s=300.0)
 
 
 class Log:
@@ -88,8 +86,7 @@ class Log:
         self._partitions: dict[str, list[Partition]] = {}
         self._pending_deletes: set[str] = set()  # topics with markers, still in the catalog file
         self._closed = False
-        self._stop_background: threading.Event | None = None
-        self._background: threading.Thread | None = None
+        self._maintenance = Maintenance(self._all_partitions, clock, path)
 
     @classmethod
     def open(
@@ -461,64 +458,22 @@ class Log:
         self._check_open()
         return [p for partitions in list(self._partitions.values()) for p in partitions]
 
-    # --- maintenance ---------------------------------------------------------
+    # --- maintenance (maintenance.py) ------------------------------------------
 
     def enforce_retention(self) -> int:
-        now_ms = self._clock() * 1000
-        return sum(p.enforce_retention(now_ms) for p in self._all_partitions())
+        return self._maintenance.enforce_retention()
 
     def compact(self) -> int:
-        return self._compact(lambda: False)
-
-    def _compact(self, should_stop: Callable[[], bool]) -> int:
-        now_ms = self._clock() * 1000
-        reclaimed = 0
-        for partition in self._all_partitions():
-            if should_stop():
-                break
-            if partition.config.compacts:
-                reclaimed += clean_partition(partition, now_ms, should_stop)
-        return reclaimed
+        return self._maintenance.compact()
 
     def start_background(self, interval_s: float = 30.0) -> None:
         """Run retention and compaction every interval_s in a daemon thread."""
-        if interval_s <= 0:
-            raise ValueError(f"interval_s must be > 0, got {interval_s}")
         with self._lock:
             self._check_open()
-            if self._background is not None:
-                return
-            stop = threading.Event()
-            thread = threading.Thread(
-                target=self._maintain, args=(stop, interval_s), name="log-maintenance", daemon=True
-            )
-            self._stop_background, self._background = stop, thread
-            thread.start()
+            self._maintenance.start(interval_s)
 
     def stop_background(self) -> None:
-        with self._lock:
-            stop, thread = self._stop_background, self._background
-            self._stop_background = self._background = None
-        if stop is not None and thread is not None:
-            stop.set()
-            thread.join()
-
-    def _maintain(self, stop: threading.Event, interval_s: float) -> None:
-        while not stop.wait(interval_s):
-            try:
-                self.enforce_retention()
-                self._compact(stop.is_set)
-            except LogClosedError:
-                return
-            except StorageError as exc:  # a full disk: compaction waits for space
-                _maintenance_errors.warning(
-                    ("maintenance", self._path),
-                    "log maintenance failed path=%s error=%s",
-                    self._path,
-                    exc,
-                )
-            except Exception:
-                logger.exception("log maintenance failed path=%s", self._path)
+        self._maintenance.stop()
 
 
 def _topic_storage_error(what: str, topic: str, exc: OSError | StorageError) -> StorageError:

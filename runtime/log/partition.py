@@ -3,8 +3,8 @@
 Directory format: `<data dir>/<topic>-<partition>/` holding, per segment,
 `<base>.log`, `<base>.index` and `<base>.timeindex` (see segment.py, index.py),
 and `<base>.snapshot`, the idempotent producers' state as of the active
-segment's base offset (producer_snapshots.py). Leftovers of an interrupted rewrite
-(`*.cleaned`, `*.tmp`) and older snapshots are removed on open.
+segment's base offset (producer_snapshots.py), and `log-start-offset` once
+DeleteRecords moved it (log_start.py). Opening one is loader.py's.
 
 Invariants:
 - `segments` is never empty and sorted by base offset; the last one is the
@@ -50,7 +50,7 @@ from runtime.errors import (
 )
 from runtime.log.append_policy import prepare_batch
 from runtime.log.config import FlushPolicy, TopicConfig
-from runtime.log.index import IndexCorruptError
+from runtime.log.loader import load_partition
 from runtime.log.log_start import (
     load_log_start,
     max_timestamp_offset,
@@ -59,10 +59,6 @@ from runtime.log.log_start import (
     wholly_below,
 )
 from runtime.log.producer_snapshots import (
-    control_type_or_none,
-    load_producers,
-    remove_snapshots,
-    snapshot_path,
     write_snapshot,
 )
 from runtime.log.producer_state import (
@@ -128,76 +124,16 @@ class Partition:
             partition._segments = [Segment.create(None, 0)]
         else:
             directory.mkdir(parents=True, exist_ok=True)
-            partition._segments = partition._load(directory)
+            loaded = load_partition(tp, directory, clock)
+            partition._segments, partition.producers = loaded.segments, loaded.producers
+            partition.recovered_bytes = loaded.recovered_bytes
             partition._log_start = min(load_log_start(directory), partition.offsets()[1])
         return partition
-
-    def _load(self, directory: Path) -> list[Segment]:
-        bases = []
-        for path in directory.iterdir():
-            if path.name.endswith(_LEFTOVER_SUFFIXES):
-                path.unlink()
-            elif path.suffix == ".log" and len(path.stem) == 20 and path.stem.isdigit():
-                bases.append(int(path.stem))
-        bases.sort()
-        remove_snapshots(directory, keep=bases[-1] if bases else None)
-        if not bases:
-            segment = Segment.create(directory, 0)
-            fsync_dir(directory)
-            return [segment]
-        segments: list[Segment] = []
-        for i, base in enumerate(bases[:-1]):
-            try:
-                segment = Segment.open_sealed(directory, base, bases[i + 1])
-            except IndexCorruptError as exc:
-                segment = exc.args[1]
-                truncated = self._recover(segment, contiguous=False, next_base=bases[i + 1])
-                segment.seal(sync=True)
-                if truncated:  # later segments would follow a hole: drop them
-                    for later in bases[i + 1 :]:
-                        delete_segment_files(directory, later)
-                    segments.append(segment)
-                    remove_snapshots(directory, keep=None)
-                    self._replay_producers(segments, snapshot=None)
-                    return segments
-            segments.append(segment)
-        last = Segment.create(directory, bases[-1])
-        self._replay_producers(segments, snapshot_path(directory, last.base_offset))
-        self._recover(last, contiguous=True)
-        segments.append(last)
-        return segments
-
-    def _replay_producers(self, sealed: list[Segment], snapshot: Path | None) -> None:
-        self.producers = load_producers(sealed, snapshot, int(self._clock() * 1000), self.tp)
 
     def _write_producer_snapshot(self, active: Segment, *, sync: bool) -> None:
         if self.directory is not None:
             self.producers.expire(int(self._clock() * 1000))
             write_snapshot(self.directory, self.producers, active.base_offset, sync, self.tp)
-
-    def _recover(self, segment: Segment, *, contiguous: bool, next_base: int | None = None) -> int:
-        truncated = segment.recover(
-            contiguous=contiguous, next_base=next_base, on_batch=self._replay_one
-        )
-        if truncated:
-            logger.warning(
-                "recovery truncated an invalid tail topic=%s partition=%d segment=%d "
-                "truncated_bytes=%d",
-                self.tp.topic,
-                self.tp.partition,
-                segment.base_offset,
-                truncated,
-            )
-            self.recovered_bytes += truncated
-        if segment.size:
-            segment.created_ms = self._clock() * 1000
-        return truncated
-
-    def _replay_one(self, header: BatchHeader, batch: memoryview) -> None:
-        if header.is_control:
-            self.producers.ended(header, header.base_offset, control_type_or_none(batch))
-        else:
-            self.producers.stored(header, header.base_offset, int(self._clock() * 1000))
 
     # --- state -----------------------------------------------------------------
 
