@@ -34,6 +34,14 @@ def test_handshake_picks_the_preferred_non_flexible_versions():
                 assert conn.versions == PREFERRED_VERSIONS | {
                     ApiKey.SASL_HANDSHAKE: 1,
                     ApiKey.SASL_AUTHENTICATE: 2,
+                    # the admin APIs this client does not speak yet: the broker's highest
+                    ApiKey.DELETE_RECORDS: 2,
+                    ApiKey.ALTER_CONFIGS: 2,
+                    ApiKey.CREATE_PARTITIONS: 3,
+                    ApiKey.DELETE_GROUPS: 2,
+                    ApiKey.INCREMENTAL_ALTER_CONFIGS: 1,
+                    ApiKey.OFFSET_DELETE: 0,
+                    ApiKey.CONSUMER_GROUP_HEARTBEAT: 1,
                 }
                 assert conn.version(ApiKey.PRODUCE) == 8
                 assert conn.version(ApiKey.FETCH) == 11
