@@ -37,6 +37,7 @@ from runtime.log.records import (
     BatchHeader,
     crc32c,
     decode_batch,
+    decode_batch_rows,
     encode_batch_with_offsets,
     parse_header,
 )
@@ -65,9 +66,11 @@ def prepare_batch(
     recode = codec is not None and codec != header.compression
     if not (config.compacts or recode or config.log_append_time):
         return view, header
-    records = decode_batch(view) if config.compacts or recode else []
-    if config.compacts and any(record.key is None for record in records):
-        raise InvalidRecordError("this topic is compacted: every record needs a key")
+    records = decode_batch(view) if recode else []
+    if config.compacts:
+        keys = (r.key for r in records) if recode else (row[2] for row in _rows(view, header))
+        if any(key is None for key in keys):
+            raise InvalidRecordError("this topic is compacted: every record needs a key")
     if not (recode or config.log_append_time):
         return view, header
     out = bytearray(view) if not recode else _recode(records, header, codec or 0)
@@ -77,6 +80,10 @@ def prepare_batch(
         _INT64.pack_into(out, _MAX_TIMESTAMP_AT, now_ms)
     _UINT32.pack_into(out, 17, crc32c(memoryview(out)[CRC_START:]))
     return memoryview(out), parse_header(out)
+
+
+def _rows(view: memoryview, header: BatchHeader) -> list:
+    return decode_batch_rows(view.tobytes(), 0, header)
 
 
 def _recode(records: list, header: BatchHeader, codec: int) -> bytearray:
