@@ -5,8 +5,9 @@ File format: `<data dir>/topics.json`, UTF-8 JSON:
     {"version": 1, "topics": {"<name>": {"partitions": <int>, "configs": {<kafka name>: <str>},
                                          "overrides": [<kafka name>, ...]}}}
 
-configs holds every topic config (TopicConfig.to_configs), so a topic keeps its
-settings when the default config of a later open differs; overrides names those
+configs holds every config the log honours and the other standard ones set to
+something else than Kafka's default (TopicConfig.stored_configs), so a topic keeps
+its settings when the default config of a later open differs; overrides names those
 set on the topic itself (a catalog written before overrides were kept has none:
 then the configs whose value is not the default count as set).
 
@@ -61,7 +62,7 @@ def save_catalog(directory: Path, topics: dict[str, TopicInfo]) -> None:
         "topics": {
             info.name: {
                 "partitions": info.partitions,
-                "configs": info.config.to_configs(),
+                "configs": info.config.stored_configs(),
                 "overrides": sorted(info.config.overrides),
             }
             for info in sorted(topics.values(), key=lambda info: info.name)

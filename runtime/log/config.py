@@ -182,6 +182,14 @@ class TopicConfig:
             out[kafka_name] = str(getattr(self, field))
         return out
 
+    def stored_configs(self) -> dict[str, str]:
+        """What the topic catalog keeps: every honoured config (so that a later open
+        with other defaults changes nothing), and the others that are not Kafka's
+        defaults."""
+        configs = self.to_configs()
+        names = [*_INT_CONFIGS, *_OTHER_FIELDS, *(name for name, _ in self.others)]
+        return {name: configs[name] for name in sorted(names)}
+
     def override_configs(self) -> dict[str, str]:
         """The configs set on the topic itself."""
         configs = self.to_configs()
