@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.broker.settings import INTERNAL_TOPICS, BrokerSettings, Handler, Peer
+from runtime.broker.settings import INTERNAL_TOPICS, NODE_ID, BrokerSettings, Handler, Peer
 from runtime.broker.topic_creation import TopicCreator, TopicLimitError
 from runtime.errors import InvalidTopicError, StorageError, TopicExistsError, UnknownTopicError
 from runtime.log.config import TopicConfig, validate_topic_name
@@ -90,6 +90,12 @@ class AdminApi:
     ) -> tuple[int, str | None]:
         name = topic["name"]
         partitions = topic["num_partitions"]
+        assignments = topic["assignments"]
+        if assignments:  # Kafka: the partition count is the assignments'
+            refused = _check_assignments(topic, assignments)
+            if refused is not None:
+                return refused
+            partitions = len(assignments)
         if partitions == -1:
             partitions = self.settings.default_partitions
         if partitions <= 0:
@@ -145,3 +151,21 @@ class AdminApi:
                     code = ErrorCode.KAFKA_STORAGE_ERROR
             out.append({"name": name, "error_code": code})
         return {"responses": out}
+
+
+def _check_assignments(topic: dict, assignments: list[dict]) -> tuple[int, str] | None:
+    """The refusal of a CreateTopics request's replica assignments, or None."""
+    if topic["num_partitions"] != -1 or topic["replication_factor"] != -1:
+        return (
+            ErrorCode.INVALID_REQUEST,
+            "with replica assignments, num_partitions and replication_factor must be -1",
+        )
+    indexes = sorted(a["partition_index"] for a in assignments)
+    if indexes != list(range(len(assignments))):
+        return ErrorCode.INVALID_REPLICA_ASSIGNMENT, "partitions must be numbered from 0 on"
+    if any(list(a["broker_ids"]) != [NODE_ID] for a in assignments):
+        return (
+            ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+            f"this broker is a single node: every partition is assigned to broker {NODE_ID}",
+        )
+    return None

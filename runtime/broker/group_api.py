@@ -195,10 +195,21 @@ class GroupApi:
         return {"groups": groups}
 
     async def list_groups(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        # v4+ filter by state, v5+ by type (KIP-848's: every group here is "classic")
+        states = {s.lower() for s in body.get("states_filter") or ()}
+        types = {t.lower() for t in body.get("types_filter") or ()}
+        if types and "classic" not in types:
+            return {"error_code": ErrorCode.NONE, "groups": []}
         return {
             "error_code": ErrorCode.NONE,
             "groups": [
-                {"group_id": g.group_id, "protocol_type": g.protocol_type}
+                {
+                    "group_id": g.group_id,
+                    "protocol_type": g.protocol_type,
+                    "group_state": g.state,
+                    "group_type": "classic",
+                }
                 for g in self._coordinator.list_groups()
+                if not states or g.state.lower() in states
             ],
         }

@@ -20,7 +20,7 @@ here are described; a field's default is Kafka's (0, "", false, [], or as noted)
 | LeaveGroup (13)      | 0-4      | 4              |
 | SyncGroup (14)       | 0-4      | 4              |
 | DescribeGroups (15)  | 0-5      | 5              |
-| ListGroups (16)      | 0-3      | 3              |
+| ListGroups (16)      | 0-5      | 3              |
 | ApiVersions (18)     | 0-3      | 3              |
 | CreateTopics (19)    | 2-5      | 5              |
 | DeleteTopics (20)    | 1-4      | 4              |
@@ -481,13 +481,22 @@ LIST_GROUPS = Api(
     key=ApiKey.LIST_GROUPS,
     name="ListGroups",
     min_version=0,
-    max_version=3,
+    max_version=5,
     flexible_from=3,
-    request=Struct(),
+    request=Struct(
+        Field("states_filter", Array(STRING), "4+"),  # empty: every state
+        Field("types_filter", Array(STRING), "5+"),  # empty: every type
+    ),
     response=Struct(
         throttle(),
         Field("error_code", INT16),
-        structs("groups", Field("group_id", STRING), Field("protocol_type", STRING)),
+        structs(
+            "groups",
+            Field("group_id", STRING),
+            Field("protocol_type", STRING),
+            Field("group_state", STRING, "4+"),
+            Field("group_type", STRING, "5+"),
+        ),
     ),
 )
 

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 from broker_process import BrokerProcess
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupState,
+    ConsumerGroupType,
+    KafkaError,
+    KafkaException,
+    Producer,
+)
 from confluent_kafka import TopicPartition as TP
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka_wire import WireClient
@@ -219,6 +226,13 @@ def test_an_empty_group_keeps_its_protocol_type(broker, admin, kp_admin):
     listed = admin.list_consumer_groups().result(TIMEOUT_S)
     [emptied] = [g for g in listed.valid if g.group_id == "emptied"]
     assert not emptied.is_simple_consumer_group  # protocol type "consumer" kept
+    assert emptied.state == ConsumerGroupState.EMPTY  # ListGroups v4+ carries states
+    stable = admin.list_consumer_groups(states={ConsumerGroupState.STABLE}).result(TIMEOUT_S)
+    assert "emptied" not in [g.group_id for g in stable.valid]
+    classic = admin.list_consumer_groups(types={ConsumerGroupType.CLASSIC}).result(TIMEOUT_S)
+    assert "emptied" in [g.group_id for g in classic.valid]
+    modern = admin.list_consumer_groups(types={ConsumerGroupType.CONSUMER}).result(TIMEOUT_S)
+    assert modern.valid == []
     listed_kp = kp_admin.list_groups()
     assert {"group_id": "emptied", "protocol_type": "consumer"}.items() <= _only(
         listed_kp, "emptied"
