@@ -241,11 +241,12 @@ class GroupCoordinator(GroupAdministration):
         *,
         protocol_type: str | None = None,
         protocol_name: str | None = None,
+        instance_id: str | None = None,
     ) -> SyncResult:
         """SyncGroup: the leader passes the assignment of every member; each member,
         leader included, gets its own bytes back unchanged (b"" if the leader left it out).
         protocol_type and protocol_name are SyncGroup v5's optional checks."""
-        found = self._find_member(group_id, generation_id, member_id)
+        found = self._find_member(group_id, generation_id, member_id, instance_id)
         if not isinstance(found, tuple):
             return SyncResult(found)
         group, member = found
@@ -259,9 +260,12 @@ class GroupCoordinator(GroupAdministration):
         group.sync(member, waiter, assignments, self._clock())
         return await waiter
 
-    async def heartbeat(self, group_id: str, generation_id: int, member_id: str) -> int:
-        """Heartbeat: REBALANCE_IN_PROGRESS tells a member of the generation to rejoin."""
-        found = self._find_member(group_id, generation_id, member_id)
+    async def heartbeat(
+        self, group_id: str, generation_id: int, member_id: str, instance_id: str | None = None
+    ) -> int:
+        """Heartbeat: REBALANCE_IN_PROGRESS tells a member of the generation to rejoin;
+        FENCED_INSTANCE_ID one whose static instance a newer member took over."""
+        found = self._find_member(group_id, generation_id, member_id, instance_id)
         if not isinstance(found, tuple):
             return found
         group, member = found
@@ -271,13 +275,17 @@ class GroupCoordinator(GroupAdministration):
         return ErrorCode.NONE
 
     def _find_member(
-        self, group_id: str, generation_id: int, member_id: str
+        self, group_id: str, generation_id: int, member_id: str, instance_id: str | None = None
     ) -> tuple[Group, Member] | ErrorCode:
         if not group_id:
             return ErrorCode.INVALID_GROUP_ID
         if self._lifecycle is not Lifecycle.RUNNING:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         group = self._groups.get(group_id)
+        if group is not None and instance_id is not None:
+            holder = group.static.get(instance_id)
+            if holder is not None and holder != member_id:
+                return ErrorCode.FENCED_INSTANCE_ID
         member = group.members.get(member_id) if group is not None else None
         if group is None or member is None:
             return ErrorCode.UNKNOWN_MEMBER_ID

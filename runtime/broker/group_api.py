@@ -84,12 +84,16 @@ class GroupApi:
             body["generation_id"],
             body["member_id"],
             {a["member_id"]: bytes(a["assignment"]) for a in body["assignments"]},
+            instance_id=body.get("group_instance_id"),
         )
         return {"error_code": result.error_code, "assignment": result.assignment}
 
     async def heartbeat(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
         code = await self._coordinator.heartbeat(
-            body["group_id"], body["generation_id"], body["member_id"]
+            body["group_id"],
+            body["generation_id"],
+            body["member_id"],
+            body.get("group_instance_id"),
         )
         return {"error_code": code}
 

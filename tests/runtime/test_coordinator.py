@@ -366,6 +366,12 @@ def test_static_member_that_rejoins_gets_a_new_member_id_and_fences_the_old():
             assert again.member_id != first.member_id
             assert members_of(coord) == 1
             assert (await coord.sync("g", 1, first.member_id, {})).error_code == 25
+            # the old instance learns it was fenced when it names its instance id
+            fenced_heartbeat = await coord.heartbeat("g", 1, first.member_id, "host-1")
+            assert fenced_heartbeat == ErrorCode.FENCED_INSTANCE_ID
+            synced = await coord.sync("g", 1, first.member_id, {}, instance_id="host-1")
+            assert synced.error_code == ErrorCode.FENCED_INSTANCE_ID
+            assert await coord.heartbeat("g", 1, again.member_id, "host-1") == ErrorCode.NONE
             fenced = await join(coord, "someone-else", instance="host-1")
             assert fenced.error_code == ErrorCode.FENCED_INSTANCE_ID
             left = await coord.leave("g", [("", "host-1")])
