@@ -74,7 +74,9 @@ class CorruptRecordError(StreamsRuntimeError, ValueError):
 
 
 class InvalidRecordError(StreamsRuntimeError, ValueError):
-    pass
+    """`record_indexes`: the positions, in their batch, of the records refused."""
+
+    record_indexes: tuple[int, ...] = ()
 
 
 class OffsetOutOfRangeError(StreamsRuntimeError):

@@ -73,13 +73,14 @@ class DataApi:
                 tp = TopicPartition(topic["name"], part["partition_index"])
                 config = self._config(tp.topic)
                 append_time = -1
+                refused: list[dict] = []
                 if acks not in (0, 1, -1):
                     code, base = ErrorCode.INVALID_REQUIRED_ACKS, -1
                 elif acks == -1 and config is not None and config.min_insync_replicas > 1:
                     # one node is one in-sync replica: fewer than the topic asks for
                     code, base = ErrorCode.NOT_ENOUGH_REPLICAS, -1
                 else:
-                    code, base = self._append(tp, part["records"])
+                    code, base, refused = self._append(tp, part["records"])
                 start = -1
                 if code == ErrorCode.NONE:
                     start = self._log.offsets(tp)[0]
@@ -92,8 +93,8 @@ class DataApi:
                         "base_offset": base,
                         "log_append_time_ms": append_time,
                         "log_start_offset": start,
-                        "record_errors": [],
-                        "error_message": None,
+                        "record_errors": refused,
+                        "error_message": _RECORD_ERROR if refused else None,
                     }
                 )
             responses.append({"name": topic["name"], "partitions": parts})
@@ -107,33 +108,34 @@ class DataApi:
         except (UnknownTopicError, LogClosedError):
             return None
 
-    def _append(self, tp: TopicPartition, records: Any) -> tuple[int, int]:
+    def _append(self, tp: TopicPartition, records: Any) -> tuple[int, int, list[dict]]:
+        """(error code, base offset, the records refused: KIP-467's record_errors)."""
         if records is None or len(records) < HEADER_SIZE:
-            return ErrorCode.CORRUPT_MESSAGE, -1
+            return ErrorCode.CORRUPT_MESSAGE, -1, []
         if tp.topic in INTERNAL_TOPICS:  # the coordinators' state: written by them only
-            return ErrorCode.INVALID_TOPIC_EXCEPTION, -1
+            return ErrorCode.INVALID_TOPIC_EXCEPTION, -1, []
         batches = list(iter_batches(records))
         if len(batches) != 1 or batches[0][1].size != len(records):
-            return ErrorCode.INVALID_RECORD, -1
+            return ErrorCode.INVALID_RECORD, -1, []
         header = batches[0][1]
         if header.is_transactional and not header.is_control:
             code = self._check_transactional(header.producer_id, header.producer_epoch, tp)
             if code != ErrorCode.NONE:
-                return code, -1
+                return code, -1, []
         try:
             base = self._log.append(tp, records)  # also the idempotent producers' check
         except (UnknownTopicError, LogClosedError):  # LogClosedError: deleted meanwhile
-            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, []
         except RecordTooLargeError:
-            return ErrorCode.MESSAGE_TOO_LARGE, -1
+            return ErrorCode.MESSAGE_TOO_LARGE, -1, []
         except CorruptRecordError:
-            return ErrorCode.CORRUPT_MESSAGE, -1
-        except InvalidRecordError:  # a keyless record on a compacted topic
-            return ErrorCode.INVALID_RECORD, -1
+            return ErrorCode.CORRUPT_MESSAGE, -1, []
+        except InvalidRecordError as exc:  # keyless records on a compacted topic
+            return ErrorCode.INVALID_RECORD, -1, _record_errors(exc)
         except OutOfOrderSequenceError:
-            return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, -1
+            return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, -1, []
         except ProducerFencedError:
-            return ErrorCode.INVALID_PRODUCER_EPOCH, -1
+            return ErrorCode.INVALID_PRODUCER_EPOCH, -1, []
         except StorageError as exc:
             self._storage_errors.warning(
                 ("produce", tp.topic, exc.errno),
@@ -142,9 +144,9 @@ class DataApi:
                 tp.partition,
                 exc,
             )
-            return ErrorCode.KAFKA_STORAGE_ERROR, -1
+            return ErrorCode.KAFKA_STORAGE_ERROR, -1, []
         self._transport.notify_append(tp)
-        return ErrorCode.NONE, base
+        return ErrorCode.NONE, base, []
 
     # --- fetch and offsets ---------------------------------------------------------------------
 
@@ -275,6 +277,15 @@ class DataApi:
             if record.offset >= offset:
                 return record.timestamp_ms
         return -1
+
+
+_RECORD_ERROR = "this topic is compacted: every record needs a key"
+
+
+def _record_errors(exc: InvalidRecordError) -> list[dict]:
+    """Produce v8+ names the refused records, so that clients fail only those
+    (librdkafka fails the others of the batch with _INVALID_DIFFERENT_RECORD)."""
+    return [{"batch_index": i, "batch_index_error_message": str(exc)} for i in exc.record_indexes]
 
 
 def _fetched_tps(body: dict) -> list[TopicPartition]:

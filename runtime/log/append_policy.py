@@ -69,8 +69,9 @@ def prepare_batch(
     records = decode_batch(view) if recode else []
     if config.compacts:
         keys = (r.key for r in records) if recode else (row[2] for row in _rows(view, header))
-        if any(key is None for key in keys):
-            raise InvalidRecordError("this topic is compacted: every record needs a key")
+        keyless = tuple(i for i, key in enumerate(keys) if key is None)
+        if keyless:
+            raise _keyless(keyless)
     if not (recode or config.log_append_time):
         return view, header
     out = bytearray(view) if not recode else _recode(records, header, codec or 0)
@@ -80,6 +81,12 @@ def prepare_batch(
         _INT64.pack_into(out, _MAX_TIMESTAMP_AT, now_ms)
     _UINT32.pack_into(out, 17, crc32c(memoryview(out)[CRC_START:]))
     return memoryview(out), parse_header(out)
+
+
+def _keyless(indexes: tuple[int, ...]) -> InvalidRecordError:
+    exc = InvalidRecordError("this topic is compacted: every record needs a key")
+    exc.record_indexes = indexes
+    return exc
 
 
 def _rows(view: memoryview, header: BatchHeader) -> list:

@@ -192,7 +192,9 @@ class Partition:
         try:
             view, header = prepare_batch(view, header, self.config, int(self._clock() * 1000))
         except InvalidRecordError as exc:
-            raise InvalidRecordError(f"{self.tp}: {exc}", **self._coords()) from None
+            located = InvalidRecordError(f"{self.tp}: {exc}", **self._coords())
+            located.record_indexes = exc.record_indexes
+            raise located from None
         idempotent = is_idempotent(header)
         with self._lock:
             self._check_open()

@@ -29,7 +29,7 @@ from confluent_kafka.admin import (
 from kafka_wire import WireClient, batch, fetch_body, produce_body
 from kcat_runner import kcat
 
-from runtime.log.records import TIMESTAMP_LOG_APPEND, iter_batches
+from runtime.log.records import TIMESTAMP_LOG_APPEND, encode_batch, iter_batches
 from runtime.protocol.codes import ApiKey, ErrorCode
 
 with warnings.catch_warnings():
@@ -241,6 +241,16 @@ def test_keyless_records_are_refused_on_a_compacted_topic(broker, admin):
     assert refused.code() == KafkaError.INVALID_RECORD
     [stored] = produce(broker.bootstrap, "compacted", [b"v"], key=b"k")
     assert stored.error() is None and stored.offset() == 0
+    # in one batch: the whole batch is refused, and the answer names the keyless
+    # record (KIP-467's record_errors)
+    mixed = bytes(encode_batch([(b"a", b"v", 1, ()), (None, b"v", 1, ()), (b"c", b"v", 1, ())]))
+    with WireClient(broker.bootstrap) as wire:
+        answer = wire.request(ApiKey.PRODUCE, 8, produce_body("compacted", 0, mixed))
+    [partition] = answer["responses"][0]["partitions"]
+    assert partition["error_code"] == ErrorCode.INVALID_RECORD
+    assert [e["batch_index"] for e in partition["record_errors"]] == [1]
+    latest = admin.list_offsets({TP("compacted", 0): OffsetSpec.latest()})
+    assert latest[TP("compacted", 0)].result(TIMEOUT_S).offset == 1  # nothing of it stored
 
 
 def test_min_insync_replicas_above_one_refuses_acks_all(broker, admin):
