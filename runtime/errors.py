@@ -7,6 +7,8 @@
         ├── TopicExistsError           create of a topic that already exists
         ├── RecordTooLargeError        a batch larger than the topic's max.message.bytes
         ├── CorruptRecordError         a batch with a wrong length, magic or CRC
+        ├── InvalidRecordError         a record the topic's config refuses (no key
+        │                              on a compacted topic)
         ├── OffsetOutOfRangeError      a read below the log start or above the end
         ├── OutOfOrderSequenceError    an idempotent batch skips or repeats sequences
         ├── ProducerFencedError        an idempotent batch of an older producer epoch
@@ -69,6 +71,12 @@ class RecordTooLargeError(StreamsRuntimeError, ValueError):
 
 class CorruptRecordError(StreamsRuntimeError, ValueError):
     pass
+
+
+class InvalidRecordError(StreamsRuntimeError, ValueError):
+    """`record_indexes`: the positions, in their batch, of the records refused."""
+
+    record_indexes: tuple[int, ...] = ()
 
 
 class OffsetOutOfRangeError(StreamsRuntimeError):

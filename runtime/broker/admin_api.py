@@ -1,4 +1,4 @@
-"""CreateTopics, DeleteTopics and DescribeConfigs.
+"""CreateTopics and DeleteTopics (configs are config_api.py's).
 
 CreateTopics keeps to the broker's limits (limits.py): partitions per request
 (counted over the request's topics in order: a topic that would go past the
@@ -7,9 +7,7 @@ broker. A refusal is POLICY_VIOLATION, Kafka's answer when a request breaks a
 configured policy, with an error_message naming the limit and its flag.
 
 Authorization (authorize.py): CreateTopics needs CREATE on the cluster or
-the topic, DeleteTopics DELETE on the topic (TOPIC_AUTHORIZATION_FAILED);
-DescribeConfigs DESCRIBE_CONFIGS on the topic, or on the cluster for the
-broker's configs (CLUSTER_AUTHORIZATION_FAILED).
+the topic, DeleteTopics DELETE on the topic (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -62,7 +60,6 @@ class AdminApi:
         self.by_key: dict[int, Handler] = {
             ApiKey.CREATE_TOPICS: self.create_topics,
             ApiKey.DELETE_TOPICS: self.delete_topics,
-            ApiKey.DESCRIBE_CONFIGS: self.describe_configs,
         }
 
     @property
@@ -104,6 +101,12 @@ class AdminApi:
     ) -> tuple[int, str | None]:
         name = topic["name"]
         partitions = topic["num_partitions"]
+        assignments = topic["assignments"]
+        if assignments:  # Kafka: the partition count is the assignments'
+            refused = _check_assignments(topic, assignments)
+            if refused is not None:
+                return refused
+            partitions = len(assignments)
         if partitions == -1:
             partitions = self.settings.default_partitions
         if partitions <= 0:
@@ -160,79 +163,20 @@ class AdminApi:
             out.append({"name": name, "error_code": code})
         return {"responses": out}
 
-    async def describe_configs(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
-        results = []
-        for res in body["resources"]:
-            rtype, name = res["resource_type"], res["resource_name"]
-            keys = res["configuration_keys"]
-            entry: dict[str, Any] = {
-                "error_code": ErrorCode.NONE,
-                "error_message": None,
-                "resource_type": rtype,
-                "resource_name": name,
-                "configs": [],
-            }
-            denied = self._configs_denied(peer, rtype, name)
-            if denied is not None:
-                entry["error_code"], entry["error_message"] = denied
-                results.append(entry)
-                continue
-            if rtype == 2:
-                info = self._log.topics().get(name)
-                if info is None:
-                    entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                    entry["error_message"] = f"unknown topic {name!r}"
-                    results.append(entry)
-                    continue
-                values = info.config.to_configs()
-                defaults = TopicConfig().to_configs()
-            elif rtype == 4:
-                values = self._broker_configs()
-                defaults = values
-            else:
-                entry["error_code"] = ErrorCode.INVALID_REQUEST
-                entry["error_message"] = f"resource type {rtype} is not supported"
-                results.append(entry)
-                continue
-            entry["configs"] = [
-                {
-                    "name": k,
-                    "value": v,
-                    "read_only": rtype == 4,
-                    "is_default": defaults.get(k) == v,
-                    # DEFAULT_CONFIG (5) when never set, else DYNAMIC_TOPIC_CONFIG (1)
-                    "config_source": 5 if defaults.get(k) == v else 1,
-                    "is_sensitive": False,
-                    "synonyms": [],
-                    "config_type": 0,
-                    "documentation": None,
-                }
-                for k, v in sorted(values.items())
-                if keys is None or k in keys
-            ]
-            results.append(entry)
-        return {"results": results}
 
-    def _configs_denied(self, peer: Peer, rtype: int, name: str) -> tuple[int, str] | None:
-        if rtype == 2 and not self._access.topic(peer, Operation.DESCRIBE_CONFIGS, name):
-            return ErrorCode.TOPIC_AUTHORIZATION_FAILED, "not authorized: DESCRIBE_CONFIGS"
-        if rtype == 4 and not self._access.cluster(peer, Operation.DESCRIBE_CONFIGS):
-            return ErrorCode.CLUSTER_AUTHORIZATION_FAILED, "not authorized: DESCRIBE_CONFIGS"
-        return None
-
-    def _broker_configs(self) -> dict[str, str]:
-        default = TopicConfig()
-        return {
-            "broker.id": str(NODE_ID),
-            "auto.create.topics.enable": str(self.settings.auto_create_topics).lower(),
-            "num.partitions": str(self.settings.default_partitions),
-            "log.retention.ms": str(default.retention_ms),
-            "log.segment.bytes": str(default.segment_bytes),
-            "message.max.bytes": str(default.max_message_bytes),
-            "max.connections": str(self.limits.connections_max),
-            "max.connections.per.ip": str(self.limits.connections_per_ip_max),
-            "connections.max.idle.ms": str(self.limits.connections_max_idle_ms),
-            "socket.request.max.bytes": str(self.limits.request_bytes_max),
-            "queued.max.request.bytes": str(self.limits.queued_max_request_bytes),
-            "sasl.server.max.receive.size": str(self.limits.sasl_receive_bytes_max),
-        }
+def _check_assignments(topic: dict, assignments: list[dict]) -> tuple[int, str] | None:
+    """The refusal of a CreateTopics request's replica assignments, or None."""
+    if topic["num_partitions"] != -1 or topic["replication_factor"] != -1:
+        return (
+            ErrorCode.INVALID_REQUEST,
+            "with replica assignments, num_partitions and replication_factor must be -1",
+        )
+    indexes = sorted(a["partition_index"] for a in assignments)
+    if indexes != list(range(len(assignments))):
+        return ErrorCode.INVALID_REPLICA_ASSIGNMENT, "partitions must be numbered from 0 on"
+    if any(list(a["broker_ids"]) != [NODE_ID] for a in assignments):
+        return (
+            ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+            f"this broker is a single node: every partition is assigned to broker {NODE_ID}",
+        )
+    return None

@@ -1,9 +1,9 @@
 """The classic consumer-group coordinator, as asyncio calls independent of the wire.
 
 A server decodes JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
-OffsetFetch, ListGroups, DescribeGroups or DeleteGroups, awaits the matching method
-here and encodes the plain result; every result carries a Kafka `error_code`
-(runtime.broker.errors.ErrorCode).
+OffsetFetch, ListGroups, DescribeGroups, DeleteGroups or OffsetDelete, awaits the
+matching method here (the last four: group_admin.py) and encodes the plain result;
+every result carries a Kafka `error_code` (runtime.broker.errors.ErrorCode).
 
 Membership lives in memory: after a broker restart clients find their member ids
 unknown and rejoin, as they do when a coordinator moves. Committed offsets go
@@ -19,7 +19,6 @@ calls it every expiry_interval_ms, tests call it after advancing a manual clock.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import time
 import uuid
@@ -28,6 +27,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from runtime.broker.errors import ErrorCode
+from runtime.broker.group_admin import (
+    GroupAdministration,
+    Lifecycle,
+)
 from runtime.broker.groups import Group, GroupState, JoinResult, Member, SyncResult
 from runtime.errors import RecordTooLargeError, StorageError, StreamsRuntimeError
 from runtime.log.offsets import Commit, OffsetStore
@@ -39,31 +42,6 @@ logger = logging.getLogger(__name__)
 NO_COMMIT = Commit(-1, "")
 
 NO_GENERATION = -1
-
-
-class GroupListing(NamedTuple):
-    group_id: str
-    protocol_type: str
-    state: str
-
-
-class MemberDescription(NamedTuple):
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    metadata: bytes
-    assignment: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class GroupDescription:
-    error_code: int
-    group_id: str
-    state: str
-    protocol_type: str = ""
-    protocol_name: str = ""
-    members: tuple[MemberDescription, ...] = ()
 
 
 class LeftMember(NamedTuple):
@@ -80,13 +58,7 @@ class LeaveResult:
     members: tuple[LeftMember, ...] = ()
 
 
-class _Lifecycle(enum.Enum):
-    UNOPENED = "unopened"
-    RUNNING = "running"
-    CLOSED = "closed"
-
-
-class GroupCoordinator:
+class GroupCoordinator(GroupAdministration):
     """Consumer groups of one broker: membership in memory, offsets in an OffsetStore."""
 
     def __init__(
@@ -122,24 +94,26 @@ class GroupCoordinator:
         self._partition_exists = partition_exists
         self._storage_errors = RateLimitedLog(logger)
         self._groups: dict[str, Group] = {}
+        # of groups gone empty and forgotten (their offsets stay): what ListGroups shows
+        self._protocol_types: dict[str, str] = {}
         self._commit_lock = asyncio.Lock()
-        self._lifecycle = _Lifecycle.UNOPENED
+        self._lifecycle = Lifecycle.UNOPENED
         self._expiry_task: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._lifecycle is not _Lifecycle.UNOPENED:
+        if self._lifecycle is not Lifecycle.UNOPENED:
             raise RuntimeError(f"group coordinator is {self._lifecycle.value}: cannot start it")
-        self._lifecycle = _Lifecycle.RUNNING
+        self._lifecycle = Lifecycle.RUNNING
         self._expiry_task = asyncio.create_task(self._expire_forever(), name="group-expiry")
         logger.info("group coordinator started")
 
     async def stop(self) -> None:
         """Answers parked joins and syncs with COORDINATOR_NOT_AVAILABLE; idempotent."""
-        if self._lifecycle is _Lifecycle.CLOSED:
+        if self._lifecycle is Lifecycle.CLOSED:
             return
-        self._lifecycle = _Lifecycle.CLOSED
+        self._lifecycle = Lifecycle.CLOSED
         for group in self._groups.values():
             group.fail_all(ErrorCode.COORDINATOR_NOT_AVAILABLE)
         self._groups.clear()
@@ -172,6 +146,8 @@ class GroupCoordinator:
             group.expire(now)
             if group.state is GroupState.EMPTY and not group.pending:
                 del self._groups[group_id]
+                if group.protocol_type:
+                    self._protocol_types[group_id] = group.protocol_type
 
     # --- membership ------------------------------------------------------------
 
@@ -195,16 +171,36 @@ class GroupCoordinator:
         if error is not None:
             return JoinResult(error, member_id=member_id)
         group = self._groups.get(group_id) or Group(group_id)
-        if group_instance_id is not None and group_instance_id in group.static:
-            known = group.static[group_instance_id]
-            if member_id and member_id != known:
-                return JoinResult(ErrorCode.FENCED_INSTANCE_ID, member_id=member_id)
-            member_id = known
+        known = group.static.get(group_instance_id) if group_instance_id is not None else None
+        if known is not None and member_id and member_id != known:
+            return JoinResult(ErrorCode.FENCED_INSTANCE_ID, member_id=member_id)
         if member_id and member_id not in group.members and member_id not in group.pending:
             return JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id=member_id)
-        if not group.supports(protocol_type, [name for name, _ in protocols], member_id):
+        if not group.supports(protocol_type, [name for name, _ in protocols], member_id or known):
             return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id=member_id)
         now = self._clock()
+        if known is not None and not member_id:  # a static member that restarted
+            member_id = f"{client_id}-{uuid.uuid4()}"
+            unchanged = group.members[known].protocols == list(protocols)
+            stable = group.state is GroupState.STABLE and unchanged
+            leader_before = group.leader_id or ""
+            member = group.replace_static(group_instance_id or "", member_id)
+            if stable:
+                # KIP-345: it gets its assignment back and nobody rebalances. The
+                # leader id answered is the old one, so that a restarted leader acts
+                # as a follower: a Stable group would not pass on a new assignment.
+                member.session_timeout_ms = session_timeout_ms
+                member.rebalance_timeout_ms = rebalance_timeout_ms
+                member.client_id, member.client_host = client_id, client_host
+                member.last_heartbeat_s = now
+                return JoinResult(
+                    ErrorCode.NONE,
+                    group.generation_id,
+                    group.protocol_type,
+                    group.protocol_name,
+                    leader_before,
+                    member_id,
+                )
         if not member_id:
             member_id = f"{client_id}-{uuid.uuid4()}"
             if require_known_member_id and group_instance_id is None:
@@ -230,7 +226,7 @@ class GroupCoordinator:
         low_ms, high_ms = self._session_timeout_range_ms
         if not group_id:
             return ErrorCode.INVALID_GROUP_ID
-        if self._lifecycle is not _Lifecycle.RUNNING:
+        if self._lifecycle is not Lifecycle.RUNNING:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         if not low_ms <= session_timeout_ms <= high_ms:
             return ErrorCode.INVALID_SESSION_TIMEOUT
@@ -245,11 +241,12 @@ class GroupCoordinator:
         *,
         protocol_type: str | None = None,
         protocol_name: str | None = None,
+        instance_id: str | None = None,
     ) -> SyncResult:
         """SyncGroup: the leader passes the assignment of every member; each member,
         leader included, gets its own bytes back unchanged (b"" if the leader left it out).
         protocol_type and protocol_name are SyncGroup v5's optional checks."""
-        found = self._find_member(group_id, generation_id, member_id)
+        found = self._find_member(group_id, generation_id, member_id, instance_id)
         if not isinstance(found, tuple):
             return SyncResult(found)
         group, member = found
@@ -263,9 +260,12 @@ class GroupCoordinator:
         group.sync(member, waiter, assignments, self._clock())
         return await waiter
 
-    async def heartbeat(self, group_id: str, generation_id: int, member_id: str) -> int:
-        """Heartbeat: REBALANCE_IN_PROGRESS tells a member of the generation to rejoin."""
-        found = self._find_member(group_id, generation_id, member_id)
+    async def heartbeat(
+        self, group_id: str, generation_id: int, member_id: str, instance_id: str | None = None
+    ) -> int:
+        """Heartbeat: REBALANCE_IN_PROGRESS tells a member of the generation to rejoin;
+        FENCED_INSTANCE_ID one whose static instance a newer member took over."""
+        found = self._find_member(group_id, generation_id, member_id, instance_id)
         if not isinstance(found, tuple):
             return found
         group, member = found
@@ -275,13 +275,17 @@ class GroupCoordinator:
         return ErrorCode.NONE
 
     def _find_member(
-        self, group_id: str, generation_id: int, member_id: str
+        self, group_id: str, generation_id: int, member_id: str, instance_id: str | None = None
     ) -> tuple[Group, Member] | ErrorCode:
         if not group_id:
             return ErrorCode.INVALID_GROUP_ID
-        if self._lifecycle is not _Lifecycle.RUNNING:
+        if self._lifecycle is not Lifecycle.RUNNING:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         group = self._groups.get(group_id)
+        if group is not None and instance_id is not None:
+            holder = group.static.get(instance_id)
+            if holder is not None and holder != member_id:
+                return ErrorCode.FENCED_INSTANCE_ID
         member = group.members.get(member_id) if group is not None else None
         if group is None or member is None:
             return ErrorCode.UNKNOWN_MEMBER_ID
@@ -294,7 +298,7 @@ class GroupCoordinator:
         named by its instance id alone. The remaining members rebalance."""
         if not group_id:
             return LeaveResult(ErrorCode.INVALID_GROUP_ID)
-        if self._lifecycle is not _Lifecycle.RUNNING:
+        if self._lifecycle is not Lifecycle.RUNNING:
             return LeaveResult(ErrorCode.COORDINATOR_NOT_AVAILABLE)
         group = self._groups.get(group_id)
         left = tuple(
@@ -357,7 +361,7 @@ class GroupCoordinator:
         return self._check_commit(group_id, generation_id, member_id)
 
     def _check_commit(self, group_id: str, generation_id: int, member_id: str) -> int | None:
-        if self._lifecycle is not _Lifecycle.RUNNING:
+        if self._lifecycle is not Lifecycle.RUNNING:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         group = self._groups.get(group_id)
         if group is None:
@@ -403,79 +407,3 @@ class GroupCoordinator:
         if tps is None:
             return commits
         return {tp: commits.get(tp, NO_COMMIT) for tp in tps}
-
-    # --- administration --------------------------------------------------------
-
-    def list_groups(self) -> list[GroupListing]:
-        """Groups with members or pending ids, and groups known only by their offsets (Empty)."""
-        listings = {
-            group_id: GroupListing(group_id, group.protocol_type or "", group.state.value)
-            for group_id, group in self._groups.items()
-        }
-        for group_id in self._offsets.groups():
-            listings.setdefault(group_id, GroupListing(group_id, "", GroupState.EMPTY.value))
-        return sorted(listings.values())
-
-    def describe_group(self, group_id: str) -> GroupDescription:
-        """DescribeGroups; an unknown group is Dead (v6+ servers answer GROUP_ID_NOT_FOUND).
-        Metadata, assignments and the protocol are shown only while Stable, as in Kafka."""
-        if self._lifecycle is not _Lifecycle.RUNNING:
-            return GroupDescription(
-                ErrorCode.COORDINATOR_NOT_AVAILABLE, group_id, GroupState.DEAD.value
-            )
-        group = self._groups.get(group_id)
-        if group is None:
-            known = bool(self._offsets.fetch(group_id))
-            state = GroupState.EMPTY if known else GroupState.DEAD
-            return GroupDescription(ErrorCode.NONE, group_id, state.value)
-        stable = group.state is GroupState.STABLE
-        members = tuple(
-            MemberDescription(
-                m.member_id,
-                m.group_instance_id,
-                m.client_id,
-                m.client_host,
-                m.metadata(group.protocol_name) if stable else b"",
-                m.assignment if stable else b"",
-            )
-            for m in group.members.values()
-        )
-        protocol_name = (group.protocol_name or "") if stable else ""
-        return GroupDescription(
-            ErrorCode.NONE,
-            group_id,
-            group.state.value,
-            group.protocol_type or "",
-            protocol_name,
-            members,
-        )
-
-    async def delete_groups(self, group_ids: list[str]) -> dict[str, int]:
-        """DeleteGroups: an Empty group loses its committed offsets (tombstones)."""
-        results: dict[str, int] = {}
-        for group_id in group_ids:
-            results[group_id] = await self._delete_group(group_id)
-        return results
-
-    async def _delete_group(self, group_id: str) -> int:
-        if self._lifecycle is not _Lifecycle.RUNNING:
-            return ErrorCode.COORDINATOR_NOT_AVAILABLE
-        group = self._groups.get(group_id)
-        if group is not None and (group.members or group.pending):
-            return ErrorCode.NON_EMPTY_GROUP
-        if group is None and not self._offsets.fetch(group_id):
-            return ErrorCode.GROUP_ID_NOT_FOUND
-        self._groups.pop(group_id, None)
-        try:
-            async with self._commit_lock:
-                await asyncio.to_thread(self._offsets.delete_group, group_id)
-        except StorageError as exc:
-            self._storage_errors.warning(
-                ("delete", exc.errno), "group delete failed group=%s error=%s", group_id, exc
-            )
-            return ErrorCode.NOT_COORDINATOR
-        except (OSError, StreamsRuntimeError) as exc:
-            logger.warning("group delete failed group=%s error=%r", group_id, exc)
-            return ErrorCode.COORDINATOR_NOT_AVAILABLE
-        logger.info("group deleted group=%s", group_id)
-        return ErrorCode.NONE

@@ -1,4 +1,4 @@
-"""Produce, Fetch, ListOffsets and InitProducerId: the broker's data path.
+"""Produce, Fetch and ListOffsets: the broker's data path.
 
 Record batches are never decoded here: Produce validates a batch and hands its
 bytes to the log, which stamps offsets; Fetch serves stored bytes (as chunks
@@ -26,6 +26,7 @@ from runtime.broker.authorize import Access, Operation
 from runtime.broker.settings import INTERNAL_TOPICS, Handler, Peer
 from runtime.errors import (
     CorruptRecordError,
+    InvalidRecordError,
     LogClosedError,
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
@@ -34,7 +35,8 @@ from runtime.errors import (
     StorageError,
     UnknownTopicError,
 )
-from runtime.log.records import HEADER_SIZE, decode_batch, iter_batches
+from runtime.log.config import TopicConfig
+from runtime.log.records import HEADER_SIZE, decode_batch, iter_batches, parse_header
 from runtime.logs import RateLimitedLog
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.frames import RequestHeader
@@ -45,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 FETCH_WAIT_MAX_MS = 30_000
 READ_COMMITTED = 1
+MAX_TIMESTAMP = -3  # ListOffsets v7+ (KIP-734): the record with the newest timestamp
 STORAGE_ERROR_LOG_INTERVAL_S = 10.0
 
 
@@ -85,24 +88,32 @@ class DataApi:
                 denied = ErrorCode.TOPIC_AUTHORIZATION_FAILED
             for part in topic["partitions"]:
                 tp = TopicPartition(topic["name"], part["partition_index"])
+                config = self._config(tp.topic)
+                append_time = -1
+                refused: list[dict] = []
                 if denied is not None:
                     code, base = denied, -1
                 elif acks not in (0, 1, -1):
                     code, base = ErrorCode.INVALID_REQUIRED_ACKS, -1
+                elif acks == -1 and config is not None and config.min_insync_replicas > 1:
+                    # one node is one in-sync replica: fewer than the topic asks for
+                    code, base = ErrorCode.NOT_ENOUGH_REPLICAS, -1
                 else:
-                    code, base = self._append(tp, part["records"])
+                    code, base, refused = self._append(tp, part["records"])
                 start = -1
                 if code == ErrorCode.NONE:
                     start = self._log.offsets(tp)[0]
+                    if config is not None and config.log_append_time:
+                        append_time = parse_header(self._log.read(tp, base, 1)).max_timestamp
                 parts.append(
                     {
                         "partition_index": tp.partition,
                         "error_code": code,
                         "base_offset": base,
-                        "log_append_time_ms": -1,
+                        "log_append_time_ms": append_time,
                         "log_start_offset": start,
-                        "record_errors": [],
-                        "error_message": None,
+                        "record_errors": refused,
+                        "error_message": _RECORD_ERROR if refused else None,
                     }
                 )
             responses.append({"name": topic["name"], "partitions": parts})
@@ -110,31 +121,40 @@ class DataApi:
             return None
         return {"responses": responses}
 
-    def _append(self, tp: TopicPartition, records: Any) -> tuple[int, int]:
+    def _config(self, topic: str) -> TopicConfig | None:
+        try:
+            return self._log.topic(topic).config
+        except (UnknownTopicError, LogClosedError):
+            return None
+
+    def _append(self, tp: TopicPartition, records: Any) -> tuple[int, int, list[dict]]:
+        """(error code, base offset, the records refused: KIP-467's record_errors)."""
         if records is None or len(records) < HEADER_SIZE:
-            return ErrorCode.CORRUPT_MESSAGE, -1
+            return ErrorCode.CORRUPT_MESSAGE, -1, []
         if tp.topic in INTERNAL_TOPICS:  # the coordinators' state: written by them only
-            return ErrorCode.INVALID_TOPIC_EXCEPTION, -1
+            return ErrorCode.INVALID_TOPIC_EXCEPTION, -1, []
         batches = list(iter_batches(records))
         if len(batches) != 1 or batches[0][1].size != len(records):
-            return ErrorCode.INVALID_RECORD, -1
+            return ErrorCode.INVALID_RECORD, -1, []
         header = batches[0][1]
         if header.is_transactional and not header.is_control:
             code = self._check_transactional(header.producer_id, header.producer_epoch, tp)
             if code != ErrorCode.NONE:
-                return code, -1
+                return code, -1, []
         try:
             base = self._log.append(tp, records)  # also the idempotent producers' check
         except (UnknownTopicError, LogClosedError):  # LogClosedError: deleted meanwhile
-            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, []
         except RecordTooLargeError:
-            return ErrorCode.MESSAGE_TOO_LARGE, -1
+            return ErrorCode.MESSAGE_TOO_LARGE, -1, []
         except CorruptRecordError:
-            return ErrorCode.CORRUPT_MESSAGE, -1
+            return ErrorCode.CORRUPT_MESSAGE, -1, []
+        except InvalidRecordError as exc:  # keyless records on a compacted topic
+            return ErrorCode.INVALID_RECORD, -1, _record_errors(exc)
         except OutOfOrderSequenceError:
-            return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, -1
+            return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, -1, []
         except ProducerFencedError:
-            return ErrorCode.INVALID_PRODUCER_EPOCH, -1
+            return ErrorCode.INVALID_PRODUCER_EPOCH, -1, []
         except StorageError as exc:
             self._storage_errors.warning(
                 ("produce", tp.topic, exc.errno),
@@ -143,9 +163,9 @@ class DataApi:
                 tp.partition,
                 exc,
             )
-            return ErrorCode.KAFKA_STORAGE_ERROR, -1
+            return ErrorCode.KAFKA_STORAGE_ERROR, -1, []
         self._transport.notify_append(tp)
-        return ErrorCode.NONE, base
+        return ErrorCode.NONE, base, []
 
     # --- fetch and offsets ---------------------------------------------------------------------
 
@@ -259,6 +279,10 @@ class DataApi:
                         entry["offset"] = end
                     elif ts == -2:
                         entry["offset"] = start
+                    elif ts == MAX_TIMESTAMP:
+                        found_max = self._log.max_timestamp_offset(tp)
+                        if found_max is not None:
+                            entry.update(offset=found_max[0], timestamp=found_max[1])
                     elif ts >= 0:
                         found = self._log.offset_for_timestamp(tp, ts)
                         if found is not None:
@@ -290,6 +314,15 @@ def _fetch_error(tp: TopicPartition, code: int) -> dict[str, Any]:
         "preferred_read_replica": -1,
         "records": b"",
     }
+
+
+_RECORD_ERROR = "this topic is compacted: every record needs a key"
+
+
+def _record_errors(exc: InvalidRecordError) -> list[dict]:
+    """Produce v8+ names the refused records, so that clients fail only those
+    (librdkafka fails the others of the batch with _INVALID_DIFFERENT_RECORD)."""
+    return [{"batch_index": i, "batch_index_error_message": str(exc)} for i in exc.record_indexes]
 
 
 def _fetched_tps(body: dict) -> list[TopicPartition]:

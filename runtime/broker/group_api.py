@@ -6,6 +6,12 @@ READ on each topic, fetching offsets DESCRIBE on the group and the topics
 (TOPIC_AUTHORIZATION_FAILED for a named one; left out of "every partition"),
 DescribeGroups DESCRIBE on each group; ListGroups lists the groups the
 principal may DESCRIBE (all of them with DESCRIBE on the cluster).
+
+Groups are Kafka's classic protocol (JoinGroup, SyncGroup, Heartbeat). A client
+asking for KIP-848's consumer protocol (ConsumerGroupHeartbeat, librdkafka's
+`group.protocol=consumer`) is refused loudly: were the API not advertised,
+librdkafka would wait for a coordinator that never assigns it anything and
+consume nothing without a word.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from runtime.protocol.fields import NO_AUTHORIZED_OPERATIONS
 from runtime.protocol.frames import RequestHeader
 from runtime.security.acls import CLUSTER_NAME
 from runtime.types import TopicPartition
+
+# what librdkafka takes as fatal for a consumer group: the consumer stops with it
+KIP_848_REFUSAL = ErrorCode.UNSUPPORTED_VERSION
 
 
 class GroupApi:
@@ -33,6 +42,19 @@ class GroupApi:
             ApiKey.SYNC_GROUP: self.sync_group,
             ApiKey.DESCRIBE_GROUPS: self.describe_groups,
             ApiKey.LIST_GROUPS: self.list_groups,
+            ApiKey.CONSUMER_GROUP_HEARTBEAT: self.consumer_group_heartbeat,
+        }
+
+    async def consumer_group_heartbeat(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        return {
+            "error_code": KIP_848_REFUSAL,
+            "error_message": (
+                "this broker serves the classic consumer group protocol only: "
+                "set group.protocol=classic"
+            ),
+            "member_id": None,
+            "member_epoch": -1,
+            "heartbeat_interval_ms": 0,
         }
 
     def _group_denied(self, peer: Peer, group_id: str) -> bool:
@@ -87,6 +109,7 @@ class GroupApi:
             body["generation_id"],
             body["member_id"],
             {a["member_id"]: bytes(a["assignment"]) for a in body["assignments"]},
+            instance_id=body.get("group_instance_id"),
         )
         return {"error_code": result.error_code, "assignment": result.assignment}
 
@@ -94,7 +117,10 @@ class GroupApi:
         if self._group_denied(peer, body["group_id"]):
             return {"error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED}
         code = await self._coordinator.heartbeat(
-            body["group_id"], body["generation_id"], body["member_id"]
+            body["group_id"],
+            body["generation_id"],
+            body["member_id"],
+            body.get("group_instance_id"),
         )
         return {"error_code": code}
 
@@ -248,11 +274,22 @@ class GroupApi:
         everything = self._access.visible(
             peer, Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME
         )
+        # v4+ filter by state, v5+ by type (KIP-848's: every group here is "classic")
+        states = {s.lower() for s in body.get("states_filter") or ()}
+        types = {t.lower() for t in body.get("types_filter") or ()}
+        if types and "classic" not in types:
+            return {"error_code": ErrorCode.NONE, "groups": []}
         return {
             "error_code": ErrorCode.NONE,
             "groups": [
-                {"group_id": g.group_id, "protocol_type": g.protocol_type}
+                {
+                    "group_id": g.group_id,
+                    "protocol_type": g.protocol_type,
+                    "group_state": g.state,
+                    "group_type": "classic",
+                }
                 for g in self._coordinator.list_groups()
+                if not states or g.state.lower() in states
                 if everything or self._access.visible(peer, Operation.DESCRIBE, _GROUP, g.group_id)
             ],
         }

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import struct
 from collections import Counter
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
@@ -230,8 +231,9 @@ class Group:
             self._forget(member)
         self.generation_id += 1
         if not self.members:
+            # an empty group keeps its protocol type, as Kafka's does (ListGroups shows it)
             self.state = GroupState.EMPTY
-            self.protocol_type = self.protocol_name = self.leader_id = None
+            self.protocol_name = self.leader_id = None
             logger.info("group empty group=%s generation=%d", self.group_id, self.generation_id)
             return
         if self.leader_id not in self.members:
@@ -313,6 +315,27 @@ class Group:
 
     # --- leaving and expiry ----------------------------------------------------
 
+    def replace_static(self, instance_id: str, new_id: str) -> Member:
+        """A static member came back with no member id (it restarted): its member
+        takes `new_id`, keeping its assignment; requests of the old id are fenced
+        (its parked ones answered FENCED_INSTANCE_ID, later ones UNKNOWN_MEMBER_ID)."""
+        old_id = self.static[instance_id]
+        member = self.members.pop(old_id)
+        member.fail(ErrorCode.FENCED_INSTANCE_ID)
+        member.member_id = new_id
+        self.members[new_id] = member
+        self.static[instance_id] = new_id
+        if self.leader_id == old_id:
+            self.leader_id = new_id
+        logger.info(
+            "static member replaced group=%s instance=%s old=%s new=%s",
+            self.group_id,
+            instance_id,
+            old_id,
+            new_id,
+        )
+        return member
+
     def remove(self, member_id: str, now: float, reason: str) -> None:
         """Removes a member (its parked requests get UNKNOWN_MEMBER_ID) and rebalances the rest."""
         member = self.members[member_id]
@@ -346,3 +369,32 @@ class Group:
     def fail_all(self, error: ErrorCode) -> None:
         for member in self.members.values():
             member.fail(error)
+
+
+_INT16 = struct.Struct(">h")
+
+
+def subscribed_topics(group: Group) -> set[str]:
+    """The topics the members of a `consumer` group subscribe to, read from their
+    Subscription (int16 version, [string topics], ...); a member whose metadata
+    does not parse subscribes to nothing known."""
+    topics: set[str] = set()
+    if group.protocol_type != "consumer":
+        return topics
+    for member in group.members.values():
+        for _, metadata in member.protocols:
+            topics.update(_subscription_topics(metadata))
+    return topics
+
+
+def _subscription_topics(metadata: bytes) -> list[str]:
+    try:
+        (count,) = struct.unpack_from(">i", metadata, 2)
+        pos, out = 6, []
+        for _ in range(max(count, 0)):
+            (size,) = _INT16.unpack_from(metadata, pos)
+            out.append(metadata[pos + 2 : pos + 2 + size].decode())
+            pos += 2 + size
+        return out
+    except (struct.error, UnicodeDecodeError):
+        return []

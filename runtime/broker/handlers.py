@@ -5,10 +5,10 @@ This module answers ApiVersions, Metadata and FindCoordinator (with the
 address of the listener asked), SaslHandshake and SaslAuthenticate where no
 SASL exchange is going on (ILLEGAL_SASL_STATE: sasl.py answers them before
 authentication), and puts together
-the handlers of data_api (produce, fetch), admin_api (topics, configs),
-group_api (consumer groups), txn_api (transactions), acl_api (ACLs),
-scram_api (SCRAM credentials) and cluster_api (DescribeCluster) into one
-table by API key.
+the handlers of data_api (produce, fetch), admin_api (topics), config_api
+(configs), records_api (DeleteRecords), group_api and group_admin_api
+(consumer groups), txn_api (transactions), acl_api (ACLs), scram_api (SCRAM
+credentials) and cluster_api (DescribeCluster) into one table by API key.
 
 Every handler asks `Access` (authorize.py) before it acts. Metadata answers
 TOPIC_AUTHORIZATION_FAILED for a named topic the principal may not
@@ -27,9 +27,12 @@ from runtime.broker.acl_api import AclApi
 from runtime.broker.admin_api import AdminApi
 from runtime.broker.authorize import Access, Operation, ResourceType
 from runtime.broker.cluster_api import ClusterApi
+from runtime.broker.config_api import ConfigApi
 from runtime.broker.coordinator import GroupCoordinator
 from runtime.broker.data_api import DataApi
+from runtime.broker.group_admin_api import GroupAdminApi
 from runtime.broker.group_api import GroupApi
+from runtime.broker.records_api import RecordsApi
 from runtime.broker.scram_api import ScramApi
 from runtime.broker.settings import (
     CLUSTER_ID,
@@ -56,15 +59,15 @@ __all__ = ["ADVERTISED", "BrokerSettings", "Handlers", "Peer"]
 logger = logging.getLogger(__name__)
 
 # What we advertise in ApiVersions: the non-flexible ranges every client speaks
-# (ApiVersions v3 excepted: librdkafka asks for it first), and for the admin
-# APIs the versions admin clients send, flexible ones included (librdkafka
-# sends the ACL APIs at v2; the SCRAM-credential APIs and DescribeCluster
-# have only flexible versions).
+# (ApiVersions v3 excepted: librdkafka asks for it first), and flexible versions
+# where a feature needs them (ListOffsets v7) or where clients ask for no older
+# one of the admin APIs (librdkafka sends the ACL APIs at v2; the
+# SCRAM-credential APIs and DescribeCluster have only flexible versions).
 ADVERTISED: dict[int, tuple[int, int]] = {
     ApiKey.PRODUCE: (3, 8),
     ApiKey.FETCH: (4, 11),
-    ApiKey.LIST_OFFSETS: (1, 5),
-    ApiKey.METADATA: (1, 8),
+    ApiKey.LIST_OFFSETS: (1, 7),  # v6+ flexible: v7 carries MAX_TIMESTAMP
+    ApiKey.METADATA: (0, 8),
     ApiKey.OFFSET_COMMIT: (2, 7),
     ApiKey.OFFSET_FETCH: (1, 5),
     ApiKey.FIND_COORDINATOR: (0, 2),
@@ -73,12 +76,14 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     ApiKey.LEAVE_GROUP: (0, 3),
     ApiKey.SYNC_GROUP: (0, 3),
     ApiKey.DESCRIBE_GROUPS: (0, 4),
-    ApiKey.LIST_GROUPS: (0, 2),
+    ApiKey.LIST_GROUPS: (0, 5),  # v4: states, v5: types (what admin clients filter by)
     ApiKey.API_VERSIONS: (0, 3),
     ApiKey.CREATE_TOPICS: (2, 4),
     ApiKey.DELETE_TOPICS: (1, 3),
     ApiKey.INIT_PRODUCER_ID: (0, 4),
-    ApiKey.DESCRIBE_CONFIGS: (0, 1),
+    ApiKey.DESCRIBE_CONFIGS: (0, 3),
+    ApiKey.ALTER_CONFIGS: (0, 2),
+    ApiKey.INCREMENTAL_ALTER_CONFIGS: (0, 1),
     ApiKey.ADD_PARTITIONS_TO_TXN: (0, 3),
     ApiKey.ADD_OFFSETS_TO_TXN: (0, 3),
     ApiKey.END_TXN: (0, 3),
@@ -93,6 +98,11 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: (0, 0),
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS: (0, 0),
     ApiKey.DESCRIBE_CLUSTER: (0, 1),
+    ApiKey.CREATE_PARTITIONS: (0, 3),
+    ApiKey.DELETE_RECORDS: (0, 2),
+    ApiKey.DELETE_GROUPS: (0, 2),
+    ApiKey.OFFSET_DELETE: (0, 0),
+    ApiKey.CONSUMER_GROUP_HEARTBEAT: (0, 1),  # to refuse it loudly: see group_api.py
 }
 
 
@@ -117,7 +127,10 @@ class Handlers:
         self.creator = TopicCreator(transport, settings.limits)
         self.data = DataApi(transport, transactions.check_produce, access)
         self.admin = AdminApi(transport, settings, self.creator, ratelog, access)
+        self.configs = ConfigApi(transport, settings, access)
+        self.records = RecordsApi(transport, self.creator, settings.limits, access)
         self.groups = GroupApi(coordinator, access)
+        self.group_admin = GroupAdminApi(coordinator, access)
         self.txns = TxnApi(transactions, coordinator, next_producer_id, access)
         self.by_key: dict[int, Handler] = {
             ApiKey.METADATA: self.metadata,
@@ -127,7 +140,10 @@ class Handlers:
             ApiKey.SASL_AUTHENTICATE: self.sasl_authenticate,
             **self.data.by_key,
             **self.admin.by_key,
+            **self.configs.by_key,
+            **self.records.by_key,
             **self.groups.by_key,
+            **self.group_admin.by_key,
             **self.txns.by_key,
             **AclApi(access).by_key,
             **ScramApi(access, users).by_key,
@@ -171,14 +187,15 @@ class Handlers:
     async def metadata(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
         topics = self._log.topics()
         requested = body["topics"]
-        names = sorted(topics) if requested is None else [t["name"] for t in requested]
+        everything = requested is None or (header.api_version == 0 and not requested)
+        names = sorted(topics) if everything else [t["name"] for t in requested]
         allow_create = (
             body.get("allow_auto_topic_creation", True) if header.api_version >= 4 else True
         )
         creations_left = self.settings.limits.auto_create_per_request_max
         out = []
         for name in names:
-            if requested is None:
+            if everything:
                 if not self.access.visible(peer, Operation.DESCRIBE, ResourceType.TOPIC, name):
                     continue  # a listing leaves out what the principal may not see
             elif not self.access.topic(peer, Operation.DESCRIBE, name):

@@ -65,6 +65,7 @@ from runtime.broker.sasl import SaslConfig
 from runtime.broker.serving import ListenerContext, serve_connection
 from runtime.broker.transactions import TransactionCoordinator, TransactionSettings
 from runtime.broker.txn_api import producer_ids
+from runtime.errors import UnknownTopicError
 from runtime.log.config import FlushPolicy
 from runtime.logs import RateLimitedLog
 from runtime.schemas.http import RegistryApi
@@ -74,6 +75,7 @@ from runtime.security.tls import server_context
 from runtime.security.tokens import TokensFile
 from runtime.security.users import UsersFile
 from runtime.transport import EmbeddedTransport
+from runtime.types import TopicPartition
 
 __all__ = ["Address", "Broker", "Endpoint", "SecurityProtocol", "SecuritySettings"]
 
@@ -171,6 +173,7 @@ class Broker:
                 self.transport.offset_store,
                 min_session_timeout_ms=self._min_session_timeout_ms,
                 initial_rebalance_delay_ms=self._initial_rebalance_delay_ms,
+                partition_exists=self._partition_exists,
             )
             await self._coordinator.start()
             self._transactions = TransactionCoordinator(
@@ -196,6 +199,14 @@ class Broker:
                 self.advertised[endpoint.protocol],
                 self.transport.url,
             )
+
+    def _partition_exists(self, tp: TopicPartition) -> bool:
+        """Whether commits for `tp` may be kept (OffsetCommit answers
+        UNKNOWN_TOPIC_OR_PARTITION otherwise, as Kafka does)."""
+        try:
+            return 0 <= tp.partition < self.transport.log.topic(tp.topic).partitions
+        except UnknownTopicError:
+            return False
 
     def _fit_limits_to_open_files(self) -> None:
         open_files = raise_open_files_limit()

@@ -85,6 +85,22 @@ class TopicCreator:
             self.check(name, partitions, auto=auto)
             return await _in_thread(self._log.create_topic, name, partitions, configs)
 
+    async def grow(self, name: str, count: int) -> TopicInfo:
+        """Give a topic `count` partitions in all (CreatePartitions), within the
+        broker's partition limit; in a worker thread, as creation."""
+        async with self._lock:
+            topics = self._log.topics()
+            held = sum(info.partitions for info in topics.values())
+            added = count - topics[name].partitions if name in topics else 0
+            if held + added > self._limits.partitions_max:
+                raise TopicLimitError(
+                    f"partitions of topic {name!r} not added: {added} more would make "
+                    f"{held + added}, over the broker's limit "
+                    f"(--partitions-max {self._limits.partitions_max})",
+                    topic=name,
+                )
+            return await _in_thread(self._log.add_partitions, name, count)
+
     async def delete(self, name: str) -> None:
         """Delete a topic in a worker thread: closing and unlinking many partitions
         must not stall the other clients (appends and fetches racing it see the

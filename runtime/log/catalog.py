@@ -2,10 +2,14 @@
 
 File format: `<data dir>/topics.json`, UTF-8 JSON:
 
-    {"version": 1, "topics": {"<name>": {"partitions": <int>, "configs": {<kafka name>: <str>}}}}
+    {"version": 1, "topics": {"<name>": {"partitions": <int>, "configs": {<kafka name>: <str>},
+                                         "overrides": [<kafka name>, ...]}}}
 
-configs holds every topic config (TopicConfig.to_configs), so a topic keeps its
-settings when the default config of a later open differs.
+configs holds every config the log honours and the other standard ones set to
+something else than Kafka's default (TopicConfig.stored_configs), so a topic keeps
+its settings when the default config of a later open differs; overrides names those
+set on the topic itself (a catalog written before overrides were kept has none:
+then the configs whose value is not the default count as set).
 
 Invariants:
 - The file is replaced atomically (write a temporary file, fsync, rename, fsync
@@ -43,7 +47,12 @@ def load_catalog(directory: Path) -> dict[str, TopicInfo]:
         partitions = int(entry["partitions"])
         if partitions < 1:
             raise ValueError(f"{path}: topic {name!r} has {partitions} partitions")
-        topics[name] = TopicInfo(name, partitions, TopicConfig.from_configs(entry["configs"]))
+        config = TopicConfig.from_configs(entry["configs"])
+        overrides = entry.get("overrides")
+        if overrides is None:
+            defaults = TopicConfig().to_configs()
+            overrides = [k for k, v in config.to_configs().items() if defaults.get(k) != v]
+        topics[name] = TopicInfo(name, partitions, config.replace(overrides=frozenset(overrides)))
     return topics
 
 
@@ -51,7 +60,11 @@ def save_catalog(directory: Path, topics: dict[str, TopicInfo]) -> None:
     doc = {
         "version": _VERSION,
         "topics": {
-            info.name: {"partitions": info.partitions, "configs": info.config.to_configs()}
+            info.name: {
+                "partitions": info.partitions,
+                "configs": info.config.stored_configs(),
+                "overrides": sorted(info.config.overrides),
+            }
             for info in sorted(topics.values(), key=lambda info: info.name)
         },
     }

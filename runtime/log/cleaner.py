@@ -2,7 +2,10 @@
 
 A pass over one partition:
 1. Cleanable segments: the non-active segments, oldest first, up to the first
-   whose max timestamp is newer than now - min_compaction_lag_ms.
+   whose max timestamp is newer than now - min_compaction_lag_ms. The pass runs
+   only if the dirty ones (past the offset the last pass reached, kept in memory:
+   after a restart all are dirty) are at least min.cleanable.dirty.ratio of their
+   bytes, or the first dirty one is older than max.compaction.lag.ms.
 2. Map every key in them to its newest offset.
 3. Rewrite each cleanable segment keeping a record if its key is null or it is
    the newest of its key, and dropping a tombstone (null value) whose timestamp
@@ -59,16 +62,21 @@ def clean_partition(
             if segment.max_timestamp > lag_horizon:
                 break
             cleanable.append(segment)
-        if not cleanable:
+        if not cleanable or not _due(partition, cleanable, now_ms):
             return 0
-        newest = _newest_offsets(cleanable)
+        newest, tombstones = _newest_offsets(cleanable)
         tombstone_horizon = now_ms - config.delete_retention_ms
+        kept = [ts for ts in tombstones.values() if ts >= tombstone_horizon]
+        # the tombstones this pass keeps are due for removal by a later one
+        partition.tombstones_due_ms = min(kept) + config.delete_retention_ms if kept else None
         reclaimed = 0
         for segment in cleanable:
             if should_stop() or partition.closed:
                 break
             keep_empty = segment is partition.segments[0]
             reclaimed += _clean_segment(partition, segment, newest, tombstone_horizon, keep_empty)
+        if not partition.closed:
+            partition.cleaned_up_to = cleanable[-1].next_offset
         if reclaimed:
             logger.info(
                 "compacted topic=%s partition=%d reclaimed_bytes=%d",
@@ -79,15 +87,40 @@ def clean_partition(
         return reclaimed
 
 
-def _newest_offsets(segments: list[Segment]) -> dict[bytes, int]:
+def _due(partition: Partition, cleanable: list[Segment], now_ms: float) -> bool:
+    """Whether the dirty part (the segments past the last pass) is worth a pass:
+    at least min.cleanable.dirty.ratio of the cleanable bytes, or holding records
+    older than max.compaction.lag.ms; or tombstones kept by a pass are due to go."""
+    config = partition.config
+    due = partition.tombstones_due_ms
+    if due is not None and now_ms >= due:
+        return True
+    dirty = [s for s in cleanable if s.next_offset > partition.cleaned_up_to]
+    if not dirty:
+        return False
+    total = sum(s.size for s in cleanable)
+    if total and sum(s.size for s in dirty) / total >= config.min_cleanable_dirty_ratio:
+        return True
+    # a segment's newest timestamp stands for its records: lag is counted from it
+    return now_ms - dirty[0].max_timestamp > config.max_compaction_lag_ms
+
+
+def _newest_offsets(segments: list[Segment]) -> tuple[dict[bytes, int], dict[bytes, int]]:
+    """Each key's newest offset, and the timestamp of each key whose newest record
+    is a tombstone."""
     newest: dict[bytes, int] = {}
+    tombstones: dict[bytes, int] = {}
     for segment in segments:
         data = segment.storage.read(0, segment.size)
         for pos, _ in iter_batches(data):
             for record in decode_batch(data, pos):
                 if record.key is not None:
                     newest[record.key] = record.offset
-    return newest
+                    if record.value is None:
+                        tombstones[record.key] = record.timestamp_ms
+                    else:
+                        tombstones.pop(record.key, None)
+    return newest, tombstones
 
 
 def _clean_segment(

@@ -1,7 +1,7 @@
 """A test double for the disk under the log: ENOSPC, EIO and short writes on cue.
 
 `DiskFaults` stands in for the `os` module of the log's modules that write
-(storage, index, manager, cleaner) while `installed()`; every call it does not
+(storage, index, manager, deleting, cleaner) while `installed()`; every call it does not
 fail goes to the real `os`. Two kinds of fault:
 
 - `fill(free_bytes)`: the disk has that many bytes left. A write that does
@@ -38,6 +38,7 @@ MODULES = (
     "runtime.log.storage",
     "runtime.log.index",
     "runtime.log.manager",
+    "runtime.log.deleting",
     "runtime.log.cleaner",
 )
 _FAILABLE = ("writev", "write", "fdatasync", "fsync", "ftruncate", "rename", "replace", "open")

@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shutil
 import threading
 import time
@@ -54,19 +53,17 @@ from runtime.errors import (
     UnknownTopicError,
 )
 from runtime.log.catalog import CATALOG_FILE, load_catalog, save_catalog
-from runtime.log.cleaner import clean_partition
 from runtime.log.config import FlushPolicy, TopicConfig, TopicInfo, validate_topic_name
+from runtime.log.deleting import PARTITION_DIR, empty_directory, entries, marked_topics, rename_into
 from runtime.log.lock import DataDirLock
+from runtime.log.maintenance import Maintenance
 from runtime.log.partition import Partition
 from runtime.log.storage import FileRegion, fsync_dir
-from runtime.logs import RateLimitedLog
 from runtime.types import TopicPartition
 
 logger = logging.getLogger(__name__)
 
 DELETING_DIR = "deleting"
-_PARTITION_DIR = re.compile(r"(?P<topic>[a-zA-Z0-9._-]+)-(?P<partition>\d+)")
-_maintenance_errors = RateLimitedLog(logger, interval_s=300.0)
 
 
 class Log:
@@ -89,8 +86,7 @@ class Log:
         self._partitions: dict[str, list[Partition]] = {}
         self._pending_deletes: set[str] = set()  # topics with markers, still in the catalog file
         self._closed = False
-        self._stop_background: threading.Event | None = None
-        self._background: threading.Thread | None = None
+        self._maintenance = Maintenance(self._all_partitions, clock, path)
 
     @classmethod
     def open(
@@ -119,7 +115,7 @@ class Log:
         # a catalog write cut short by a crash: it holds space and nothing else
         (self._path / (CATALOG_FILE + ".tmp")).unlink(missing_ok=True)
         topics = load_catalog(self._path)
-        self._pending_deletes = _marked_topics(self._path / DELETING_DIR) & topics.keys()
+        self._pending_deletes = marked_topics(self._path / DELETING_DIR) & topics.keys()
         self._topics = {k: v for k, v in topics.items() if k not in self._pending_deletes}
         self._remove_strays(self._path)
         self._finish_deletes_on_open(self._path)
@@ -131,7 +127,7 @@ class Log:
 
     def _remove_strays(self, directory: Path) -> None:
         for entry in directory.iterdir():
-            match = _PARTITION_DIR.fullmatch(entry.name)
+            match = PARTITION_DIR.fullmatch(entry.name)
             if not match or not entry.is_dir():
                 continue
             info = self._topics.get(match["topic"])
@@ -140,8 +136,8 @@ class Log:
                 shutil.rmtree(entry, ignore_errors=True)
 
     def _finish_deletes_on_open(self, directory: Path) -> None:
-        for marker in _entries(directory / DELETING_DIR):
-            _empty_directory(marker)
+        for marker in entries(directory / DELETING_DIR):
+            empty_directory(marker)
         if self._pending_deletes:
             logger.warning(
                 "finishing deletes cut short topics=%s", ",".join(sorted(self._pending_deletes))
@@ -172,7 +168,7 @@ class Log:
 
     def _remove_markers(self, directory: Path) -> None:
         trash = directory / DELETING_DIR
-        markers = _entries(trash)
+        markers = entries(trash)
         for marker in markers:
             shutil.rmtree(marker, ignore_errors=True)
         if markers:
@@ -260,10 +256,10 @@ class Log:
         """No marker may name a topic being created: open would delete it."""
         assert self._path is not None
         trash = self._path / DELETING_DIR
-        if name not in _marked_topics(trash):
+        if name not in marked_topics(trash):
             return
         self._finish_deletes()
-        if name in _marked_topics(trash):
+        if name in marked_topics(trash):
             raise StorageError(
                 f"topic {name!r}: the delete markers of an earlier topic of this name "
                 f"cannot be removed from {trash}",
@@ -306,13 +302,13 @@ class Log:
         trash = directory / DELETING_DIR
         try:
             trash.mkdir(exist_ok=True)
-            _rename_into(directory, trash, f"{info.name}-0")
+            rename_into(directory, trash, f"{info.name}-0")
             fsync_dir(trash)
         except OSError as exc:
             raise _topic_storage_error("deleting the topic", info.name, exc) from exc
         for p in range(1, info.partitions):
             try:
-                _rename_into(directory, trash, f"{info.name}-{p}")
+                rename_into(directory, trash, f"{info.name}-{p}")
             except OSError as exc:  # committed already: it is removed where it is
                 logger.warning(
                     "cannot move partition directory topic=%s partition=%d error=%r",
@@ -326,8 +322,55 @@ class Log:
 
     def _free_space(self, directory: Path, info: TopicInfo) -> None:
         for p in range(info.partitions):
-            _empty_directory(directory / DELETING_DIR / f"{info.name}-{p}")
+            empty_directory(directory / DELETING_DIR / f"{info.name}-{p}")
             shutil.rmtree(directory / f"{info.name}-{p}", ignore_errors=True)
+
+    @property
+    def default_config(self) -> TopicConfig:
+        """The config of a topic created without settings of its own."""
+        return self._default_config
+
+    def alter_config(self, name: str, config: TopicConfig) -> TopicInfo:
+        """Give a topic a new config, persisted, applied from the next append and
+        the next retention or compaction pass."""
+        with self._lock:
+            self._check_open()
+            info = self.topic(name)
+            changed = TopicInfo(name, info.partitions, config)
+            topics = {**self._topics, name: changed}
+            if self._path is not None:
+                self._save_catalog(topics)
+            for partition in self._partitions[name]:
+                partition.config = config
+            self._topics = topics
+        logger.info("topic config altered topic=%s overrides=%s", name, config.override_configs())
+        return changed
+
+    def add_partitions(self, name: str, count: int) -> TopicInfo:
+        """Grow a topic to `count` partitions (CreatePartitions); never shrinks one."""
+        with self._lock:
+            self._check_open()
+            info = self.topic(name)
+            if count <= info.partitions:
+                raise ValueError(
+                    f"topic {name!r} has {info.partitions} partitions: "
+                    f"a new count must be more, got {count}"
+                )
+            grown = TopicInfo(name, count, info.config)
+            opened: list[Partition] = []
+            try:
+                for p in range(info.partitions, count):
+                    opened.append(self._open_partition(grown, p))
+                if self._path is not None:
+                    self._save_catalog({**self._topics, name: grown})
+            except (OSError, StorageError) as exc:
+                for partition in opened:
+                    partition.delete()
+                raise _topic_storage_error("adding partitions", name, exc) from exc
+            self._partitions[name] = [*self._partitions[name], *opened]
+            self._topics = {**self._topics, name: grown}
+        logger.info("partitions added topic=%s partitions=%d", name, count)
+        return grown
 
     def topics(self) -> dict[str, TopicInfo]:
         self._check_open()
@@ -400,6 +443,13 @@ class Log:
     def offset_for_timestamp(self, tp: TopicPartition, timestamp_ms: int) -> int | None:
         return self._partition(tp).offset_for_timestamp(timestamp_ms)
 
+    def max_timestamp_offset(self, tp: TopicPartition) -> tuple[int, int] | None:
+        return self._partition(tp).max_timestamp_offset()
+
+    def delete_records(self, tp: TopicPartition, offset: int) -> int:
+        """DeleteRecords: the log start offset moves up to `offset` (see Partition)."""
+        return self._partition(tp).delete_records(offset)
+
     def flush(self) -> None:
         for partition in self._all_partitions():
             partition.flush()
@@ -408,104 +458,25 @@ class Log:
         self._check_open()
         return [p for partitions in list(self._partitions.values()) for p in partitions]
 
-    # --- maintenance ---------------------------------------------------------
+    # --- maintenance (maintenance.py) ------------------------------------------
 
     def enforce_retention(self) -> int:
-        now_ms = self._clock() * 1000
-        return sum(p.enforce_retention(now_ms) for p in self._all_partitions())
+        return self._maintenance.enforce_retention()
 
     def compact(self) -> int:
-        return self._compact(lambda: False)
-
-    def _compact(self, should_stop: Callable[[], bool]) -> int:
-        now_ms = self._clock() * 1000
-        reclaimed = 0
-        for partition in self._all_partitions():
-            if should_stop():
-                break
-            if partition.config.compacts:
-                reclaimed += clean_partition(partition, now_ms, should_stop)
-        return reclaimed
+        return self._maintenance.compact()
 
     def start_background(self, interval_s: float = 30.0) -> None:
         """Run retention and compaction every interval_s in a daemon thread."""
-        if interval_s <= 0:
-            raise ValueError(f"interval_s must be > 0, got {interval_s}")
         with self._lock:
             self._check_open()
-            if self._background is not None:
-                return
-            stop = threading.Event()
-            thread = threading.Thread(
-                target=self._maintain, args=(stop, interval_s), name="log-maintenance", daemon=True
-            )
-            self._stop_background, self._background = stop, thread
-            thread.start()
+            self._maintenance.start(interval_s)
 
     def stop_background(self) -> None:
-        with self._lock:
-            stop, thread = self._stop_background, self._background
-            self._stop_background = self._background = None
-        if stop is not None and thread is not None:
-            stop.set()
-            thread.join()
-
-    def _maintain(self, stop: threading.Event, interval_s: float) -> None:
-        while not stop.wait(interval_s):
-            try:
-                self.enforce_retention()
-                self._compact(stop.is_set)
-            except LogClosedError:
-                return
-            except StorageError as exc:  # a full disk: compaction waits for space
-                _maintenance_errors.warning(
-                    ("maintenance", self._path),
-                    "log maintenance failed path=%s error=%s",
-                    self._path,
-                    exc,
-                )
-            except Exception:
-                logger.exception("log maintenance failed path=%s", self._path)
+        self._maintenance.stop()
 
 
 def _topic_storage_error(what: str, topic: str, exc: OSError | StorageError) -> StorageError:
     if isinstance(exc, StorageError):
         return StorageError(f"topic {topic!r}: {exc}", errno=exc.errno, topic=topic)
     return StorageError.from_os_error(what, exc, topic=topic)
-
-
-def _rename_into(directory: Path, trash: Path, name: str) -> None:
-    target = trash / name
-    if target.exists():  # a marker of an earlier delete nobody finished
-        shutil.rmtree(target)
-    try:
-        os.rename(directory / name, target)
-    except FileNotFoundError:  # no directory to move: a marker all the same
-        target.mkdir()
-
-
-def _entries(directory: Path) -> list[Path]:
-    try:
-        return list(directory.iterdir())
-    except FileNotFoundError:
-        return []
-
-
-def _marked_topics(trash: Path) -> set[str]:
-    """Names of the topics that have a delete marker."""
-    names = set()
-    for entry in _entries(trash):
-        match = _PARTITION_DIR.fullmatch(entry.name)
-        if match:
-            names.add(match["topic"])
-    return names
-
-
-def _empty_directory(directory: Path) -> None:
-    """Unlink what a directory holds but keep it (a marker stays a marker)."""
-    for entry in _entries(directory):
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
-                entry.unlink()

@@ -173,6 +173,21 @@ class OffsetStore:
         with self._lock:
             return sorted(self._commits)
 
+    def delete_offsets(self, group: str, tps: Iterable[TopicPartition]) -> None:
+        """Tombstone the commits of these partitions (OffsetDelete), in one batch."""
+        with self._lock:
+            commits = self._commits.get(group, {})
+            doomed = [tp for tp in tps if tp in commits]
+            if not doomed:
+                return
+            now_ms = int(self._log_clock_ms())
+            records = [(encode_key(group, tp), None, now_ms, ()) for tp in doomed]
+            self._log.append(self._partition_of(group), encode_batch(records))
+            for tp in doomed:
+                del commits[tp]
+            if not commits:
+                del self._commits[group]
+
     def delete_group(self, group: str) -> None:
         with self._lock:
             commits = self._commits.get(group)

@@ -3,13 +3,15 @@
 Directory format: `<data dir>/<topic>-<partition>/` holding, per segment,
 `<base>.log`, `<base>.index` and `<base>.timeindex` (see segment.py, index.py),
 and `<base>.snapshot`, the idempotent producers' state as of the active
-segment's base offset (producer_snapshots.py). Leftovers of an interrupted rewrite
-(`*.cleaned`, `*.tmp`) and older snapshots are removed on open.
+segment's base offset (producer_snapshots.py), and `log-start-offset` once
+DeleteRecords moved it (log_start.py). Opening one is loader.py's.
 
 Invariants:
 - `segments` is never empty and sorted by base offset; the last one is the
   active segment, the only one appended to, never deleted nor compacted.
-- log_start_offset == segments[0].base_offset <= high_watermark == active.next_offset.
+- segments[0].base_offset <= log_start_offset <= high_watermark == active.next_offset;
+  the log start offset moves up only (retention, DeleteRecords: log_start.py), and
+  no segment but the one holding it (or the active one) lies wholly below it.
 - The segment list is replaced, never changed in place, under `_lock`; readers
   take the current list without locking and read from it, so retention and
   compaction never block them and never pull bytes from under them.
@@ -38,6 +40,7 @@ from pathlib import Path
 
 from runtime.errors import (
     CorruptRecordError,
+    InvalidRecordError,
     LogClosedError,
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
@@ -45,13 +48,17 @@ from runtime.errors import (
     RecordTooLargeError,
     StorageError,
 )
+from runtime.log.append_policy import prepare_batch
 from runtime.log.config import FlushPolicy, TopicConfig
-from runtime.log.index import IndexCorruptError
+from runtime.log.loader import load_partition
+from runtime.log.log_start import (
+    load_log_start,
+    max_timestamp_offset,
+    retention_doomed,
+    save_log_start,
+    wholly_below,
+)
 from runtime.log.producer_snapshots import (
-    control_type_or_none,
-    load_producers,
-    remove_snapshots,
-    snapshot_path,
     write_snapshot,
 )
 from runtime.log.producer_state import (
@@ -98,6 +105,9 @@ class Partition:
         self._last_flush_ms = clock() * 1000
         self.recovered_bytes = 0
         self._segments: list[Segment] = []
+        self._log_start = 0  # as DeleteRecords moved it; see log_start_offset
+        self.cleaned_up_to = 0  # where the cleaner's last pass ended (cleaner.py)
+        self.tombstones_due_ms: float | None = None  # when kept tombstones may go
         self.producers = ProducerStates()
 
     @classmethod
@@ -114,75 +124,16 @@ class Partition:
             partition._segments = [Segment.create(None, 0)]
         else:
             directory.mkdir(parents=True, exist_ok=True)
-            partition._segments = partition._load(directory)
+            loaded = load_partition(tp, directory, clock)
+            partition._segments, partition.producers = loaded.segments, loaded.producers
+            partition.recovered_bytes = loaded.recovered_bytes
+            partition._log_start = min(load_log_start(directory), partition.offsets()[1])
         return partition
-
-    def _load(self, directory: Path) -> list[Segment]:
-        bases = []
-        for path in directory.iterdir():
-            if path.name.endswith(_LEFTOVER_SUFFIXES):
-                path.unlink()
-            elif path.suffix == ".log" and len(path.stem) == 20 and path.stem.isdigit():
-                bases.append(int(path.stem))
-        bases.sort()
-        remove_snapshots(directory, keep=bases[-1] if bases else None)
-        if not bases:
-            segment = Segment.create(directory, 0)
-            fsync_dir(directory)
-            return [segment]
-        segments: list[Segment] = []
-        for i, base in enumerate(bases[:-1]):
-            try:
-                segment = Segment.open_sealed(directory, base, bases[i + 1])
-            except IndexCorruptError as exc:
-                segment = exc.args[1]
-                truncated = self._recover(segment, contiguous=False, next_base=bases[i + 1])
-                segment.seal(sync=True)
-                if truncated:  # later segments would follow a hole: drop them
-                    for later in bases[i + 1 :]:
-                        delete_segment_files(directory, later)
-                    segments.append(segment)
-                    remove_snapshots(directory, keep=None)
-                    self._replay_producers(segments, snapshot=None)
-                    return segments
-            segments.append(segment)
-        last = Segment.create(directory, bases[-1])
-        self._replay_producers(segments, snapshot_path(directory, last.base_offset))
-        self._recover(last, contiguous=True)
-        segments.append(last)
-        return segments
-
-    def _replay_producers(self, sealed: list[Segment], snapshot: Path | None) -> None:
-        self.producers = load_producers(sealed, snapshot, int(self._clock() * 1000), self.tp)
 
     def _write_producer_snapshot(self, active: Segment, *, sync: bool) -> None:
         if self.directory is not None:
             self.producers.expire(int(self._clock() * 1000))
             write_snapshot(self.directory, self.producers, active.base_offset, sync, self.tp)
-
-    def _recover(self, segment: Segment, *, contiguous: bool, next_base: int | None = None) -> int:
-        truncated = segment.recover(
-            contiguous=contiguous, next_base=next_base, on_batch=self._replay_one
-        )
-        if truncated:
-            logger.warning(
-                "recovery truncated an invalid tail topic=%s partition=%d segment=%d "
-                "truncated_bytes=%d",
-                self.tp.topic,
-                self.tp.partition,
-                segment.base_offset,
-                truncated,
-            )
-            self.recovered_bytes += truncated
-        if segment.size:
-            segment.created_ms = self._clock() * 1000
-        return truncated
-
-    def _replay_one(self, header: BatchHeader, batch: memoryview) -> None:
-        if header.is_control:
-            self.producers.ended(header, header.base_offset, control_type_or_none(batch))
-        else:
-            self.producers.stored(header, header.base_offset, int(self._clock() * 1000))
 
     # --- state -----------------------------------------------------------------
 
@@ -196,8 +147,9 @@ class Partition:
         return self._segments
 
     def offsets(self) -> tuple[int, int]:
+        """(log start offset, high watermark)."""
         segments = self._segments
-        return segments[0].base_offset, segments[-1].next_offset
+        return max(self._log_start, segments[0].base_offset), segments[-1].next_offset
 
     def _check_open(self) -> None:
         if self._closed:
@@ -237,6 +189,12 @@ class Partition:
             raise CorruptRecordError(
                 f"{self.tp}: control batches cannot be appended by clients", **self._coords()
             )
+        try:
+            view, header = prepare_batch(view, header, self.config, int(self._clock() * 1000))
+        except InvalidRecordError as exc:
+            located = InvalidRecordError(f"{self.tp}: {exc}", **self._coords())
+            located.record_indexes = exc.record_indexes
+            raise located from None
         idempotent = is_idempotent(header)
         with self._lock:
             self._check_open()
@@ -386,7 +344,7 @@ class Partition:
     ) -> list[bytes | FileRegion]:
         self._check_open()
         segments = self._segments
-        start, end = segments[0].base_offset, segments[-1].next_offset
+        start, end = max(self._log_start, segments[0].base_offset), segments[-1].next_offset
         if offset < start or offset > end:
             raise OffsetOutOfRangeError(
                 f"offset {offset} of {self.tp} is out of range [{start}, {end}]",
@@ -415,11 +373,60 @@ class Partition:
 
     def offset_for_timestamp(self, timestamp_ms: int) -> int | None:
         self._check_open()
+        start = self.offsets()[0]
         for segment in self._segments:
+            if segment.next_offset <= start:
+                continue
             found = segment.offset_for_timestamp(timestamp_ms)
             if found is not None:
-                return found
+                return max(found, start)
         return None
+
+    def max_timestamp_offset(self) -> tuple[int, int] | None:
+        """(offset, timestamp) of the record with the newest timestamp (the first such)."""
+        self._check_open()
+        return max_timestamp_offset(self._segments, self.offsets()[0])
+
+    def delete_records(self, offset: int) -> int:
+        """Move the log start offset up to `offset` (-1: the high watermark), persisted,
+        and delete the segments wholly below it; returns the new log start offset.
+        OffsetOutOfRangeError past the high watermark; StorageError if it cannot be
+        persisted (then nothing changed)."""
+        with self.maintenance_lock, self._lock:
+            self._check_open()
+            start, end = self.offsets()
+            target = end if offset == -1 else offset
+            if not 0 <= target <= end:
+                raise OffsetOutOfRangeError(
+                    f"cannot delete records of {self.tp} below {offset}: the log ends at {end}",
+                    offset=offset,
+                    **self._coords(),
+                )
+            if target <= start:
+                return start
+            try:
+                save_log_start(self.directory, target)
+            except OSError as exc:
+                raise self._storage_error("delete records", exc) from exc
+            self._log_start = target
+            removed = self._drop_oldest(wholly_below(self._segments, target))
+        for segment in removed:
+            segment.delete_files()
+        logger.info(
+            "records deleted topic=%s partition=%d log_start_offset=%d segments_deleted=%d",
+            *self._tp_fields(),
+            target,
+            len(removed),
+        )
+        return target
+
+    def _drop_oldest(self, count: int) -> list[Segment]:
+        """Take the `count` oldest segments out of the list (holding `_lock`)."""
+        removed = self._segments[:count]
+        if removed:
+            self._segments = self._segments[count:]
+            self.producers.forget_aborted_below(self._segments[0].base_offset)
+        return removed
 
     # --- maintenance -------------------------------------------------------------
 
@@ -429,29 +436,13 @@ class Partition:
         if not config.deletes or self._closed:
             return 0
         with self.maintenance_lock:
-            candidates = self._segments[:-1]
-            doomed = 0
-            if config.retention_ms >= 0:
-                horizon = now_ms - config.retention_ms
-                while doomed < len(candidates) and candidates[doomed].max_timestamp < horizon:
-                    doomed += 1
-            if config.retention_bytes >= 0:
-                excess = sum(s.size for s in self._segments) - config.retention_bytes
-                by_size = 0
-                for segment in candidates:
-                    if excess - segment.size < 0:
-                        break
-                    excess -= segment.size
-                    by_size += 1
-                doomed = max(doomed, by_size)
+            doomed = retention_doomed(self._segments, config, now_ms)
             if not doomed:
                 return 0
             with self._lock:
                 if self._closed:  # deleted meanwhile
                     return 0
-                removed = self._segments[:doomed]
-                self._segments = self._segments[doomed:]
-                self.producers.forget_aborted_below(self._segments[0].base_offset)
+                removed = self._drop_oldest(doomed)
             for segment in removed:
                 segment.delete_files()
             logger.info(

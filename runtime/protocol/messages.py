@@ -10,8 +10,8 @@ here are described; a field's default is Kafka's (0, "", false, [], or as noted)
 |----------------------|----------|----------------|
 | Produce (0)          | 3-9      | 9              |
 | Fetch (1)            | 4-12     | 12             |
-| ListOffsets (2)      | 1-6      | 6              |
-| Metadata (3)         | 1-9      | 9              |
+| ListOffsets (2)      | 1-7      | 6              |
+| Metadata (3)         | 0-9      | 9              |
 | OffsetCommit (8)     | 2-8      | 8              |
 | OffsetFetch (9)      | 1-6      | 6              |
 | FindCoordinator (10) | 0-3      | 3              |
@@ -20,7 +20,7 @@ here are described; a field's default is Kafka's (0, "", false, [], or as noted)
 | LeaveGroup (13)      | 0-4      | 4              |
 | SyncGroup (14)       | 0-4      | 4              |
 | DescribeGroups (15)  | 0-5      | 5              |
-| ListGroups (16)      | 0-3      | 3              |
+| ListGroups (16)      | 0-5      | 3              |
 | ApiVersions (18)     | 0-3      | 3              |
 | CreateTopics (19)    | 2-5      | 5              |
 | DeleteTopics (20)    | 1-4      | 4              |
@@ -28,12 +28,15 @@ here are described; a field's default is Kafka's (0, "", false, [], or as noted)
 | DescribeConfigs (32) | 0-4      | 4              |
 
 The transaction APIs are in txn_messages.py, the SASL APIs in sasl_messages.py,
-the ACL and SCRAM-credential APIs and DescribeCluster in acl_messages.py.
+the ACL and SCRAM-credential APIs and DescribeCluster in acl_messages.py,
+the admin APIs beyond topics (partitions, configs, records, groups) in
+admin_messages.py.
 """
 
 from __future__ import annotations
 
 from runtime.protocol.acl_messages import ACL_APIS
+from runtime.protocol.admin_messages import ADMIN_APIS
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.fields import (
     NO_AUTHORIZED_OPERATIONS,
@@ -197,7 +200,7 @@ LIST_OFFSETS = Api(
     key=ApiKey.LIST_OFFSETS,
     name="ListOffsets",
     min_version=1,
-    max_version=6,
+    max_version=7,
     flexible_from=6,
     request=Struct(
         Field("replica_id", INT32, default=-1),
@@ -233,11 +236,12 @@ LIST_OFFSETS = Api(
 METADATA = Api(
     key=ApiKey.METADATA,
     name="Metadata",
-    min_version=1,
+    min_version=0,
     max_version=9,
     flexible_from=9,
     request=Struct(
-        structs("topics", Field("name", STRING), nullable_versions="1+"),  # null: all topics
+        # v1+: null asks for all topics; v0: an empty list does
+        structs("topics", Field("name", STRING), nullable_versions="1+"),
         Field("allow_auto_topic_creation", BOOL, "4+", default=True),
         Field("include_cluster_authorized_operations", BOOL, "8+"),
         Field("include_topic_authorized_operations", BOOL, "8+"),
@@ -249,15 +253,15 @@ METADATA = Api(
             Field("node_id", INT32),
             Field("host", STRING),
             Field("port", INT32),
-            Field("rack", STRING, nullable_versions="0+", default=None),
+            Field("rack", STRING, "1+", nullable_versions="1+", default=None),
         ),
         Field("cluster_id", STRING, "2+", nullable_versions="2+", default=None),
-        Field("controller_id", INT32, default=-1),
+        Field("controller_id", INT32, "1+", default=-1),
         structs(
             "topics",
             Field("error_code", INT16),
             Field("name", STRING),
-            Field("is_internal", BOOL),
+            Field("is_internal", BOOL, "1+"),
             structs(
                 "partitions",
                 Field("error_code", INT16),
@@ -483,13 +487,22 @@ LIST_GROUPS = Api(
     key=ApiKey.LIST_GROUPS,
     name="ListGroups",
     min_version=0,
-    max_version=3,
+    max_version=5,
     flexible_from=3,
-    request=Struct(),
+    request=Struct(
+        Field("states_filter", Array(STRING), "4+"),  # empty: every state
+        Field("types_filter", Array(STRING), "5+"),  # empty: every type
+    ),
     response=Struct(
         throttle(),
         Field("error_code", INT16),
-        structs("groups", Field("group_id", STRING), Field("protocol_type", STRING)),
+        structs(
+            "groups",
+            Field("group_id", STRING),
+            Field("protocol_type", STRING),
+            Field("group_state", STRING, "4+"),
+            Field("group_type", STRING, "5+"),
+        ),
     ),
 )
 
@@ -680,5 +693,6 @@ APIS: dict[int, Api] = {
         *TXN_APIS,
         *SASL_APIS,
         *ACL_APIS,
+        *ADMIN_APIS,
     )
 }

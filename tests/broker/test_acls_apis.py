@@ -364,6 +364,54 @@ REFUSALS: list[tuple[str, int, int, dict, Callable[[dict], Any], int]] = [
         first("results.error_code"),
         E.CLUSTER_AUTHORIZATION_FAILED,
     ),
+    (
+        "create partitions",
+        ApiKey.CREATE_PARTITIONS,
+        3,
+        {"topics": [{"name": "t", "count": 2, "assignments": None}], "validate_only": False},
+        first("results.error_code"),
+        E.TOPIC_AUTHORIZATION_FAILED,
+    ),
+    (
+        "delete records",
+        ApiKey.DELETE_RECORDS,
+        2,
+        {"topics": [{"name": "t", "partitions": [{"partition_index": 0, "offset": 0}]}]},
+        first("topics.partitions.error_code"),
+        E.TOPIC_AUTHORIZATION_FAILED,
+    ),
+    (
+        "alter topic configs",
+        ApiKey.ALTER_CONFIGS,
+        2,
+        {"resources": [{"resource_type": 2, "resource_name": "t", "configs": []}]},
+        first("responses.error_code"),
+        E.TOPIC_AUTHORIZATION_FAILED,
+    ),
+    (
+        "alter broker configs incrementally",
+        ApiKey.INCREMENTAL_ALTER_CONFIGS,
+        1,
+        {"resources": [{"resource_type": 4, "resource_name": "0", "configs": []}]},
+        first("responses.error_code"),
+        E.CLUSTER_AUTHORIZATION_FAILED,
+    ),
+    (
+        "delete groups",
+        ApiKey.DELETE_GROUPS,
+        2,
+        {"groups_names": ["g"]},
+        first("results.error_code"),
+        E.GROUP_AUTHORIZATION_FAILED,
+    ),
+    (
+        "offset delete",
+        ApiKey.OFFSET_DELETE,
+        0,
+        {"group_id": "g", "topics": [{"name": "t", "partitions": [{"partition_index": 0}]}]},
+        first("error_code"),
+        E.GROUP_AUTHORIZATION_FAILED,
+    ),
 ]
 
 
@@ -594,6 +642,7 @@ def test_creations_past_the_brokers_acl_limit_are_a_policy_violation():
 # APIs anyone may call: no resource to authorize, or a listing that leaves out
 # what the principal may not see (tested above)
 UNGUARDED = {
+    ApiKey.CONSUMER_GROUP_HEARTBEAT,  # refused to everyone: the classic protocol only
     ApiKey.API_VERSIONS,
     ApiKey.SASL_HANDSHAKE,
     ApiKey.SASL_AUTHENTICATE,

@@ -28,9 +28,9 @@ def test_handshake_picks_the_preferred_non_flexible_versions():
         async with broker() as b:
             assert b.address is not None
             async with await Connection.open("127.0.0.1", b.address.port) as conn:
-                # the broker serves the ACL and SCRAM-credential APIs and
-                # DescribeCluster too; with no preferred version for them, the
-                # client takes the highest
+                # the broker serves admin APIs this client does not speak yet (ACLs,
+                # SCRAM credentials, DescribeCluster, partitions, configs, records,
+                # groups); with no preferred version for them, it takes the highest
                 assert conn.versions == PREFERRED_VERSIONS | {
                     ApiKey.DESCRIBE_ACLS: 3,
                     ApiKey.CREATE_ACLS: 3,
@@ -38,6 +38,13 @@ def test_handshake_picks_the_preferred_non_flexible_versions():
                     ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: 0,
                     ApiKey.ALTER_USER_SCRAM_CREDENTIALS: 0,
                     ApiKey.DESCRIBE_CLUSTER: 1,
+                    ApiKey.DELETE_RECORDS: 2,
+                    ApiKey.ALTER_CONFIGS: 2,
+                    ApiKey.CREATE_PARTITIONS: 3,
+                    ApiKey.DELETE_GROUPS: 2,
+                    ApiKey.INCREMENTAL_ALTER_CONFIGS: 1,
+                    ApiKey.OFFSET_DELETE: 0,
+                    ApiKey.CONSUMER_GROUP_HEARTBEAT: 1,
                 }
                 assert conn.version(ApiKey.PRODUCE) == 8
                 assert conn.version(ApiKey.FETCH) == 11

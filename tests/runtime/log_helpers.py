@@ -17,9 +17,16 @@ def make_batch(
     )
 
 
-def seq_batch(seq: int, records: int = 3, *, timestamp_ms: int = 1_000) -> bytearray:
-    """A batch whose values name its sequence number and record index."""
-    return make_batch([b"%d:%d" % (seq, i) for i in range(records)], timestamp_ms=timestamp_ms)
+def seq_batch(
+    seq: int, records: int = 3, *, timestamp_ms: int = 1_000, key: bytes | None = None
+) -> bytearray:
+    """A batch whose values name its sequence number and record index (all with
+    `key`: compacted topics take only keyed records)."""
+    return make_batch(
+        [b"%d:%d" % (seq, i) for i in range(records)],
+        keys=[key] * records,
+        timestamp_ms=timestamp_ms,
+    )
 
 
 class ManualClock:

@@ -32,8 +32,13 @@ def test_compaction_keeps_newest_per_key(log_path):
     with log:
         for i in range(30):
             _put(log, b"k%d" % (i % 3), b"v%d" % i)
+        # keyless records are refused on a compacted topic; these were written
+        # while it was not one, and compaction keeps them
+        compacted = log.topic("c").config
+        log.alter_config("c", compacted.replace(cleanup_policy="delete"))
         for i in range(5):
             _put(log, None, b"keyless%d" % i)
+        log.alter_config("c", compacted)
         before = log.offsets(TP)
         active = log._partitions["c"][0].segments[-1]
         reclaimed = log.compact()
@@ -133,3 +138,33 @@ def test_background_compaction_does_not_disturb_appends(log_path):
         assert log.offsets(TP) == (0, 300)
         values = {r.key: r.value for r in _read_all(log)}
         assert values == {b"k0": b"v296", b"k1": b"v297", b"k2": b"v298", b"k3": b"v299"}
+
+
+def _fill_dirty(log, rounds, start=0):
+    for i in range(start, start + rounds):
+        _put(log, b"k%d" % (i % 3), b"v%d" % i)
+
+
+def test_compaction_waits_for_the_min_cleanable_dirty_ratio(log_path):
+    log, _ = _compacted_log(log_path, **{"min.cleanable.dirty.ratio": "0.9"})
+    with log:
+        _fill_dirty(log, 30)
+        assert log.compact() > 0  # all dirty: ratio 1.0
+        _fill_dirty(log, 6, start=30)  # a little dirty beside the cleaned part
+        assert log.compact() == 0
+        config = log.topic("c").config
+        log.alter_config("c", config.replace(min_cleanable_dirty_ratio=0.01))
+        assert log.compact() > 0
+
+
+def test_max_compaction_lag_forces_a_pass_below_the_ratio(log_path):
+    log, clock = _compacted_log(
+        log_path, **{"min.cleanable.dirty.ratio": "1.0", "max.compaction.lag.ms": "60000"}
+    )
+    with log:
+        _fill_dirty(log, 30)
+        assert log.compact() > 0
+        _fill_dirty(log, 6, start=30)
+        assert log.compact() == 0
+        clock.advance_ms(61_000)
+        assert log.compact() > 0

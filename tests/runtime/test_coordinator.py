@@ -355,19 +355,75 @@ def test_rejoin_of_a_follower_without_changes_keeps_the_generation():
     run(test)
 
 
-def test_static_member_keeps_its_member_id():
+def test_static_member_that_rejoins_gets_a_new_member_id_and_fences_the_old():
     async def test() -> None:
         async with coordinator() as (coord, _):
             first = await join(coord, instance="host-1", require_known=True)
             assert first.error_code == ErrorCode.NONE  # no MEMBER_ID_REQUIRED for static members
+            assert first.members == (JoinMember(first.member_id, "host-1", b"meta"),)
             again = await join(coord, instance="host-1", require_known=True)
-            assert again.member_id == first.member_id
+            assert again.error_code == ErrorCode.NONE
+            assert again.member_id != first.member_id
+            assert members_of(coord) == 1
+            assert (await coord.sync("g", 1, first.member_id, {})).error_code == 25
+            # the old instance learns it was fenced when it names its instance id
+            fenced_heartbeat = await coord.heartbeat("g", 1, first.member_id, "host-1")
+            assert fenced_heartbeat == ErrorCode.FENCED_INSTANCE_ID
+            synced = await coord.sync("g", 1, first.member_id, {}, instance_id="host-1")
+            assert synced.error_code == ErrorCode.FENCED_INSTANCE_ID
+            assert await coord.heartbeat("g", 1, again.member_id, "host-1") == ErrorCode.NONE
             fenced = await join(coord, "someone-else", instance="host-1")
             assert fenced.error_code == ErrorCode.FENCED_INSTANCE_ID
-            assert first.members == (JoinMember(first.member_id, "host-1", b"meta"),)
             left = await coord.leave("g", [("", "host-1")])
             assert left.members == (LeftMember("", "host-1", ErrorCode.NONE),)
             assert members_of(coord) == 0
+
+    run(test)
+
+
+@pytest.mark.parametrize("restarting", ["follower", "leader"])
+def test_static_member_restart_in_a_stable_group_rebalances_nobody(restarting):
+    async def test() -> None:
+        async with coordinator() as (coord, _):
+            a = await join(coord, client="a", instance="a-host")
+            b_task = asyncio.create_task(join(coord, client="b", instance="b-host"))
+            await until(lambda: coord.describe_group("g").state == "PreparingRebalance")
+            a = await join(coord, a.member_id, client="a", instance="a-host")
+            b = await b_task
+            assert a.generation_id == b.generation_id == 2 and a.leader_id == a.member_id
+            assignments = {a.member_id: b"A", b.member_id: b"B"}
+            await asyncio.gather(
+                coord.sync("g", 2, a.member_id, assignments), coord.sync("g", 2, b.member_id, {})
+            )
+            old, stays = (b, a) if restarting == "follower" else (a, b)
+            client = "b" if restarting == "follower" else "a"
+            back = await join(coord, client=client, instance=f"{client}-host")
+            assert back.error_code == ErrorCode.NONE
+            assert back.generation_id == 2 and back.member_id != old.member_id
+            assert back.leader_id == a.member_id  # a restarted leader acts as a follower
+            assert back.members == ()
+            synced = await coord.sync("g", 2, back.member_id, {})
+            assert synced.assignment == (b"B" if restarting == "follower" else b"A")
+            assert await coord.heartbeat("g", 2, stays.member_id) == ErrorCode.NONE
+            assert coord.describe_group("g").state == "Stable"
+            assert await coord.heartbeat("g", 2, old.member_id) == ErrorCode.UNKNOWN_MEMBER_ID
+
+    run(test)
+
+
+def test_an_empty_group_keeps_its_protocol_type():
+    async def test() -> None:
+        async with coordinator() as (coord, clock):
+            me = (await join(coord)).member_id
+            await coord.sync("g", 1, me, {})
+            assert await coord.commit_offsets("g", 1, me, {A0: (3, None)}) == {A0: 0}
+            await coord.leave("g", [(me, None)])
+            clock.advance(6)
+            coord.expire_sessions()
+            assert [(g.group_id, g.protocol_type, g.state) for g in coord.list_groups()] == [
+                ("g", "consumer", "Empty")
+            ]
+            assert coord.describe_group("g").protocol_type == "consumer"
 
     run(test)
 

@@ -260,7 +260,7 @@ def test_retention_skips_compact_only_topics(log_path):
     with Log.open(log_path, clock=clock) as log:
         log.create_topic("c", 1, {"segment.bytes": "200", "cleanup.policy": "compact"})
         for i in range(10):
-            log.append(TopicPartition("c", 0), seq_batch(i, timestamp_ms=1))
+            log.append(TopicPartition("c", 0), seq_batch(i, timestamp_ms=1, key=b"k"))
         assert log.enforce_retention() == 0
 
 

@@ -57,6 +57,36 @@ def test_metadata_v1_request_for_all_topics_is_a_null_array():
     assert decode_request(frame[4:])[1]["topics"] is None
 
 
+def test_metadata_v0_response_has_no_rack_controller_nor_internal_flag():
+    body = {
+        "brokers": [{"node_id": 0, "host": "h", "port": 9092, "rack": "r"}],
+        "controller_id": 0,
+        "topics": [
+            {
+                "error_code": 0,
+                "name": "t",
+                "is_internal": True,
+                "partitions": [
+                    {
+                        "error_code": 0,
+                        "partition_index": 0,
+                        "leader_id": 0,
+                        "replica_nodes": [0],
+                        "isr_nodes": [0],
+                    }
+                ],
+            }
+        ],
+    }
+    frame = encode_response(RequestHeader(ApiKey.METADATA, 0, 7, None), body)
+    assert frame == _framed(
+        "00000007"  # correlation id
+        "00000001 00000000 0001 68 00002384"  # brokers: node 0, "h", 9092
+        "00000001 0000 0001 74"  # topics: error 0, "t"
+        "00000001 0000 00000000 00000000 00000001 00000000 00000001 00000000"
+    )
+
+
 def test_produce_v3_request_carries_the_record_batch_unchanged():
     batch = bytes(encode_batch([(b"key", b"value", 1_700_000_000_000, [("h", b"1")])]))
     frame = _framed(
@@ -198,7 +228,16 @@ def test_supported_versions():
     assert SUPPORTED[ApiKey.CREATE_ACLS] == (0, 3)
     assert SUPPORTED[ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS] == (0, 0)
     assert SUPPORTED[ApiKey.DESCRIBE_CLUSTER] == (0, 1)
-    assert len(SUPPORTED) == 32
+    assert SUPPORTED[ApiKey.METADATA] == (0, 9)
+    assert SUPPORTED[ApiKey.LIST_OFFSETS] == (1, 7)
+    assert SUPPORTED[ApiKey.DELETE_RECORDS] == (0, 2)
+    assert SUPPORTED[ApiKey.ALTER_CONFIGS] == (0, 2)
+    assert SUPPORTED[ApiKey.CREATE_PARTITIONS] == (0, 3)
+    assert SUPPORTED[ApiKey.DELETE_GROUPS] == (0, 2)
+    assert SUPPORTED[ApiKey.INCREMENTAL_ALTER_CONFIGS] == (0, 1)
+    assert SUPPORTED[ApiKey.OFFSET_DELETE] == (0, 0)
+    assert SUPPORTED[ApiKey.CONSUMER_GROUP_HEARTBEAT] == (0, 1)
+    assert len(SUPPORTED) == 39
 
 
 def test_malformed_body_error_carries_the_header():
@@ -219,7 +258,7 @@ def test_encode_rejects_versions_without_a_schema():
     with pytest.raises(ValueError, match="no schema"):
         encode_request(ApiKey.PRODUCE, 2, 1, None, {})
     with pytest.raises(ValueError, match="no schema"):
-        decode_response(ApiKey.DELETE_RECORDS, 0, b"\x00\x00\x00\x01")
+        decode_response(ApiKey.ELECT_LEADERS, 0, b"\x00\x00\x00\x01")
 
 
 def test_public_api():

@@ -1,0 +1,254 @@
+"""DescribeConfigs, AlterConfigs and IncrementalAlterConfigs.
+
+Topics accept and describe every standard Kafka topic config
+(runtime/log/topic_configs.py); a change is persisted in the topic catalog and
+applies from the next append, retention or compaction pass. AlterConfigs
+replaces a topic's whole set of overrides (the configs it does not name go
+back to their defaults), IncrementalAlterConfigs changes only those it names.
+A request with a bad config changes nothing of that resource and answers
+INVALID_CONFIG naming it. The broker's own configs are its command-line flags:
+described, read-only. Describing needs DESCRIBE_CONFIGS, altering
+ALTER_CONFIGS, on the topic or (for the broker's) the cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.broker.authorize import Access, Operation
+from runtime.broker.settings import NODE_ID, BrokerSettings, Handler, Peer
+from runtime.errors import StorageError, UnknownTopicError
+from runtime.log.config import TopicConfig
+from runtime.log.topic_configs import SPECS, ConfigType
+from runtime.protocol.codes import ApiKey, ErrorCode
+from runtime.protocol.frames import RequestHeader
+from runtime.transport import EmbeddedTransport
+
+TOPIC = 2
+BROKER = 4
+# DescribeConfigs config_source
+DYNAMIC_TOPIC_CONFIG = 1
+STATIC_BROKER_CONFIG = 4
+DEFAULT_CONFIG = 5
+# IncrementalAlterConfigs config_operation
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+
+
+class ConfigError(ValueError):
+    """A config change that cannot be made: (error code, message)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ConfigApi:
+    def __init__(
+        self, transport: EmbeddedTransport, settings: BrokerSettings, access: Access
+    ) -> None:
+        self._transport = transport
+        self._access = access
+        self.settings = settings
+        self.by_key: dict[int, Handler] = {
+            ApiKey.DESCRIBE_CONFIGS: self.describe_configs,
+            ApiKey.ALTER_CONFIGS: self.alter_configs,
+            ApiKey.INCREMENTAL_ALTER_CONFIGS: self.incremental_alter_configs,
+        }
+
+    @property
+    def _log(self) -> Any:
+        return self._transport.log
+
+    # --- altering ------------------------------------------------------------
+
+    async def alter_configs(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        def change(config: TopicConfig, defaults: TopicConfig, configs: list[dict]) -> TopicConfig:
+            given = {c["name"]: c["value"] for c in configs if c["value"] is not None}
+            reset = frozenset(config.overrides - given.keys())
+            return TopicConfig.from_configs(given, config.without(reset, defaults))
+
+        return {
+            "responses": [await self._alter(res, body, change, peer) for res in body["resources"]]
+        }
+
+    async def incremental_alter_configs(
+        self, header: RequestHeader, body: dict, peer: Peer
+    ) -> dict:
+        return {
+            "responses": [
+                await self._alter(res, body, _apply_operations, peer) for res in body["resources"]
+            ]
+        }
+
+    async def _alter(self, res: dict, body: dict, change: Any, peer: Peer) -> dict:
+        rtype, name = res["resource_type"], res["resource_name"]
+        out = {"resource_type": rtype, "resource_name": name, "error_code": 0}
+        denied = self._denied(peer, Operation.ALTER_CONFIGS, rtype, name)
+        if denied is not None:
+            out["error_code"], out["error_message"] = denied
+            return out
+        try:
+            if rtype == BROKER:
+                raise ConfigError(
+                    ErrorCode.INVALID_CONFIG,
+                    "broker configs are read-only here: they are `streams broker` flags",
+                )
+            if rtype != TOPIC:
+                raise ConfigError(
+                    ErrorCode.INVALID_REQUEST, f"resource type {rtype} is not supported"
+                )
+            info = self._log.topic(name)
+            config = change(info.config, self._log.default_config, res["configs"])
+            if not body.get("validate_only", False):
+                self._log.alter_config(name, config)
+        except UnknownTopicError:
+            out.update(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+            out["error_message"] = f"topic {name!r} does not exist"
+        except ConfigError as exc:
+            out.update(error_code=exc.code, error_message=str(exc))
+        except ValueError as exc:  # a value the topic config refuses
+            out.update(error_code=ErrorCode.INVALID_CONFIG, error_message=str(exc))
+        except StorageError as exc:
+            out.update(error_code=ErrorCode.KAFKA_STORAGE_ERROR, error_message=str(exc))
+        return out
+
+    # --- describing ----------------------------------------------------------
+
+    async def describe_configs(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
+        synonyms = body.get("include_synonyms", False)
+        results = []
+        for res in body["resources"]:
+            rtype, name = res["resource_type"], res["resource_name"]
+            entry: dict[str, Any] = {
+                "error_code": ErrorCode.NONE,
+                "error_message": None,
+                "resource_type": rtype,
+                "resource_name": name,
+                "configs": [],
+            }
+            denied = self._denied(peer, Operation.DESCRIBE_CONFIGS, rtype, name)
+            if denied is not None:
+                entry["error_code"], entry["error_message"] = denied
+            elif rtype == TOPIC:
+                info = self._log.topics().get(name)
+                if info is None:
+                    entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                    entry["error_message"] = f"unknown topic {name!r}"
+                else:
+                    entry["configs"] = self._topic_configs(info.config, synonyms)
+            elif rtype == BROKER:
+                entry["configs"] = [
+                    _describe(k, v, STATIC_BROKER_CONFIG, ConfigType.STRING, read_only=True)
+                    for k, v in sorted(self._broker_configs().items())
+                ]
+            else:
+                entry["error_code"] = ErrorCode.INVALID_REQUEST
+                entry["error_message"] = f"resource type {rtype} is not supported"
+            keys = res["configuration_keys"]
+            if keys is not None:
+                entry["configs"] = [c for c in entry["configs"] if c["name"] in keys]
+            results.append(entry)
+        return {"results": results}
+
+    def _denied(
+        self, peer: Peer, operation: Operation, rtype: int, name: str
+    ) -> tuple[int, str] | None:
+        """The refusal of `operation` on a topic's or the broker's configs, or None."""
+        if rtype == TOPIC and not self._access.topic(peer, operation, name):
+            return ErrorCode.TOPIC_AUTHORIZATION_FAILED, f"not authorized: {operation.name}"
+        if rtype == BROKER and not self._access.cluster(peer, operation):
+            return ErrorCode.CLUSTER_AUTHORIZATION_FAILED, f"not authorized: {operation.name}"
+        return None
+
+    def _topic_configs(self, config: TopicConfig, synonyms: bool) -> list[dict]:
+        values = config.to_configs()
+        defaults = self._log.default_config.to_configs()
+        out = []
+        for name, value in sorted(values.items()):
+            source = DYNAMIC_TOPIC_CONFIG if name in config.overrides else DEFAULT_CONFIG
+            entry = _describe(name, value, source, SPECS[name].type)
+            if synonyms:  # the topic's own value first, then the default under it
+                if source == DYNAMIC_TOPIC_CONFIG:
+                    entry["synonyms"].append({"name": name, "value": value, "source": source})
+                entry["synonyms"].append(
+                    {"name": name, "value": defaults[name], "source": DEFAULT_CONFIG}
+                )
+            out.append(entry)
+        return out
+
+    def _broker_configs(self) -> dict[str, str]:
+        default = self._log.default_config
+        limits = self.settings.limits
+        return {
+            "broker.id": str(NODE_ID),
+            "auto.create.topics.enable": str(self.settings.auto_create_topics).lower(),
+            "num.partitions": str(self.settings.default_partitions),
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            "log.retention.ms": str(default.retention_ms),
+            "log.segment.bytes": str(default.segment_bytes),
+            "log.cleanup.policy": default.cleanup_policy,
+            "message.max.bytes": str(default.max_message_bytes),
+            "max.connections": str(limits.connections_max),
+            "max.connections.per.ip": str(limits.connections_per_ip_max),
+            "connections.max.idle.ms": str(limits.connections_max_idle_ms),
+            "socket.request.max.bytes": str(limits.request_bytes_max),
+            "queued.max.request.bytes": str(limits.queued_max_request_bytes),
+            "sasl.server.max.receive.size": str(limits.sasl_receive_bytes_max),
+        }
+
+
+def _apply_operations(
+    config: TopicConfig, defaults: TopicConfig, configs: list[dict]
+) -> TopicConfig:
+    """IncrementalAlterConfigs' SET, DELETE, APPEND and SUBTRACT, in request order."""
+    current = config.to_configs()
+    sets: dict[str, str] = {}
+    deletes: set[str] = set()
+    for c in configs:
+        name, op, value = c["name"], c["config_operation"], c["value"]
+        spec = SPECS.get(name)
+        if spec is None:
+            raise ConfigError(ErrorCode.INVALID_CONFIG, f"unknown topic config {name!r}")
+        if op == DELETE:
+            deletes.add(name)
+            sets.pop(name, None)
+            continue
+        if value is None:
+            raise ConfigError(ErrorCode.INVALID_CONFIG, f"{name}: a value is needed")
+        if op in (APPEND, SUBTRACT):
+            if spec.type is not ConfigType.LIST:
+                raise ConfigError(
+                    ErrorCode.INVALID_CONFIG,
+                    f"{name} is not a list: APPEND and SUBTRACT apply to list configs only",
+                )
+            value = _list_op(sets.get(name, current[name]), value, op)
+        elif op != SET:
+            raise ConfigError(ErrorCode.INVALID_REQUEST, f"config operation {op} is not known")
+        sets[name] = value
+        deletes.discard(name)
+    return TopicConfig.from_configs(sets, config.without(frozenset(deletes), defaults))
+
+
+def _list_op(current: str, value: str, op: int) -> str:
+    items = [i for i in current.split(",") if i]
+    given = [i.strip() for i in value.split(",") if i.strip()]
+    if op == APPEND:
+        return ",".join(items + [i for i in given if i not in items])
+    return ",".join(i for i in items if i not in given)
+
+
+def _describe(
+    name: str, value: str, source: int, config_type: int, *, read_only: bool = False
+) -> dict:
+    return {
+        "name": name,
+        "value": value,
+        "read_only": read_only,
+        "is_default": source == DEFAULT_CONFIG,
+        "config_source": source,
+        "is_sensitive": False,
+        "synonyms": [],  # a new list per entry: synonyms are appended to it
+        "config_type": config_type,
+        "documentation": None,
+    }
