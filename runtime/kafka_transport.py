@@ -35,7 +35,7 @@ from urllib.parse import urlparse
 
 from runtime.client import Admin, Cluster
 from runtime.client.cluster import backoff_s
-from runtime.client.errors import KafkaError
+from runtime.client.errors import KafkaError, NoCompatibleVersionError
 from runtime.client.isolation import (
     READ_COMMITTED,
     IsolationLevel,
@@ -136,7 +136,7 @@ class KafkaTransport:
         self, name: str, partitions: int, configs: Mapping[str, str] | None = None
     ) -> TopicInfo:
         try:
-            await self._admin.create_topics({name: (partitions, dict(configs or {}))})
+            await self._create_topics({name: (partitions, dict(configs or {}))})
         except KafkaError as exc:
             raise _translate(exc) from exc
         info = await self.topic(name)
@@ -151,7 +151,7 @@ class KafkaTransport:
         if info is not None:
             return info
         try:
-            await self._admin.create_topics(
+            await self._create_topics(
                 {name: (partitions, dict(configs or {}))}, ignore_existing=True
             )
         except KafkaError as exc:
@@ -160,6 +160,11 @@ class KafkaTransport:
         if info is None:
             raise UnknownTopicError(f"topic {name!r} was created but is not visible", topic=name)
         return info
+
+    async def _create_topics(
+        self, topics: Mapping[str, tuple[int, dict[str, str]]], *, ignore_existing: bool = False
+    ) -> None:
+        await self._admin.create_topics(topics, ignore_existing=ignore_existing)
 
     async def delete_topic(self, name: str) -> None:
         try:
@@ -183,7 +188,7 @@ class KafkaTransport:
     async def _info(self, name: str, partitions: int) -> TopicInfo:
         try:
             raw = await self._admin.describe_configs(name)
-        except KafkaError:
+        except (KafkaError, NoCompatibleVersionError):  # a cluster without DescribeConfigs
             raw = {}
         known = {k: v for k, v in raw.items() if k in _TOPIC_CONFIG_NAMES and v is not None}
         try:

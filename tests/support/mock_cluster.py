@@ -18,6 +18,11 @@ answers each with `ok` or `error MESSAGE`:
     clear_errors API_KEY                    forget the pushed errors of an API
     coordinator group|transaction KEY BROKER
     controller BROKER
+    rebalance_delay MS                      a new group's first rebalance waits
+                                            this long for more members (Kafka's
+                                            group.initial.rebalance.delay.ms;
+                                            MockCluster sets 0, the mock's own
+                                            default is 3 s)
     quit
 
 End of stdin (the test's process died) ends the cluster too. `MockCluster` is
@@ -82,6 +87,7 @@ def _bind(lib: ctypes.CDLL) -> None:
             [c_p, ctypes.c_char_p, ctypes.c_char_p, c_i32],
         ),
         "rd_kafka_mock_set_controller_id": (ctypes.c_int, [c_p, c_i32]),
+        "rd_kafka_mock_group_initial_rebalance_delay_ms": (None, [c_p, c_i32]),
     }
     for name, (restype, argtypes) in signatures.items():
         function = getattr(lib, name)
@@ -138,6 +144,8 @@ class _Cluster:
                     mc, args[0].encode(), args[1].encode(), int(args[2])
                 )
             )
+        elif command == "rebalance_delay":
+            lib.rd_kafka_mock_group_initial_rebalance_delay_ms(mc, int(args[0]))
         elif command == "controller":
             _check(lib.rd_kafka_mock_set_controller_id(mc, int(args[0])))
         else:
@@ -226,6 +234,7 @@ class MockCluster:
             self.stop()
             raise RuntimeError(f"mock cluster did not start: {line!r}")
         self.bootstraps = line.split()[1]
+        self.command("rebalance_delay", 0)  # one member alone need not wait
         return self
 
     def _read_line(self, timeout_s: float) -> str:
