@@ -6,9 +6,11 @@ through Admin, appends as Produce requests of the framework's already
 encoded batches (acks=all), fetches as long-poll Fetch requests, offsets
 through the group coordinator.
 
-Each partition's fetch loop has its own connection lane: a broker serves one
-request per connection at a time, so a long poll on one partition must not
-hold up another's.
+Fetches that wait go out as one Fetch per broker for every partition it leads
+(runtime.kafka_fetcher); reads that must not wait (max_wait_s=0, as a table's
+recovery does) as a Fetch of their own. A fetch that fails in a way that passes
+(a moved leader, a broker down, a dropped connection) backs off, refreshes the
+topic's leaders and returns nothing, for the caller to ask again.
 
 For exactly-once processing: `KafkaTransport(url, isolation_level="read_committed")`
 fetches only what committed transactions (and plain producers) wrote, with
@@ -28,6 +30,7 @@ invisible to read_committed readers, so skipping it is always right).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -35,7 +38,12 @@ from urllib.parse import urlparse
 
 from runtime.client import Admin, Cluster
 from runtime.client.cluster import backoff_s
-from runtime.client.errors import KafkaError, NoCompatibleVersionError
+from runtime.client.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NoCompatibleVersionError,
+)
 from runtime.client.isolation import (
     READ_COMMITTED,
     IsolationLevel,
@@ -52,6 +60,7 @@ from runtime.errors import (
     TopicExistsError,
     UnknownTopicError,
 )
+from runtime.kafka_fetcher import Fetcher
 from runtime.log.config import TopicConfig, TopicInfo
 from runtime.log.records import iter_batches
 from runtime.protocol.codes import ApiKey, ErrorCode
@@ -62,6 +71,8 @@ logger = logging.getLogger(__name__)
 APPEND_ATTEMPTS = 6
 APPEND_BACKOFF_S = 0.1  # doubling with jitter: about 3 s in all before giving up
 APPEND_BACKOFF_MAX_S = 1.6
+FETCH_BACKOFF_S = 0.05  # doubling with jitter while a partition's fetches fail
+FETCH_BACKOFF_MAX_S = 1.0
 
 _TOPIC_CONFIG_NAMES = frozenset(TopicConfig().to_configs())
 _ERRORS = {
@@ -102,6 +113,8 @@ class KafkaTransport:
         self._cluster = Cluster(bootstrap_of(url), client_id=client_id)
         self._admin = Admin(self._cluster)
         self._skips: dict[TopicPartition, tuple[int, int]] = {}  # tp -> (from, to): see above
+        self._fetcher = Fetcher(self._cluster, self._isolation)
+        self._fetch_failures: dict[TopicPartition, int] = {}  # tp -> failed fetches in a row
         self._started = False
 
     @property
@@ -116,6 +129,7 @@ class KafkaTransport:
     async def stop(self) -> None:
         if self._started:
             self._started = False
+            await self._fetcher.close()
             await self._cluster.close()
 
     def transactional_producer(self, transactional_id: str, **kwargs: Any) -> TransactionalProducer:
@@ -233,42 +247,24 @@ class KafkaTransport:
         skip = self._skips.pop(tp, None)
         if skip is not None and skip[0] == offset:
             offset = skip[1]
-        body = {
-            "replica_id": -1,
-            "max_wait_ms": int(max_wait_s * 1000),
-            "min_bytes": 1,
-            "max_bytes": max_bytes,
-            "isolation_level": self._isolation,
-            "session_id": 0,
-            "session_epoch": -1,
-            "topics": [
-                {
-                    "topic": tp.topic,
-                    "partitions": [
-                        {
-                            "partition": tp.partition,
-                            "fetch_offset": offset,
-                            "log_start_offset": -1,
-                            "partition_max_bytes": max_bytes,
-                        }
-                    ],
-                }
-            ],
-            "forgotten_topics_data": [],
-            "rack_id": "",
-        }
-        node = await self._cluster.leader_for(tp)
-        response = await self._cluster.request(
-            node, ApiKey.FETCH, body, lane=f"fetch {tp}", timeout_s=max_wait_s + 30
-        )
-        part = response["responses"][0]["partitions"][0]
+        try:
+            if max_wait_s > 0:
+                part = await self._fetcher.fetch(tp, offset, max_bytes, max_wait_s)
+            else:
+                part = await self._fetcher.fetch_now(tp, offset, max_bytes, 0)
+        except (KafkaConnectionError, KafkaTimeoutError, KafkaError) as exc:
+            if isinstance(exc, KafkaError) and not exc.retriable:
+                raise _translate(exc) from exc
+            await self._retry_later(tp, exc)
+            return b""
         code = part["error_code"]
         if code != ErrorCode.NONE:
             error = KafkaError(code, topic=tp.topic, partition=tp.partition, offset=offset)
-            if error.retriable:
-                await self._cluster.refresh([tp.topic])
-                return b""
-            raise _translate(error)
+            if not error.retriable:
+                raise _translate(error)
+            await self._retry_later(tp, error)
+            return b""
+        self._fetch_failures.pop(tp, None)
         records = part["records"] or b""
         if self._isolation != READ_COMMITTED:
             return bytes(records)
@@ -280,6 +276,16 @@ class KafkaTransport:
         if read_to > kept_to:
             self._skips[tp] = (kept_to, read_to)
         return kept
+
+    async def _retry_later(self, tp: TopicPartition, error: Exception) -> None:
+        """A fetch failed in a way that passes (a leader moved, a broker is down):
+        back off, refresh the topic's leaders, and let the caller ask again."""
+        attempt = self._fetch_failures.get(tp, 0)
+        self._fetch_failures[tp] = attempt + 1
+        logger.debug("fetch retry tp=%s attempt=%d error=%s", tp, attempt + 1, error)
+        await asyncio.sleep(backoff_s(attempt, FETCH_BACKOFF_S, FETCH_BACKOFF_MAX_S))
+        with contextlib.suppress(KafkaConnectionError, KafkaTimeoutError, KafkaError):
+            await self._cluster.refresh([tp.topic])
 
     async def offsets(self, tp: TopicPartition) -> tuple[int, int]:
         try:
