@@ -254,7 +254,7 @@ class Fetcher:
             "forgotten_topics_data": [],
             "rack_id": "",
         }
-        conn = await self._cluster.connection(node, lane)
+        conn = await self._cluster.connection(node, lane, patient=False)
         self.requests += 1
         response = await conn.request(ApiKey.FETCH, body, timeout_s=max_wait_ms / 1000 + _SLACK_S)
         code = response.get("error_code", 0)

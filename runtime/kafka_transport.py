@@ -3,8 +3,9 @@
 The same calls the embedded transport answers from the log in this process
 go to a Kafka-protocol broker (`streams broker`, Kafka, Redpanda): topics
 through Admin, appends as Produce requests of the framework's already
-encoded batches (acks=all), fetches as long-poll Fetch requests, offsets
-through the group coordinator.
+encoded batches (acks=all, made idempotent and retried through moving leaders
+and broken connections for up to `append_timeout_s`: runtime.kafka_appender),
+fetches as long-poll Fetch requests, offsets through the group coordinator.
 
 Fetches that wait go out as one Fetch per broker for every partition it leads
 (runtime.kafka_fetcher); reads that must not wait (max_wait_s=0, as a table's
@@ -60,6 +61,7 @@ from runtime.errors import (
     TopicExistsError,
     UnknownTopicError,
 )
+from runtime.kafka_appender import APPEND_TIMEOUT_S, Appender
 from runtime.kafka_fetcher import Fetcher
 from runtime.log.config import TopicConfig, TopicInfo
 from runtime.log.records import iter_batches
@@ -68,9 +70,6 @@ from runtime.types import TopicPartition
 
 logger = logging.getLogger(__name__)
 
-APPEND_ATTEMPTS = 6
-APPEND_BACKOFF_S = 0.1  # doubling with jitter: about 3 s in all before giving up
-APPEND_BACKOFF_MAX_S = 1.6
 FETCH_BACKOFF_S = 0.05  # doubling with jitter while a partition's fetches fail
 FETCH_BACKOFF_MAX_S = 1.0
 
@@ -107,6 +106,7 @@ class KafkaTransport:
         *,
         client_id: str = "streams",
         isolation_level: IsolationLevel = "read_uncommitted",
+        append_timeout_s: float = APPEND_TIMEOUT_S,
     ) -> None:
         self.url = url
         self._isolation = isolation_code(isolation_level)
@@ -114,6 +114,7 @@ class KafkaTransport:
         self._admin = Admin(self._cluster)
         self._skips: dict[TopicPartition, tuple[int, int]] = {}  # tp -> (from, to): see above
         self._fetcher = Fetcher(self._cluster, self._isolation)
+        self._appender = Appender(self._cluster, timeout_s=append_timeout_s)
         self._fetch_failures: dict[TopicPartition, int] = {}  # tp -> failed fetches in a row
         self._started = False
 
@@ -214,31 +215,10 @@ class KafkaTransport:
     # --- records -------------------------------------------------------------------
 
     async def append(self, tp: TopicPartition, batch: bytes | bytearray) -> int:
-        body = {
-            "transactional_id": None,
-            "acks": -1,
-            "timeout_ms": 30_000,
-            "topics": [
-                {
-                    "name": tp.topic,
-                    "partitions": [{"partition_index": tp.partition, "records": batch}],
-                }
-            ],
-        }
-        for attempt in range(APPEND_ATTEMPTS):
-            node = await self._cluster.leader_for(tp)
-            response = await self._cluster.request(node, ApiKey.PRODUCE, body, lane="produce")
-            part = response["responses"][0]["partitions"][0]
-            code = part["error_code"]
-            if code == ErrorCode.NONE:
-                return part["base_offset"]
-            error = KafkaError(code, topic=tp.topic, partition=tp.partition)
-            if not error.retriable or attempt == APPEND_ATTEMPTS - 1:
-                raise _translate(error)
-            # a moving leader or a broker short of disk needs time, not a burst of retries
-            await asyncio.sleep(backoff_s(attempt, APPEND_BACKOFF_S, APPEND_BACKOFF_MAX_S))
-            await self._cluster.refresh([tp.topic])
-        raise AssertionError("unreachable")
+        try:
+            return await self._appender.append(tp, batch)
+        except KafkaError as exc:
+            raise _translate(exc) from exc
 
     async def fetch(
         self, tp: TopicPartition, offset: int, *, max_bytes: int = 1 << 20, max_wait_s: float = 0.5

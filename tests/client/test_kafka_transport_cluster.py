@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 
 from client_helpers import run
+from mock_cluster import TRANSPORT_ERROR
 
 from runtime.kafka_transport import KafkaTransport
 from runtime.log.records import decode_batches, encode_batch
+from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.types import TopicPartition
 
 PARTITIONS = 6
@@ -48,3 +50,46 @@ def test_waiting_fetches_go_out_as_one_fetch_per_broker(mock_cluster):
             assert lanes == {(1, "fetch"), (2, "fetch"), (3, "fetch")}
 
     run(main(), timeout_s=60)
+
+
+def test_fetch_loops_and_appends_go_on_through_moving_leaders_and_faults(mock_cluster):
+    mock_cluster.create_topic("rough", PARTITIONS)
+    mock_cluster.spread_leaders("rough", PARTITIONS)
+    tps = [TopicPartition("rough", p) for p in range(PARTITIONS)]
+    rounds = 24
+
+    def fault(i: int) -> None:
+        if i == 3:
+            mock_cluster.push_errors(
+                ApiKey.PRODUCE,
+                ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                ErrorCode.REQUEST_TIMED_OUT,
+                ErrorCode.LEADER_NOT_AVAILABLE,
+            )  # no dropped connection: the mock may have stored the batch and,
+            # unlike Kafka, stores its retry again (same producer id and sequence)
+            mock_cluster.push_errors(ApiKey.FETCH, ErrorCode.FENCED_LEADER_EPOCH, TRANSPORT_ERROR)
+        if i == 8:
+            for p in range(PARTITIONS):
+                mock_cluster.set_leader("rough", p, (p + 1) % 3 + 1)
+        if i == 12:  # broker 3 fails; a controller would move its partitions
+            mock_cluster.broker_down(3)
+            for p in range(PARTITIONS):
+                mock_cluster.set_leader("rough", p, p % 2 + 1)
+        if i == 18:
+            mock_cluster.broker_up(3)
+            mock_cluster.spread_leaders("rough", PARTITIONS)
+
+    async def main():
+        async with KafkaTransport(mock_cluster.url) as transport:
+            got: dict = {}
+            loops = [asyncio.create_task(_fetch_loop(transport, tp, rounds, got)) for tp in tps]
+            for i in range(rounds):
+                await asyncio.to_thread(fault, i)
+                await asyncio.gather(
+                    *(transport.append(tp, _batch(f"{tp.partition}-{i}".encode())) for tp in tps)
+                )
+            await asyncio.wait_for(asyncio.gather(*loops), 60)
+            want = {tp: [f"{tp.partition}-{i}".encode() for i in range(rounds)] for tp in tps}
+            assert got == want
+
+    run(main(), timeout_s=90)
