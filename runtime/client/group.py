@@ -296,7 +296,7 @@ class GroupMember:
                 if code != ErrorCode.NONE:
                     self._on_group_error(code, "SyncGroup")
                     continue
-                self.assignment = decode_assignment(bytes(sync["assignment"]))
+                self.assignment = decode_assignment(bytes(sync["assignment"] or b""))
                 logger.info(
                     "group=%s member=%s generation=%d leader=%s assigned=%s",
                     self.group_id,
