@@ -58,6 +58,7 @@ from runtime.errors import (
     InvalidTopicError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
+    TopicCreationRefusedError,
     TopicExistsError,
     UnknownTopicError,
 )
@@ -74,6 +75,13 @@ FETCH_BACKOFF_S = 0.05  # doubling with jitter while a partition's fetches fail
 FETCH_BACKOFF_MAX_S = 1.0
 
 _TOPIC_CONFIG_NAMES = frozenset(TopicConfig().to_configs())
+_REFUSED_CODES = frozenset(
+    {
+        ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+        ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+        ErrorCode.POLICY_VIOLATION,
+    }
+)
 _ERRORS = {
     ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: UnknownTopicError,
     ErrorCode.INVALID_TOPIC_EXCEPTION: InvalidTopicError,
@@ -150,10 +158,7 @@ class KafkaTransport:
     async def create_topic(
         self, name: str, partitions: int, configs: Mapping[str, str] | None = None
     ) -> TopicInfo:
-        try:
-            await self._create_topics({name: (partitions, dict(configs or {}))})
-        except KafkaError as exc:
-            raise _translate(exc) from exc
+        await self._create_or_refuse({name: (partitions, dict(configs or {}))})
         info = await self.topic(name)
         if info is None:
             raise UnknownTopicError(f"topic {name!r} was created but is not visible", topic=name)
@@ -165,16 +170,33 @@ class KafkaTransport:
         info = await self.topic(name)
         if info is not None:
             return info
-        try:
-            await self._create_topics(
-                {name: (partitions, dict(configs or {}))}, ignore_existing=True
-            )
-        except KafkaError as exc:
-            raise _translate(exc) from exc
+        await self._create_or_refuse(
+            {name: (partitions, dict(configs or {}))}, ignore_existing=True
+        )
         info = await self.topic(name)
         if info is None:
             raise UnknownTopicError(f"topic {name!r} was created but is not visible", topic=name)
         return info
+
+    async def _create_or_refuse(
+        self, topics: Mapping[str, tuple[int, dict[str, str]]], *, ignore_existing: bool = False
+    ) -> None:
+        """Create topics; TopicCreationRefusedError where the cluster lets us create
+        none (operations create topics there), the runtime's error for others."""
+        names = ", ".join(topics)
+        try:
+            await self._create_topics(topics, ignore_existing=ignore_existing)
+        except NoCompatibleVersionError as exc:
+            raise TopicCreationRefusedError(
+                f"the cluster serves no CreateTopics: cannot create {names}", topic=names
+            ) from exc
+        except KafkaError as exc:
+            if exc.code in _REFUSED_CODES:
+                raise TopicCreationRefusedError(
+                    f"the cluster refuses topic creation ({exc.name}): cannot create {names}",
+                    topic=names,
+                ) from exc
+            raise _translate(exc) from exc
 
     async def _create_topics(
         self, topics: Mapping[str, tuple[int, dict[str, str]]], *, ignore_existing: bool = False

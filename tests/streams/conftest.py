@@ -14,13 +14,14 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from mock_cluster import MockCluster
+from mock_cluster import MockCluster, mock_cluster
 
 import streams
 from runtime.broker.server import Address, Broker
 from runtime.kafka_transport import KafkaTransport
 
 TRANSPORTS = ["memory", "log", "kafka", "cluster"]
+__all__ = ["mock_cluster"]  # the fixture, for tests of the mock cluster itself
 
 
 class BrokerThread:
