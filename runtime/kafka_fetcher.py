@@ -38,6 +38,7 @@ from runtime.types import TopicPartition
 logger = logging.getLogger(__name__)
 
 FETCH_LANE = "fetch"
+EMPTY_ANSWER_PAUSE_S = 0.05
 AHEAD_IDLE_S = 5.0
 REQUEST_BYTES_MAX = 64 << 20  # a Fetch answer's total, like Kafka's fetch.max.bytes
 _SLACK_S = 30.0  # on top of max_wait for the answer to a Fetch
@@ -48,7 +49,7 @@ class _Want:
     node: int  # the leader when asked: a moved one answers NOT_LEADER_OR_FOLLOWER
     offset: int
     max_bytes: int
-    max_wait_ms: int
+    deadline_s: float  # loop time: answered empty then if nothing came for it
     future: asyncio.Future[dict]
 
 
@@ -105,7 +106,7 @@ class Fetcher:
         if tp in self._wants:  # a second caller of the same partition: on its own
             return await self.fetch_now(tp, offset, max_bytes, max_wait_s)
         node = await self._cluster.leader_for(tp)
-        want = _Want(node, offset, max_bytes, int(max_wait_s * 1000), loop.create_future())
+        want = _Want(node, offset, max_bytes, loop.time() + max_wait_s, loop.create_future())
         self._wants[tp] = want
         self._wake(node)
         try:
@@ -164,7 +165,8 @@ class Fetcher:
                 continue
             positions = {tp: (w.offset, w.max_bytes) for tp, w in wants.items()}
             positions.update(self._ahead_of(node, wants))
-            max_wait_ms = min(w.max_wait_ms for w in wants.values())
+            now = asyncio.get_running_loop().time()
+            max_wait_ms = max(0, int((min(w.deadline_s for w in wants.values()) - now) * 1000))
             try:
                 response = await self._request(node, positions, max_wait_ms, lane=FETCH_LANE)
             except (KafkaConnectionError, KafkaTimeoutError, KafkaError) as exc:
@@ -178,9 +180,14 @@ class Fetcher:
                 state.wake.set()
                 continue
             failures = 0
-            self._deliver(wants, positions, _answers(response))
-            if any(w.node == node for w in self._wants.values()):
-                state.wake.set()
+            answers = _answers(response)
+            self._deliver(wants, positions, answers)
+            if any(w.node == node and not w.future.done() for w in self._wants.values()):
+                if not any(_has_news(a) for a in answers.values()):
+                    # answered early with nothing: a broker that does not hold
+                    # a long poll must not make this loop spin
+                    await asyncio.sleep(EMPTY_ANSWER_PAUSE_S)
+                state.wake.set()  # wants still waiting: the next Fetch at once
 
     def _ahead_of(
         self, node: int, wants: dict[TopicPartition, _Want]
@@ -202,12 +209,24 @@ class Fetcher:
         positions: dict[TopicPartition, tuple[int, int]],
         answers: dict[TopicPartition, dict],
     ) -> None:
+        now = asyncio.get_running_loop().time()
         for tp, (offset, _) in positions.items():
             answer = answers.get(tp, _empty(offset))
             want = wants.get(tp)
             if want is not None:
-                if not want.future.done():
+                # like a Fetch of its own: answered when something came for it
+                # or its wait is over, not because another partition had data
+                if not want.future.done() and (_has_news(answer) or now >= want.deadline_s):
                     want.future.set_result(answer)
+                continue
+            late = self._wants.get(tp)  # asked while this Fetch had it as ahead
+            if (
+                late is not None
+                and late.offset == offset
+                and not late.future.done()
+                and _has_news(answer)
+            ):
+                late.future.set_result(answer)
                 continue
             ahead = self._ahead.get(tp)
             if (
@@ -261,6 +280,10 @@ class Fetcher:
         if code != ErrorCode.NONE:  # a whole-request error (librdkafka's mock sends them)
             raise KafkaError(code, "Fetch")
         return response
+
+
+def _has_news(answer: dict) -> bool:
+    return bool(answer.get("records")) or answer["error_code"] != ErrorCode.NONE
 
 
 def _answers(response: dict) -> dict[TopicPartition, dict]:

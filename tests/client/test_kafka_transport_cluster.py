@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from client_helpers import run
+from client_helpers import bootstrap_of, broker, run
 from mock_cluster import TRANSPORT_ERROR
 
 from runtime.kafka_transport import KafkaTransport
@@ -93,3 +93,29 @@ def test_fetch_loops_and_appends_go_on_through_moving_leaders_and_faults(mock_cl
             assert got == want
 
     run(main(), timeout_s=90)
+
+
+def test_a_waiting_fetch_is_answered_by_its_own_partitions_news_or_its_wait():
+    # one broker, so both partitions go in one Fetch (on librdkafka's mock, a
+    # long-polling Fetch holds up the broker's other requests)
+    quiet, busy = TopicPartition("news", 0), TopicPartition("news", 1)
+
+    async def main():
+        async with broker() as b:
+            b.transport.log.create_topic("news", 2)
+            async with KafkaTransport(f"kafka://{bootstrap_of(b)}") as transport:
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                waiting = asyncio.create_task(transport.fetch(quiet, 0, max_wait_s=1.0))
+                news = asyncio.create_task(transport.fetch(busy, 0, max_wait_s=1.0))
+                await asyncio.sleep(0.1)
+                await transport.append(busy, _batch(b"elsewhere"))
+                data = await news
+                assert loop.time() - started < 0.6  # at once, not at the end of the wait
+                assert [r.value for r in decode_batches(data)] == [b"elsewhere"]
+                assert not waiting.done()  # news of another partition does not end its wait
+                assert await waiting == b""
+                assert loop.time() - started >= 0.9
+                assert transport._fetcher.requests <= 4
+
+    run(main(), timeout_s=30)
