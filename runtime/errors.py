@@ -5,6 +5,8 @@
         ├── InvalidTopicError          a topic name breaks Kafka's rule
         ├── UnknownTopicError          the topic does not exist
         ├── TopicExistsError           create of a topic that already exists
+        ├── TopicCreationRefusedError  the cluster lets this client create no topics
+                                       (no CreateTopics API, or no permission)
         ├── RecordTooLargeError        a batch larger than the topic's max.message.bytes
         ├── CorruptRecordError         a batch with a wrong length, magic or CRC
         ├── InvalidRecordError         a record the topic's config refuses (no key
@@ -62,6 +64,10 @@ class UnknownTopicError(StreamsRuntimeError, KeyError):
 
 
 class TopicExistsError(StreamsRuntimeError):
+    pass
+
+
+class TopicCreationRefusedError(StreamsRuntimeError):
     pass
 
 

@@ -7,12 +7,15 @@ with the password from STREAMS_KAFKA_PASSWORD, never from the URL.
 The same calls the embedded transport answers from the log in this process
 go to a Kafka-protocol broker (`streams broker`, Kafka, Redpanda): topics
 through Admin, appends as Produce requests of the framework's already
-encoded batches (acks=all), fetches as long-poll Fetch requests, offsets
-through the group coordinator.
+encoded batches (acks=all, made idempotent and retried through moving leaders
+and broken connections for up to `append_timeout_s`: runtime.kafka_appender),
+fetches as long-poll Fetch requests, offsets through the group coordinator.
 
-Each partition's fetch loop has its own connection lane: a broker serves one
-request per connection at a time, so a long poll on one partition must not
-hold up another's.
+Fetches that wait go out as one Fetch per broker for every partition it leads
+(runtime.kafka_fetcher); reads that must not wait (max_wait_s=0, as a table's
+recovery does) as a Fetch of their own. A fetch that fails in a way that passes
+(a moved leader, a broker down, a dropped connection) backs off, refreshes the
+topic's leaders and returns nothing, for the caller to ask again.
 
 For exactly-once processing: `KafkaTransport(url, isolation_level="read_committed")`
 fetches only what committed transactions (and plain producers) wrote, with
@@ -32,13 +35,19 @@ invisible to read_committed readers, so skipping it is always right).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runtime.client import Admin, Cluster
 from runtime.client.cluster import backoff_s
-from runtime.client.errors import KafkaError
+from runtime.client.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NoCompatibleVersionError,
+)
 from runtime.client.isolation import (
     READ_COMMITTED,
     IsolationLevel,
@@ -53,9 +62,12 @@ from runtime.errors import (
     InvalidTopicError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
+    TopicCreationRefusedError,
     TopicExistsError,
     UnknownTopicError,
 )
+from runtime.kafka_appender import APPEND_TIMEOUT_S, Appender
+from runtime.kafka_fetcher import Fetcher
 from runtime.log.config import TopicConfig, TopicInfo
 from runtime.log.records import iter_batches
 from runtime.protocol.codes import ApiKey, ErrorCode
@@ -63,11 +75,17 @@ from runtime.types import TopicPartition
 
 logger = logging.getLogger(__name__)
 
-APPEND_ATTEMPTS = 6
-APPEND_BACKOFF_S = 0.1  # doubling with jitter: about 3 s in all before giving up
-APPEND_BACKOFF_MAX_S = 1.6
+FETCH_BACKOFF_S = 0.05  # doubling with jitter while a partition's fetches fail
+FETCH_BACKOFF_MAX_S = 1.0
 
 _TOPIC_CONFIG_NAMES = frozenset(TopicConfig().to_configs())
+_REFUSED_CODES = frozenset(
+    {
+        ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+        ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+        ErrorCode.POLICY_VIOLATION,
+    }
+)
 _ERRORS = {
     ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: UnknownTopicError,
     ErrorCode.INVALID_TOPIC_EXCEPTION: InvalidTopicError,
@@ -93,6 +111,7 @@ class KafkaTransport:
         *,
         client_id: str = "streams",
         isolation_level: IsolationLevel = "read_uncommitted",
+        append_timeout_s: float = APPEND_TIMEOUT_S,
     ) -> None:
         self.url = url
         self._isolation = isolation_code(isolation_level)
@@ -100,6 +119,9 @@ class KafkaTransport:
         self._cluster = Cluster(bootstrap, client_id=client_id, security=security)
         self._admin = Admin(self._cluster)
         self._skips: dict[TopicPartition, tuple[int, int]] = {}  # tp -> (from, to): see above
+        self._fetcher = Fetcher(self._cluster, self._isolation)
+        self._appender = Appender(self._cluster, timeout_s=append_timeout_s)
+        self._fetch_failures: dict[TopicPartition, int] = {}  # tp -> failed fetches in a row
         self._started = False
 
     @property
@@ -114,6 +136,7 @@ class KafkaTransport:
     async def stop(self) -> None:
         if self._started:
             self._started = False
+            await self._fetcher.close()
             await self._cluster.close()
 
     def transactional_producer(self, transactional_id: str, **kwargs: Any) -> TransactionalProducer:
@@ -133,10 +156,7 @@ class KafkaTransport:
     async def create_topic(
         self, name: str, partitions: int, configs: Mapping[str, str] | None = None
     ) -> TopicInfo:
-        try:
-            await self._admin.create_topics({name: (partitions, dict(configs or {}))})
-        except KafkaError as exc:
-            raise _translate(exc) from exc
+        await self._create_or_refuse({name: (partitions, dict(configs or {}))})
         info = await self.topic(name)
         if info is None:
             raise UnknownTopicError(f"topic {name!r} was created but is not visible", topic=name)
@@ -148,16 +168,38 @@ class KafkaTransport:
         info = await self.topic(name)
         if info is not None:
             return info
-        try:
-            await self._admin.create_topics(
-                {name: (partitions, dict(configs or {}))}, ignore_existing=True
-            )
-        except KafkaError as exc:
-            raise _translate(exc) from exc
+        await self._create_or_refuse(
+            {name: (partitions, dict(configs or {}))}, ignore_existing=True
+        )
         info = await self.topic(name)
         if info is None:
             raise UnknownTopicError(f"topic {name!r} was created but is not visible", topic=name)
         return info
+
+    async def _create_or_refuse(
+        self, topics: Mapping[str, tuple[int, dict[str, str]]], *, ignore_existing: bool = False
+    ) -> None:
+        """Create topics; TopicCreationRefusedError where the cluster lets us create
+        none (operations create topics there), the runtime's error for others."""
+        names = ", ".join(topics)
+        try:
+            await self._create_topics(topics, ignore_existing=ignore_existing)
+        except NoCompatibleVersionError as exc:
+            raise TopicCreationRefusedError(
+                f"the cluster serves no CreateTopics: cannot create {names}", topic=names
+            ) from exc
+        except KafkaError as exc:
+            if exc.code in _REFUSED_CODES:
+                raise TopicCreationRefusedError(
+                    f"the cluster refuses topic creation ({exc.name}): cannot create {names}",
+                    topic=names,
+                ) from exc
+            raise _translate(exc) from exc
+
+    async def _create_topics(
+        self, topics: Mapping[str, tuple[int, dict[str, str]]], *, ignore_existing: bool = False
+    ) -> None:
+        await self._admin.create_topics(topics, ignore_existing=ignore_existing)
 
     async def delete_topic(self, name: str) -> None:
         try:
@@ -181,7 +223,7 @@ class KafkaTransport:
     async def _info(self, name: str, partitions: int) -> TopicInfo:
         try:
             raw = await self._admin.describe_configs(name)
-        except KafkaError:
+        except (KafkaError, NoCompatibleVersionError):  # a cluster without DescribeConfigs
             raw = {}
         known = {k: v for k, v in raw.items() if k in _TOPIC_CONFIG_NAMES and v is not None}
         try:
@@ -193,31 +235,10 @@ class KafkaTransport:
     # --- records -------------------------------------------------------------------
 
     async def append(self, tp: TopicPartition, batch: bytes | bytearray) -> int:
-        body = {
-            "transactional_id": None,
-            "acks": -1,
-            "timeout_ms": 30_000,
-            "topics": [
-                {
-                    "name": tp.topic,
-                    "partitions": [{"partition_index": tp.partition, "records": batch}],
-                }
-            ],
-        }
-        for attempt in range(APPEND_ATTEMPTS):
-            node = await self._cluster.leader_for(tp)
-            response = await self._cluster.request(node, ApiKey.PRODUCE, body, lane="produce")
-            part = response["responses"][0]["partitions"][0]
-            code = part["error_code"]
-            if code == ErrorCode.NONE:
-                return part["base_offset"]
-            error = KafkaError(code, topic=tp.topic, partition=tp.partition)
-            if not error.retriable or attempt == APPEND_ATTEMPTS - 1:
-                raise _translate(error)
-            # a moving leader or a broker short of disk needs time, not a burst of retries
-            await asyncio.sleep(backoff_s(attempt, APPEND_BACKOFF_S, APPEND_BACKOFF_MAX_S))
-            await self._cluster.refresh([tp.topic])
-        raise AssertionError("unreachable")
+        try:
+            return await self._appender.append(tp, batch)
+        except KafkaError as exc:
+            raise _translate(exc) from exc
 
     async def fetch(
         self, tp: TopicPartition, offset: int, *, max_bytes: int = 1 << 20, max_wait_s: float = 0.5
@@ -226,42 +247,24 @@ class KafkaTransport:
         skip = self._skips.pop(tp, None)
         if skip is not None and skip[0] == offset:
             offset = skip[1]
-        body = {
-            "replica_id": -1,
-            "max_wait_ms": int(max_wait_s * 1000),
-            "min_bytes": 1,
-            "max_bytes": max_bytes,
-            "isolation_level": self._isolation,
-            "session_id": 0,
-            "session_epoch": -1,
-            "topics": [
-                {
-                    "topic": tp.topic,
-                    "partitions": [
-                        {
-                            "partition": tp.partition,
-                            "fetch_offset": offset,
-                            "log_start_offset": -1,
-                            "partition_max_bytes": max_bytes,
-                        }
-                    ],
-                }
-            ],
-            "forgotten_topics_data": [],
-            "rack_id": "",
-        }
-        node = await self._cluster.leader_for(tp)
-        response = await self._cluster.request(
-            node, ApiKey.FETCH, body, lane=f"fetch {tp}", timeout_s=max_wait_s + 30
-        )
-        part = response["responses"][0]["partitions"][0]
+        try:
+            if max_wait_s > 0:
+                part = await self._fetcher.fetch(tp, offset, max_bytes, max_wait_s)
+            else:
+                part = await self._fetcher.fetch_now(tp, offset, max_bytes, 0)
+        except (KafkaConnectionError, KafkaTimeoutError, KafkaError) as exc:
+            if isinstance(exc, KafkaError) and not exc.retriable:
+                raise _translate(exc) from exc
+            await self._retry_later(tp, exc)
+            return b""
         code = part["error_code"]
         if code != ErrorCode.NONE:
             error = KafkaError(code, topic=tp.topic, partition=tp.partition, offset=offset)
-            if error.retriable:
-                await self._cluster.refresh([tp.topic])
-                return b""
-            raise _translate(error)
+            if not error.retriable:
+                raise _translate(error)
+            await self._retry_later(tp, error)
+            return b""
+        self._fetch_failures.pop(tp, None)
         records = part["records"] or b""
         if self._isolation != READ_COMMITTED:
             return bytes(records)
@@ -273,6 +276,16 @@ class KafkaTransport:
         if read_to > kept_to:
             self._skips[tp] = (kept_to, read_to)
         return kept
+
+    async def _retry_later(self, tp: TopicPartition, error: Exception) -> None:
+        """A fetch failed in a way that passes (a leader moved, a broker is down):
+        back off, refresh the topic's leaders, and let the caller ask again."""
+        attempt = self._fetch_failures.get(tp, 0)
+        self._fetch_failures[tp] = attempt + 1
+        logger.debug("fetch retry tp=%s attempt=%d error=%s", tp, attempt + 1, error)
+        await asyncio.sleep(backoff_s(attempt, FETCH_BACKOFF_S, FETCH_BACKOFF_MAX_S))
+        with contextlib.suppress(KafkaConnectionError, KafkaTimeoutError, KafkaError):
+            await self._cluster.refresh([tp.topic])
 
     async def offsets(self, tp: TopicPartition) -> tuple[int, int]:
         try:

@@ -25,6 +25,7 @@ from streams.cli_acls import acls
 from streams.cli_broker import broker
 from streams.cli_schemas import schemas
 from streams.cli_users import tokens, users
+from streams.topic_plan import app_topics, plan_lines, spec
 
 logger = logging.getLogger("streams")
 
@@ -260,27 +261,43 @@ def topics(click_ctx: click.Context, broker: str | None, data: str | None) -> No
 
 
 @topics.command("create")
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--partitions", type=int, default=8)
 @click.option("--config", "configs", multiple=True, help="KEY=VALUE, e.g. cleanup.policy=compact")
+@click.option("--dry-run", is_flag=True, help="print the plan, create nothing")
 @click.pass_context
 def topics_create(
-    click_ctx: click.Context, name: str, partitions: int, configs: tuple[str, ...]
+    click_ctx: click.Context,
+    name: str | None,
+    partitions: int,
+    configs: tuple[str, ...],
+    dry_run: bool,
 ) -> None:
-    """Create topic NAME."""
+    """Create topic NAME; without NAME, every topic the app (-A) needs."""
     pairs = {}
     for item in configs:
         k, sep, v = item.partition("=")
         if not sep:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--config")
         pairs[k] = v
+    ctx: Context = click_ctx.obj
+    meta = click_ctx.meta
+    specs = [spec(name, partitions, pairs)] if name else app_topics(ctx.app)
 
     async def run(transport: Transport) -> None:
-        info = await transport.create_topic(name, partitions, pairs)
-        click.echo(f"created {info.name} partitions={info.partitions}")
+        if dry_run:
+            existing = await transport.topics()
+            for line in plan_lines(specs, existing, meta.get("broker") or transport.url):
+                click.echo(line)
+            return
+        for s in specs:
+            if not name and (info := await transport.topic(s.name)) is not None:
+                click.echo(f"exists {info.name} partitions={info.partitions}")
+                continue
+            info = await transport.create_topic(s.name, s.partitions, dict(s.configs))
+            click.echo(f"created {info.name} partitions={info.partitions}")
 
-    meta = click_ctx.meta
-    _with_transport(click_ctx.obj, meta.get("broker"), meta.get("data"), run)
+    _with_transport(ctx, meta.get("broker"), meta.get("data"), run)
 
 
 @topics.command("describe")

@@ -46,6 +46,7 @@ class TablePartition:
         "dirty",
         "dump_key",
         "dump_value",
+        "flushing",
         "load_key",
         "load_value",
         "store",
@@ -64,6 +65,9 @@ class TablePartition:
         self.changelog = changelog
         self.cache: dict[Any, Any] = {}
         self.dirty: dict[Any, Any] = {}
+        # Taken from dirty by a flush that is writing them; until the store has
+        # them, items() reads them from here (the changelog append may be slow).
+        self.flushing: dict[Any, Any] = {}
         self.dump_key, self.load_key = dump_key, load_key
         self.dump_value, self.load_value = dump_value, load_value
 
@@ -84,7 +88,7 @@ class TablePartition:
         self.dirty[key] = _DELETED
 
     def items(self) -> Iterator[tuple[Any, Any]]:
-        dirty = self.dirty
+        dirty = {**self.flushing, **self.dirty} if self.flushing else self.dirty
         load_key, load_value = self.load_key, self.load_value
         for raw_key, raw_value in self.store.items():
             key = load_key(raw_key)
@@ -100,6 +104,15 @@ class TablePartition:
         if not self.dirty:
             return 0
         dirty, self.dirty = self.dirty, {}
+        self.flushing = dirty
+        try:
+            return await self._write(dirty, transport, batch_bytes_max)
+        finally:
+            self.flushing = {}
+
+    async def _write(
+        self, dirty: dict[Any, Any], transport: Transport, batch_bytes_max: int
+    ) -> int:
         now_ms = int(time.time() * 1000)
         dump_key, dump_value = self.dump_key, self.dump_value
         records = [

@@ -51,6 +51,7 @@ from streams.conductor import Conductor, declare_topic
 from streams.errors import ConfigurationError
 from streams.placement import TablePlacement
 from streams.table import Table
+from streams.topic_plan import declare_app_topics
 
 if TYPE_CHECKING:
     from streams.app import App
@@ -151,14 +152,10 @@ class Worker:
         app = self.app
         assert self.conductor is not None and self.producer is not None
         loop = asyncio.get_running_loop()
-        for topic in app.topics.values():
-            await declare_topic(self.transport, topic)
-            info = await self.transport.topic(topic.name)
-            if info is not None:
-                self.producer.set_max_message_bytes(topic.name, info.config.max_message_bytes)
-        self._copartition_tables()
+        infos = await declare_app_topics(app, self.transport)
+        for name, info in infos.items():
+            self.producer.set_max_message_bytes(name, info.config.max_message_bytes)
         for table in app.tables.values():
-            await declare_topic(self.transport, table.changelog)
             if not self.group_mode:
                 await self._recover(table)
         if self.group_mode:
@@ -261,17 +258,6 @@ class Worker:
         for lock in self._dir_locks:
             lock.release()
         self._dir_locks = []
-
-    def _copartition_tables(self) -> None:
-        """Tables declared without partitions take their agents' topics' count,
-        so that a table is co-partitioned with the streams that write it."""
-        counts = {a.source.partitions for a in self.app.agents.values()}
-        if len(counts) != 1:
-            return
-        (count,) = counts
-        for table in self.app.tables.values():
-            if table.changelog._declared_partitions is None:
-                table.changelog.partitions = count
 
     def _warn_partition_mismatch(self) -> None:
         """Tables are partitioned like the streams that write them: a table with

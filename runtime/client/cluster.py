@@ -9,7 +9,9 @@ Connections are kept per (node id, lane): a lane is a name for one independent
 connection to a node, so that a long-polling Fetch or a JoinGroup waiting for a
 rebalance (a broker answers one request of a connection at a time) never holds
 up a Produce or a Heartbeat. A broken connection is replaced on next use,
-retrying the connect with exponential backoff for up to `connect_timeout_s`.
+retrying the connect with exponential backoff for up to `connect_timeout_s`
+(or, for requests to partition leaders, trying once per reconnect backoff:
+their callers refresh metadata in between and find the new leader).
 
 Invariants:
 - bootstrap addresses get node ids -1, -2, ...: they are used only for metadata
@@ -118,6 +120,7 @@ class Cluster:
         self._coordinators: dict[tuple[int, str], int] = {}  # (key type, key) -> node
         self._connections: dict[tuple[int, str], Connection] = {}
         self._connect_locks: dict[tuple[int, str], asyncio.Lock] = {}
+        self._reconnect: dict[int, tuple[int, float]] = {}  # node -> (failures, until)
         self._refresh_lock = asyncio.Lock()
         self._closed = False
 
@@ -260,9 +263,16 @@ class Cluster:
 
     # --- connections -------------------------------------------------------------
 
-    async def connection(self, node_id: int, lane: str = DEFAULT_LANE) -> Connection:
+    async def connection(
+        self, node_id: int, lane: str = DEFAULT_LANE, *, patient: bool = True
+    ) -> Connection:
         """The open connection to `node_id` on `lane`, connecting (with backoff, for
-        up to connect_timeout_s) if there is none or it broke."""
+        up to connect_timeout_s) if there is none or it broke.
+
+        Not `patient`: one connect attempt, and none at all while the node is in
+        its reconnect backoff after a failed one (ConnectionBrokenError at once):
+        for requests to a partition's leader, whose callers refresh metadata
+        between tries, since a leader that is down is soon replaced."""
         key = (node_id, lane)
         conn = self._connections.get(key)
         if conn is not None and conn.is_open:
@@ -276,7 +286,10 @@ class Cluster:
                 await conn.close()
                 del self._connections[key]
             address = self._address(node_id)
-            conn = await self._connect_retrying(address)
+            if patient:
+                conn = await self._connect_retrying(address)
+            else:
+                conn = await self._connect_noting(address)
             if self._closed:
                 await conn.close()
                 raise ClientClosedError("the cluster client is closed")
@@ -291,8 +304,9 @@ class Cluster:
         *,
         lane: str = DEFAULT_LANE,
         timeout_s: float | None = None,
+        patient: bool = True,
     ) -> dict:
-        conn = await self.connection(node_id, lane)
+        conn = await self.connection(node_id, lane, patient=patient)
         return await conn.request(api_key, body, timeout_s=timeout_s)
 
     def _address(self, node_id: int) -> BrokerAddress:
@@ -300,7 +314,9 @@ class Cluster:
         if address is None:
             address = next((b for b in self._bootstrap if b.node_id == node_id), None)
         if address is None:
-            raise KafkaError(ErrorCode.BROKER_NOT_AVAILABLE, f"unknown node id {node_id}")
+            # a leader or coordinator the latest metadata no longer lists (a broker
+            # that is down): like a failed connect, worth a retry after a refresh
+            raise ConnectionBrokenError(f"node {node_id} is not in the cluster's metadata")
         return address
 
     async def _connect_once(self, address: BrokerAddress) -> Connection:
@@ -316,6 +332,25 @@ class Cluster:
             connect_timeout_s=self.connect_timeout_s,
             security=self.security,
         )
+
+    async def _connect_noting(self, address: BrokerAddress) -> Connection:
+        """One connect attempt, unless the node is in its reconnect backoff; a
+        failure starts (or doubles) that backoff, a success ends it."""
+        loop = asyncio.get_running_loop()
+        failures, until = self._reconnect.get(address.node_id, (0, 0.0))
+        if loop.time() < until:
+            raise ConnectionBrokenError(
+                f"node {address.node_id} ({address.host}:{address.port}) is in its "
+                f"reconnect backoff after {failures} failed connects"
+            )
+        try:
+            conn = await self._connect_once(address)
+        except (KafkaConnectionError, KafkaTimeoutError):
+            pause = backoff_s(failures, self.retry_backoff_s, self.retry_backoff_max_s)
+            self._reconnect[address.node_id] = (failures + 1, loop.time() + pause)
+            raise
+        self._reconnect.pop(address.node_id, None)
+        return conn
 
     async def _connect_retrying(self, address: BrokerAddress) -> Connection:
         loop = asyncio.get_running_loop()

@@ -1,13 +1,14 @@
 """One TCP connection to one Kafka-protocol broker.
 
 `await Connection.open(host, port)` connects (bounded by `connect_timeout_s`) and
-asks ApiVersions (v3 first; on UNSUPPORTED_VERSION again at the highest version
-the v0-format answer lists). For every API it then uses the highest version that
-we have a schema for, the broker advertises, and is at most our preferred
-version (PREFERRED_VERSIONS: non-flexible ones, which every broker serves,
-but for TxnOffsetCommit v3). With a ClientSecurity (runtime/client/security.py)
-the connection is TLS from its first byte, and SASL authenticates it right
-after ApiVersions, before it is handed out.
+asks ApiVersions (v3 first; on UNSUPPORTED_VERSION or an answer that does not
+decode, again at the version the answer lists, else at v0). For every API it
+then uses the highest version that we have a schema for, the broker
+advertises, and is at most our preferred version (PREFERRED_VERSIONS:
+non-flexible ones, which every broker serves, but for TxnOffsetCommit v3).
+With a ClientSecurity (runtime/client/security.py) the connection is TLS from
+its first byte, and SASL authenticates it right after ApiVersions, before it
+is handed out.
 
 Invariants:
 - requests are written in call order, each with the next correlation id, and
@@ -228,22 +229,40 @@ class Connection:
             self._reauthenticate_at = asyncio.get_running_loop().time() + 0.85 * lifetime_ms / 1000
 
     async def _handshake(self) -> None:
+        """ApiVersions, v3 first. A broker that cannot serve the version asked
+        answers UNSUPPORTED_VERSION in some format of its choice (v0 with its
+        ranges, like Kafka; librdkafka's mock cluster writes a body that is
+        neither v0 nor v3): either answer, or one that does not decode, is
+        asked again at the version it lists if it lists one we can read, else
+        at v0, which every broker serves."""
         version = API_VERSIONS_FIRST
         body = {
             "client_software_name": CLIENT_SOFTWARE_NAME,
             "client_software_version": CLIENT_SOFTWARE_VERSION,
         }
-        for _ in range(2):
-            response = await self.request(ApiKey.API_VERSIONS, body, version=version)
+        tried: list[int] = []
+        while True:
+            tried.append(version)
+            try:
+                response = await self.request(ApiKey.API_VERSIONS, body, version=version)
+            except ProtocolError as exc:
+                if version == 0:
+                    raise ConnectionBrokenError(
+                        f"{self.host}:{self.port} answered ApiVersions v0 with bytes "
+                        f"that do not decode: {exc}"
+                    ) from exc
+                logger.debug("ApiVersions v%d answer undecodable: %s: asking v0", version, exc)
+                version = 0
+                continue
             ranges = {
                 k["api_key"]: (k["min_version"], k["max_version"]) for k in response["api_keys"]
             }
-            if response["error_code"] != ErrorCode.UNSUPPORTED_VERSION:
+            if response["error_code"] != ErrorCode.UNSUPPORTED_VERSION or version == 0:
                 break
-            high = ranges.get(ApiKey.API_VERSIONS, (0, 0))[1]
-            version = max(0, min(high, version - 1))
+            listed = ranges.get(ApiKey.API_VERSIONS, (0, 0))[1]
+            version = listed if 0 <= listed < version and listed not in tried else 0
         if response["error_code"] != ErrorCode.NONE:
-            raise KafkaError(response["error_code"], "ApiVersions")
+            raise KafkaError(response["error_code"], f"ApiVersions v{version}")
         self.broker_versions = ranges
         self.versions = negotiate(ranges)
 

@@ -40,6 +40,7 @@ from typing import Literal, NamedTuple
 from runtime.client.cluster import Cluster, backoff_s
 from runtime.client.errors import (
     METADATA_CODES,
+    RETRIABLE_CODES,
     ClientClosedError,
     KafkaClientError,
     KafkaConnectionError,
@@ -332,15 +333,18 @@ class Consumer:
             response = await conn.request(
                 ApiKey.FETCH, body, timeout_s=max_wait_ms / 1000 + _FETCH_SLACK_S
             )
+            code = response.get("error_code", 0)
+            if code != ErrorCode.NONE:  # a whole-request error (librdkafka's mock sends them)
+                raise KafkaError(code, "Fetch")
         except (KafkaConnectionError, KafkaTimeoutError, KafkaError) as exc:
+            if isinstance(exc, KafkaError) and not exc.retriable:
+                raise
             logger.debug("fetch failed node=%d error=%s", node, exc)
             self._stale_metadata = True
             await asyncio.sleep(
                 backoff_s(0, self._cluster.retry_backoff_s, self._cluster.retry_backoff_max_s)
             )
             return {}
-        if response.get("error_code", 0) != ErrorCode.NONE:
-            raise KafkaError(response["error_code"], "Fetch")
         committed = self._isolation == READ_COMMITTED
         out: FetchAnswer = {}
         for t in response["responses"]:
@@ -374,6 +378,8 @@ class Consumer:
                 self._positions[tp] = None
             elif code in METADATA_CODES:
                 self._stale_metadata = True
+            elif code in RETRIABLE_CODES:
+                continue  # asked again by the next fetch
             else:
                 errors.append(
                     KafkaError(

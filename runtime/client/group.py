@@ -71,6 +71,7 @@ _RETRY_JOIN_CODES = frozenset(
     }
 )
 _TRANSIENT = (KafkaConnectionError, KafkaTimeoutError)
+SYNC_REFUSALS_MAX = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,7 @@ class GroupMember:
         self._assigned = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._fatal: KafkaError | None = None
+        self._sync_refusals = 0  # SyncGroups refused as late in a row
         self._closed = False
 
     @property
@@ -296,7 +298,8 @@ class GroupMember:
                 if code != ErrorCode.NONE:
                     self._on_group_error(code, "SyncGroup")
                     continue
-                self.assignment = decode_assignment(bytes(sync["assignment"]))
+                self._sync_refusals = 0
+                self.assignment = decode_assignment(bytes(sync["assignment"] or b""))
                 logger.info(
                     "group=%s member=%s generation=%d leader=%s assigned=%s",
                     self.group_id,
@@ -327,6 +330,15 @@ class GroupMember:
 
     def _on_group_error(self, code: int, what: str) -> None:
         """Mend what a rejoin can mend; raise the rest."""
+        if code == ErrorCode.INVALID_REQUEST and what == "SyncGroup":
+            # librdkafka's mock cluster ends a sync once the leader's assignments
+            # are in, and refuses a follower's SyncGroup that comes after: join
+            # again (a broker that refuses every SyncGroup still fails us)
+            self._sync_refusals += 1
+            if self._sync_refusals > SYNC_REFUSALS_MAX:
+                raise KafkaError(code, f"{what} of group {self.group_id!r}")
+            logger.info("group=%s SyncGroup refused as late: joining again", self.group_id)
+            return
         if code == ErrorCode.UNKNOWN_MEMBER_ID:
             self.member_id, self.generation = "", -1
         elif code in COORDINATOR_CODES:

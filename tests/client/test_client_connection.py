@@ -116,6 +116,126 @@ def test_handshake_falls_back_to_the_version_an_unsupported_version_answer_lists
     run(main())
 
 
+def _versions_answer(header, advertised: dict[int, tuple[int, int]]) -> bytes:
+    body = {
+        "error_code": 0,
+        "api_keys": [
+            {"api_key": k, "min_version": lo, "max_version": hi}
+            for k, (lo, hi) in advertised.items()
+        ],
+    }
+    return encode_response(header, body)
+
+
+# What librdkafka's mock cluster answers to ApiVersions v3: UNSUPPORTED_VERSION, then
+# a body that is neither v0 (an int32 count) nor v3 (a compact array and tags).
+_MOCK_V3_ANSWER = bytes.fromhex("00230100120000000200000000")
+
+
+@pytest.mark.parametrize(
+    "v3_body",
+    [_MOCK_V3_ANSWER, b"\x00\x00\xff", b""],
+    ids=["unsupported-in-no-known-format", "garbage", "empty"],
+)
+def test_handshake_asks_v0_when_the_answer_to_v3_does_not_decode(v3_body: bytes):
+    advertised = {ApiKey.API_VERSIONS: (0, 2), ApiKey.PRODUCE: (0, 9), ApiKey.METADATA: (0, 12)}
+    asked: list[int] = []
+
+    async def handle(frame: bytes, writer: asyncio.StreamWriter) -> None:
+        header, _ = decode_request(frame)
+        asked.append(header.api_version)
+        if header.api_version == 3:
+            answer = header.correlation_id.to_bytes(4, "big") + v3_body
+            writer.write(len(answer).to_bytes(4, "big") + answer)
+        else:
+            writer.write(_versions_answer(header, advertised))
+
+    async def main():
+        server, port = await _fake_broker(handle)
+        async with server, await Connection.open("127.0.0.1", port) as conn:
+            assert asked == [3, 0]
+            assert conn.versions[ApiKey.PRODUCE] == 8
+            assert conn.versions[ApiKey.METADATA] == 8
+            answer = conn.broker_versions[ApiKey.API_VERSIONS]
+            assert answer == (0, 2)
+
+    run(main())
+
+
+def test_handshake_gives_up_with_a_clear_error_when_v0_does_not_decode_either():
+    async def handle(frame: bytes, writer: asyncio.StreamWriter) -> None:
+        header, _ = decode_request(frame)
+        answer = header.correlation_id.to_bytes(4, "big") + b"\x00"
+        writer.write(len(answer).to_bytes(4, "big") + answer)
+
+    async def main():
+        server, port = await _fake_broker(handle)
+        async with server:
+            with pytest.raises(ConnectionBrokenError, match="ApiVersions v0"):
+                await Connection.open("127.0.0.1", port)
+
+    run(main())
+
+
+# KIP-896: Kafka 4.0 serves only these ranges of the APIs we use (the versions
+# older than these were removed); Redpanda 24 serves these others.
+_KAFKA_4_RANGES = {
+    ApiKey.PRODUCE: (3, 12),
+    ApiKey.FETCH: (4, 17),
+    ApiKey.LIST_OFFSETS: (1, 9),
+    ApiKey.METADATA: (0, 13),
+    ApiKey.OFFSET_COMMIT: (2, 9),
+    ApiKey.OFFSET_FETCH: (1, 9),
+    ApiKey.FIND_COORDINATOR: (0, 6),
+    ApiKey.JOIN_GROUP: (2, 9),
+    ApiKey.HEARTBEAT: (0, 4),
+    ApiKey.LEAVE_GROUP: (0, 5),
+    ApiKey.SYNC_GROUP: (0, 5),
+    ApiKey.DESCRIBE_GROUPS: (0, 6),
+    ApiKey.LIST_GROUPS: (0, 5),
+    ApiKey.API_VERSIONS: (0, 4),
+    ApiKey.CREATE_TOPICS: (2, 7),
+    ApiKey.DELETE_TOPICS: (1, 6),
+    ApiKey.INIT_PRODUCER_ID: (0, 5),
+    ApiKey.DESCRIBE_CONFIGS: (1, 4),
+    ApiKey.ADD_PARTITIONS_TO_TXN: (0, 5),
+    ApiKey.ADD_OFFSETS_TO_TXN: (0, 4),
+    ApiKey.END_TXN: (0, 5),
+    ApiKey.TXN_OFFSET_COMMIT: (0, 5),
+    ApiKey.DESCRIBE_TRANSACTIONS: (0, 0),
+    ApiKey.LIST_TRANSACTIONS: (0, 1),
+}
+_REDPANDA_RANGES = {
+    ApiKey.PRODUCE: (0, 9),
+    ApiKey.FETCH: (4, 11),
+    ApiKey.LIST_OFFSETS: (0, 4),
+    ApiKey.METADATA: (0, 8),
+    ApiKey.OFFSET_COMMIT: (0, 8),
+    ApiKey.OFFSET_FETCH: (1, 7),
+    ApiKey.FIND_COORDINATOR: (0, 3),
+    ApiKey.JOIN_GROUP: (0, 5),
+    ApiKey.HEARTBEAT: (0, 4),
+    ApiKey.LEAVE_GROUP: (0, 4),
+    ApiKey.SYNC_GROUP: (0, 4),
+    ApiKey.DESCRIBE_GROUPS: (0, 5),
+    ApiKey.LIST_GROUPS: (0, 4),
+    ApiKey.API_VERSIONS: (0, 3),
+    ApiKey.CREATE_TOPICS: (0, 5),
+    ApiKey.DELETE_TOPICS: (0, 4),
+    ApiKey.INIT_PRODUCER_ID: (0, 4),
+    ApiKey.DESCRIBE_CONFIGS: (0, 4),
+}
+
+
+@pytest.mark.parametrize("ranges", [_KAFKA_4_RANGES, _REDPANDA_RANGES], ids=["kafka-4", "redpanda"])
+def test_negotiated_versions_are_served_by_kafka_4_and_redpanda(ranges):
+    versions = negotiate(ranges)
+    for key, (low, high) in ranges.items():
+        assert low <= versions[key] <= high, ApiKey(key).name
+        # ours, unless the broker stops below it (Redpanda's ListOffsets v4)
+        assert versions[key] == min(PREFERRED_VERSIONS[key], high), ApiKey(key).name
+
+
 def test_pipelined_requests_are_answered_in_order_with_few_in_flight():
     async def main():
         async with broker(default_partitions=2) as b:

@@ -1,12 +1,14 @@
 """kafka:// appends: a retriable error is retried after a growing backoff (a moving
-leader, a broker short of disk), a fatal one is raised at once."""
+leader, a broker short of disk), a fatal one is raised at once; a batch whose
+answer was lost is sent again and stored once (appends are idempotent)."""
 
 from __future__ import annotations
 
 import pytest
-from client_helpers import bootstrap_of, broker, run
+from client_helpers import CuttingProxy, bootstrap_of, broker, run, stored_values
 
-import runtime.kafka_transport as kafka_transport
+import runtime.kafka_appender as kafka_appender
+from runtime.broker.server import Address
 from runtime.kafka_transport import KafkaTransport
 from runtime.log.records import decode_batches, encode_batch
 from runtime.protocol.codes import ApiKey, ErrorCode
@@ -31,13 +33,13 @@ def _refuse_produce(transport: KafkaTransport, code: int, times: int) -> None:
 
 def _record_backoffs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     delays: list[float] = []
-    real = kafka_transport.backoff_s
+    real = kafka_appender.backoff_s
 
     def recorded(attempt: int, base_s: float, max_s: float) -> float:
         delays.append(real(attempt, base_s, max_s))
         return delays[-1]
 
-    monkeypatch.setattr(kafka_transport, "backoff_s", recorded)
+    monkeypatch.setattr(kafka_appender, "backoff_s", recorded)
     return delays
 
 
@@ -72,3 +74,24 @@ def test_a_fatal_error_is_raised_at_once(monkeypatch) -> None:
 
     run(main())
     assert delays == []
+
+
+def test_an_append_whose_answer_was_lost_is_retried_and_stored_once():
+    async def main() -> None:
+        proxy = CuttingProxy()
+        await proxy.start()
+        async with broker(advertise=Address("127.0.0.1", proxy.port)) as b:
+            assert b.address is not None
+            proxy.upstream = ("127.0.0.1", b.address.port)
+            b.transport.log.create_topic(TP.topic, 1)
+            async with KafkaTransport(f"kafka://127.0.0.1:{proxy.port}") as transport:
+                assert await transport.append(TP, encode_batch([(None, b"a", 1, ())])) == 0
+                proxy.arm(ApiKey.PRODUCE)  # stored by the broker; the answer is lost
+                batch = encode_batch([(None, b"b", 1, ()), (None, b"c", 1, ())])
+                assert await transport.append(TP, batch) == 1
+                assert proxy.cuts == 1
+                assert await transport.append(TP, encode_batch([(None, b"d", 1, ())])) == 3
+            assert stored_values(b, TP) == [b"a", b"b", b"c", b"d"]
+        await proxy.stop()
+
+    run(main())

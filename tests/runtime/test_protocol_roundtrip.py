@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -74,3 +76,12 @@ def test_empty_body_takes_defaults(key_version):
         key, version, 1, None, {}
     )
     assert encode_response(header, response) == encode_response(header, {})
+
+
+def test_a_null_sync_group_assignment_decodes_as_none():
+    # librdkafka's mock cluster sends one (Kafka's schema says non-null bytes)
+    frame = struct.pack(">iihi", 7, 0, 0, -1)  # correlation id, throttle, error, null bytes
+    assert decode_response(ApiKey.SYNC_GROUP, 3, frame) == (
+        7,
+        {"throttle_time_ms": 0, "error_code": 0, "assignment": None},
+    )

@@ -1,6 +1,11 @@
 """One fixture runs the framework's tests on every transport: memory://,
-log:// (the embedded log on disk) and kafka:// (our client against a real
-Kafka-protocol broker, the built-in one, served from a thread)."""
+log:// (the embedded log on disk), kafka:// (our client against a real
+Kafka-protocol broker, the built-in one, served from a thread) and kafka://
+against librdkafka's three-broker mock cluster ("cluster"), a Kafka
+implementation that is not ours, with partition leaders on every broker.
+
+The mock cluster has no CreateTopics: there the test plays the operator who
+creates the app's topics, through the mock's own API, when the app asks."""
 
 from __future__ import annotations
 
@@ -9,11 +14,14 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from mock_cluster import MockCluster, mock_cluster
 
 import streams
 from runtime.broker.server import Address, Broker
+from runtime.kafka_transport import KafkaTransport
 
-TRANSPORTS = ["memory", "log", "kafka"]
+TRANSPORTS = ["memory", "log", "kafka", "cluster"]
+__all__ = ["mock_cluster"]  # the fixture, for tests of the mock cluster itself
 
 
 class BrokerThread:
@@ -58,12 +66,30 @@ class BrokerThread:
         self._thread.join(timeout=20)
 
 
+def _operator_creates_topics(monkeypatch: pytest.MonkeyPatch, mock: MockCluster) -> None:
+    """Topic creation through the mock's API, leaders spread over its brokers."""
+
+    async def create(self, topics, *, ignore_existing: bool = False) -> None:
+        for name, (partitions, _configs) in topics.items():
+            if ignore_existing and name in self.cluster.topics:
+                continue
+            await asyncio.to_thread(mock.create_topic, name, partitions)
+            await asyncio.to_thread(mock.spread_leaders, name, partitions)
+        await self.cluster.refresh(list(topics))
+
+    monkeypatch.setattr(KafkaTransport, "_create_topics", create)
+
+
 @pytest.fixture(params=TRANSPORTS)
-def broker_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+def broker_url(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> Iterator[str]:
     if request.param == "memory":
         yield "memory://"
     elif request.param == "log":
         yield f"log://{tmp_path / 'log'}"
+    elif request.param == "cluster":
+        with MockCluster(3) as mock:
+            _operator_creates_topics(monkeypatch, mock)
+            yield mock.url
     else:
         broker = BrokerThread()
         try:

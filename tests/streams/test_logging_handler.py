@@ -8,9 +8,9 @@ import threading
 
 import orjson
 import pytest
+from transport_reading import read_partition
 
 import streams
-from runtime.log.records import decode_batches
 from streams.worker import Worker
 
 
@@ -30,7 +30,7 @@ async def read_all(worker: Worker, topic: streams.Topic) -> list[tuple[bytes, di
     await worker.producer.flush()
     out = []
     for tp in topic.tps():
-        for r in decode_batches(await worker.transport.fetch(tp, 0, max_wait_s=0)):
+        for r in await read_partition(worker.transport, tp):
             out.append((r.key, orjson.loads(r.value)))
     return out
 

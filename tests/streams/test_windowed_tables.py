@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from transport_reading import read_partition
 from waiting import wait_until_async
 
 import streams
-from runtime.log.records import decode_batches
 from runtime.types import TopicPartition
 from streams.worker import Worker
 
@@ -118,7 +118,7 @@ def test_expired_windows_leave_store_and_changelog(make_app):
             await worker.commit()
             assert dict(per_page.items()) == {("p", 30.0): 1}
             tp = TopicPartition("win-e-page-changelog", 0)
-            records = decode_batches(await worker.transport.fetch(tp, 0, max_wait_s=0))
+            records = await read_partition(worker.transport, tp)
             tombstones = [r for r in records if r.value is None]
             assert [r.key for r in tombstones] == [b'["p",0.0]']
 

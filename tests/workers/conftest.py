@@ -10,7 +10,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from mock_cluster import mock_cluster
 from worker_procs import LiveProducer, Process, start_broker, start_worker
+
+__all__ = ["mock_cluster"]  # librdkafka's three-broker mock cluster (tests/support)
 
 LOG_TAIL_LINES = 40
 
