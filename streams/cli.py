@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -19,10 +18,14 @@ from runtime.errors import StreamsRuntimeError
 from runtime.log.records import decode_batches
 from runtime.log.records import encode_batch as _encode_batch
 from runtime.partitioner import partition_for_key
-from runtime.transport import Transport, open_transport
+from runtime.shared_log import DEFAULT_LISTEN, open_shared
+from runtime.transport import Transport
 from runtime.types import TopicPartition
 from streams.cli_broker import broker
 from streams.cli_users import tokens, users
+from streams.cli_worker import parse_listen, run_worker
+
+__all__ = ["cli", "main", "run_worker", "setup_logging"]
 
 logger = logging.getLogger("streams")
 
@@ -51,32 +54,6 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
 
 
-def run_worker(app: Any, *, stop: asyncio.Event | None = None) -> int:
-    """Run a worker until SIGINT/SIGTERM; returns the exit status."""
-    from streams.worker import Worker
-
-    async def main() -> int:
-        stop_event = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop_event.set)
-        try:
-            async with Worker(app) as worker:
-                await worker.run_until(stop_event)
-        except StreamsRuntimeError as exc:
-            logger.error("%s", exc)
-            return 1
-        except Exception as exc:
-            logger.error("worker stopped by an error: %s", exc)
-            return 1
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-        return 0
-
-    return asyncio.run(main())
-
-
 class Context:
     def __init__(self, app_spec: str | None, app: Any = None) -> None:
         self._app_spec = app_spec
@@ -93,11 +70,13 @@ class Context:
     def has_app(self) -> bool:
         return self._app is not None or bool(self._app_spec)
 
-    def transport(self, broker: str | None, data: str | None) -> Transport:
+    async def transport(self, broker: str | None, data: str | None) -> Transport:
+        """The transport the options name; a log:// directory a running worker
+        owns is reached through the worker (runtime/shared_log.py)."""
         app = self.app if self.has_app() else None
         broker = broker or (app.broker if app else "log://")
         data_dir = data or (app.data_dir if app else "./streams-data")
-        return open_transport(broker, data_dir=Path(data_dir) / "log")
+        return await open_shared(broker, data_dir=Path(data_dir) / "log")
 
 
 def _with_transport(
@@ -107,7 +86,7 @@ def _with_transport(
     fn: Callable[[Transport], Coroutine[Any, Any, None]],
 ) -> None:
     async def run() -> None:
-        transport = ctx.transport(broker, data)
+        transport = await ctx.transport(broker, data)
         await transport.start()
         try:
             await fn(transport)
@@ -137,16 +116,27 @@ def cli(click_ctx: click.Context, app_spec: str | None) -> None:
 @click.option("-l", "--loglevel", default="info", help="debug, info, warning, error")
 @broker_option
 @data_option
+@click.option(
+    "--listen",
+    default=str(DEFAULT_LISTEN),
+    show_default=True,
+    help="where a log:// worker serves its log to Kafka clients and `streams` commands "
+    "(port 0: any free port, recorded in the data directory); off: not served",
+)
 @click.pass_obj
-def worker(ctx: Context, loglevel: str, broker: str | None, data: str | None) -> None:
+def worker(ctx: Context, loglevel: str, broker: str | None, data: str | None, listen: str) -> None:
     """Run the app's agents, tables and timers until SIGINT/SIGTERM."""
+    try:
+        address = parse_listen(listen)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--listen") from exc
     setup_logging(loglevel)
     app = ctx.app
     if broker:
         app.broker = broker
     if data:
         app.data_dir = data
-    sys.exit(run_worker(app))
+    sys.exit(run_worker(app, listen=address))
 
 
 @cli.command()

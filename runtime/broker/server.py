@@ -95,6 +95,7 @@ class Broker:
         min_session_timeout_ms: int = 1000,
         initial_rebalance_delay_ms: int = 0,
         transactions: TransactionSettings | None = None,
+        transport: EmbeddedTransport | None = None,
     ) -> None:
         if isinstance(listen, Address):  # one PLAINTEXT listener, as before listeners had protocols
             listen = [Endpoint(SecurityProtocol.PLAINTEXT, listen, advertise)]
@@ -108,8 +109,15 @@ class Broker:
         self.limits = limits  # as asked; start() may lower them to fit the fd limit
         self._min_session_timeout_ms = min_session_timeout_ms
         self._initial_rebalance_delay_ms = initial_rebalance_delay_ms
-        url = f"log://{Path(data_dir).resolve()}" if data_dir is not None else "memory://"
-        self.transport = EmbeddedTransport(url, data_dir, flush=flush)
+        # A transport given is another owner's log (a log:// worker sharing its
+        # own): served while the broker runs, closed by its owner, not here.
+        self._owns_transport = transport is None
+        if transport is None:
+            url = f"log://{Path(data_dir).resolve()}" if data_dir is not None else "memory://"
+            transport = EmbeddedTransport(url, data_dir, flush=flush)
+        elif data_dir is not None:
+            raise ValueError("give the broker a data_dir or a transport, not both")
+        self.transport = transport
         self._ratelog = RateLimitedLog(logger, limits.log_interval_ms / 1000)
         self.connection_limits = ConnectionLimits(
             limits.connections_max, limits.connections_per_ip_max, self._ratelog
@@ -320,7 +328,8 @@ class Broker:
         if self._coordinator is not None:
             await self._coordinator.stop()
             self._coordinator = None
-        await self.transport.stop()
+        if self._owns_transport:
+            await self.transport.stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             await asyncio.gather(self._housekeeping, return_exceptions=True)

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from worker_process import worker_process  # noqa: F401 (a fixture for the tests here)
 
 import streams
 from runtime.broker.server import Address, Broker
