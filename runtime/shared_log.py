@@ -10,7 +10,11 @@ the address and talks kafka:// to the owner instead of failing on the lock.
 File format: `<log dir>/listen.json`, written aside and renamed once the
 listener is bound, removed on a clean stop:
 
-    {"pid": 4242, "host": "127.0.0.1", "port": 40123}
+    {"pid": 4242, "host": "127.0.0.1", "port": 40123, "groups": ["surge"]}
+
+`groups` are the consumer groups the owner commits for itself, without
+joining them through the broker: tools must not reset or delete them while
+it runs (Kafka refuses that for groups with members).
 
 Invariants:
 - The file is trusted only while the directory's lock is held by the pid it
@@ -57,6 +61,7 @@ class SharedAddress:
     pid: int
     host: str
     port: int
+    groups: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -68,7 +73,8 @@ def read_address(log_dir: str | os.PathLike[str]) -> SharedAddress | None:
     """The address file's content, live or stale; None if absent or unreadable."""
     try:
         raw = orjson.loads((Path(log_dir) / ADDRESS_FILE).read_bytes())
-        return SharedAddress(int(raw["pid"]), str(raw["host"]), int(raw["port"]))
+        groups = tuple(str(g) for g in raw.get("groups", ()))
+        return SharedAddress(int(raw["pid"]), str(raw["host"]), int(raw["port"]), groups)
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
 
@@ -81,10 +87,10 @@ def live_address(log_dir: str | os.PathLike[str]) -> SharedAddress | None:
     return address if lock_holder(log_dir) == address.pid else None
 
 
-def write_address(log_dir: Path, address: Address) -> None:
+def write_address(log_dir: Path, address: Address, groups: tuple[str, ...] = ()) -> None:
     path = log_dir / ADDRESS_FILE
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    payload = {"pid": os.getpid(), "host": address.host, "port": address.port}
+    payload = {"pid": os.getpid(), "host": address.host, "port": address.port, "groups": groups}
     temporary.write_bytes(orjson.dumps(payload))
     os.replace(temporary, path)
 
@@ -102,11 +108,18 @@ class SharedLog:
     (taking the directory's lock); stopping it stops serving and leaves the
     transport open, for its owner to close."""
 
-    def __init__(self, transport: EmbeddedTransport, listen: Address = DEFAULT_LISTEN) -> None:
+    def __init__(
+        self,
+        transport: EmbeddedTransport,
+        listen: Address = DEFAULT_LISTEN,
+        *,
+        groups: tuple[str, ...] = (),
+    ) -> None:
         if transport.path is None:
             raise ValueError("only a log:// transport (on disk) can be shared")
         self.transport = transport
         self._listen = listen
+        self._groups = groups
         self._broker: Broker | None = None
         self.address: Address | None = None
 
@@ -120,7 +133,7 @@ class SharedLog:
         self.address = broker.address
         assert self.transport.path is not None
         try:
-            write_address(self.transport.path, broker.address)
+            write_address(self.transport.path, broker.address, self._groups)
         except OSError as exc:  # a full disk: serve anyway, tools just cannot find us
             logger.warning("cannot record the log's address path=%s error=%s", exc.filename, exc)
         logger.info(

@@ -12,13 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
+from pathlib import Path
 from typing import Any
+
+import click
 
 from runtime.broker.endpoints import Address
 from runtime.errors import StreamsRuntimeError
 from runtime.shared_log import DEFAULT_LISTEN, SharedLog
 from runtime.transport import EmbeddedTransport
+from streams.cli_common import Context, common_options, loglevel_option, setup_logging
 
 logger = logging.getLogger("streams")
 
@@ -66,10 +72,11 @@ async def _run(app: Any, stop: asyncio.Event, listen: Address | None) -> None:
     transport = worker.transport
     shared = None
     if listen is not None and isinstance(transport, EmbeddedTransport) and transport.path:
-        shared = SharedLog(transport, listen)
+        shared = SharedLog(transport, listen, groups=(app.id,))
     try:
         if shared is not None:
             await shared.start()  # opens the log: the worker's start finds it open
+        click.echo(banner(app, transport, shared), err=True)
         await worker.start()
         try:
             await worker.run_until(stop)
@@ -82,3 +89,50 @@ async def _run(app: Any, stop: asyncio.Event, listen: Address | None) -> None:
             await shared.stop()
         with contextlib.suppress(Exception):
             await transport.stop()  # a start that failed early left it to us
+
+
+@click.command()
+@loglevel_option
+@common_options
+@click.option(
+    "--listen",
+    default=str(DEFAULT_LISTEN),
+    show_default=True,
+    help="where a log:// worker serves its log to Kafka clients and `streams` commands "
+    "(port 0: any free port, recorded in the data directory); off: not served",
+)
+@click.pass_obj
+def worker(ctx: Context, listen: str) -> None:
+    """Run the app's agents, tables and timers until SIGINT/SIGTERM."""
+    try:
+        address = parse_listen(listen)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--listen") from exc
+    setup_logging(ctx.loglevel or "info")
+    app = ctx.app
+    if ctx.broker:
+        app.broker = ctx.broker
+    if ctx.data:
+        app.data_dir = ctx.data
+    sys.exit(run_worker(app, listen=address))
+
+
+def banner(app: Any, transport: Any, shared: SharedLog | None) -> str:
+    """What a worker says at start, like Faust's: where everything is."""
+    from importlib.metadata import version
+
+    served = "not served (--listen off)"
+    if shared is not None and shared.address is not None:
+        served = f"kafka://{shared.address} (kcat -b {shared.address} -L)"
+    rows = [
+        ("app", f"{app.id} (agents={len(app.agents)} tables={len(app.tables)})"),
+        ("broker", transport.url),
+        ("data", str(Path(app.data_dir).resolve())),
+    ]
+    if isinstance(transport, EmbeddedTransport):
+        rows.append(("log served", served))
+    rows.append(("pid", str(os.getpid())))
+    width = max(len(name) for name, _ in rows)
+    lines = [f"streams {version('streams')} worker"]
+    lines += [f"  {name.ljust(width)}  {value}" for name, value in rows]
+    return "\n".join(lines)

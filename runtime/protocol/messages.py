@@ -27,11 +27,13 @@ here are described; a field's default is Kafka's (0, "", false, [], or as noted)
 | InitProducerId (22)  | 0-4      | 2              |
 | DescribeConfigs (32) | 0-4      | 4              |
 
-The transaction APIs are in txn_messages.py, the SASL APIs in sasl_messages.py.
+The transaction APIs are in txn_messages.py, the SASL APIs in sasl_messages.py,
+CreatePartitions, IncrementalAlterConfigs and DeleteGroups in admin_messages.py.
 """
 
 from __future__ import annotations
 
+from runtime.protocol.admin_messages import ADMIN_APIS
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.fields import error_message, group_instance_id, structs, throttle
 from runtime.protocol.sasl_messages import SASL_APIS
@@ -673,5 +675,6 @@ APIS: dict[int, Api] = {
         DESCRIBE_CONFIGS,
         *TXN_APIS,
         *SASL_APIS,
+        *ADMIN_APIS,
     )
 }

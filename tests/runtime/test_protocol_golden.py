@@ -195,7 +195,10 @@ def test_supported_versions():
     assert SUPPORTED[ApiKey.DESCRIBE_TRANSACTIONS] == (0, 0)
     assert SUPPORTED[ApiKey.SASL_HANDSHAKE] == (0, 1)
     assert SUPPORTED[ApiKey.SASL_AUTHENTICATE] == (0, 2)
-    assert len(SUPPORTED) == 26
+    assert SUPPORTED[ApiKey.CREATE_PARTITIONS] == (0, 1)
+    assert SUPPORTED[ApiKey.INCREMENTAL_ALTER_CONFIGS] == (0, 0)
+    assert SUPPORTED[ApiKey.DELETE_GROUPS] == (0, 1)
+    assert len(SUPPORTED) == 29
 
 
 def test_malformed_body_error_carries_the_header():
