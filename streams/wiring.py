@@ -33,6 +33,7 @@ class Wiring:
     app_id: str
     default_partitions: int = 8
     on_decode_error: str = "stop"
+    dead_letters: Topic | None = None  # where on_decode_error="dead-letter" copies records
     transport: Transport | None = None
     producer: Producer | None = None
     conductor: Subscriber | None = None

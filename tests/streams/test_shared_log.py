@@ -148,3 +148,35 @@ def _batch() -> bytes:
     from runtime.log.records import encode_batch
 
     return encode_batch([(b"k", b"v", 1, ())])
+
+
+@pytest.mark.slow
+def test_send_with_the_apps_codecs_round_trips_and_a_bad_key_stops_nothing(
+    tmp_path, worker_process, monkeypatch
+):
+    monkeypatch.syspath_prepend(str(APPS))
+    data = tmp_path / "data"
+    worker, _ = start_relay(worker_process, data)
+    base = ("--data", str(data), "-A", "relay_app")
+    r = invoke("send", "words", "hello", "--key", "r2", *base)  # the command
+    assert r.exit_code == 0, r.output
+    # raw bytes the app's JSON keys cannot decode: copied aside, the worker goes on
+    r = invoke("send", "words", "junk", "--key", "r2", "--key-format", "raw", *base)
+    assert r.exit_code == 0, r.output
+    assert invoke("send", "words", "after", "--key", "r3", *base).exit_code == 0
+    r = CliRunner().invoke(
+        cli,
+        ["tail", "shouts", *base, "--from-beginning", "-n", "2", "--format", "json"],
+        catch_exceptions=False,
+    )
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert sorted((x["key"], x["value"]) for x in rows) == [("r2", "HELLO"), ("r3", "AFTER")]
+    r = invoke("tail", "relay-dead-letters", *base, "--from-beginning", "-n", "1")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.split("\t")[3:] == ["r2", "junk\n"]
+    assert "cannot decode key topic=words" in worker.text()
+    # the worker's own group is not reset under it
+    r = invoke("groups", "reset-offsets", "relay", "--to-earliest", *base)
+    assert r.exit_code == 1 and "stop it first" in r.output
+    assert worker.stop() == 0, worker.text()

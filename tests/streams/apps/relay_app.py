@@ -1,7 +1,7 @@
 """An app with an input and an output topic, for the tests of a shared log:// log
 (run as a real process): every word sent to `words` comes out upper-cased in
 `shouts`, with its key. Keys are JSON (the default codec), so a key sent as raw
-text does not decode."""
+text does not decode (and goes to `relay-dead-letters`)."""
 
 import os
 
@@ -11,7 +11,6 @@ app = streams.App(
     "relay",
     data_dir=os.environ.get("RELAY_APP_DATA", "./streams-data"),
     commit_interval_s=0.2,
-    on_decode_error=os.environ.get("RELAY_APP_ON_DECODE_ERROR", "stop"),
 )
 words = app.topic("words", value_type=str, partitions=2)
 shouts = app.topic("shouts", value_type=str, partitions=2)
