@@ -25,10 +25,15 @@ from runtime.errors import StreamsRuntimeError
 from runtime.shared_log import DEFAULT_LISTEN, SharedLog
 from runtime.transport import EmbeddedTransport
 from streams.cli_common import Context, common_options, loglevel_option, setup_logging
+from streams.status import DEFAULT_INTERVAL_S, report_forever
 
 logger = logging.getLogger("streams")
 
 LISTEN_OFF = "off"
+# Lifecycle detail of the parts under a worker (each topic created, the shared
+# log's coordinators and limits): summarised by the worker's own lines unless
+# the level is debug.
+QUIET_LOGGERS = ("runtime.log.manager", "runtime.broker")
 
 
 def parse_listen(text: str) -> Address | None:
@@ -39,10 +44,15 @@ def parse_listen(text: str) -> Address | None:
 
 
 def run_worker(
-    app: Any, *, stop: asyncio.Event | None = None, listen: Address | None = DEFAULT_LISTEN
+    app: Any,
+    *,
+    stop: asyncio.Event | None = None,
+    listen: Address | None = DEFAULT_LISTEN,
+    status_interval_s: float = DEFAULT_INTERVAL_S,
 ) -> int:
     """Run a worker until SIGINT/SIGTERM (or `stop`); returns the exit status.
-    `listen`: where a log:// worker serves its log (None: it does not)."""
+    `listen`: where a log:// worker serves its log (None: it does not);
+    `status_interval_s`: how often a status line is logged (0: never)."""
 
     async def main() -> int:
         stop_event = stop or asyncio.Event()
@@ -50,7 +60,7 @@ def run_worker(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop_event.set)
         try:
-            await _run(app, stop_event, listen)
+            await _run(app, stop_event, listen, status_interval_s)
         except StreamsRuntimeError as exc:
             logger.error("%s", exc)
             return 1
@@ -65,7 +75,9 @@ def run_worker(
     return asyncio.run(main())
 
 
-async def _run(app: Any, stop: asyncio.Event, listen: Address | None) -> None:
+async def _run(
+    app: Any, stop: asyncio.Event, listen: Address | None, status_interval_s: float
+) -> None:
     from streams.worker import Worker
 
     worker = Worker(app)
@@ -77,10 +89,19 @@ async def _run(app: Any, stop: asyncio.Event, listen: Address | None) -> None:
         if shared is not None:
             await shared.start()  # opens the log: the worker's start finds it open
         click.echo(banner(app, transport, shared), err=True)
+        before = set(await transport.topics()) if isinstance(transport, EmbeddedTransport) else None
         await worker.start()
+        if before is not None:
+            _log_topics(app.id, before, set(await transport.topics()))
+        status = None
+        if status_interval_s > 0:
+            status = asyncio.create_task(report_forever(worker, status_interval_s))
         try:
             await worker.run_until(stop)
         finally:
+            if status is not None:
+                status.cancel()
+                await asyncio.gather(status, return_exceptions=True)
             if shared is not None:
                 await shared.stop()
             await worker.stop()
@@ -101,20 +122,47 @@ async def _run(app: Any, stop: asyncio.Event, listen: Address | None) -> None:
     help="where a log:// worker serves its log to Kafka clients and `streams` commands "
     "(port 0: any free port, recorded in the data directory); off: not served",
 )
+@click.option(
+    "--status-interval",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_INTERVAL_S,
+    show_default=True,
+    help="seconds between status lines (events/s, lag, rebalances); 0: none",
+)
 @click.pass_obj
-def worker(ctx: Context, listen: str) -> None:
+def worker(ctx: Context, listen: str, status_interval: float) -> None:
     """Run the app's agents, tables and timers until SIGINT/SIGTERM."""
     try:
         address = parse_listen(listen)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--listen") from exc
-    setup_logging(ctx.loglevel or "info")
+    level = ctx.loglevel or "info"
+    setup_logging(level)
+    if level.lower() != "debug":
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     app = ctx.app
     if ctx.broker:
         app.broker = ctx.broker
     if ctx.data:
         app.data_dir = ctx.data
-    sys.exit(run_worker(app, listen=address))
+    sys.exit(run_worker(app, listen=address, status_interval_s=status_interval))
+
+
+def _log_topics(app_id: str, before: set[str], after: set[str]) -> None:
+    created = sorted(after - before)
+    logger.info(
+        "topics app=%s in_log=%d created=%s",
+        app_id,
+        len(after),
+        ",".join(created) if created else "-",
+    )
+
+
+def _url(transport: Any) -> str:
+    if isinstance(transport, EmbeddedTransport) and transport.path is not None:
+        return f"log://{Path(transport.path).resolve()}"
+    return str(transport.url)
 
 
 def banner(app: Any, transport: Any, shared: SharedLog | None) -> str:
@@ -126,7 +174,7 @@ def banner(app: Any, transport: Any, shared: SharedLog | None) -> str:
         served = f"kafka://{shared.address} (kcat -b {shared.address} -L)"
     rows = [
         ("app", f"{app.id} (agents={len(app.agents)} tables={len(app.tables)})"),
-        ("broker", transport.url),
+        ("broker", _url(transport)),
         ("data", str(Path(app.data_dir).resolve())),
     ]
     if isinstance(transport, EmbeddedTransport):
