@@ -295,7 +295,14 @@ class Broker:
 
     async def _start_http(self, address: Address) -> None:
         auth = [self._http_auth.middleware] if self._http_auth is not None else []
-        app = RestProxy(self.transport).app(before=auth)
+        assert self._handlers is not None  # the Kafka side starts first
+        proxy = RestProxy(
+            self.transport,
+            auto_create_topics=self._auto_create,
+            default_partitions=self._default_partitions,
+            creator=self._handlers.creator,
+        )
+        app = proxy.app(before=auth)
         self._http_runner = web.AppRunner(app, access_log=None)
         await self._http_runner.setup()
         site = web.TCPSite(
