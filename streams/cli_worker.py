@@ -25,6 +25,7 @@ from runtime.errors import StreamsRuntimeError
 from runtime.shared_log import DEFAULT_LISTEN, SharedLog
 from runtime.transport import EmbeddedTransport
 from streams.cli_common import Context, common_options, loglevel_option, setup_logging
+from streams.progress import recovery_progress
 from streams.status import DEFAULT_INTERVAL_S, report_forever
 
 logger = logging.getLogger("streams")
@@ -81,6 +82,7 @@ async def _run(
     from streams.worker import Worker
 
     worker = Worker(app)
+    worker.placement.progress = recovery_progress()
     transport = worker.transport
     shared = None
     if listen is not None and isinstance(transport, EmbeddedTransport) and transport.path:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.assignor import WorkerState
-from runtime.recovery import RecoveryResult, recover_store
+from runtime.recovery import Progress, RecoveryResult, log_progress, recover_store
 from runtime.transport import Transport
 from runtime.types import TopicPartition
 from stores import Store, StoreError, open_store
@@ -46,6 +46,7 @@ class TablePlacement:
         self._data_dir = data_dir
         self._fail = fail
         self.recoveries: list[RecoveryResult] = []
+        self.progress: Progress = log_progress  # how a long recovery reports (a bar on a tty)
         self._stores: dict[tuple[str, int], Store] = {}
         self._followers: dict[tuple[str, int], asyncio.Task[None]] = {}
 
@@ -128,7 +129,7 @@ class TablePlacement:
     async def _recover(self, table: Table, p: int, store: Store) -> RecoveryResult:
         table.attach(p, store)
         tp = TopicPartition(table.changelog.name, p)
-        result = await recover_store(self._transport, store, tp)
+        result = await recover_store(self._transport, store, tp, progress=self.progress)
         self.recoveries.append(result)
         table.recovered_records += result.records
         (table.windowed or table).on_recovered(p)

@@ -42,14 +42,26 @@ def test_a_workers_banner_summaries_and_status_lines(tmp_path, worker_process):
 
 
 @pytest.mark.slow
-def test_table_recovery_is_one_line_per_table(tmp_path, worker_process):
+def test_table_recovery_is_one_line_per_table(tmp_path, worker_process, monkeypatch):
+    monkeypatch.syspath_prepend(str(APPS))
     env = {"COUNT_APP_DATA": str(tmp_path)}
+    tables = ["tables", "-A", "count_app", "--data", str(tmp_path)]
     for _ in range(2):  # the second start recovers what the first wrote
         worker = worker_process("count_app", APPS, "-l", "info", env=env)
         worker.wait_log("worker started app=counter")
         r = CliRunner().invoke(cli, ["send", "events", "1", "--key", "k", "--data", str(tmp_path)])
         assert r.exit_code == 0, r.output
+        # `streams tables` reaches the running worker for the changelog's size
+        wait_until(
+            lambda: "changelog_records=" in CliRunner().invoke(cli, tables).stdout,
+            timeout_s=30,
+            what="the table's changelog size",
+        )
         assert worker.stop() == 0, worker.text()
+    r = CliRunner().invoke(cli, tables)  # and, the worker gone, from the log itself
+    assert (
+        "counts\ttable\tchangelog=counter-counts-changelog\tchangelog_records=2" in r.stdout
+    )  # k=1, k=2
     lines = [line for line in worker.log if "recovered table=counts" in line]
     assert len(lines) == 1, worker.text()
     assert " partitions=8 records=0 " in lines[0], lines[0]  # the store kept its write
