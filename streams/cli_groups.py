@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from runtime.shared_log import live_address, log_directory
+from runtime.shared_log import SharedAddress, live_address, log_directory
 from runtime.transport import EmbeddedTransport, Transport
 from runtime.types import TopicPartition
 from streams.cli_common import Context, common_options, context_of, with_transport
@@ -71,8 +71,11 @@ def _describe(ctx: Context, group: str | None) -> None:
         names = [group] if group else await transport.groups()
         if not names:
             click.echo("no groups")
+        owner = _owner(ctx)
         for name in names:
             await _print_group(transport, name)
+            if owner is not None and name in owner.groups:
+                click.echo(f"  committed by the worker running on this log (pid {owner.pid})")
 
     with_transport(ctx, run, read_only=True)
 
@@ -109,9 +112,15 @@ async def _describe_group(transport: Transport, name: str) -> dict[str, Any] | N
     return await describe(name) if describe is not None else None
 
 
+def _owner(ctx: Context) -> SharedAddress | None:
+    """The worker serving the log:// directory the options name, if one runs."""
+    directory = log_directory(ctx.broker_url(), ctx.log_dir())
+    return live_address(directory) if directory is not None else None
+
+
 async def _refuse_if_active(ctx: Context, transport: Transport, group: str) -> None:
     directory = log_directory(ctx.broker_url(), ctx.log_dir())
-    owner = live_address(directory) if directory is not None else None
+    owner = _owner(ctx)
     if owner is not None and group in owner.groups:
         raise click.ClickException(
             f"group {group!r} is the group of the worker running on {directory} "

@@ -179,4 +179,6 @@ def test_send_with_the_apps_codecs_round_trips_and_a_bad_key_stops_nothing(
     # the worker's own group is not reset under it
     r = invoke("groups", "reset-offsets", "relay", "--to-earliest", *base)
     assert r.exit_code == 1 and "stop it first" in r.output
+    r = invoke("groups", "relay", *base)
+    assert f"committed by the worker running on this log (pid {worker.pid})" in r.stdout
     assert worker.stop() == 0, worker.text()
