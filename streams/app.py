@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from croniter import croniter
 
+from runtime.errors import InvalidTopicError
 from streams.agent import Agent, AgentFun, Sink
 from streams.codec import Codec
 from streams.errors import ConfigurationError
@@ -104,9 +105,14 @@ class App:
         self.crontabs: list[tuple[str, Callable[..., Any]]] = []
         self._client: Any = None
         if on_decode_error == "dead-letter":
-            self.wiring.dead_letters = self.topic(
-                id + DEAD_LETTER_SUFFIX, key_type=bytes, value_type=bytes, partitions=1
-            )
+            try:
+                self.wiring.dead_letters = self.topic(
+                    id + DEAD_LETTER_SUFFIX, key_type=bytes, value_type=bytes, partitions=1
+                )
+            except InvalidTopicError as exc:
+                raise ConfigurationError(
+                    f"app id {id!r} names its topics ({id}{DEAD_LETTER_SUFFIX}, changelogs): {exc}"
+                ) from exc
 
     def __repr__(self) -> str:
         return f"<App {self.id} broker={self.broker}>"
