@@ -90,8 +90,11 @@ async def _run(
     try:
         if shared is not None:
             await shared.start()  # opens the log: the worker's start finds it open
+        before = None
+        if isinstance(transport, EmbeddedTransport):
+            await transport.start()  # (started already if shared) the worker's start finds it open
+            before = set(await transport.topics())
         click.echo(banner(app, transport, shared), err=True)
-        before = set(await transport.topics()) if isinstance(transport, EmbeddedTransport) else None
         await worker.start()
         if before is not None:
             _log_topics(app.id, before, set(await transport.topics()))

@@ -241,3 +241,9 @@ def test_a_broker_that_refuses_an_admin_api_is_a_clear_error(broker_url):
     else:
         assert r.exit_code == 1 and "CREATE_PARTITIONS" in r.output, r.output
         assert "Traceback" not in r.output
+    assert invoke("send", "t", "v", "--broker", broker_url).exit_code == 0
+    r = invoke("tail", "t", "--broker", broker_url, "-g", "g1", "-o", "beginning", "--no-follow")
+    assert r.exit_code == 0 and r.stdout.endswith("\tv\n"), r.output
+    r = invoke("groups", "delete", "g1", "--broker", broker_url)
+    if r.exit_code != 0:  # the broker does not serve DeleteGroups yet
+        assert r.exit_code == 1 and "DELETE_GROUPS" in r.output, r.output

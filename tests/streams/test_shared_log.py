@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from broker_process import free_port
 from click.testing import CliRunner
 from kcat_runner import kcat
 from waiting import wait_until
@@ -182,3 +183,24 @@ def test_send_with_the_apps_codecs_round_trips_and_a_bad_key_stops_nothing(
     r = invoke("groups", "relay", *base)
     assert f"committed by the worker running on this log (pid {worker.pid})" in r.stdout
     assert worker.stop() == 0, worker.text()
+
+
+@pytest.mark.slow
+def test_listen_on_a_given_port_or_off(tmp_path, worker_process):
+    data = tmp_path / "data"
+    port = free_port()
+    env = {"RELAY_APP_DATA": str(data)}
+    worker = worker_process("relay_app", APPS, "--listen", f"127.0.0.1:{port}", env=env)
+    worker.wait_log("worker started app=relay")
+    assert live_address(data / "log").port == port
+    assert worker.stop() == 0, worker.text()
+
+    worker = worker_process("relay_app", APPS, "--listen", "off", env=env)
+    worker.wait_log("worker started app=relay")
+    assert not (data / "log" / ADDRESS_FILE).exists()
+    r = invoke("topics", "--data", str(data))  # the log is locked and served nowhere
+    assert r.exit_code == 1 and "does not serve it" in r.output, r.output
+    assert str(worker.pid) in r.output
+    assert worker.stop() == 0, worker.text()
+    r = CliRunner().invoke(cli, ["worker", "-A", "relay_app", "--listen", "127.0.0.1:port"])
+    assert r.exit_code == 2 and "'127.0.0.1:port' is not HOST:PORT" in r.output
