@@ -19,7 +19,6 @@ from streams.cli_common import (
     common_options,
     context_of,
     load_app,
-    loglevel_option,
     setup_logging,
 )
 from streams.cli_groups import groups
@@ -33,7 +32,6 @@ __all__ = ["Context", "cli", "load_app", "main", "run_worker", "setup_logging"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="streams", prog_name="streams")
-@loglevel_option
 @common_options
 @click.pass_context
 def cli(click_ctx: click.Context) -> None:

@@ -153,8 +153,17 @@ def _set(field: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
 
 
 def common_options(command: F) -> F:
-    """-A, --broker, --data: accepted by the group and by every subcommand."""
+    """-A, --broker, --data, -l: accepted by the group and by every subcommand."""
     options = [
+        click.option(
+            "-l",
+            "--loglevel",
+            type=click.Choice(LOG_LEVELS, case_sensitive=False),
+            default=None,
+            expose_value=False,
+            callback=_set("loglevel"),
+            help="log level (default: info for workers, warning otherwise)",
+        ),
         click.option(
             "-A",
             "--app",
@@ -182,18 +191,6 @@ def common_options(command: F) -> F:
     for option in reversed(options):
         command = option(command)
     return command
-
-
-def loglevel_option(command: F) -> F:
-    return click.option(
-        "-l",
-        "--loglevel",
-        type=click.Choice(LOG_LEVELS, case_sensitive=False),
-        default=None,
-        expose_value=False,
-        callback=_set("loglevel"),
-        help="log level (default: info for workers, warning otherwise)",
-    )(command)
 
 
 def parse_pairs(items: tuple[str, ...], hint: str) -> dict[str, str]:

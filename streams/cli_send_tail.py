@@ -79,7 +79,13 @@ def _lines(value: str | None, file: str | None) -> tuple[Iterable[str], int | No
     default=None,
     help="each line is KEY<SEP>VALUE (like kcat -K); without it --key keys every line",
 )
-@click.option("-p", "--partition", type=click.IntRange(min=0), default=None)
+@click.option(
+    "-p",
+    "--partition",
+    type=click.IntRange(min=0),
+    default=None,
+    help="the partition (default: the key's, else 0)",
+)
 @click.option("-H", "--header", "headers", multiple=True, help="KEY=VALUE header (repeatable)")
 @click.option(
     "--key-format",

@@ -24,7 +24,7 @@ from runtime.broker.endpoints import Address
 from runtime.errors import StreamsRuntimeError
 from runtime.shared_log import DEFAULT_LISTEN, SharedLog
 from runtime.transport import EmbeddedTransport
-from streams.cli_common import Context, common_options, loglevel_option, setup_logging
+from streams.cli_common import Context, common_options, setup_logging
 from streams.progress import recovery_progress
 from streams.status import DEFAULT_INTERVAL_S, report_forever
 
@@ -118,7 +118,6 @@ async def _run(
 
 
 @click.command()
-@loglevel_option
 @common_options
 @click.option(
     "--listen",
