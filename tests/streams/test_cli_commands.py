@@ -59,6 +59,13 @@ def test_options_after_the_subcommand_and_read_only_commands_create_nothing(tmp_
     r = invoke("tables", "-A", "count_app", "--data", str(data))
     assert r.exit_code == 0, r.output
     assert "counts\ttable\tchangelog=counter-counts-changelog" in r.output
+    with socket.socket() as s:  # a broker that is not there: the list, without sizes
+        s.bind(("127.0.0.1", 0))
+        gone = f"kafka://127.0.0.1:{s.getsockname()[1]}"
+    r = invoke("tables", "-A", "count_app", "--broker", gone)
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "counts\ttable\tchangelog=counter-counts-changelog\n"
+    assert "changelog sizes unknown: cannot reach the broker" in r.stderr
 
 
 def test_an_unreachable_broker_is_a_clear_error_within_seconds():
