@@ -39,7 +39,8 @@ def test_help_version_and_a_bad_loglevel_are_one_line_each():
     assert r.exit_code == 0 and "--offset" in r.output and "--format" in r.output
     r = invoke("--version")
     assert r.exit_code == 0 and r.output.startswith("streams, version ")
-    for args in (["-l", "loud", "topics"], ["topics", "-l", "loud"], ["worker", "-l", "loud"]):
+    loud = (["-l", "loud", "topics"], ["topics", "-l", "loud"], ["worker", "-l", "loud"])
+    for args in (*loud, ["broker", "-l", "loud"]):
         r = CliRunner().invoke(cli, args)
         assert r.exit_code == 2, r.output
         assert "Invalid value for '-l'" in r.output and "Traceback" not in r.output
