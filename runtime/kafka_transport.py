@@ -112,11 +112,14 @@ class KafkaTransport:
         client_id: str = "streams",
         isolation_level: IsolationLevel = "read_uncommitted",
         append_timeout_s: float = APPEND_TIMEOUT_S,
+        connect_timeout_s: float = 10.0,
     ) -> None:
         self.url = url
         self._isolation = isolation_code(isolation_level)
         bootstrap, security = parse_kafka_url(url)
-        self._cluster = Cluster(bootstrap, client_id=client_id, security=security)
+        self._cluster = Cluster(
+            bootstrap, client_id=client_id, security=security, connect_timeout_s=connect_timeout_s
+        )
         self._admin = Admin(self._cluster)
         self._skips: dict[TopicPartition, tuple[int, int]] = {}  # tp -> (from, to): see above
         self._fetcher = Fetcher(self._cluster, self._isolation)

@@ -209,11 +209,12 @@ def open_transport(
     *,
     data_dir: str | os.PathLike | None = None,
     flush: FlushPolicy | None = None,
+    connect_timeout_s: float = 10.0,
 ) -> Transport:
     """Build the transport a broker URL names.
 
     `log://` with no path uses `data_dir` (or ./streams-data); `flush` is the
-    embedded log's fsync policy."""
+    embedded log's fsync policy; `connect_timeout_s` bounds kafka:// connects."""
     url = url or "log://"
     parsed = urlparse(url)
     if parsed.scheme == "memory":
@@ -224,7 +225,7 @@ def open_transport(
     if parsed.scheme == "kafka":
         from runtime.kafka_transport import KafkaTransport
 
-        return KafkaTransport(url)
+        return KafkaTransport(url, connect_timeout_s=connect_timeout_s)
     raise ValueError(f"broker {url!r}: unknown scheme, expected memory://, log://PATH or kafka://")
 
 

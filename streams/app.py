@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from croniter import croniter
 
+from runtime.errors import InvalidTopicError
 from streams.agent import Agent, AgentFun, Sink
 from streams.codec import Codec
 from streams.errors import ConfigurationError
@@ -21,7 +22,8 @@ from streams.wiring import Wiring
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DECODE_ERROR_POLICIES = ("stop", "skip")
+DECODE_ERROR_POLICIES = ("dead-letter", "stop", "skip")
+DEAD_LETTER_SUFFIX = "-dead-letters"
 
 
 class App:
@@ -32,9 +34,15 @@ class App:
     data_dir:          where the embedded log and table stores live
     store:             default table store, memory:// or rocksdb:// (default:
                        rocksdb:// unless the broker is memory://)
-    on_decode_error:   "stop" (default): an undecodable key or value stops the
+    on_decode_error:   what a worker does with a record whose key or value does
+                       not decode (keys and values alike): "dead-letter"
+                       (default): log it at ERROR with its coordinates, copy it
+                       as it is to the topic `<id>-dead-letters` (headers
+                       `__streams.errors.*` say where it came from and why) and
+                       go on, so that nothing is lost and one bad record does
+                       not stop the app on every restart; "stop": stop the
                        worker, naming topic, partition and offset; "skip": log
-                       it at ERROR with its coordinates and go on.
+                       it at ERROR and go on.
     commit_interval_s: how often processed offsets are committed.
     num_standby_replicas: with kafka://, how many other workers keep a warm copy
                        of each table partition (a takeover then replays only
@@ -58,7 +66,7 @@ class App:
         data_dir: str = "./streams-data",
         store: str | None = None,
         topic_partitions: int = 8,
-        on_decode_error: str = "stop",
+        on_decode_error: str = "dead-letter",
         commit_interval_s: float = 1.0,
         log_flush: str = "os",
         log_flush_interval_ms: int = 1000,
@@ -104,6 +112,15 @@ class App:
         self.timers: list[tuple[float, Callable[..., Any]]] = []
         self.crontabs: list[tuple[str, Callable[..., Any]]] = []
         self._client: Any = None
+        if on_decode_error == "dead-letter":
+            try:
+                self.wiring.dead_letters = self.topic(
+                    id + DEAD_LETTER_SUFFIX, key_type=bytes, value_type=bytes, partitions=1
+                )
+            except InvalidTopicError as exc:
+                raise ConfigurationError(
+                    f"app id {id!r} names its topics ({id}{DEAD_LETTER_SUFFIX}, changelogs): {exc}"
+                ) from exc
 
     def __repr__(self) -> str:
         return f"<App {self.id} broker={self.broker}>"

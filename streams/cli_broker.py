@@ -13,6 +13,7 @@ import click
 from runtime.broker.limits import BrokerLimits
 from runtime.broker.sasl import MECHANISMS
 from runtime.errors import StreamsRuntimeError
+from streams.cli_common import LOG_LEVELS
 
 
 def limits_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -144,7 +145,13 @@ def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
     help="how long a new group waits for more members before its first rebalance "
     "(Kafka's group.initial.rebalance.delay.ms)",
 )
-@click.option("-l", "--loglevel", default="info", help="debug, info, warning, error")
+@click.option(
+    "-l",
+    "--loglevel",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+)
 @security_options
 @limits_options
 def broker(

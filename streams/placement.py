@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.assignor import WorkerState
-from runtime.recovery import RecoveryResult, recover_store
+from runtime.recovery import Progress, RecoveryResult, log_progress, recover_store
 from runtime.transport import Transport
 from runtime.types import TopicPartition
 from stores import Store, StoreError, open_store
@@ -46,16 +46,16 @@ class TablePlacement:
         self._data_dir = data_dir
         self._fail = fail
         self.recoveries: list[RecoveryResult] = []
+        self.progress: Progress = log_progress  # how a long recovery reports (a bar on a tty)
         self._stores: dict[tuple[str, int], Store] = {}
         self._followers: dict[tuple[str, int], asyncio.Task[None]] = {}
 
     async def recover_all(self, table: Table) -> None:
         """Hold every partition of `table` (one worker for the whole app)."""
+        results = []
         for p in range(table.changelog.partitions):
-            await self._recover(table, p, self._store(table, p))
-        logger.info(
-            "table %s recovered: %d changelog records replayed", table.name, table.recovered_records
-        )
+            results.append(await self._recover(table, p, self._store(table, p)))
+        log_recovered(table.name, results)
 
     async def place(self, table: Table, numbers: WorkerState) -> None:
         """Open, recover, follow or close this table's partitions to match."""
@@ -72,11 +72,14 @@ class TablePlacement:
                 self._followers[(table.name, p)] = asyncio.get_running_loop().create_task(
                     self._follow(table, p, store), name=f"standby {table.name}[{p}]"
                 )
+        results = []
         for p in sorted(numbers.active):
             await self._stop_following(table, p)
             if p in table.partitions:
                 continue  # still ours and up to date
-            await self._recover(table, p, self._store(table, p))
+            results.append(await self._recover(table, p, self._store(table, p)))
+        if results:
+            log_recovered(table.name, results)
 
     async def stop_following(self) -> None:
         for task in self._followers.values():
@@ -123,14 +126,14 @@ class TablePlacement:
                 logger.warning("standby %s fell behind: %s; retrying", tp, exc)
                 await asyncio.sleep(FOLLOW_RETRY_S)
 
-    async def _recover(self, table: Table, p: int, store: Store) -> None:
+    async def _recover(self, table: Table, p: int, store: Store) -> RecoveryResult:
         table.attach(p, store)
         tp = TopicPartition(table.changelog.name, p)
-        result = await recover_store(self._transport, store, tp)
+        result = await recover_store(self._transport, store, tp, progress=self.progress)
         self.recoveries.append(result)
         table.recovered_records += result.records
         (table.windowed or table).on_recovered(p)
-        logger.info(
+        logger.debug(
             "recovered table=%s partition=%d records=%d from=%d to=%d seconds=%.3f",
             table.name,
             p,
@@ -139,6 +142,23 @@ class TablePlacement:
             result.end_offset,
             result.seconds,
         )
+        return result
+
+
+def log_recovered(table: str, results: list[RecoveryResult]) -> None:
+    """One line per table and recovery round, on every transport: the partitions
+    recovered together, and each one's replay as partition:records:from-to."""
+    detail = ",".join(
+        f"{r.tp.partition}:{r.records}:{r.start_offset}-{r.end_offset}" for r in results
+    )
+    logger.info(
+        "recovered table=%s partitions=%d records=%d seconds=%.3f detail=%s",
+        table,
+        len(results),
+        sum(r.records for r in results),
+        sum(r.seconds for r in results),
+        detail or "-",
+    )
 
 
 def _detach(table: Table, p: int) -> None:

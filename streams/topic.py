@@ -151,21 +151,25 @@ class Topic:
             pass  # some record does not decode: go again one by one to name it
         events: list[Event] = []
         append = events.append
-        for offset, ts, k, v, headers in rows:
+        for row in rows:
+            offset, ts, k, v, headers = row
             try:
                 key = None if k is None else load_key(k)
             except Exception as exc:
-                if self._decode_failed(KeyDecodeError, partition, offset, exc):
+                if self._decode_failed(KeyDecodeError, partition, row, exc):
                     continue
             try:
                 value = None if v is None else load_value(v)
             except Exception as exc:
-                if self._decode_failed(ValueDecodeError, partition, offset, exc):
+                if self._decode_failed(ValueDecodeError, partition, row, exc):
                     continue
             append(Event(key, value, Message(name, partition, offset, ts, headers)))
         return events
 
-    def _decode_failed(self, error_type: type, partition: int, offset: int, exc: Exception) -> bool:
+    def _decode_failed(
+        self, error_type: type, partition: int, row: RecordRow, exc: Exception
+    ) -> bool:
+        offset = row[0]
         what = "key" if error_type is KeyDecodeError else "value"
         error = error_type(
             f"cannot decode {what} topic={self.name} partition={partition} offset={offset}: {exc}",
@@ -173,10 +177,33 @@ class Topic:
             partition=partition,
             offset=offset,
         )
-        if self._wiring.on_decode_error == "skip":
+        policy = self._wiring.on_decode_error
+        if policy == "dead-letter" and self._dead_letter(partition, row, exc):
+            logger.error("undecodable record copied to the dead letters: %s", error)
+            return True
+        if policy in ("skip", "dead-letter"):
             logger.error("skipping undecodable record: %s", error)
             return True
         raise error from exc
+
+    def _dead_letter(self, partition: int, row: RecordRow, exc: Exception) -> bool:
+        """Copy the record as it is to the app's dead-letter topic (with Kafka
+        Streams' `__streams.errors.*` headers); False if there is none to write to."""
+        target = self._wiring.dead_letters
+        if target is None or target is self or self._wiring.producer is None:
+            return False
+        offset, ts, k, v, headers = row
+        why: tuple[Header, ...] = (
+            ("__streams.errors.exception", type(exc).__name__.encode()),
+            ("__streams.errors.message", str(exc).encode(errors="replace")),
+            ("__streams.errors.topic", self.name.encode()),
+            ("__streams.errors.partition", str(partition).encode()),
+            ("__streams.errors.offset", str(offset).encode()),
+        )
+        self._wiring.producer.send_nowait(
+            TopicPartition(target.name, 0), k, v, ts, (*headers, *why)
+        )
+        return True
 
     # --- sending -------------------------------------------------------------
 

@@ -8,7 +8,17 @@
 
 Values are stored as JSON (UTF-8), string keys as UTF-8 and other keys as
 JSON, which is what the framework's default codecs read. Records read back
-give `value` as JSON when it parses, else as text, else base64 in `value_b64`.
+give `value` as JSON when the stored bytes are JSON, else (binary, or text that
+is not JSON) the bytes base64-encoded in `value_b64` and no `value`: a client
+never takes them for a JSON string. Keys come back as JSON when they parse,
+else as text, else base64 in `key_b64`.
+
+A POST to a topic that does not exist creates it (with the broker's default
+partition count, within its limits) when the broker auto-creates topics, as a
+Kafka producer's would be; else it is a 404. Partition numbers, in bodies,
+paths and query strings, are integers written in ASCII digits: JSON booleans
+and other digits are refused. A client that goes away mid-request is no
+internal error: it is logged at debug.
 Errors are JSON objects {"error": ..., "message": ...} with a fitting status
 (507 storage_error when the disk refused a write: retry once it has room).
 A POST is checked whole (partitions, headers of strings or null, batch sizes)
@@ -24,18 +34,21 @@ is 403 topic_authorization_failed, whether or not the topic exists.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 
 from runtime.broker.authorize import Access, Operation, ResourceType, allow_everything
 from runtime.broker.http_auth import PRINCIPAL
 from runtime.broker.settings import ANONYMOUS, Peer
+from runtime.broker.topic_creation import TopicCreator, TopicLimitError
 from runtime.errors import (
     CorruptRecordError,
     InvalidTopicError,
@@ -100,6 +113,13 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(400, "bad_request", str(exc))
     except _Denied as exc:
         return _error(403, "topic_authorization_failed", str(exc))
+    except TopicLimitError as exc:
+        return _error(403, "policy_violation", str(exc))
+    except (ConnectionError, asyncio.IncompleteReadError, ClientPayloadError) as exc:
+        # the client went away: nobody reads this answer (nginx's 499), and
+        # raising would make aiohttp log a traceback
+        logger.debug("REST client went away path=%s error=%r", request.path, exc)
+        return _error(499, "client_closed_request", str(exc))
     except Exception:
         logger.exception("REST request failed path=%s", request.path)
         return _error(500, "internal_error", "the broker failed to answer; see its log")
@@ -117,16 +137,22 @@ def _peer(request: web.Request) -> Peer:
     return Peer("rest", request.remote or "", request.get(PRINCIPAL, ANONYMOUS))
 
 
+_INTEGER = re.compile(r"-?[0-9]+")  # int() also takes " 7", "+7", "1_0" and non-ASCII digits
+
+
+def _strict_int(raw: str, what: str) -> int:
+    if not _INTEGER.fullmatch(raw):
+        raise _BadRequest(f"{what} must be an integer, got {raw!r}")
+    return int(raw)
+
+
 def _int_param(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         if default is None:
             raise _BadRequest(f"query parameter {name!r} is required")
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _BadRequest(f"query parameter {name!r} must be an integer, got {raw!r}") from None
+    value = _strict_int(raw, f"query parameter {name!r}")
     if not lo <= value <= hi:
         raise _BadRequest(f"query parameter {name!r} must be in [{lo}, {hi}], got {value}")
     return value
@@ -140,17 +166,26 @@ def _encode_key(key: Any) -> bytes | None:
     return orjson.dumps(key)
 
 
-def _show_value(data: bytes | None, prefix: str) -> dict[str, Any]:
+def _show_key(data: bytes | None) -> dict[str, Any]:
     if data is None:
-        return {prefix: None}
+        return {"key": None}
     try:
         text = data.decode()
     except UnicodeDecodeError:
-        return {f"{prefix}_b64": base64.b64encode(data).decode()}
+        return {"key_b64": base64.b64encode(data).decode()}
     try:
-        return {prefix: orjson.loads(data)}
+        return {"key": orjson.loads(data)}
     except orjson.JSONDecodeError:
-        return {prefix: text}
+        return {"key": text}
+
+
+def _show_value(data: bytes | None) -> dict[str, Any]:
+    if data is None:
+        return {"value": None}
+    try:
+        return {"value": orjson.loads(data)}
+    except orjson.JSONDecodeError:
+        return {"value_b64": base64.b64encode(data).decode()}
 
 
 _Row = tuple[bytes | None, bytes | None, int, list[tuple[str, bytes | None]]]
@@ -189,9 +224,24 @@ def _by_partition(
 
 
 class RestProxy:
-    def __init__(self, transport: EmbeddedTransport, access: Access | None = None) -> None:
+    """The proxy over `transport`'s log, holding callers to `access` (the broker's
+    ACLs). `auto_create_topics` and `default_partitions` are the broker's
+    settings; `creator` (the broker's) keeps auto-created topics within its limits."""
+
+    def __init__(
+        self,
+        transport: EmbeddedTransport,
+        access: Access | None = None,
+        *,
+        auto_create_topics: bool = False,
+        default_partitions: int = 1,
+        creator: TopicCreator | None = None,
+    ) -> None:
         self._transport = transport
         self._access = access or allow_everything()
+        self._auto_create = auto_create_topics
+        self._default_partitions = default_partitions
+        self._creator = creator
 
     def app(self, *, before: Sequence[Middleware] = ()) -> web.Application:
         """The aiohttp application; `before`: middlewares run ahead of the handlers'
@@ -247,8 +297,28 @@ class RestProxy:
             {"name": info.name, "partitions": partitions, "configs": info.config.to_configs()}
         )
 
+    async def _topic_to_write(self, name: str, request: web.Request) -> Any:
+        validate_topic_name(name)
+        info = await self._transport.topic(name)
+        if info is not None:
+            return info
+        if not self._auto_create:
+            raise UnknownTopicError(
+                f"unknown topic {name!r} (the broker does not auto-create topics)", topic=name
+            )
+        if not self._access.may_create_topic(_peer(request), name):
+            raise UnknownTopicError(
+                f"unknown topic {name!r} (not authorized to create it)", topic=name
+            )
+        if self._creator is not None:
+            return await self._creator.create(name, self._default_partitions, auto=True)
+        return await self._transport.ensure_topic(name, self._default_partitions)
+
     async def produce(self, request: web.Request) -> web.Response:
-        info = await self._topic(request.match_info["topic"], request, Operation.WRITE)
+        name = request.match_info["topic"]
+        validate_topic_name(name)
+        if not self._access.topic(_peer(request), Operation.WRITE, name):
+            raise _Denied(f"not authorized: WRITE on topic {name!r}")
         try:
             body = orjson.loads(await request.read())
         except orjson.JSONDecodeError as exc:
@@ -258,6 +328,7 @@ class RestProxy:
             raise _BadRequest('body must be {"records": [{"key": ..., "value": ...}, ...]}')
         if len(records) > RECORDS_PER_POST_MAX:
             raise _BadRequest(f"at most {RECORDS_PER_POST_MAX} records per request")
+        info = await self._topic_to_write(name, request)  # a refused body creates nothing
         by_partition, order = _by_partition(records, info.partitions, info.name)
         batches = {p: encode_batch(rows) for p, rows in by_partition.items()}
         # Refuse before appending anything: a refused request that wrote some of
@@ -279,10 +350,7 @@ class RestProxy:
 
     async def consume(self, request: web.Request) -> web.Response:
         info = await self._topic(request.match_info["topic"], request, Operation.READ)
-        try:
-            partition = int(request.match_info["partition"])
-        except ValueError:
-            raise _BadRequest("partition must be an integer") from None
+        partition = _strict_int(request.match_info["partition"], "partition")
         if not 0 <= partition < info.partitions:
             raise UnknownTopicError(
                 f"topic {info.name!r} has no partition {partition}", topic=info.name
@@ -300,8 +368,8 @@ class RestProxy:
             if r.offset < offset:
                 continue
             item: dict[str, Any] = {"offset": r.offset, "timestamp": r.timestamp_ms}
-            item.update(_show_value(r.key, "key"))
-            item.update(_show_value(r.value, "value"))
+            item.update(_show_key(r.key))
+            item.update(_show_value(r.value))
             if r.headers:
                 item["headers"] = {
                     k: None if v is None else v.decode(errors="replace") for k, v in r.headers

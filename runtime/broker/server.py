@@ -106,6 +106,7 @@ class Broker:
         min_session_timeout_ms: int = 1000,
         initial_rebalance_delay_ms: int = 0,
         transactions: TransactionSettings | None = None,
+        transport: EmbeddedTransport | None = None,
     ) -> None:
         if isinstance(listen, Address):  # one PLAINTEXT listener, as before listeners had protocols
             listen = [Endpoint(SecurityProtocol.PLAINTEXT, listen, advertise)]
@@ -119,11 +120,19 @@ class Broker:
         self.limits = limits  # as asked; start() may lower them to fit the fd limit
         self._min_session_timeout_ms = min_session_timeout_ms
         self._initial_rebalance_delay_ms = initial_rebalance_delay_ms
-        url = f"log://{Path(data_dir).resolve()}" if data_dir is not None else "memory://"
+        # where the ACL file lives: a broker serving another owner's log keeps none
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._users: UsersFile | None = None
         self.acls: AclStore | None = None
-        self.transport = EmbeddedTransport(url, data_dir, flush=flush)
+        # A transport given is another owner's log (a log:// worker sharing its
+        # own): served while the broker runs, closed by its owner, not here.
+        self._owns_transport = transport is None
+        if transport is None:
+            url = f"log://{Path(data_dir).resolve()}" if data_dir is not None else "memory://"
+            transport = EmbeddedTransport(url, data_dir, flush=flush)
+        elif data_dir is not None:
+            raise ValueError("give the broker a data_dir or a transport, not both")
+        self.transport = transport
         self._ratelog = RateLimitedLog(logger, limits.log_interval_ms / 1000)
         self.connection_limits = ConnectionLimits(
             limits.connections_max, limits.connections_per_ip_max, self._ratelog
@@ -319,8 +328,15 @@ class Broker:
 
     async def _start_http(self, address: Address) -> None:
         auth = [self._http_auth.middleware] if self._http_auth is not None else []
-        assert self.acls is not None
-        app = RestProxy(self.transport, Access(self.acls, self._ratelog)).app(before=auth)
+        assert self.acls is not None and self._handlers is not None  # Kafka side first
+        proxy = RestProxy(
+            self.transport,
+            Access(self.acls, self._ratelog),
+            auto_create_topics=self._auto_create,
+            default_partitions=self._default_partitions,
+            creator=self._handlers.creator,
+        )
+        app = proxy.app(before=auth)
         registry = SchemaRegistry(TopicRegistryLog(self.transport))
         await registry.start()  # replays _schemas: the registry as it was
         RegistryApi(registry).add_routes(app)
@@ -361,7 +377,8 @@ class Broker:
         if self._coordinator is not None:
             await self._coordinator.stop()
             self._coordinator = None
-        await self.transport.stop()
+        if self._owns_transport:
+            await self.transport.stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             await asyncio.gather(self._housekeeping, return_exceptions=True)

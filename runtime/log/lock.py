@@ -126,3 +126,32 @@ def _file_holder(lock_file: Path) -> str | None:
         if text.isdigit():
             return text
     return None
+
+
+def lock_holder(directory: str | os.PathLike[str]) -> int | None:
+    """The pid holding `directory`'s lock, found without touching the lock: a
+    probe that took it, even shared and for an instant, could refuse a worker
+    starting at that moment. None: not locked (or the directory is missing);
+    where /proc/locks cannot tell, the pid `.lock` names if that process lives."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        if _PROC_LOCKS.exists():
+            kernel = _kernel_holder(fd)
+            return int(kernel) if kernel is not None else None
+    finally:
+        os.close(fd)
+    named = _file_holder(Path(directory) / LOCK_FILE)
+    return int(named) if named is not None and _alive(int(named)) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -298,6 +298,46 @@ class Log:
                     )
         logger.info("topic deleted topic=%s", name)
 
+    def alter_topic(
+        self,
+        name: str,
+        *,
+        partitions: int | None = None,
+        configs: Mapping[str, str] | None = None,
+    ) -> TopicInfo:
+        """Add partitions (never remove them: the keys of every partition would
+        move) and set the configs given (others keep their values). The catalog
+        is written before anything changes in memory: a failed write changes
+        nothing, and the partitions it opened are removed again."""
+        with self._lock:
+            info = self.topic(name)
+            count = info.partitions if partitions is None else partitions
+            if isinstance(count, bool) or not isinstance(count, int) or count < info.partitions:
+                raise ValueError(
+                    f"topic {name!r} has {info.partitions} partitions: partitions can be "
+                    f"added, not removed (asked for {count!r})"
+                )
+            config = TopicConfig.from_configs(configs or {}, info.config)
+            altered = TopicInfo(name, count, config)
+            opened: list[Partition] = []
+            try:
+                for p in range(info.partitions, count):
+                    opened.append(self._open_partition(altered, p))
+                if self._path is not None:
+                    self._save_catalog({**self._topics, name: altered})
+            except (OSError, StorageError) as exc:
+                for partition in opened:
+                    partition.close(seal=False)
+                    if self._path is not None:
+                        shutil.rmtree(self._path / f"{name}-{partition.tp.partition}", True)
+                raise _topic_storage_error("altering the topic", name, exc) from exc
+            for partition in self._partitions[name]:
+                partition.config = config
+            self._partitions[name] = [*self._partitions[name], *opened]
+            self._topics = {**self._topics, name: altered}
+        logger.info("topic altered topic=%s partitions=%d", name, count)
+        return altered
+
     def _mark_deleted(self, directory: Path, info: TopicInfo) -> None:
         trash = directory / DELETING_DIR
         try:

@@ -38,6 +38,8 @@ from runtime.protocol.schema import (
 )
 
 _NEVER_FLEXIBLE = 0x7FFF
+TOPIC_RESOURCE = 2  # ResourceType of a topic
+CONFIG_SET = 0  # IncrementalAlterConfigs operations: 0 set, 1 delete, 2 append, 3 subtract
 
 
 def _resource_result(name: str) -> Field:

@@ -176,7 +176,12 @@ def test_protobuf_in_and_out(broker, registry) -> None:
 
 
 def test_a_record_not_in_the_wire_format_stops_the_worker_naming_it(broker) -> None:
-    app = streams.App("wire", broker=f"kafka://{broker.bootstrap}", schema_registry_url=broker.http)
+    app = streams.App(
+        "wire",
+        broker=f"kafka://{broker.bootstrap}",
+        schema_registry_url=broker.http,
+        on_decode_error="stop",
+    )
     rides = app.topic("rides-plain", value_type=Ride, value_serializer="avro", partitions=1)
 
     @app.agent(rides)

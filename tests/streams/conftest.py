@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from mock_cluster import MockCluster, mock_cluster
+from worker_process import worker_process  # noqa: F401 (a fixture for the tests here)
 
 import streams
 from runtime.broker.server import Address, Broker

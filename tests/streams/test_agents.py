@@ -9,6 +9,7 @@ import pytest
 from waiting import wait_until_async
 
 import streams
+from runtime.log.records import decode_batches, encode_batch
 from runtime.partitioner import partition_for_key
 from runtime.types import TopicPartition
 from streams.worker import Worker
@@ -182,7 +183,7 @@ def test_agent_error_stops_worker_with_coordinates(make_app, caplog):
 
 
 def test_decode_error_stop_names_coordinates(make_app):
-    app = make_app()
+    app = make_app(on_decode_error="stop")
     topic = app.topic("models", value_type=Ride, partitions=1)
 
     @app.agent(topic)
@@ -228,6 +229,44 @@ def test_decode_error_skip_logs_and_goes_on(make_app, caplog):
 
     run(main())
     assert "models2" in caplog.text and "offset=1" in caplog.text
+
+
+def test_undecodable_keys_and_values_go_to_the_dead_letters_by_default(make_app, caplog):
+    app = make_app()
+    topic = app.topic("models3", key_type=Ride, value_type=Ride, partitions=1)
+    got: list[Ride] = []
+
+    @app.agent(topic)
+    async def consume(stream):
+        async for ride in stream:
+            got.append(ride)
+
+    good = Ride(zone="z", rider="r").dumps()
+    rows = [(good, good), (b"r2", good), (good, b"{bad"), (good, good)]
+    batch = encode_batch([(k, v, 1, (("h", b"1"),)) for k, v in rows])
+    dead = TopicPartition("test-dead-letters", 0)
+
+    async def main():
+        async with Worker(app) as worker:
+            await worker.transport.append(TopicPartition("models3", 0), batch)
+            await wait_until_async(lambda: len(got) == 2, timeout_s=10.0, what="good records")
+            await worker.commit()
+            data = await worker.transport.fetch(dead, 0, max_wait_s=0)
+            committed = await worker.transport.committed(app.id, [TopicPartition("models3", 0)])
+        return decode_batches(data), committed
+
+    letters, committed = run(main())
+    assert [(r.key, r.value) for r in letters] == [rows[1], rows[2]]  # as they were
+    headers = dict(letters[0].headers)
+    assert headers["h"] == b"1"
+    assert headers["__streams.errors.topic"] == b"models3"
+    assert (headers["__streams.errors.partition"], headers["__streams.errors.offset"]) == (
+        b"0",
+        b"1",
+    )
+    assert dict(letters[1].headers)["__streams.errors.offset"] == b"2"
+    assert committed == {TopicPartition("models3", 0): 4}  # past them: they are not lost
+    assert "cannot decode key topic=models3 partition=0 offset=1" in caplog.text
 
 
 def test_test_context_runs_agent_without_worker():

@@ -62,6 +62,9 @@ def test_bad_app_settings_are_rejected():
         streams.App("x").timer(0)(lambda: None)
     with pytest.raises(streams.ConfigurationError):
         streams.App("x").crontab("not a cron")(lambda: None)
+    # the id names the dead-letter topic (and changelogs): a topic name's rules
+    with pytest.raises(streams.ConfigurationError, match="app id 'my app' names its topics"):
+        streams.App("my app")
 
 
 def test_unknown_broker_scheme_is_a_clear_error():

@@ -35,7 +35,8 @@ def test_send_then_tail_and_describe(tmp_path):
 
     r = invoke("tail", "--data", data, "greetings", "--from-beginning", "--no-follow")
     assert r.exit_code == 0, r.output
-    lines = r.output.strip().splitlines()
+    assert r.stderr.startswith("# greetings partitions=0,1,2 from=beginning")  # the header
+    lines = r.stdout.strip().splitlines()
     assert [line.split("\t")[-1] for line in lines] == [f"hello {i}" for i in range(4)]
     assert all(line.split("\t")[3] == "k1" for line in lines)
 

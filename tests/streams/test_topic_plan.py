@@ -43,7 +43,8 @@ def test_a_worker_that_may_create_no_topics_lists_every_missing_one(mock_cluster
         return caught.value
 
     error = asyncio.run(main())
-    assert [s.name for s in error.missing] == ["ops-counts-changelog"]
+    # the changelog, and the dead-letter topic of the default on_decode_error
+    assert sorted(s.name for s in error.missing) == ["ops-counts-changelog", "ops-dead-letters"]
     text = str(error)
     assert "the cluster serves no CreateTopics" in text
     assert (
@@ -65,11 +66,16 @@ def test_the_dry_run_prints_the_plan_and_creates_nothing(monkeypatch, tmp_path):
     plan = runner.invoke(cli, args, catch_exceptions=False)
     assert plan.exit_code == 0, plan.output
     lines = plan.output.strip().splitlines()
-    assert lines[0] == "exists  events partitions=8"
-    assert lines[1].startswith("create  streams topics --broker log://")
-    assert lines[1].endswith(
-        "create counter-counts-changelog --partitions 8 --config cleanup.policy=compact"
+    assert "exists  events partitions=8" in lines
+    creates = [line for line in lines if line.startswith("create  streams topics --broker log://")]
+    assert len(creates) == 2  # the changelog, and the default on_decode_error's dead letters
+    assert any(
+        line.endswith(
+            "create counter-counts-changelog --partitions 8 --config cleanup.policy=compact"
+        )
+        for line in creates
     )
+    assert any(line.endswith("create counter-dead-letters --partitions 1") for line in creates)
     listing = runner.invoke(cli, ["topics", "--data", data])
     assert "counter-counts-changelog" not in listing.output  # nothing was created
     done = runner.invoke(cli, args[:-1], catch_exceptions=False)

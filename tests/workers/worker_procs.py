@@ -260,8 +260,10 @@ def read_table(bootstrap: str) -> dict[str, int]:
 
 ASSIGNED = re.compile(r"assigned app=\S+ active=\[([\d, ]*)\] standby=\[([\d, ]*)\]")
 RECOVERED = re.compile(
-    r"recovered table=(\S+) partition=(\d+) records=(\d+) from=(\d+) to=(\d+) seconds=(\S+)"
+    r"recovered table=(\S+) partitions=\d+ records=\d+ seconds=(\S+) detail=(\S+)"
 )
+"""A worker's line per table and recovery round (streams/placement.py)."""
+PARTITION_REPLAY = re.compile(r"(\d+):(\d+):(\d+)-(\d+)")
 
 
 def assignment(worker: Process) -> tuple[set[int], set[int]] | None:
@@ -290,8 +292,9 @@ def recoveries(lines: Iterable[str]) -> list[Recovery]:
     found = []
     for line in lines:
         if m := RECOVERED.search(line):
-            _, p, n, start, end, seconds = m.groups()
-            found.append(Recovery(int(p), int(n), int(start), int(end), float(seconds)))
+            _, seconds, detail = m.groups()
+            for p, n, start, end in PARTITION_REPLAY.findall(detail):
+                found.append(Recovery(int(p), int(n), int(start), int(end), float(seconds)))
     return found
 
 
