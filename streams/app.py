@@ -95,6 +95,7 @@ class App:
         self.startup_tasks: list[Callable[..., Any]] = []
         self.timers: list[tuple[float, Callable[..., Any]]] = []
         self.crontabs: list[tuple[str, Callable[..., Any]]] = []
+        self.pages: list[tuple[str, Callable[..., Any]]] = []
         self._client: Any = None
 
     def __repr__(self) -> str:
@@ -204,6 +205,21 @@ class App:
 
         def register(fn: F) -> F:
             self.crontabs.append((expr, fn))
+            return fn
+
+        return register
+
+    def page(self, path: str) -> Callable[[F], F]:
+        """Serve `fn(request, **path_args)` at GET `path` of the worker's web server
+        (`"/surge/{zone}"`); it returns a dict or list (JSON), a str (HTML) or an
+        aiohttp response."""
+        if not path.startswith("/"):
+            raise ConfigurationError(f"a page path starts with '/', not {path!r}")
+        if any(p == path for p, _ in self.pages):
+            raise ConfigurationError(f"page {path!r} is declared twice")
+
+        def register(fn: F) -> F:
+            self.pages.append((path, fn))
             return fn
 
         return register

@@ -51,8 +51,9 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
 
 
-def run_worker(app: Any, *, stop: asyncio.Event | None = None) -> int:
-    """Run a worker until SIGINT/SIGTERM; returns the exit status."""
+def run_worker(app: Any, *, stop: asyncio.Event | None = None, web: Any = None) -> int:
+    """Run a worker until SIGINT/SIGTERM; returns the exit status. `web`: a
+    streams.web.WebAddress to serve metrics, lookups and the dashboard on."""
     from streams.worker import Worker
 
     async def main() -> int:
@@ -61,7 +62,7 @@ def run_worker(app: Any, *, stop: asyncio.Event | None = None) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop_event.set)
         try:
-            async with Worker(app) as worker:
+            async with Worker(app, web=web) as worker:
                 await worker.run_until(stop_event)
         except StreamsRuntimeError as exc:
             logger.error("%s", exc)
@@ -133,20 +134,39 @@ def cli(click_ctx: click.Context, app_spec: str | None) -> None:
         click_ctx.obj = Context(app_spec, click_ctx.obj)
 
 
+def _web_option(value: str | None) -> Any:
+    from streams.web.address import DEFAULT_WEB, parse_web_address
+
+    try:
+        # the default may be taken (a second worker here): then a free port
+        return parse_web_address(value or DEFAULT_WEB, fallback=value is None)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--web") from None
+
+
 @cli.command()
 @click.option("-l", "--loglevel", default="info", help="debug, info, warning, error")
 @broker_option
 @data_option
+@click.option(
+    "--web",
+    default=None,
+    help="HOST:PORT of the web server (metrics, table lookups, dashboard), or none "
+    "(default 127.0.0.1:6066, or a free port if that is taken)",
+)
 @click.pass_obj
-def worker(ctx: Context, loglevel: str, broker: str | None, data: str | None) -> None:
+def worker(
+    ctx: Context, loglevel: str, broker: str | None, data: str | None, web: str | None
+) -> None:
     """Run the app's agents, tables and timers until SIGINT/SIGTERM."""
+    address = _web_option(web)
     setup_logging(loglevel)
     app = ctx.app
     if broker:
         app.broker = broker
     if data:
         app.data_dir = data
-    sys.exit(run_worker(app))
+    sys.exit(run_worker(app, web=address))
 
 
 @cli.command()

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.assignor import WorkerState
-from runtime.recovery import RecoveryResult, recover_store
+from runtime.recovery import RecoveryResult, log_progress, recover_store
 from runtime.transport import Transport
 from runtime.types import TopicPartition
 from stores import Store, StoreError, open_store
@@ -46,6 +46,8 @@ class TablePlacement:
         self._data_dir = data_dir
         self._fail = fail
         self.recoveries: list[RecoveryResult] = []
+        # Changelog partitions being recovered now: (records done, records total).
+        self.recovering: dict[TopicPartition, tuple[int, int]] = {}
         self._stores: dict[tuple[str, int], Store] = {}
         self._followers: dict[tuple[str, int], asyncio.Task[None]] = {}
 
@@ -126,7 +128,11 @@ class TablePlacement:
     async def _recover(self, table: Table, p: int, store: Store) -> None:
         table.attach(p, store)
         tp = TopicPartition(table.changelog.name, p)
-        result = await recover_store(self._transport, store, tp)
+        self.recovering[tp] = (0, 0)
+        try:
+            result = await recover_store(self._transport, store, tp, progress=self._progress)
+        finally:
+            self.recovering.pop(tp, None)
         self.recoveries.append(result)
         table.recovered_records += result.records
         (table.windowed or table).on_recovered(p)
@@ -139,6 +145,10 @@ class TablePlacement:
             result.end_offset,
             result.seconds,
         )
+
+    def _progress(self, tp: TopicPartition, done: int, total: int, rate: float) -> None:
+        self.recovering[tp] = (done, total)
+        log_progress(tp, done, total, rate)
 
 
 def _detach(table: Table, p: int) -> None:

@@ -35,13 +35,19 @@ from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
 
-from runtime.assignor import StreamsAssignor, common_partition_count, decode_numbers
+from runtime.assignor import (
+    StreamsAssignor,
+    common_partition_count,
+    decode_hosts,
+    decode_numbers,
+)
 from runtime.client.consumer_protocol import Assignment
 from runtime.client.errors import KafkaError
 from runtime.log.config import FlushPolicy
 from runtime.log.lock import DataDirLock, lock_directories
 from runtime.producer import Producer
 from runtime.recovery import RecoveryResult
+from runtime.stats import LatencyStats
 from runtime.transport import Transport, open_transport
 from runtime.types import TopicPartition
 from stores import store_directory
@@ -54,6 +60,7 @@ from streams.table import Table
 
 if TYPE_CHECKING:
     from streams.app import App
+    from streams.web.address import WebAddress
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +74,11 @@ class Worker:
         *,
         transport: Transport | None = None,
         run_agents: bool = True,
+        web: WebAddress | None = None,
     ) -> None:
         self.app = app
+        self.web_address = web  # None: no web server
+        self.web: Any = None
         self.transport = transport or open_transport(
             app.broker,
             data_dir=Path(app.data_dir) / "log",
@@ -88,6 +98,7 @@ class Worker:
         self._failure: asyncio.Future[BaseException] | None = None
         self._failure_raised = False  # by run_until: stop() does not raise it again
         self._started = False
+        self.running = False  # every part started, not stopping yet
         # Group mode (kafka://): partitions come from the group's assignor.
         self.group_mode = run_agents and bool(app.agents) and hasattr(self.transport, "cluster")
         self.member: Any = None
@@ -96,6 +107,11 @@ class Worker:
         self._commit_lock = asyncio.Lock()
         self._dir_locks: list[DataDirLock] = []
         self._commit_error: BaseException | None = None  # commits are refused after one
+        # What the web server and the metrics topic read (streams/web/).
+        self.agent_stats: dict[str, LatencyStats] = {}
+        self.commit_latency = LatencyStats()
+        self.revocations = 0
+        self.partition_hosts: dict[int, str] = {}  # group mode: partition -> owner's web URL
 
     @property
     def recoveries(self) -> list[RecoveryResult]:
@@ -135,10 +151,12 @@ class Worker:
         )
         self._started = True
         try:
+            await self._start_web()
             await self._start_parts()
         except BaseException:
             await self.stop()
             raise
+        self.running = True
         logger.info(
             "worker started app=%s broker=%s agents=%d tables=%d",
             app.id,
@@ -163,6 +181,7 @@ class Worker:
                 await self._recover(table)
         if self.group_mode:
             self.assignor = StreamsAssignor(self._common_partitions(), app.num_standby_replicas)
+            self.assignor.web_url = self.web.url if self.web is not None else None
         else:
             self._warn_partition_mismatch()
         if self.run_agents:
@@ -171,6 +190,7 @@ class Worker:
                     channel = await self.conductor.subscribe(
                         agent.source, index, agent.concurrency, owner=f"agent:{agent.name}"
                     )
+                    channel.stats = self.agent_stats.setdefault(agent.name, LatencyStats())
                     task = loop.create_task(agent.run(channel, index), name=f"agent {agent.name}")
                     self._agent_tasks[task] = (agent, channel)
                     task.add_done_callback(self._agent_done)
@@ -207,7 +227,7 @@ class Worker:
     async def stop(self) -> None:
         if not self._started:
             return
-        self._started = False
+        self._started = self.running = False
         try:
             for task in self._tasks:
                 task.cancel()
@@ -240,6 +260,9 @@ class Worker:
                 await self.producer.close()
             except Exception as exc:  # e.g. a full disk: the records are replayed
                 error = exc
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
         for table in self.app.tables.values():
             table.close()
         self.placement.close()
@@ -251,6 +274,25 @@ class Worker:
         logger.info("worker stopped app=%s", self.app.id)
         if error is not None and not self._failure_raised:
             raise error
+
+    async def _start_web(self) -> None:
+        if self.web_address is None:
+            return
+        from streams.web import WebServer
+
+        self.web = WebServer(self, self.web_address)
+        await self.web.start()  # before joining: the group learns where it serves
+
+    @property
+    def failure(self) -> BaseException | None:
+        """What stopped the worker (an agent's, a timer's or a commit's error), if anything."""
+        failure = self._failure
+        return failure.result() if failure is not None and failure.done() else None
+
+    @property
+    def agent_tasks(self) -> dict[asyncio.Task[None], tuple[Agent, Channel]]:
+        """Each agent instance's task and channel (read by streams/web/)."""
+        return self._agent_tasks
 
     def _store_directories(self) -> list[Path]:
         urls = {table.store_url or self.store_url for table in self.app.tables.values()}
@@ -333,6 +375,7 @@ class Worker:
         assert self.conductor is not None and self.assignor is not None
         numbers = decode_numbers(assignment.user_data)
         self.assignor.state = numbers
+        self.partition_hosts = decode_hosts(assignment.user_data)
         for table in self.app.tables.values():
             await self.placement.place(table, numbers)
         await self.conductor.assign(numbers.active)
@@ -350,6 +393,7 @@ class Worker:
         await self.conductor.revoke(numbers.active)
         await self.commit()
         self.conductor.forget(numbers.active)
+        self.revocations += 1
         logger.info("revoked app=%s active=%s", self.app.id, sorted(numbers.active))
 
     # --- commits -----------------------------------------------------------------
@@ -373,7 +417,10 @@ class Worker:
 
     async def _commit_in_turn(self) -> dict[TopicPartition, int]:
         async with self._commit_lock:
-            return await self._commit()
+            started = time.perf_counter()
+            offsets = await self._commit()
+            self.commit_latency.observe(time.perf_counter() - started)
+            return offsets
 
     async def _commit(self) -> dict[TopicPartition, int]:
         if self._commit_error is not None:

@@ -19,6 +19,7 @@ from runtime.broker.admin_api import AdminApi
 from runtime.broker.coordinator import GroupCoordinator
 from runtime.broker.data_api import DataApi
 from runtime.broker.group_api import GroupApi
+from runtime.broker.metrics import BrokerMetrics
 from runtime.broker.settings import (
     CLUSTER_ID,
     INTERNAL_TOPICS,
@@ -93,6 +94,7 @@ class Handlers:
         self.admin = AdminApi(transport, settings, self.creator, ratelog)
         self.groups = GroupApi(coordinator)
         self.txns = TxnApi(transactions, coordinator, next_producer_id)
+        self.metrics: BrokerMetrics | None = None  # counts each answer (serving.py)
         self.by_key: dict[int, Handler] = {
             ApiKey.METADATA: self.metadata,
             ApiKey.FIND_COORDINATOR: self.find_coordinator,

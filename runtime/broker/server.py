@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from runtime.broker.budget import ByteBudget
 from runtime.broker.connection import Connection
@@ -54,6 +55,7 @@ from runtime.broker.handlers import BrokerSettings, Handlers
 from runtime.broker.http_auth import HttpAuthenticator
 from runtime.broker.limits import BrokerLimits, raise_open_files_limit
 from runtime.broker.listener import OUT_OF_RESOURCES, Listener
+from runtime.broker.metrics import BrokerCollector, BrokerMetrics, HealthRoutes
 from runtime.broker.rest import RestProxy
 from runtime.broker.sasl import SaslConfig
 from runtime.broker.serving import ListenerContext, serve_connection
@@ -133,6 +135,7 @@ class Broker:
         self.addresses: dict[SecurityProtocol, Address] = {}  # every listener's, bound
         self.advertised: dict[SecurityProtocol, Address] = {}
         self.http_address: Address | None = None
+        self.metrics = BrokerMetrics()
 
     async def __aenter__(self) -> Broker:
         await self.start()
@@ -222,6 +225,7 @@ class Broker:
             self._transactions,
             self._next_producer_id,
         )
+        self._handlers.metrics = self.metrics
         for listener in self._listeners:
             listener.start()
 
@@ -288,6 +292,7 @@ class Broker:
     async def _start_http(self, address: Address) -> None:
         auth = [self._http_auth.middleware] if self._http_auth is not None else []
         app = RestProxy(self.transport).app(before=auth)
+        HealthRoutes(self._metrics_registry(), self._not_ready).add_to(app)
         self._http_runner = web.AppRunner(app, access_log=None)
         await self._http_runner.setup()
         site = web.TCPSite(
@@ -300,6 +305,18 @@ class Broker:
         scheme = "https" if self._http_tls is not None else "http"
         auth_text = "+".join(self._http_auth.schemes) if self._http_auth else "no authentication"
         logger.info("REST proxy listening on %s://%s (%s)", scheme, self.http_address, auth_text)
+
+    def _metrics_registry(self) -> CollectorRegistry:
+        registry = CollectorRegistry(auto_describe=False)  # the broker's own, not the global
+        coordinator = self._coordinator
+        states = (lambda: [g.state for g in coordinator.list_groups()]) if coordinator else list
+        registry.register(
+            BrokerCollector(self.metrics, self.transport, lambda: len(self._connections), states)
+        )
+        return registry
+
+    def _not_ready(self) -> list[str]:
+        return [] if self._handlers is not None else ["the Kafka listeners to start"]
 
     async def stop(self) -> None:
         for listener in self._listeners:

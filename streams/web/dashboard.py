@@ -1,0 +1,229 @@
+"""The live dashboard at `/`: one HTML page and its script, shipped in the package,
+polling `/api/dashboard` every second (no CDN: nothing is fetched from elsewhere).
+
+A sampler task gathers the state once a second (topics and their offsets,
+groups and their lag, agents, tables, recovery, throughput) so that however
+many browsers poll, the worker does that work once; throughput is kept for
+the last `HISTORY_S` seconds, one point a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from runtime.errors import StreamsRuntimeError
+from runtime.types import TopicPartition
+from streams.web.metrics import WorkerMetrics, agent_states
+from streams.web.responses import error_response, json_response
+
+if TYPE_CHECKING:
+    from streams.worker import Worker
+
+logger = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+STATIC_FILES = {
+    "dashboard.js": "application/javascript",
+    "chart.js": "application/javascript",
+    "dashboard.css": "text/css",
+}
+SAMPLE_INTERVAL_S = 1.0
+HISTORY_S = 300
+RATE_WINDOW_S = 5.0  # events/s shown now: over the last few seconds, not one jittery tick
+
+
+class Dashboard:
+    def __init__(self, worker: Worker, metrics: WorkerMetrics) -> None:
+        self.worker = worker
+        self.metrics = metrics
+        self.started_at = time.time()
+        # (unix time, events in so far, events out so far), one a second
+        self.samples: deque[tuple[float, int, int]] = deque(maxlen=HISTORY_S + 1)
+        self.state: dict[str, Any] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def add_to(self, app: web.Application) -> None:
+        app.router.add_get("/", self.page)
+        app.router.add_get("/static/{name}", self.static)
+        app.router.add_get("/api/dashboard", self.api)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._sample(), name="dashboard")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # --- handlers --------------------------------------------------------------------
+
+    async def page(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "dashboard.html")
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        kind = STATIC_FILES.get(name)
+        if kind is None:
+            return error_response(404, "not_found", f"no static file {name!r}")
+        return web.FileResponse(STATIC / name, headers={"Content-Type": kind})
+
+    async def api(self, request: web.Request) -> web.Response:
+        if not self.state:
+            await self.sample_once()
+        return json_response(self.state)
+
+    # --- sampling --------------------------------------------------------------------
+
+    async def _sample(self) -> None:
+        while True:
+            try:
+                await self.sample_once()
+            except (StreamsRuntimeError, OSError) as exc:  # the broker is away: try again
+                logger.debug("dashboard sample failed: %s", exc)
+            await asyncio.sleep(SAMPLE_INTERVAL_S)
+
+    async def sample_once(self) -> None:
+        await self.metrics.refresh()
+        totals = self.metrics.totals()
+        now = time.time()
+        self.samples.append((now, totals["events_in"], totals["events_out"]))
+        self.state = {
+            "app": self.worker.app.id,
+            "broker": self.worker.transport.url,
+            "uptime_s": now - self.started_at,
+            "throughput": self._throughput(),
+            "topics": await self._topics(),
+            "groups": await self._groups(),
+            "agents": self._agents(totals),
+            "tables": self._tables(),
+            "recovery": self._recovery(),
+        }
+
+    def _throughput(self) -> dict[str, Any]:
+        samples = list(self.samples)
+        history = [
+            [round(b[0], 3), _rate(a, b, 1), _rate(a, b, 2)] for a, b in itertools.pairwise(samples)
+        ]
+        last = samples[-1]
+        first = next((s for s in samples if last[0] - s[0] <= RATE_WINDOW_S), last)
+        return {
+            "events_in_per_s": _rate(first, last, 1),
+            "events_out_per_s": _rate(first, last, 2),
+            "events_in_total": last[1],
+            "events_out_total": last[2],
+            "history": history,
+        }
+
+    async def _topics(self) -> list[dict[str, Any]]:
+        transport = self.worker.transport
+        log = getattr(transport, "log", None)  # the embedded log knows partition sizes
+        out = []
+        for name, info in sorted((await transport.topics()).items()):
+            if name.startswith("__"):
+                continue  # the broker's own (offsets, transactions)
+            partitions = []
+            for p in range(info.partitions):
+                tp = TopicPartition(name, p)
+                start, end = await transport.offsets(tp)
+                size = log.size_bytes(tp) if log is not None else None
+                partitions.append({"partition": p, "start": start, "end": end, "bytes": size})
+            out.append(
+                {
+                    "name": name,
+                    "partitions": partitions,
+                    "records": sum(p["end"] - p["start"] for p in partitions),
+                    "bytes": None if log is None else sum(p["bytes"] for p in partitions),
+                }
+            )
+        return out
+
+    async def _groups(self) -> list[dict[str, Any]]:
+        transport = self.worker.transport
+        out = []
+        for group in sorted(await transport.groups()):
+            committed = await transport.committed(group)
+            rows = []
+            for tp, offset in sorted(committed.items()):
+                try:
+                    _, end = await transport.offsets(tp)
+                except StreamsRuntimeError:
+                    continue  # the topic was deleted
+                rows.append(
+                    {
+                        "topic": tp.topic,
+                        "partition": tp.partition,
+                        "committed": offset,
+                        "end": end,
+                        "lag": max(0, end - offset),
+                    }
+                )
+            out.append({"group": group, "lag": sum(r["lag"] for r in rows), "partitions": rows})
+        return out
+
+    def _agents(self, totals: dict[str, Any]) -> list[dict[str, Any]]:
+        states = agent_states(self.worker)
+        out = []
+        for name, agent in sorted(self.worker.app.agents.items()):
+            stats = totals["agents"].get(name, {})
+            out.append(
+                {
+                    "name": name,
+                    "topic": agent.source.name,
+                    "concurrency": agent.concurrency,
+                    "state": states.get(name, "stopped"),
+                    "events": stats.get("events", 0),
+                    "p99_ms": stats.get("p99_s", 0.0) * 1000,
+                }
+            )
+        return out
+
+    def _tables(self) -> list[dict[str, Any]]:
+        sizes = self.metrics.snapshot.table_sizes
+        out = []
+        for name, table in sorted(self.worker.app.tables.items()):
+            mine = [v for (t, _), v in sizes.items() if t == name]
+            out.append(
+                {
+                    "name": name,
+                    "windowed": table.windowed is not None,
+                    "partitions": table.partition_count,
+                    "partitions_here": len(table.partitions),
+                    "keys": sum(k for k, _ in mine),
+                    "bytes": sum(b for _, b in mine),
+                }
+            )
+        return out
+
+    def _recovery(self) -> dict[str, Any]:
+        placement = self.worker.placement
+        return {
+            "recovered": [
+                {
+                    "topic": r.tp.topic,
+                    "partition": r.tp.partition,
+                    "records": r.records,
+                    "seconds": r.seconds,
+                }
+                for r in placement.recoveries[-50:]
+            ],
+            "in_progress": [
+                {"topic": tp.topic, "partition": tp.partition, "done": done, "total": total}
+                for tp, (done, total) in sorted(placement.recovering.items())
+            ],
+        }
+
+
+def _rate(a: tuple[float, int, int], b: tuple[float, int, int], i: int) -> float:
+    seconds = b[0] - a[0]
+    return round((b[i] - a[i]) / seconds, 2) if seconds > 0 else 0.0

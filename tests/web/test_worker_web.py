@@ -1,0 +1,179 @@
+"""A worker's web server, in process on memory:// and log://: /metrics scraped with
+prometheus_client's own parser, /health, /ready, table lookups, @app.page views."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from waiting import wait_until_async
+
+import streams
+from streams.errors import ConfigurationError
+from streams.web import WebAddress
+from streams.worker import Worker
+
+TIMEOUT_S = 20.0
+FREE_PORT = WebAddress("127.0.0.1", 0)
+
+
+def make_app(broker: str, data_dir: Path) -> tuple[streams.App, streams.Topic]:
+    app = streams.App("webtest", broker=broker, data_dir=str(data_dir), commit_interval_s=0.2)
+    words = app.topic("words", partitions=4)
+    counts = app.Table("counts", default=int)
+
+    @app.agent(words)
+    async def count(stream: streams.Stream) -> None:
+        async for word in stream.group_by(lambda w: w, name="word"):
+            counts[word] += 1
+
+    @app.page("/count/{word}")
+    async def count_page(request: Any, word: str) -> dict[str, Any]:
+        return {"word": word, "declared": word in app.tables}
+
+    return app, words
+
+
+def run(app: streams.App, body: Callable[[Worker, aiohttp.ClientSession], Awaitable[None]]) -> None:
+    async def main() -> None:
+        async with (
+            Worker(app, web=FREE_PORT) as worker,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as http,
+        ):
+            await body(worker, http)
+
+    asyncio.run(main())
+
+
+async def scrape(http: aiohttp.ClientSession, url: str) -> dict[str, dict[tuple, float]]:
+    """Metric samples by name, then by their sorted label pairs."""
+    async with http.get(f"{url}/metrics") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = await response.text()
+    samples: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return samples
+
+
+def total(samples: dict[str, dict[tuple, float]], name: str, **labels: str) -> float:
+    wanted = set(labels.items())
+    return sum(v for k, v in samples.get(name, {}).items() if wanted <= set(k))
+
+
+@pytest.mark.parametrize("broker", ["memory://", "log://"])
+def test_counters_move_with_traffic_and_lag_falls_to_zero(broker: str, tmp_path: Path) -> None:
+    app, words = make_app(broker, tmp_path)
+
+    async def body(worker: Worker, http: aiohttp.ClientSession) -> None:
+        url = worker.web.url
+        before = await scrape(http, url)
+        assert total(before, "streams_events_in_total", topic="words") == 0
+        for i in range(200):
+            await words.send(key=f"k{i}", value=f"w{i % 7}")
+        await worker.producer.flush()
+
+        repartition = "webtest-count-word-repartition"
+
+        async def settled() -> dict | None:
+            await worker.web.metrics.refresh(force=True)
+            s = await scrape(http, url)
+            seen = [total(s, "streams_events_in_total", topic=t) for t in ("words", repartition)]
+            return s if seen == [200, 200] and total(s, "streams_consumer_lag") == 0 else None
+
+        after = await wait_until_async(settled, timeout_s=TIMEOUT_S, what="200 events, lag 0")
+        assert total(after, "streams_events_out_total", topic=repartition) == 200
+        assert total(after, "streams_processing_seconds_count", agent="count") == 200
+        assert total(after, "streams_processing_seconds_bucket", agent="count", le="+Inf") == 200
+        assert total(after, "streams_assigned_partitions") == 8  # 2 topics x 4
+        assert total(after, "streams_recovered_partitions", table="counts") == 4
+        assert total(after, "streams_agent_state", agent="count", state="idle") == 1
+
+        async def tables_flushed() -> dict | None:
+            await worker.web.metrics.refresh(force=True)
+            s = await scrape(http, url)
+            return s if total(s, "streams_table_keys", table="counts") == 7 else None
+
+        sized = await wait_until_async(tables_flushed, timeout_s=TIMEOUT_S, what="7 table keys")
+        assert total(sized, "streams_table_bytes", table="counts") > 0
+        assert total(sized, "streams_commits_total") >= 1  # the table was flushed by one
+        assert total(sized, "streams_commit_seconds_count") == total(sized, "streams_commits_total")
+
+        # more traffic: the counters move on, the lag comes back to 0
+        for i in range(50):
+            await words.send(key=f"k{i}", value="w0")
+        await worker.producer.flush()
+
+        async def moved() -> bool:
+            await worker.web.metrics.refresh(force=True)
+            s = await scrape(http, url)
+            return total(s, "streams_events_in_total", topic="words") == 250 and (
+                total(s, "streams_consumer_lag") == 0
+            )
+
+        await wait_until_async(moved, timeout_s=TIMEOUT_S, what="250 events, lag 0 again")
+
+    run(app, body)
+
+
+def test_health_ready_lookups_and_pages(tmp_path: Path) -> None:
+    app, words = make_app("memory://", tmp_path)
+
+    async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
+        async with http.get(url) as response:
+            return response.status, await response.json()
+
+    async def body(worker: Worker, http: aiohttp.ClientSession) -> None:
+        url = worker.web.url
+        assert await get(http, f"{url}/health") == (200, {"status": "ok"})
+        assert await get(http, f"{url}/ready") == (200, {"status": "ready"})
+        for i in range(30):
+            await words.send(key=f"k{i}", value="apple" if i % 3 else "pear")
+
+        async def counted() -> Any:
+            status, answer = await get(http, f"{url}/tables/counts/apple")
+            return answer if status == 200 and answer["value"] == 20 else None
+
+        apple = await wait_until_async(counted, timeout_s=TIMEOUT_S, what="apple counted 20")
+        assert apple["table"] == "counts" and apple["worker"] == url
+        assert apple["partition"] == app.tables["counts"].partition_for("apple")
+        status, pear = await get(http, f"{url}/tables/counts/pear")
+        assert (status, pear["value"]) == (200, 10)
+        status, missing = await get(http, f"{url}/tables/counts/plum")
+        assert status == 404 and missing["error"] == "not_found"
+        status, unknown = await get(http, f"{url}/tables/nope/apple")
+        assert status == 404 and unknown["error"] == "unknown_table"
+        status, bad = await get(http, f"{url}/tables/counts/apple?key_format=yaml")
+        assert status == 400 and "key_format" in bad["message"]
+        status, listing = await get(http, f"{url}/tables")
+        assert status == 200 and listing["tables"][0]["partitions_here"] == [0, 1, 2, 3]
+        assert await get(http, f"{url}/count/apple") == (
+            200,
+            {"word": "apple", "declared": False},
+        )
+
+    run(app, body)
+
+
+def test_a_port_in_use_is_a_clear_error_unless_a_fallback_is_allowed(tmp_path: Path) -> None:
+    app, _ = make_app("memory://", tmp_path)
+    other, _ = make_app("memory://", tmp_path / "other")
+
+    async def main() -> None:
+        async with Worker(app, web=FREE_PORT) as first:
+            taken = WebAddress("127.0.0.1", first.web.port)
+            with pytest.raises(ConfigurationError, match=r"cannot serve the web interface on"):
+                async with Worker(other, web=taken):
+                    pass
+            fallback = WebAddress("127.0.0.1", first.web.port, fallback=True)
+            async with Worker(other, web=fallback) as second:
+                assert second.web.port not in (0, first.web.port)
+
+    asyncio.run(main())
