@@ -177,3 +177,39 @@ def test_a_port_in_use_is_a_clear_error_unless_a_fallback_is_allowed(tmp_path: P
                 assert second.web.port not in (0, first.web.port)
 
     asyncio.run(main())
+
+
+def test_a_windowed_lookup_gives_every_window_and_the_current_one(tmp_path: Path) -> None:
+    app = streams.App("winweb", broker="memory://", data_dir=str(tmp_path))
+    clicks = app.topic("clicks", key_type=str, value_type=str, partitions=2)
+    per_minute = app.Table("per-minute", key_type=str, default=int).tumbling(60, expires=3600)
+
+    @app.agent(clicks)
+    async def count(stream: streams.Stream) -> None:
+        async for page in stream:
+            per_minute[page] += 1
+
+    async def body(worker: Worker, http: aiohttp.ClientSession) -> None:
+        for _ in range(5):
+            await clicks.send(key="home", value="home")
+
+        async def counted() -> Any:
+            async with http.get(f"{worker.web.url}/tables/per-minute/home") as response:
+                answer = await response.json()
+            return answer if response.status == 200 and answer["current"] == 5 else None
+
+        answer = await wait_until_async(counted, timeout_s=TIMEOUT_S, what="5 clicks this minute")
+        (window,) = answer["windows"]
+        assert window["value"] == 5 and window["end"] - window["start"] == 60
+        async with http.get(f"{worker.web.url}/tables/per-minute/away") as response:
+            assert response.status == 200
+            assert await response.json() == {
+                "table": "per-minute",
+                "key": "away",
+                "partition": app.tables["per-minute"].partition_for("away"),
+                "windows": [],
+                "current": 0,  # the table's default
+                "worker": worker.web.url,
+            }
+
+    run(app, body)
