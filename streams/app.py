@@ -44,6 +44,8 @@ class App:
     log_flush:         when the embedded log fsyncs: "os" (default: left to the
                        OS; survives a process crash, not a power loss), "batch"
                        (every append) or "interval" (every log_flush_interval_ms).
+    metrics_topic:     where each worker writes its own metrics every
+                       metrics_interval_s (streams/metrics_topic.py); None: nowhere.
     """
 
     def __init__(
@@ -60,6 +62,8 @@ class App:
         log_flush_interval_ms: int = 1000,
         num_standby_replicas: int = 0,
         session_timeout_s: float = 10.0,
+        metrics_topic: str | None = "streams-metrics",
+        metrics_interval_s: float = 5.0,
     ) -> None:
         if not id:
             raise ConfigurationError("an app needs an id")
@@ -77,6 +81,10 @@ class App:
             raise ConfigurationError("num_standby_replicas must be >= 0")
         if session_timeout_s <= 0:
             raise ConfigurationError("session_timeout_s must be > 0")
+        if metrics_interval_s <= 0:
+            raise ConfigurationError("metrics_interval_s must be > 0")
+        self.metrics_topic = metrics_topic
+        self.metrics_interval_s = metrics_interval_s
         self.id = id
         self.num_standby_replicas = num_standby_replicas
         self.session_timeout_s = session_timeout_s

@@ -206,6 +206,11 @@ class Worker:
                 self._spawn(self._timer(interval_s, fn), f"timer {fn.__name__}")
             for expr, fn in app.crontabs:
                 self._spawn(self._crontab(expr, fn), f"crontab {fn.__name__}")
+            if app.metrics_topic is not None:
+                from streams.metrics_topic import MetricsReporter
+
+                reporter = MetricsReporter(self, self.web.metrics if self.web else None)
+                self._spawn(reporter.run(), "metrics")
 
     async def run_until(self, stop: asyncio.Event | None = None) -> None:
         """Run until `stop` is set; raise the first failure of an agent/timer/task."""
