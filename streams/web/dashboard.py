@@ -103,6 +103,7 @@ class Dashboard:
             "broker": self.worker.transport.url,
             "uptime_s": now - self.started_at,
             "throughput": self._throughput(),
+            "lag": totals["lag"],  # events fetched or due, not processed yet
             "topics": await self._topics(),
             "groups": await self._groups(),
             "agents": self._agents(totals),

@@ -39,12 +39,11 @@
     $("events-in-rate").textContent = fmt(t.events_in_per_s);
     $("events-out-rate").textContent = fmt(t.events_out_per_s);
     $("events-in-total").textContent = fmt(t.events_in_total);
-    var lag = s.groups.reduce(function (sum, g) { return g.group === s.app ? sum + g.lag : sum; }, 0);
-    $("lag").textContent = fmt(lag);
+    $("lag").textContent = fmt(s.lag);
     StreamsChart.drawLines($("throughput-chart"), [
       { name: "in", cls: "in", points: t.history.map(function (h) { return [h[0], h[1]]; }) },
       { name: "out", cls: "out", points: t.history.map(function (h) { return [h[0], h[2]]; }) }
-    ], { span: 60 });
+    ], { span: 120 });
     fill("agents", s.agents.map(function (a) {
       return [a.name, a.topic, cell(a.state, "state-" + a.state), fmt(a.events), fmt(a.p99_ms)];
     }));
