@@ -1,10 +1,11 @@
 """The live dashboard at `/`: one HTML page and its script, shipped in the package,
 polling `/api/dashboard` every second (no CDN: nothing is fetched from elsewhere).
 
-A sampler task gathers the state once a second (topics and their offsets,
-groups and their lag, agents, tables, recovery, throughput) so that however
-many browsers poll, the worker does that work once; throughput is kept for
-the last `HISTORY_S` seconds, one point a second.
+A sampler task takes the event counters once a second (a few additions), so
+throughput is known for the last `HISTORY_S` seconds whether or not anyone
+looks. The rest (topics and their offsets, groups and their lag, agents,
+tables, recovery) costs requests to the log: it is gathered only when the page
+asks, at most once per `STATE_MAX_AGE_S` however many browsers poll.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import logging
 import time
 from collections import deque
 from pathlib import Path
@@ -28,8 +28,6 @@ from streams.web.responses import error_response, json_response
 if TYPE_CHECKING:
     from streams.worker import Worker
 
-logger = logging.getLogger(__name__)
-
 STATIC = Path(__file__).parent / "static"
 STATIC_FILES = {
     "dashboard.js": "application/javascript",
@@ -39,6 +37,7 @@ STATIC_FILES = {
 SAMPLE_INTERVAL_S = 1.0
 HISTORY_S = 300
 RATE_WINDOW_S = 5.0  # events/s shown now: over the last few seconds, not one jittery tick
+STATE_MAX_AGE_S = 1.0
 
 
 class Dashboard:
@@ -49,6 +48,8 @@ class Dashboard:
         # (unix time, events in so far, events out so far), one a second
         self.samples: deque[tuple[float, int, int]] = deque(maxlen=HISTORY_S + 1)
         self.state: dict[str, Any] = {}
+        self._state_at = 0.0  # monotonic time of `state`
+        self._state_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
     def add_to(self, app: web.Application) -> None:
@@ -79,25 +80,34 @@ class Dashboard:
         return web.FileResponse(STATIC / name, headers={"Content-Type": kind})
 
     async def api(self, request: web.Request) -> web.Response:
-        if not self.state:
-            await self.sample_once()
+        async with self._state_lock:  # browsers polling at once share one gathering
+            if time.monotonic() - self._state_at >= STATE_MAX_AGE_S:
+                try:
+                    await self.gather()
+                except (StreamsRuntimeError, OSError) as exc:  # the broker is away
+                    return error_response(503, "unavailable", f"cannot read the log: {exc}")
         return json_response(self.state)
 
     # --- sampling --------------------------------------------------------------------
 
     async def _sample(self) -> None:
         while True:
-            try:
-                await self.sample_once()
-            except (StreamsRuntimeError, OSError) as exc:  # the broker is away: try again
-                logger.debug("dashboard sample failed: %s", exc)
+            self.take_sample()
             await asyncio.sleep(SAMPLE_INTERVAL_S)
 
-    async def sample_once(self) -> None:
+    def take_sample(self) -> None:
+        worker = self.worker
+        events_in = sum(worker.conductor.events_in.values()) if worker.conductor else 0
+        events_out = sum(worker.producer.records_out.values()) if worker.producer else 0
+        self.samples.append((time.time(), events_in, events_out))
+
+    async def gather(self) -> None:
         await self.metrics.refresh()
         totals = self.metrics.totals()
+        if not self.samples:
+            self.take_sample()
         now = time.time()
-        self.samples.append((now, totals["events_in"], totals["events_out"]))
+        self._state_at = time.monotonic()
         self.state = {
             "app": self.worker.app.id,
             "broker": self.worker.transport.url,

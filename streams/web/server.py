@@ -129,8 +129,9 @@ def readiness(worker: Worker) -> list[str]:
         waiting.append(f"nothing: it failed ({worker.failure})")
     if not worker.running:
         waiting.append("the worker to start")
-    if worker.group_mode and not worker.assignments:
-        waiting.append("a partition assignment from the group")
+    # each assignment is counted once placed (tables recovered), each revoke once done
+    if worker.group_mode and worker.assignments <= worker.revocations:
+        waiting.append("a partition assignment from the group (joining or rebalancing)")
     recovering = sorted(str(tp) for tp in worker.placement.recovering)
     if recovering:
         waiting.append("table recovery of " + ", ".join(recovering))

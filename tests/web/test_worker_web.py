@@ -22,7 +22,10 @@ TIMEOUT_S = 20.0
 FREE_PORT = WebAddress("127.0.0.1", 0)
 
 
-def make_app(broker: str, data_dir: Path) -> tuple[streams.App, streams.Topic]:
+def make_app(
+    broker: str, data_dir: Path, gate: asyncio.Event | None = None
+) -> tuple[streams.App, streams.Topic]:
+    """Words counted through a group_by; with `gate`, each waits for it first."""
     app = streams.App("webtest", broker=broker, data_dir=str(data_dir), commit_interval_s=0.2)
     words = app.topic("words", partitions=4)
     counts = app.Table("counts", default=int)
@@ -30,6 +33,8 @@ def make_app(broker: str, data_dir: Path) -> tuple[streams.App, streams.Topic]:
     @app.agent(words)
     async def count(stream: streams.Stream) -> None:
         async for word in stream.group_by(lambda w: w, name="word"):
+            if gate is not None:
+                await gate.wait()
             counts[word] += 1
 
     @app.page("/count/{word}")
@@ -63,6 +68,10 @@ async def scrape(http: aiohttp.ClientSession, url: str) -> dict[str, dict[tuple,
     return samples
 
 
+def lag(samples: dict[str, dict[tuple, float]]) -> float:
+    return total(samples, "streams_consumer_lag")
+
+
 def total(samples: dict[str, dict[tuple, float]], name: str, **labels: str) -> float:
     wanted = set(labels.items())
     return sum(v for k, v in samples.get(name, {}).items() if wanted <= set(k))
@@ -70,7 +79,9 @@ def total(samples: dict[str, dict[tuple, float]], name: str, **labels: str) -> f
 
 @pytest.mark.parametrize("broker", ["memory://", "log://"])
 def test_counters_move_with_traffic_and_lag_falls_to_zero(broker: str, tmp_path: Path) -> None:
-    app, words = make_app(broker, tmp_path)
+    gate = asyncio.Event()
+    app, words = make_app(broker, tmp_path, gate)
+    repartition = "webtest-count-word-repartition"
 
     async def body(worker: Worker, http: aiohttp.ClientSession) -> None:
         url = worker.web.url
@@ -80,17 +91,25 @@ def test_counters_move_with_traffic_and_lag_falls_to_zero(broker: str, tmp_path:
             await words.send(key=f"k{i}", value=f"w{i % 7}")
         await worker.producer.flush()
 
-        repartition = "webtest-count-word-repartition"
+        async def backlog() -> bool:
+            await worker.web.metrics.refresh(force=True)
+            s = await scrape(http, url)
+            return total(s, "streams_consumer_lag", topic=repartition) == 200
+
+        # the agent holds its first event: all 200 wait behind it
+        await wait_until_async(backlog, timeout_s=TIMEOUT_S, what="a lag of 200 events")
+        gate.set()
 
         async def settled() -> dict | None:
             await worker.web.metrics.refresh(force=True)
             s = await scrape(http, url)
             seen = [total(s, "streams_events_in_total", topic=t) for t in ("words", repartition)]
-            return s if seen == [200, 200] and total(s, "streams_consumer_lag") == 0 else None
+            # the lag is as of the refresh, the counters as of the scrape, a moment later
+            done = total(s, "streams_processing_seconds_count", agent="count")
+            return s if seen == [200, 200] and done == 200 and lag(s) == 0 else None
 
         after = await wait_until_async(settled, timeout_s=TIMEOUT_S, what="200 events, lag 0")
         assert total(after, "streams_events_out_total", topic=repartition) == 200
-        assert total(after, "streams_processing_seconds_count", agent="count") == 200
         assert total(after, "streams_processing_seconds_bucket", agent="count", le="+Inf") == 200
         assert total(after, "streams_assigned_partitions") == 8  # 2 topics x 4
         assert total(after, "streams_recovered_partitions", table="counts") == 4
@@ -114,9 +133,7 @@ def test_counters_move_with_traffic_and_lag_falls_to_zero(broker: str, tmp_path:
         async def moved() -> bool:
             await worker.web.metrics.refresh(force=True)
             s = await scrape(http, url)
-            return total(s, "streams_events_in_total", topic="words") == 250 and (
-                total(s, "streams_consumer_lag") == 0
-            )
+            return total(s, "streams_events_in_total", topic="words") == 250 and lag(s) == 0
 
         await wait_until_async(moved, timeout_s=TIMEOUT_S, what="250 events, lag 0 again")
 
@@ -213,3 +230,53 @@ def test_a_windowed_lookup_gives_every_window_and_the_current_one(tmp_path: Path
             }
 
     run(app, body)
+
+
+class Position(streams.Record):
+    zone: str
+    speed: float
+
+
+def test_record_values_are_served_as_json(tmp_path: Path) -> None:
+    app = streams.App("records", broker="memory://", data_dir=str(tmp_path))
+    positions = app.topic("positions", key_type=str, value_type=Position, partitions=2)
+    last = app.Table("last-position", key_type=str, value_type=Position)
+
+    @app.agent(positions)
+    async def remember(stream: streams.Stream) -> None:
+        async for driver, position in stream.items():
+            last[driver] = position
+
+    async def body(worker: Worker, http: aiohttp.ClientSession) -> None:
+        await positions.send(key="d7", value=Position(zone="harbor", speed=31.5))
+
+        async def found() -> Any:
+            async with http.get(f"{worker.web.url}/tables/last-position/d7") as response:
+                return (await response.json()) if response.status == 200 else None
+
+        answer = await wait_until_async(found, timeout_s=TIMEOUT_S, what="d7's position")
+        assert answer["value"] == {"zone": "harbor", "speed": 31.5}
+
+    run(app, body)
+
+
+def test_readiness_says_what_it_waits_for() -> None:
+    from types import SimpleNamespace
+
+    from runtime.types import TopicPartition
+    from streams.web.server import readiness
+
+    worker = SimpleNamespace(
+        failure=None,
+        running=True,
+        group_mode=True,
+        assignments=2,
+        revocations=2,  # revoked, the next assignment not placed yet
+        placement=SimpleNamespace(recovering={TopicPartition("t-changelog", 3): (5, 10)}),
+    )
+    assert readiness(worker) == [  # type: ignore[arg-type]
+        "a partition assignment from the group (joining or rebalancing)",
+        "table recovery of t-changelog[3]",
+    ]
+    worker.assignments, worker.placement.recovering = 3, {}
+    assert readiness(worker) == []  # type: ignore[arg-type]
