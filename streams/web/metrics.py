@@ -20,6 +20,7 @@ of ListOffsets a second at most.
     streams_commit_seconds                          commit latency (histogram)
     streams_commits_total, streams_rebalances_total, streams_revocations_total
     streams_assigned_partitions, streams_agent_state{agent,state}
+    streams_worker_info{app,broker}                 1
 """
 
 from __future__ import annotations
@@ -258,6 +259,11 @@ def _group_metrics(worker: Worker) -> Iterator[Metric]:
     yield CounterMetricFamily(
         "streams_revocations", "Assignments revoked by the group", value=worker.revocations
     )
+    info = GaugeMetricFamily(
+        "streams_worker_info", "The worker's app and broker", labels=["app", "broker"]
+    )
+    info.add_metric([worker.app.id, worker.transport.url], 1)
+    yield info
     conductor = worker.conductor
     yield GaugeMetricFamily(
         "streams_assigned_partitions",

@@ -16,6 +16,7 @@ A port that cannot be bound is a ConfigurationError naming it.
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import logging
 import socket
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,12 @@ class WebServer:
         self.url = _url(self.host, self.port)
         self.dashboard.start()
         logger.info("web server listening on %s", self.url)
+        if not _loopback(self.host):
+            logger.warning(
+                "the web server on %s has no authentication: anyone who reaches it reads "
+                "the tables and metrics (keep it on loopback or behind a proxy)",
+                self.url,
+            )
 
     async def _bind(self, port: int) -> web.TCPSite:
         assert self._runner is not None
@@ -113,6 +120,13 @@ class WebServer:
         if waiting:
             return json_response({"status": "not ready", "waiting_for": waiting}, status=503)
         return json_response({"status": "ready"})
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _url(host: str, port: int) -> str:

@@ -40,7 +40,7 @@ class TableRoutes:
 
     def add_to(self, app: web.Application) -> None:
         app.router.add_get("/tables", self.list_tables)
-        app.router.add_get("/tables/{table}/{key}", self.lookup)
+        app.router.add_get("/tables/{table}/{key:.+}", self.lookup)  # keys may hold '/'
 
     async def list_tables(self, request: web.Request) -> web.Response:
         tables = [

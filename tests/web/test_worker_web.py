@@ -112,6 +112,7 @@ def test_counters_move_with_traffic_and_lag_falls_to_zero(broker: str, tmp_path:
         assert total(after, "streams_events_out_total", topic=repartition) == 200
         assert total(after, "streams_processing_seconds_bucket", agent="count", le="+Inf") == 200
         assert total(after, "streams_assigned_partitions") == 8  # 2 topics x 4
+        assert total(after, "streams_worker_info", app="webtest", broker=worker.transport.url) == 1
         assert total(after, "streams_recovered_partitions", table="counts") == 4
         assert total(after, "streams_agent_state", agent="count", state="idle") == 1
 
@@ -153,6 +154,7 @@ def test_health_ready_lookups_and_pages(tmp_path: Path) -> None:
         assert await get(http, f"{url}/ready") == (200, {"status": "ready"})
         for i in range(30):
             await words.send(key=f"k{i}", value="apple" if i % 3 else "pear")
+        await words.send(key="k", value="stone/fruit")
 
         async def counted() -> Any:
             status, answer = await get(http, f"{url}/tables/counts/apple")
@@ -163,6 +165,12 @@ def test_health_ready_lookups_and_pages(tmp_path: Path) -> None:
         assert apple["partition"] == app.tables["counts"].partition_for("apple")
         status, pear = await get(http, f"{url}/tables/counts/pear")
         assert (status, pear["value"]) == (200, 10)
+
+        async def slashed() -> bool:  # a key with a '/' in it
+            status, answer = await get(http, f"{url}/tables/counts/stone/fruit")
+            return status == 200 and answer["value"] == 1
+
+        await wait_until_async(slashed, timeout_s=TIMEOUT_S, what="stone/fruit counted")
         status, missing = await get(http, f"{url}/tables/counts/plum")
         assert status == 404 and missing["error"] == "not_found"
         status, unknown = await get(http, f"{url}/tables/nope/apple")
