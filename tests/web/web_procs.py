@@ -22,19 +22,26 @@ STOP_TIMEOUT_S = 20.0
 class WorkerProcess:
     """`python -m streams -A APP worker --web 127.0.0.1:PORT ...`."""
 
-    def __init__(self, app: str, data: Path, *args: str, pythonpath: Path | None = None) -> None:
+    def __init__(
+        self,
+        app: str,
+        data: Path,
+        *args: str,
+        pythonpath: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.web_port = free_port()
         self.url = f"http://127.0.0.1:{self.web_port}"
         command = [sys.executable, "-m", "streams", "-A", app, "worker", "--data", str(data)]
         command += ["--web", f"127.0.0.1:{self.web_port}", "-l", "info", *args]
         paths = [str(pythonpath)] if pythonpath else []
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env["PYTHONPATH"] = os.pathsep.join([*paths, str(REPO)])
+        variables = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        variables["PYTHONPATH"] = os.pathsep.join([*paths, str(REPO)])
         self.log: list[str] = []
         self.proc = subprocess.Popen(
             command,
             cwd=REPO,
-            env=env,
+            env=variables,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
