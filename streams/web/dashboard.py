@@ -38,6 +38,7 @@ SAMPLE_INTERVAL_S = 1.0
 HISTORY_S = 300
 RATE_WINDOW_S = 5.0  # events/s shown now: over the last few seconds, not one jittery tick
 STATE_MAX_AGE_S = 1.0
+GATHER_TIMEOUT_S = 10.0
 
 
 class Dashboard:
@@ -83,9 +84,10 @@ class Dashboard:
         async with self._state_lock:  # browsers polling at once share one gathering
             if time.monotonic() - self._state_at >= STATE_MAX_AGE_S:
                 try:
-                    await self.gather()
-                except (StreamsRuntimeError, OSError) as exc:  # the broker is away
-                    return error_response(503, "unavailable", f"cannot read the log: {exc}")
+                    async with asyncio.timeout(GATHER_TIMEOUT_S):
+                        await self.gather()
+                except (StreamsRuntimeError, OSError, TimeoutError) as exc:  # broker away
+                    return error_response(503, "unavailable", f"cannot read the log: {exc!r}")
         return json_response(self.state)
 
     # --- sampling --------------------------------------------------------------------

@@ -25,6 +25,7 @@ of ListOffsets a second at most.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from streams.worker import Worker
 
 SIZE_SCAN_KEYS_MAX = 200_000  # a table partition larger than this is counted up to it
+REFRESH_TIMEOUT_S = 5.0  # a broker that does not answer: the last figures stay
 AGENT_STATES = ("running", "idle", "stopped", "failed")
 
 
@@ -78,13 +80,19 @@ class WorkerMetrics:
         conductor = worker.conductor
         if conductor is not None:
             processed = conductor.commit_offsets()
-            for tp, offset in processed.items():
-                try:
-                    _, end = await worker.transport.offsets(tp)
-                except (StreamsRuntimeError, OSError):
-                    continue  # deleted meanwhile, or the broker is away: no figure
-                snapshot.ends[tp] = end
-                snapshot.lag[tp] = max(0, end - offset)
+            try:
+                async with asyncio.timeout(REFRESH_TIMEOUT_S):
+                    for tp, offset in processed.items():
+                        try:
+                            _, end = await worker.transport.offsets(tp)
+                        except (StreamsRuntimeError, OSError):
+                            continue  # deleted meanwhile, or the broker is away: no figure
+                        snapshot.ends[tp] = end
+                        snapshot.lag[tp] = max(0, end - offset)
+            except TimeoutError:
+                for tp in processed.keys() - snapshot.lag.keys():  # the last known, if any
+                    if tp in self.snapshot.lag:
+                        snapshot.lag[tp] = self.snapshot.lag[tp]
         for table in worker.app.tables.values():
             for p, part in list(table.partitions.items()):
                 snapshot.table_sizes[(table.name, p)] = store_size(part.store)
