@@ -142,7 +142,7 @@ class BrokerCollector(Collector):
             "streams_broker_request_seconds", "Time to answer a request", labels=["api"]
         )
         for key, stats in sorted(m.requests.items()):
-            api = _api_name(key)
+            api = api_name(key)
             count.add_metric([api], stats.count)
             buckets = [("+Inf" if b == float("inf") else repr(b), n) for b, n in stats.cumulative()]
             seconds.add_metric([api], buckets, stats.sum_s)
@@ -191,7 +191,7 @@ class BrokerCollector(Collector):
         yield sizes
 
 
-def _api_name(key: int) -> str:
+def api_name(key: int) -> str:
     try:
         return ApiKey(key).name.lower()
     except ValueError:

@@ -43,6 +43,7 @@ from runtime.broker.budget import ByteBudget
 from runtime.broker.connection import Connection
 from runtime.broker.connection_limits import ConnectionLimits
 from runtime.broker.coordinator import GroupCoordinator
+from runtime.broker.dashboard import BrokerDashboard
 from runtime.broker.endpoints import (
     Address,
     Endpoint,
@@ -136,6 +137,7 @@ class Broker:
         self.advertised: dict[SecurityProtocol, Address] = {}
         self.http_address: Address | None = None
         self.metrics = BrokerMetrics()
+        self._dashboard: BrokerDashboard | None = None
 
     async def __aenter__(self) -> Broker:
         await self.start()
@@ -293,6 +295,11 @@ class Broker:
         auth = [self._http_auth.middleware] if self._http_auth is not None else []
         app = RestProxy(self.transport).app(before=auth)
         HealthRoutes(self._metrics_registry(), self._not_ready).add_to(app)
+        self._dashboard = BrokerDashboard(
+            self.transport, self.metrics, lambda: self._coordinator, lambda: len(self._connections)
+        )
+        self._dashboard.add_to(app)
+        self._dashboard.start()
         self._http_runner = web.AppRunner(app, access_log=None)
         await self._http_runner.setup()
         site = web.TCPSite(
@@ -331,6 +338,9 @@ class Broker:
         if self._http_runner is not None:
             await self._http_runner.cleanup()
             self._http_runner = None
+        if self._dashboard is not None:
+            await self._dashboard.stop()
+            self._dashboard = None
         if self._transactions is not None:
             await self._transactions.stop()
             self._transactions = None

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from runtime.errors import StreamsRuntimeError
 from runtime.types import TopicPartition
+from runtime.web_assets import ASSETS, SHARED
 from streams.web.metrics import WorkerMetrics, agent_states
 from streams.web.responses import error_response, json_response
 
@@ -29,10 +30,8 @@ if TYPE_CHECKING:
     from streams.worker import Worker
 
 STATIC = Path(__file__).parent / "static"
-STATIC_FILES = {
-    "dashboard.js": "application/javascript",
-    "chart.js": "application/javascript",
-    "dashboard.css": "text/css",
+STATIC_FILES = {"dashboard.js": (STATIC, "application/javascript")} | {
+    name: (ASSETS, kind) for name, kind in SHARED.items()
 }
 SAMPLE_INTERVAL_S = 1.0
 HISTORY_S = 300
@@ -75,10 +74,11 @@ class Dashboard:
 
     async def static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        kind = STATIC_FILES.get(name)
-        if kind is None:
+        found = STATIC_FILES.get(name)
+        if found is None:
             return error_response(404, "not_found", f"no static file {name!r}")
-        return web.FileResponse(STATIC / name, headers={"Content-Type": kind})
+        directory, kind = found
+        return web.FileResponse(directory / name, headers={"Content-Type": kind})
 
     async def api(self, request: web.Request) -> web.Response:
         async with self._state_lock:  # browsers polling at once share one gathering

@@ -82,6 +82,15 @@ def test_broker_counts_traffic_connections_and_groups(start_broker) -> None:
         assert fetches == total(samples, "streams_broker_requests_total", api="fetch") > 0
         assert total(samples, "streams_broker_connections") >= 2  # producer's and consumer's
         assert total(samples, "streams_broker_groups", state="Stable") == 1
+        status, body, kind = get(f"{broker.http}/api/dashboard")  # what the page shows
+        assert status == 200 and kind == "application/json"
+        state = json.loads(body)
+        (metered,) = [t for t in state["topics"] if t["name"] == "metered"]
+        assert metered["records"] == RECORDS and len(metered["partitions"]) == 2
+        (readers,) = [g for g in state["groups"] if g["group"] == "metered-readers"]
+        assert readers["state"] == "Stable" and readers["members"] == 1
+        assert {"produce", "fetch", "join_group"} <= {r["api"] for r in state["requests"]}
+        assert state["connections"] >= 2
     finally:
         consumer.close()
 

@@ -78,3 +78,31 @@ def test_the_dashboard_shows_topics_throughput_and_tables(surge_worker, tmp_path
             assert shot.stat().st_size > 10_000
         finally:
             browser.close()
+
+
+def test_the_broker_dashboard_shows_topics_and_records_per_second(start_broker) -> None:
+    from confluent_kafka import Producer
+    from playwright.sync_api import sync_playwright
+
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} missing: apt-get install chromium"
+    broker = start_broker("--partitions", "3")
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "log_level": 3})
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(broker.http + "/", timeout=TIMEOUT_S * 1000)
+            rate = page.locator("#records-in-rate")
+
+            def produced_per_s() -> float:
+                for i in range(20):  # a steady trickle while the page polls
+                    producer.produce("clicks", key=str(i).encode(), value=b"{}")
+                producer.flush(10)
+                return number(rate.inner_text())
+
+            assert wait_until(produced_per_s, timeout_s=TIMEOUT_S, what="records in /s > 0") > 0
+            assert "clicks" in page.locator("#topics").inner_text()
+            assert "produce" in page.locator("#requests").inner_text()
+        finally:
+            browser.close()
+            producer.flush(10)

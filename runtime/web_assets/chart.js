@@ -21,6 +21,14 @@
     return 10 * magnitude;
   }
 
+  function label(value) {
+    var abs = Math.abs(value);
+    if (abs >= 1e9) return +(value / 1e9).toFixed(1) + "G";
+    if (abs >= 1e6) return +(value / 1e6).toFixed(1) + "M";
+    if (abs >= 1e3) return +(value / 1e3).toFixed(1) + "k";
+    return String(+value.toFixed(1));
+  }
+
   function drawLines(svg, series, options) {
     options = options || {};
     var width = options.width || 800, height = options.height || 200;
@@ -43,7 +51,7 @@
     for (var i = 0; i <= 4; i++) {
       var y = yMax * i / 4;
       grid.appendChild(el("line", { x1: left, x2: width - right, y1: sy(y), y2: sy(y) }));
-      grid.appendChild(el("text", { x: left - 4, y: sy(y) + 4, "text-anchor": "end" }, String(+y.toFixed(1))));
+      grid.appendChild(el("text", { x: left - 4, y: sy(y) + 4, "text-anchor": "end" }, label(y)));
     }
     var ago = Math.round(x1 - x0);
     grid.appendChild(el("text", { x: left, y: height - 4 }, "-" + ago + " s"));
