@@ -234,6 +234,9 @@ class Worker:
             return
         self._started = self.running = False
         try:
+            if self.web is not None:  # no lookup of a store being closed
+                await self.web.stop()
+                self.web = None
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -265,9 +268,6 @@ class Worker:
                 await self.producer.close()
             except Exception as exc:  # e.g. a full disk: the records are replayed
                 error = exc
-        if self.web is not None:
-            await self.web.stop()
-            self.web = None
         for table in self.app.tables.values():
             table.close()
         self.placement.close()

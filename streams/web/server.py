@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from stores.errors import StoreError
 from streams.errors import ConfigurationError
 from streams.web.address import WebAddress
 from streams.web.dashboard import Dashboard
 from streams.web.metrics import WorkerMetrics
-from streams.web.responses import json_response
+from streams.web.responses import error_response, json_response
 from streams.web.tables import TableRoutes
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+SHUTDOWN_S = 2.0  # requests in flight when the worker stops get this long
 
 
 class WebServer:
@@ -49,7 +51,7 @@ class WebServer:
         self.url = _url(self.host, self.port)
 
     def application(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[_errors])
         app.router.add_get("/metrics", self.get_metrics)
         app.router.add_get("/health", self.get_health)
         app.router.add_get("/ready", self.get_ready)
@@ -60,7 +62,9 @@ class WebServer:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.application(), access_log=None)
+        self._runner = web.AppRunner(
+            self.application(), access_log=None, shutdown_timeout=SHUTDOWN_S
+        )
         await self._runner.setup()
         try:
             site = await self._bind(self.port)
@@ -134,6 +138,21 @@ def _url(host: str, port: int) -> str:
     if host in ("", "0.0.0.0", "::"):
         host = socket.gethostname()
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except StoreError as exc:  # a store closed under the request: a rebalance, a stop
+        return error_response(503, "store_unavailable", f"{exc}: retry")
+    except KeyError as exc:  # a page read a table partition this worker does not hold
+        return error_response(404, "not_here", str(exc).strip("'\""))
+    except Exception:
+        logger.exception("web request failed path=%s", request.path)
+        return error_response(500, "internal_error", "the worker failed to answer; see its log")
 
 
 def readiness(worker: Worker) -> list[str]:

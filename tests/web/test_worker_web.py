@@ -288,3 +288,28 @@ def test_readiness_says_what_it_waits_for() -> None:
     ]
     worker.assignments, worker.placement.recovering = 3, {}
     assert readiness(worker) == []  # type: ignore[arg-type]
+
+
+def test_a_failing_page_is_a_json_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    app = streams.App("pages", broker="memory://", data_dir=str(tmp_path))
+    totals = app.Table("totals", key_type=str, partitions=4)
+
+    @app.page("/total/{key}")
+    async def total_page(request: Any, key: str) -> dict[str, Any]:
+        return {"total": totals[key]}  # KeyError: no such key (and no default)
+
+    @app.page("/boom")
+    def boom(request: Any) -> str:
+        raise RuntimeError("a bug in a view")
+
+    async def body(worker: Worker, http: aiohttp.ClientSession) -> None:
+        async with http.get(f"{worker.web.url}/total/nope") as response:
+            assert response.status == 404
+            assert (await response.json())["error"] == "not_here"
+        async with http.get(f"{worker.web.url}/boom") as response:
+            assert response.status == 500
+            assert (await response.json())["error"] == "internal_error"
+
+    with caplog.at_level("ERROR", logger="streams.web.server"):
+        run(app, body)
+    assert "web request failed path=/boom" in caplog.text
