@@ -1,6 +1,7 @@
 """Table lookups over HTTP, answered by the worker that owns the key's partition.
 
     GET /tables                              the app's tables, their partitions here
+    GET /tables/{table}?limit=N              up to N (100) keys and values held here
     GET /tables/{table}/{key}                {"value": ...} (404: no such key)
     GET /tables/{table}/{key}?key_format=json   the key as JSON ([1, 2], 7, "a")
 
@@ -17,6 +18,7 @@ A partition with no known owner (a rebalance under way) is a 503: retry.
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 FORWARDED_HEADER = "X-Streams-Forwarded"
 FORWARD_TIMEOUT_S = 10.0
+ITEMS_DEFAULT, ITEMS_MAX = 100, 10_000
 
 
 class TableRoutes:
@@ -40,6 +43,7 @@ class TableRoutes:
 
     def add_to(self, app: web.Application) -> None:
         app.router.add_get("/tables", self.list_tables)
+        app.router.add_get("/tables/{table}", self.items)
         app.router.add_get("/tables/{table}/{key:.+}", self.lookup)  # keys may hold '/'
 
     async def list_tables(self, request: web.Request) -> web.Response:
@@ -54,6 +58,27 @@ class TableRoutes:
             for t in sorted(self.worker.app.tables.values(), key=lambda t: t.name)
         ]
         return json_response({"tables": tables})
+
+    async def items(self, request: web.Request) -> web.Response:
+        """A look at what this worker holds of a table (not the other workers' part)."""
+        name = request.match_info["table"]
+        table = self.worker.app.tables.get(name)
+        if table is None:
+            return error_response(404, "unknown_table", f"no table {name!r} in this app")
+        raw = request.query.get("limit", str(ITEMS_DEFAULT))
+        if not raw.isdigit() or not 1 <= int(raw) <= ITEMS_MAX:
+            return error_response(400, "bad_limit", f"limit must be 1..{ITEMS_MAX}, not {raw!r}")
+        limit = int(raw)
+        found = list(itertools.islice(table.items(), limit + 1))
+        return json_response(
+            {
+                "table": name,
+                "partitions_here": sorted(table.partitions),
+                "items": [{"key": k, "value": v} for k, v in found[:limit]],
+                "truncated": len(found) > limit,
+                "worker": self._url(),
+            }
+        )
 
     async def lookup(self, request: web.Request) -> web.Response:
         name = request.match_info["table"]

@@ -177,6 +177,15 @@ def test_health_ready_lookups_and_pages(tmp_path: Path) -> None:
         assert status == 404 and unknown["error"] == "unknown_table"
         status, bad = await get(http, f"{url}/tables/counts/apple?key_format=yaml")
         assert status == 400 and "key_format" in bad["message"]
+        status, some = await get(http, f"{url}/tables/counts?limit=2")
+        assert status == 200 and len(some["items"]) == 2 and some["truncated"] is True
+        status, every = await get(http, f"{url}/tables/counts")
+        assert {i["key"]: i["value"] for i in every["items"]} == {
+            "apple": 20,
+            "pear": 10,
+            "stone/fruit": 1,
+        }
+        assert (await get(http, f"{url}/tables/counts?limit=0"))[0] == 400
         status, listing = await get(http, f"{url}/tables")
         assert status == 200 and listing["tables"][0]["partitions_here"] == [0, 1, 2, 3]
         assert await get(http, f"{url}/count/apple") == (
@@ -313,3 +322,39 @@ def test_a_failing_page_is_a_json_error(tmp_path: Path, caplog: pytest.LogCaptur
     with caplog.at_level("ERROR", logger="streams.web.server"):
         run(app, body)
     assert "web request failed path=/boom" in caplog.text
+
+
+def test_two_workers_in_one_process_have_their_own_metrics(tmp_path: Path) -> None:
+    first, first_words = make_app("memory://", tmp_path / "a")
+    second = streams.App("other", broker="memory://", data_dir=str(tmp_path / "b"))
+    second_words = second.topic("words", partitions=2)
+
+    @second.agent(second_words)
+    async def drop(stream: streams.Stream) -> None:
+        async for _ in stream:
+            pass
+
+    async def main() -> None:
+        async with (
+            Worker(first, web=FREE_PORT) as a,
+            Worker(second, web=FREE_PORT) as b,
+            aiohttp.ClientSession() as http,
+        ):
+            for i in range(5):
+                await first_words.send(key=str(i), value="x")
+            for i in range(3):
+                await second_words.send(key=str(i), value="y")
+
+            async def counted() -> bool:
+                ours, theirs = await scrape(http, a.web.url), await scrape(http, b.web.url)
+                return (
+                    total(ours, "streams_events_in_total", topic="words") == 5
+                    and total(theirs, "streams_events_in_total", topic="words") == 3
+                )
+
+            await wait_until_async(counted, timeout_s=TIMEOUT_S, what="5 and 3 events apart")
+            theirs = await scrape(http, b.web.url)
+            assert total(theirs, "streams_worker_info", app="other") == 1
+            assert total(theirs, "streams_worker_info", app="webtest") == 0
+
+    asyncio.run(main())
