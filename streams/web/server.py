@@ -159,7 +159,7 @@ def readiness(worker: Worker) -> list[str]:
     """What the worker still waits for before it is ready (empty: ready)."""
     waiting = []
     if worker.failure is not None:
-        waiting.append(f"nothing: it failed ({worker.failure})")
+        waiting.append(f"a restart: the worker failed ({worker.failure})")
     if not worker.running:
         waiting.append("the worker to start")
     # each assignment is counted once placed (tables recovered), each revoke once done
