@@ -14,7 +14,8 @@ of ListOffsets a second at most.
     streams_processing_seconds{agent}              time per event (histogram)
     streams_consumer_lag{topic,partition}          end offset - processed offset
     streams_table_keys{table,partition}            keys in the store
-    streams_table_bytes{table,partition}           bytes of keys and values
+    streams_table_bytes{table,partition}           bytes of keys and values (estimated
+                                                   past EXACT_SIZE_KEYS_MAX keys)
     streams_recovery_records_done / _total{table,partition}  recovery under way
     streams_recovered_partitions{table}            partitions recovered so far
     streams_commit_seconds                          commit latency (histogram)
@@ -43,11 +44,15 @@ from prometheus_client.registry import Collector
 from runtime.errors import StreamsRuntimeError
 from runtime.stats import LatencyStats
 from runtime.types import TopicPartition
+from stores.errors import StoreError
 
 if TYPE_CHECKING:
     from streams.worker import Worker
 
-SIZE_SCAN_KEYS_MAX = 200_000  # a table partition larger than this is counted up to it
+# Table sizes: a partition of up to this many keys is counted exactly (a scan of
+# a few ms); a larger one by its store's estimate (RocksDB's, at no cost).
+EXACT_SIZE_KEYS_MAX = 10_000
+TABLE_SIZES_INTERVAL_S = 10.0
 REFRESH_TIMEOUT_S = 5.0  # a broker that does not answer: the last figures stay
 AGENT_STATES = ("running", "idle", "stopped", "failed")
 
@@ -60,6 +65,7 @@ class Snapshot:
     lag: dict[TopicPartition, int] = field(default_factory=dict)
     ends: dict[TopicPartition, int] = field(default_factory=dict)
     table_sizes: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    sized_at: float = float("-inf")  # when table_sizes were taken
 
 
 class WorkerMetrics:
@@ -93,9 +99,14 @@ class WorkerMetrics:
                 for tp in processed.keys() - snapshot.lag.keys():  # the last known, if any
                     if tp in self.snapshot.lag:
                         snapshot.lag[tp] = self.snapshot.lag[tp]
-        for table in worker.app.tables.values():
-            for p, part in list(table.partitions.items()):
-                snapshot.table_sizes[(table.name, p)] = store_size(part.store)
+        snapshot.table_sizes, snapshot.sized_at = self.snapshot.table_sizes, self.snapshot.sized_at
+        if force or now - snapshot.sized_at >= TABLE_SIZES_INTERVAL_S:
+            snapshot.sized_at = now
+            snapshot.table_sizes = {
+                (table.name, p): store_size(part.store)
+                for table in worker.app.tables.values()
+                for p, part in list(table.partitions.items())
+            }
         self.snapshot = snapshot
         return snapshot
 
@@ -124,17 +135,26 @@ class WorkerMetrics:
 
 
 def store_size(store: Any) -> tuple[int, int]:
-    """(keys, bytes of keys and values) of a store, scanning at most SIZE_SCAN_KEYS_MAX."""
-    keys = size = 0
+    """(keys, bytes of keys and values) of a store: exact up to EXACT_SIZE_KEYS_MAX
+    keys; past that the store's estimate (RocksDB's: bytes of its files and
+    memtables) or, for a store without one, its length and the bytes of the
+    keys scanned, extrapolated."""
     try:
+        estimate = getattr(store, "size_estimate", None)
+        if estimate is not None:
+            keys, size = estimate()
+            if keys > EXACT_SIZE_KEYS_MAX:
+                return keys, size
+        scanned = size = 0
         for key, value in store.items():
-            keys += 1
+            scanned += 1
             size += len(key) + len(value)
-            if keys >= SIZE_SCAN_KEYS_MAX:
+            if scanned >= EXACT_SIZE_KEYS_MAX:
                 break
-    except Exception:  # closed meanwhile (a rebalance): no figure this time
+        keys = scanned if scanned < EXACT_SIZE_KEYS_MAX else len(store)
+    except StoreError:  # closed meanwhile (a rebalance): no figure this time
         return 0, 0
-    return keys, size
+    return keys, size * keys // scanned if scanned else 0  # past the scan: extrapolated
 
 
 def agent_states(worker: Worker) -> dict[str, str]:
