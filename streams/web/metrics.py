@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 # Table sizes: a partition of up to this many keys is counted exactly (a scan of
 # a few ms); a larger one by its store's estimate (RocksDB's, at no cost).
 EXACT_SIZE_KEYS_MAX = 10_000
-TABLE_SIZES_INTERVAL_S = 10.0
+TABLE_SIZES_INTERVAL_S = 5.0
 REFRESH_TIMEOUT_S = 5.0  # a broker that does not answer: the last figures stay
 AGENT_STATES = ("running", "idle", "stopped", "failed")
 
