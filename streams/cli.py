@@ -134,12 +134,14 @@ def cli(click_ctx: click.Context, app_spec: str | None) -> None:
         click_ctx.obj = Context(app_spec, click_ctx.obj)
 
 
-def _web_option(value: str | None) -> Any:
+def _web_option(value: str | None, allow_insecure: bool) -> Any:
     from streams.web.address import DEFAULT_WEB, parse_web_address
 
     try:
         # the default may be taken (a second worker here): then a free port
-        return parse_web_address(value or DEFAULT_WEB, fallback=value is None)
+        return parse_web_address(
+            value or DEFAULT_WEB, fallback=value is None, allow_insecure=allow_insecure
+        )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--web") from None
 
@@ -154,12 +156,22 @@ def _web_option(value: str | None) -> Any:
     help="HOST:PORT of the web server (metrics, table lookups, dashboard), or none "
     "(default 127.0.0.1:6066, or a free port if that is taken)",
 )
+@click.option(
+    "--web-allow-insecure",
+    is_flag=True,
+    help="serve the web server (no authentication) on a non-loopback address",
+)
 @click.pass_obj
 def worker(
-    ctx: Context, loglevel: str, broker: str | None, data: str | None, web: str | None
+    ctx: Context,
+    loglevel: str,
+    broker: str | None,
+    data: str | None,
+    web: str | None,
+    web_allow_insecure: bool,
 ) -> None:
     """Run the app's agents, tables and timers until SIGINT/SIGTERM."""
-    address = _web_option(web)
+    address = _web_option(web, web_allow_insecure)
     setup_logging(loglevel)
     app = ctx.app
     if broker:

@@ -16,7 +16,6 @@ A port that cannot be bound is a ConfigurationError naming it.
 from __future__ import annotations
 
 import inspect
-import ipaddress
 import logging
 import socket
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ from aiohttp import web
 
 from stores.errors import StoreError
 from streams.errors import ConfigurationError
-from streams.web.address import WebAddress
+from streams.web.address import WebAddress, insecure, is_loopback
 from streams.web.dashboard import Dashboard
 from streams.web.metrics import WorkerMetrics
 from streams.web.responses import error_response, json_response
@@ -62,6 +61,9 @@ class WebServer:
         return app
 
     async def start(self) -> None:
+        refusal = insecure(self.address)
+        if refusal:
+            raise ConfigurationError(refusal)
         self._runner = web.AppRunner(
             self.application(), access_log=None, shutdown_timeout=SHUTDOWN_S
         )
@@ -88,11 +90,9 @@ class WebServer:
         self.url = _url(self.host, self.port)
         self.dashboard.start()
         logger.info("web server listening on %s", self.url)
-        if not _loopback(self.host):
+        if not is_loopback(self.host):
             logger.warning(
-                "the web server on %s has no authentication: anyone who reaches it reads "
-                "the tables and metrics (keep it on loopback or behind a proxy)",
-                self.url,
+                "the web server on %s has no authentication (--web-allow-insecure)", self.url
             )
 
     async def _bind(self, port: int) -> web.TCPSite:
@@ -124,13 +124,6 @@ class WebServer:
         if waiting:
             return json_response({"status": "not ready", "waiting_for": waiting}, status=503)
         return json_response({"status": "ready"})
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _url(host: str, port: int) -> str:

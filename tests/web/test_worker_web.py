@@ -358,3 +358,19 @@ def test_two_workers_in_one_process_have_their_own_metrics(tmp_path: Path) -> No
             assert total(theirs, "streams_worker_info", app="webtest") == 0
 
     asyncio.run(main())
+
+
+def test_a_non_loopback_address_is_refused_unless_allowed(tmp_path: Path) -> None:
+    app, _ = make_app("memory://", tmp_path)
+
+    async def main() -> None:
+        with pytest.raises(ConfigurationError, match="has no authentication"):
+            async with Worker(app, web=WebAddress("0.0.0.0", 0)):
+                pass
+        allowed = WebAddress("0.0.0.0", 0, allow_insecure=True)
+        async with Worker(app, web=allowed) as worker, aiohttp.ClientSession() as http:
+            response = await http.get(f"http://127.0.0.1:{worker.web.port}/health")
+            assert response.status == 200
+            response.release()
+
+    asyncio.run(main())
