@@ -61,6 +61,7 @@ from streams.table import Table
 if TYPE_CHECKING:
     from streams.app import App
     from streams.web.address import WebAddress
+    from streams.web.server import WebServer
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class Worker:
     ) -> None:
         self.app = app
         self.web_address = web  # None: no web server
-        self.web: Any = None
+        self.web: WebServer | None = None
         self.transport = transport or open_transport(
             app.broker,
             data_dir=Path(app.data_dir) / "log",
