@@ -50,6 +50,8 @@ class Dashboard:
         self.state: dict[str, Any] = {}
         self._state_at = 0.0  # monotonic time of `state`
         self._state_lock = asyncio.Lock()
+        self._ends: dict[str, int] = {}  # per topic, the sum of its end offsets...
+        self._ends_at = 0.0  # ...when last gathered (monotonic)
         self._task: asyncio.Task[None] | None = None
 
     def add_to(self, app: web.Application) -> None:
@@ -142,6 +144,9 @@ class Dashboard:
         transport = self.worker.transport
         log = getattr(transport, "log", None)  # the embedded log knows partition sizes
         out = []
+        now = time.monotonic()
+        seconds = now - self._ends_at
+        ends: dict[str, int] = {}
         for name, info in sorted((await transport.topics()).items()):
             if name.startswith("__"):
                 continue  # the broker's own (offsets, transactions)
@@ -151,14 +156,21 @@ class Dashboard:
                 start, end = await transport.offsets(tp)
                 size = log.size_bytes(tp) if log is not None else None
                 partitions.append({"partition": p, "start": start, "end": end, "bytes": size})
+            ends[name] = sum(p["end"] for p in partitions)
+            before = self._ends.get(name)
             out.append(
                 {
                     "name": name,
                     "partitions": partitions,
                     "records": sum(p["end"] - p["start"] for p in partitions),
                     "bytes": None if log is None else sum(p["bytes"] for p in partitions),
+                    # appended per second since the page last asked (None: first look)
+                    "records_per_s": None
+                    if before is None or seconds <= 0
+                    else round(max(0, ends[name] - before) / seconds, 2),
                 }
             )
+        self._ends, self._ends_at = ends, now
         return out
 
     async def _groups(self) -> list[dict[str, Any]]:

@@ -68,6 +68,12 @@ def test_the_dashboard_shows_topics_throughput_and_tables(surge_worker, tmp_path
                 return number(row.locator("td").nth(3).inner_text()) if row.count() else -1.0
 
             assert wait_until(demand_keys, timeout_s=TIMEOUT_S, what="demand keys > 0") > 0
+
+            def ride_requests_per_s() -> float:
+                row = page.locator("#topics tbody tr", has_text="ride-requests").first
+                return number(row.locator("td").nth(3).inner_text()) if row.count() else -1.0
+
+            assert wait_until(ride_requests_per_s, timeout_s=TIMEOUT_S, what="a topic's rate") > 0
             assert page.locator("#throughput-chart path.in").count() == 1
             assert number(page.locator("#lag").inner_text()) >= 0
             assert page.locator("#agents").inner_text().count("count_") == 2

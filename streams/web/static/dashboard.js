@@ -53,7 +53,8 @@
     }));
     fill("topics", s.topics.map(function (tp) {
       var ends = tp.partitions.map(function (p) { return p.partition + ":" + p.end; }).join(" ");
-      return [tp.name, tp.partitions.length, fmt(tp.records), bytes(tp.bytes), cell(ends, "offsets")];
+      return [tp.name, tp.partitions.length, fmt(tp.records), fmt(tp.records_per_s), bytes(tp.bytes),
+              cell(ends, "offsets")];
     }));
     fill("groups", s.groups.map(function (g) { return [g.group, g.partitions.length, fmt(g.lag)]; }));
     var r = s.recovery;
