@@ -374,3 +374,31 @@ def test_a_non_loopback_address_is_refused_unless_allowed(tmp_path: Path) -> Non
             response.release()
 
     asyncio.run(main())
+
+
+def test_a_recovery_under_way_shows_in_metrics_and_ready(tmp_path: Path) -> None:
+    from runtime.types import TopicPartition
+
+    app, _ = make_app("memory://", tmp_path)
+
+    async def body(worker: Worker, http: aiohttp.ClientSession) -> None:
+        changelog = TopicPartition("webtest-counts-changelog", 2)
+        # as the placement records it between recover_store's progress reports
+        worker.placement.recovering[changelog] = (1500, 4000)
+        s = await scrape(http, worker.web.url)
+        assert total(s, "streams_recovery_records_done", table="counts", partition="2") == 1500
+        assert total(s, "streams_recovery_records_total", table="counts", partition="2") == 4000
+        assert total(s, "streams_recovered_partitions", table="counts") == 3
+        async with http.get(f"{worker.web.url}/ready") as response:
+            assert response.status == 503
+            assert (await response.json())["waiting_for"] == [
+                "table recovery of webtest-counts-changelog[2]"
+            ]
+        async with http.get(f"{worker.web.url}/api/dashboard") as response:
+            recovery = (await response.json())["recovery"]
+        assert recovery["in_progress"] == [
+            {"topic": "webtest-counts-changelog", "partition": 2, "done": 1500, "total": 4000}
+        ]
+        del worker.placement.recovering[changelog]
+
+    run(app, body)
