@@ -22,6 +22,7 @@ from streams.wiring import Wiring
 F = TypeVar("F", bound=Callable[..., Any])
 
 DECODE_ERROR_POLICIES = ("stop", "skip")
+RESERVED_PAGES = frozenset({"metrics", "health", "ready", "tables", "api", "static"})
 
 
 class App:
@@ -223,6 +224,12 @@ class App:
         aiohttp response."""
         if not path.startswith("/"):
             raise ConfigurationError(f"a page path starts with '/', not {path!r}")
+        first = path.split("/")[1]
+        if path == "/" or first in RESERVED_PAGES:
+            raise ConfigurationError(
+                f"page {path!r}: / and /{', /'.join(sorted(RESERVED_PAGES))} are the web "
+                "server's own"
+            )
         if any(p == path for p, _ in self.pages):
             raise ConfigurationError(f"page {path!r} is declared twice")
 

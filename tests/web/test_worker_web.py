@@ -402,3 +402,10 @@ def test_a_recovery_under_way_shows_in_metrics_and_ready(tmp_path: Path) -> None
         del worker.placement.recovering[changelog]
 
     run(app, body)
+
+
+@pytest.mark.parametrize("path", ["/", "/metrics", "/tables/{name}", "/api/mine", "no-slash"])
+def test_a_page_may_not_take_the_servers_own_paths(path: str) -> None:
+    app = streams.App("paths", broker="memory://")
+    with pytest.raises(ConfigurationError, match="page"):
+        app.page(path)
