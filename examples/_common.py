@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import streams
 from streams.cli import run_worker, setup_logging
+from streams.web.address import parse_web_address
 
 
 def data_dir() -> str:
@@ -35,9 +36,16 @@ def main(app: streams.App, argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--data", default=None, help="data directory (default $STREAMS_DATA)")
     parser.add_argument("--broker", default=None, help="memory:// or log://PATH")
     parser.add_argument("-l", "--loglevel", default="warning", help="debug, info, warning")
+    parser.add_argument(
+        "--web", default="none", help="HOST:PORT of the web server and dashboard (default none)"
+    )
     args = parser.parse_args(argv)
     if args.seconds is not None and not args.seconds > 0:
         parser.error("--seconds must be > 0")
+    try:
+        web = parse_web_address(args.web)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.data:
         app.data_dir = args.data
     if args.broker:
@@ -51,4 +59,4 @@ def main(app: streams.App, argv: Sequence[str] | None = None) -> None:
 
         app.task(stop_after)
     setup_logging(args.loglevel)
-    sys.exit(run_worker(app, stop=stop))
+    sys.exit(run_worker(app, stop=stop, web=web))

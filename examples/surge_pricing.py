@@ -16,6 +16,8 @@ the `surge-prices` topic; read it once the worker has stopped with
     streams -A examples.surge_pricing tail surge-prices --from-beginning --no-follow
 
 Every couple of seconds the worker prints zone -> demand, supply, multiplier.
+Its web server shows the dashboard at http://127.0.0.1:6066/, a zone's
+multiplier at /surge/ZONE and a table's key at /tables/surge/ZONE.
 
 The log and the tables live under ./streams-data ($STREAMS_DATA moves them).
 SURGE_FORMAT=avro (or json_schema) writes the three topics in Confluent's
@@ -209,6 +211,12 @@ def report_lines(now: float) -> list[str]:
         previous[zone] = price
         lines.append(f"  {zone:<12}{wanted[zone]:>7}{offered[zone]:>7}{price:>11.1f}x{trend}")
     return lines
+
+
+@app.page("/surge/{zone}")
+async def zone_price(request: object, zone: str) -> dict[str, object]:
+    """The zone's multiplier now (a worker that holds the zone's partition answers)."""
+    return {"zone": zone, "multiplier": surge.get(zone) or MULTIPLIER_MIN}
 
 
 @app.timer(REPORT_S)

@@ -142,10 +142,26 @@ def partitions_of(assignment: Mapping[str, WorkerAssignment]) -> Iterable[int]:
 _ASSIGNMENT_FORMAT = 1
 
 
-def encode_numbers(active: Iterable[int], standby: Iterable[int]) -> bytes:
-    return orjson.dumps(
-        {"format": _ASSIGNMENT_FORMAT, "active": sorted(active), "standby": sorted(standby)}
-    )
+def encode_numbers(
+    active: Iterable[int],
+    standby: Iterable[int],
+    *,
+    web: str | None = None,
+    hosts: Mapping[int, str] | None = None,
+) -> bytes:
+    """A member's user data: in a subscription, what it holds and its web URL;
+    in an assignment, what it is given and every partition's owner's web URL
+    (Kafka Streams' partitionsByHost: any worker can route a table lookup)."""
+    data: dict[str, object] = {
+        "format": _ASSIGNMENT_FORMAT,
+        "active": sorted(active),
+        "standby": sorted(standby),
+    }
+    if web is not None:
+        data["web"] = web
+    if hosts:
+        data["hosts"] = {str(p): url for p, url in sorted(hosts.items())}
+    return orjson.dumps(data)
 
 
 def decode_numbers(data: bytes | None) -> WorkerState:
@@ -162,6 +178,35 @@ def decode_numbers(data: bytes | None) -> WorkerState:
         return WorkerState()
 
 
+def decode_web(data: bytes | None) -> str | None:
+    """The web URL a member put in its subscription's user data, if any."""
+    raw = _load_object(data)
+    web = raw.get("web")
+    return web if isinstance(web, str) else None
+
+
+def decode_hosts(data: bytes | None) -> dict[int, str]:
+    """An assignment's partition -> owner's web URL (empty if none or unreadable)."""
+    hosts = _load_object(data).get("hosts")
+    if not isinstance(hosts, dict):
+        return {}
+    out = {}
+    for p, url in hosts.items():
+        if isinstance(url, str) and str(p).isdigit():
+            out[int(p)] = url
+    return out
+
+
+def _load_object(data: bytes | None) -> dict:
+    if not data:
+        return {}
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
 class StreamsAssignor:
     """The scheduler as a consumer-group assignor (named "streams").
 
@@ -176,9 +221,10 @@ class StreamsAssignor:
         self.partitions = partitions
         self.standby_replicas = standby_replicas
         self.state = WorkerState()
+        self.web_url: str | None = None  # where this member serves table lookups
 
     def metadata(self, topics: Sequence[str]) -> bytes | None:
-        return encode_numbers(self.state.active, self.state.standby)
+        return encode_numbers(self.state.active, self.state.standby, web=self.web_url)
 
     def assign(
         self,
@@ -187,6 +233,8 @@ class StreamsAssignor:
     ) -> dict[str, Assignment]:
         states = {m: decode_numbers(sub.user_data) for m, sub in members.items()}
         result = assign(states, self.partitions, self.standby_replicas)
+        webs = {m: decode_web(sub.user_data) for m, sub in members.items()}
+        hosts = {p: webs[m] for m, a in result.items() if webs.get(m) for p in a.active}
         out = {}
         for member, numbers in result.items():
             tps = tuple(
@@ -195,5 +243,6 @@ class StreamsAssignor:
                 for p in sorted(numbers.active)
                 if p in cluster_metadata.get(topic, ())
             )
-            out[member] = Assignment(tps, encode_numbers(numbers.active, numbers.standby))
+            user_data = encode_numbers(numbers.active, numbers.standby, hosts=hosts)
+            out[member] = Assignment(tps, user_data)
         return out

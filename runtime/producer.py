@@ -68,6 +68,9 @@ class Producer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._drain_errors: list[BaseException] = []
         self._closed = False
+        # Appended, ever (read by metrics): records and batch bytes per partition.
+        self.records_out: dict[TopicPartition, int] = {}
+        self.bytes_out: dict[TopicPartition, int] = {}
 
     def set_max_message_bytes(self, topic: str, limit: int) -> None:
         self._max_message_bytes[topic] = limit
@@ -148,7 +151,8 @@ class Producer:
     async def _drain(self, tp: TopicPartition, buf: _Buffer, lock: asyncio.Lock) -> None:
         async with lock:
             try:
-                base = await self._transport.append(tp, encode_batch(buf.records))
+                batch = encode_batch(buf.records)
+                base = await self._transport.append(tp, batch)
             except BaseException as exc:
                 for fut in buf.futures:
                     if fut is not None and not fut.done():
@@ -163,6 +167,8 @@ class Producer:
                 if self._on_error is not None:
                     self._on_error(exc)
                 return
+            self.records_out[tp] = self.records_out.get(tp, 0) + len(buf.records)
+            self.bytes_out[tp] = self.bytes_out.get(tp, 0) + len(batch)
             for i, fut in enumerate(buf.futures):
                 if fut is not None and not fut.done():
                     fut.set_result(base + i)

@@ -126,6 +126,16 @@ class RocksDBStore:
         self._check_open()
         return sum(1 for _ in self._db.keys())  # noqa: SIM118 (an Rdict is not iterable)
 
+    def size_estimate(self) -> tuple[int, int]:
+        """RocksDB's own estimates, at no cost: (keys, bytes in files and memtables).
+        Overwrites and deletes not compacted yet count until they are."""
+        self._check_open()
+        db = self._db
+        keys = db.property_int_value("rocksdb.estimate-num-keys") or 0
+        files = db.property_int_value("rocksdb.total-sst-files-size") or 0
+        memtables = db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0
+        return keys, files + memtables
+
     def clear(self) -> None:
         """Delete the database directory and start an empty one in its place."""
         self._check_open()

@@ -24,6 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DECODE_ERROR_POLICIES = ("dead-letter", "stop", "skip")
 DEAD_LETTER_SUFFIX = "-dead-letters"
+RESERVED_PAGES = frozenset({"metrics", "health", "ready", "tables", "api", "static"})
 
 
 class App:
@@ -56,6 +57,8 @@ class App:
                        value_serializer (or key_serializer) "avro", "protobuf" or
                        "json_schema" (default: $STREAMS_SCHEMA_REGISTRY; `streams
                        broker --http` serves one).
+    metrics_topic:     where each worker writes its own metrics every
+                       metrics_interval_s (streams/metrics_topic.py); None: nowhere.
     """
 
     def __init__(
@@ -73,6 +76,8 @@ class App:
         num_standby_replicas: int = 0,
         session_timeout_s: float = 10.0,
         schema_registry_url: str | None = None,
+        metrics_topic: str | None = "streams-metrics",
+        metrics_interval_s: float = 5.0,
     ) -> None:
         if not id:
             raise ConfigurationError("an app needs an id")
@@ -90,6 +95,10 @@ class App:
             raise ConfigurationError("num_standby_replicas must be >= 0")
         if session_timeout_s <= 0:
             raise ConfigurationError("session_timeout_s must be > 0")
+        if metrics_interval_s <= 0:
+            raise ConfigurationError("metrics_interval_s must be > 0")
+        self.metrics_topic = metrics_topic
+        self.metrics_interval_s = metrics_interval_s
         self.id = id
         self.num_standby_replicas = num_standby_replicas
         self.session_timeout_s = session_timeout_s
@@ -111,6 +120,7 @@ class App:
         self.startup_tasks: list[Callable[..., Any]] = []
         self.timers: list[tuple[float, Callable[..., Any]]] = []
         self.crontabs: list[tuple[str, Callable[..., Any]]] = []
+        self.pages: list[tuple[str, Callable[..., Any]]] = []
         self._client: Any = None
         if on_decode_error == "dead-letter":
             try:
@@ -229,6 +239,27 @@ class App:
 
         def register(fn: F) -> F:
             self.crontabs.append((expr, fn))
+            return fn
+
+        return register
+
+    def page(self, path: str) -> Callable[[F], F]:
+        """Serve `fn(request, **path_args)` at GET `path` of the worker's web server
+        (`"/surge/{zone}"`); it returns a dict or list (JSON), a str (HTML) or an
+        aiohttp response."""
+        if not path.startswith("/"):
+            raise ConfigurationError(f"a page path starts with '/', not {path!r}")
+        first = path.split("/")[1]
+        if path == "/" or first in RESERVED_PAGES:
+            raise ConfigurationError(
+                f"page {path!r}: / and /{', /'.join(sorted(RESERVED_PAGES))} are the web "
+                "server's own"
+            )
+        if any(p == path for p, _ in self.pages):
+            raise ConfigurationError(f"page {path!r} is declared twice")
+
+        def register(fn: F) -> F:
+            self.pages.append((path, fn))
             return fn
 
         return register

@@ -14,8 +14,10 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 
+from runtime.stats import LatencyStats
 from runtime.types import TopicPartition
 from streams.event import Event
 
@@ -38,6 +40,9 @@ class Channel:
         self._advanced = asyncio.Event()  # set each time the reader takes a batch
         self.batch: list[Event] = []
         self.position = 0
+        # Set by the worker: how long the reader takes over each batch it gets.
+        self.stats: LatencyStats | None = None
+        self._taken_at = 0.0
 
     @property
     def closed(self) -> bool:
@@ -76,6 +81,10 @@ class Channel:
 
     async def get(self) -> list[Event] | None:
         """The next batch; None once closed. Marks the previous batch processed."""
+        stats = self.stats
+        if stats is not None and self._taken_at:
+            stats.observe(time.perf_counter() - self._taken_at, len(self.batch))
+            self._taken_at = 0.0
         self.position = len(self.batch)
         self._advanced.set()
         self._advanced = asyncio.Event()
@@ -91,6 +100,8 @@ class Channel:
         self._not_full.set()
         self.batch = batch
         self.position = 0
+        if self.stats is not None:
+            self._taken_at = time.perf_counter()
         return batch
 
     def close(self) -> None:

@@ -50,10 +50,12 @@ def run_worker(
     stop: asyncio.Event | None = None,
     listen: Address | None = DEFAULT_LISTEN,
     status_interval_s: float = DEFAULT_INTERVAL_S,
+    web: Any = None,
 ) -> int:
     """Run a worker until SIGINT/SIGTERM (or `stop`); returns the exit status.
     `listen`: where a log:// worker serves its log (None: it does not);
-    `status_interval_s`: how often a status line is logged (0: never)."""
+    `status_interval_s`: how often a status line is logged (0: never);
+    `web`: a streams.web.WebAddress to serve metrics, lookups and the dashboard on."""
 
     async def main() -> int:
         stop_event = stop or asyncio.Event()
@@ -61,7 +63,7 @@ def run_worker(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop_event.set)
         try:
-            await _run(app, stop_event, listen, status_interval_s)
+            await _run(app, stop_event, listen, status_interval_s, web)
         except StreamsRuntimeError as exc:
             logger.error("%s", exc)
             return 1
@@ -77,11 +79,11 @@ def run_worker(
 
 
 async def _run(
-    app: Any, stop: asyncio.Event, listen: Address | None, status_interval_s: float
+    app: Any, stop: asyncio.Event, listen: Address | None, status_interval_s: float, web: Any
 ) -> None:
     from streams.worker import Worker
 
-    worker = Worker(app)
+    worker = Worker(app, web=web)
     worker.placement.progress = recovery_progress()
     transport = worker.transport
     shared = None
@@ -94,8 +96,8 @@ async def _run(
         if isinstance(transport, EmbeddedTransport):
             await transport.start()  # (started already if shared) the worker's start finds it open
             before = set(await transport.topics())
-        click.echo(banner(app, transport, shared), err=True)
         await worker.start()
+        click.echo(banner(app, transport, shared, worker), err=True)
         if before is not None:
             _log_topics(app.id, before, set(await transport.topics()))
         status = None
@@ -133,13 +135,27 @@ async def _run(
     show_default=True,
     help="seconds between status lines (events/s, lag, rebalances); 0: none",
 )
+@click.option(
+    "--web",
+    default=None,
+    help="HOST:PORT of the web server (metrics, table lookups, dashboard), or none "
+    "(default 127.0.0.1:6066, or a free port if that is taken)",
+)
+@click.option(
+    "--web-allow-insecure",
+    is_flag=True,
+    help="serve the web server (no authentication) on a non-loopback address",
+)
 @click.pass_obj
-def worker(ctx: Context, listen: str, status_interval: float) -> None:
+def worker(
+    ctx: Context, listen: str, status_interval: float, web: str | None, web_allow_insecure: bool
+) -> None:
     """Run the app's agents, tables and timers until SIGINT/SIGTERM."""
     try:
         address = parse_listen(listen)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--listen") from exc
+    web_address = _web_option(web, web_allow_insecure)
     level = ctx.loglevel or "info"
     setup_logging(level)
     if level.lower() != "debug":
@@ -150,7 +166,19 @@ def worker(ctx: Context, listen: str, status_interval: float) -> None:
         app.broker = ctx.broker
     if ctx.data:
         app.data_dir = ctx.data
-    sys.exit(run_worker(app, listen=address, status_interval_s=status_interval))
+    sys.exit(run_worker(app, listen=address, status_interval_s=status_interval, web=web_address))
+
+
+def _web_option(value: str | None, allow_insecure: bool) -> Any:
+    from streams.web.address import DEFAULT_WEB, parse_web_address
+
+    try:
+        # the default may be taken (a second worker here): then a free port
+        return parse_web_address(
+            value or DEFAULT_WEB, fallback=value is None, allow_insecure=allow_insecure
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--web") from None
 
 
 def _log_topics(app_id: str, before: set[str], after: set[str]) -> None:
@@ -169,7 +197,7 @@ def _url(transport: Any) -> str:
     return str(transport.url)
 
 
-def banner(app: Any, transport: Any, shared: SharedLog | None) -> str:
+def banner(app: Any, transport: Any, shared: SharedLog | None, worker: Any = None) -> str:
     """What a worker says at start, like Faust's: where everything is."""
     from importlib.metadata import version
 
@@ -183,6 +211,8 @@ def banner(app: Any, transport: Any, shared: SharedLog | None) -> str:
     ]
     if isinstance(transport, EmbeddedTransport):
         rows.append(("log served", served))
+    web = getattr(getattr(worker, "web", None), "url", None)
+    rows.append(("web", web or "off (--web none)"))
     rows.append(("pid", str(os.getpid())))
     width = max(len(name) for name, _ in rows)
     lines = [f"streams {version('streams')} worker"]

@@ -67,6 +67,7 @@ class Conductor:
         self._groups: dict[tuple[str, str], _Group] = {}
         self._fetchers: dict[TopicPartition, asyncio.Task[None]] = {}
         self.positions: dict[TopicPartition, int] = {}
+        self.events_in: dict[TopicPartition, int] = {}  # delivered to channels, ever
         self._committed: dict[TopicPartition, int] = {}
         self._started = False
         self._stopping = False
@@ -195,6 +196,7 @@ class Conductor:
             if events:
                 for channel in channels:
                     channel.put_nowait(events)
+                self.events_in[tp] = self.events_in.get(tp, 0) + len(events)
             self.positions[tp] = batches[i - 1][1].next_offset
             # Let other partitions' fetchers take a turn at the channel's free
             # slots, so one partition's backlog does not starve the others.

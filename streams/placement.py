@@ -47,8 +47,14 @@ class TablePlacement:
         self._fail = fail
         self.recoveries: list[RecoveryResult] = []
         self.progress: Progress = log_progress  # how a long recovery reports (a bar on a tty)
+        # Changelog partitions being recovered now: (records done, records total).
+        self.recovering: dict[TopicPartition, tuple[int, int]] = {}
         self._stores: dict[tuple[str, int], Store] = {}
         self._followers: dict[tuple[str, int], asyncio.Task[None]] = {}
+
+    def _progress(self, tp: TopicPartition, done: int, total: int, rate: float) -> None:
+        self.recovering[tp] = (done, total)  # for the web server and /ready
+        self.progress(tp, done, total, rate)
 
     async def recover_all(self, table: Table) -> None:
         """Hold every partition of `table` (one worker for the whole app)."""
@@ -129,7 +135,11 @@ class TablePlacement:
     async def _recover(self, table: Table, p: int, store: Store) -> RecoveryResult:
         table.attach(p, store)
         tp = TopicPartition(table.changelog.name, p)
-        result = await recover_store(self._transport, store, tp, progress=self.progress)
+        self.recovering[tp] = (0, 0)
+        try:
+            result = await recover_store(self._transport, store, tp, progress=self._progress)
+        finally:
+            self.recovering.pop(tp, None)
         self.recoveries.append(result)
         table.recovered_records += result.records
         (table.windowed or table).on_recovered(p)

@@ -214,6 +214,8 @@ class Stream:
 
         async def forward() -> None:
             subscribed = await ctx.wiring.require_conductor().subscribe(topic, ctx.index, ctx.count)
+            # The agent's own work is in the derived stream: time that one.
+            subscribed.stats, self.channel.stats = self.channel.stats, None
             derived.channel = subscribed
             ready.set()
             async for event in self.events():

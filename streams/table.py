@@ -240,6 +240,11 @@ class Table:
             )
         return part
 
+    def partition_for(self, key: Any) -> int:
+        """The partition `key` is in when no event says (a read outside an event)."""
+        route = (key, 0.0) if self.windowed is not None else key  # windows route by key
+        return partition_for_key(self._route_key(route), self.partition_count)
+
     # --- dict interface ------------------------------------------------------
     # __getitem__/__setitem__ inline _partition (for the event's partition) and
     # TablePartition.get/set (on a cache hit): `table[key] += 1` runs per event.

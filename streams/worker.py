@@ -35,13 +35,19 @@ from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
 
-from runtime.assignor import StreamsAssignor, common_partition_count, decode_numbers
+from runtime.assignor import (
+    StreamsAssignor,
+    common_partition_count,
+    decode_hosts,
+    decode_numbers,
+)
 from runtime.client.consumer_protocol import Assignment
 from runtime.client.errors import KafkaError
 from runtime.log.config import FlushPolicy
 from runtime.log.lock import DataDirLock, lock_directories
 from runtime.producer import Producer
 from runtime.recovery import RecoveryResult
+from runtime.stats import LatencyStats
 from runtime.transport import Transport, open_transport
 from runtime.types import TopicPartition
 from stores import store_directory
@@ -55,6 +61,8 @@ from streams.topic_plan import declare_app_topics
 
 if TYPE_CHECKING:
     from streams.app import App
+    from streams.web.address import WebAddress
+    from streams.web.server import WebServer
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +76,11 @@ class Worker:
         *,
         transport: Transport | None = None,
         run_agents: bool = True,
+        web: WebAddress | None = None,
     ) -> None:
         self.app = app
+        self.web_address = web  # None: no web server
+        self.web: WebServer | None = None
         self.transport = transport or open_transport(
             app.broker,
             data_dir=Path(app.data_dir) / "log",
@@ -89,6 +100,7 @@ class Worker:
         self._failure: asyncio.Future[BaseException] | None = None
         self._failure_raised = False  # by run_until: stop() does not raise it again
         self._started = False
+        self.running = False  # every part started, not stopping yet
         # Group mode (kafka://): partitions come from the group's assignor.
         self.group_mode = run_agents and bool(app.agents) and hasattr(self.transport, "cluster")
         self.member: Any = None
@@ -97,6 +109,11 @@ class Worker:
         self._commit_lock = asyncio.Lock()
         self._dir_locks: list[DataDirLock] = []
         self._commit_error: BaseException | None = None  # commits are refused after one
+        # What the web server and the metrics topic read (streams/web/).
+        self.agent_stats: dict[str, LatencyStats] = {}
+        self.commit_latency = LatencyStats()
+        self.revocations = 0
+        self.partition_hosts: dict[int, str] = {}  # group mode: partition -> owner's web URL
 
     @property
     def recoveries(self) -> list[RecoveryResult]:
@@ -136,10 +153,12 @@ class Worker:
         )
         self._started = True
         try:
+            await self._start_web()
             await self._start_parts()
         except BaseException:
             await self.stop()
             raise
+        self.running = True
         logger.info(
             "worker started app=%s broker=%s agents=%d tables=%d",
             app.id,
@@ -160,6 +179,7 @@ class Worker:
                 await self._recover(table)
         if self.group_mode:
             self.assignor = StreamsAssignor(self._common_partitions(), app.num_standby_replicas)
+            self.assignor.web_url = self.web.url if self.web is not None else None
         else:
             self._warn_partition_mismatch()
         if self.run_agents:
@@ -168,6 +188,7 @@ class Worker:
                     channel = await self.conductor.subscribe(
                         agent.source, index, agent.concurrency, owner=f"agent:{agent.name}"
                     )
+                    channel.stats = self.agent_stats.setdefault(agent.name, LatencyStats())
                     task = loop.create_task(agent.run(channel, index), name=f"agent {agent.name}")
                     self._agent_tasks[task] = (agent, channel)
                     task.add_done_callback(self._agent_done)
@@ -183,6 +204,11 @@ class Worker:
                 self._spawn(self._timer(interval_s, fn), f"timer {fn.__name__}")
             for expr, fn in app.crontabs:
                 self._spawn(self._crontab(expr, fn), f"crontab {fn.__name__}")
+            if app.metrics_topic is not None:
+                from streams.metrics_topic import MetricsReporter
+
+                reporter = MetricsReporter(self, self.web.metrics if self.web else None)
+                self._spawn(reporter.run(), "metrics")
 
     async def run_until(self, stop: asyncio.Event | None = None) -> None:
         """Run until `stop` is set; raise the first failure of an agent/timer/task."""
@@ -204,8 +230,11 @@ class Worker:
     async def stop(self) -> None:
         if not self._started:
             return
-        self._started = False
+        self._started = self.running = False
         try:
+            if self.web is not None:  # no lookup of a store being closed
+                await self.web.stop()
+                self.web = None
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -248,6 +277,25 @@ class Worker:
         logger.info("worker stopped app=%s", self.app.id)
         if error is not None and not self._failure_raised:
             raise error
+
+    async def _start_web(self) -> None:
+        if self.web_address is None:
+            return
+        from streams.web import WebServer
+
+        self.web = WebServer(self, self.web_address)
+        await self.web.start()  # before joining: the group learns where it serves
+
+    @property
+    def failure(self) -> BaseException | None:
+        """What stopped the worker (an agent's, a timer's or a commit's error), if anything."""
+        failure = self._failure
+        return failure.result() if failure is not None and failure.done() else None
+
+    @property
+    def agent_tasks(self) -> dict[asyncio.Task[None], tuple[Agent, Channel]]:
+        """Each agent instance's task and channel (read by streams/web/)."""
+        return self._agent_tasks
 
     def _store_directories(self) -> list[Path]:
         urls = {table.store_url or self.store_url for table in self.app.tables.values()}
@@ -319,6 +367,7 @@ class Worker:
         assert self.conductor is not None and self.assignor is not None
         numbers = decode_numbers(assignment.user_data)
         self.assignor.state = numbers
+        self.partition_hosts = decode_hosts(assignment.user_data)
         for table in self.app.tables.values():
             await self.placement.place(table, numbers)
         await self.conductor.assign(numbers.active)
@@ -336,6 +385,7 @@ class Worker:
         await self.conductor.revoke(numbers.active)
         await self.commit()
         self.conductor.forget(numbers.active)
+        self.revocations += 1
         logger.info("revoked app=%s active=%s", self.app.id, sorted(numbers.active))
 
     # --- commits -----------------------------------------------------------------
@@ -359,7 +409,10 @@ class Worker:
 
     async def _commit_in_turn(self) -> dict[TopicPartition, int]:
         async with self._commit_lock:
-            return await self._commit()
+            started = time.perf_counter()
+            offsets = await self._commit()
+            self.commit_latency.observe(time.perf_counter() - started)
+            return offsets
 
     async def _commit(self) -> dict[TopicPartition, int]:
         if self._commit_error is not None:

@@ -32,6 +32,7 @@ from runtime.broker.coordinator import GroupCoordinator
 from runtime.broker.data_api import DataApi
 from runtime.broker.group_admin_api import GroupAdminApi
 from runtime.broker.group_api import GroupApi
+from runtime.broker.metrics import BrokerMetrics
 from runtime.broker.records_api import RecordsApi
 from runtime.broker.scram_api import ScramApi
 from runtime.broker.settings import (
@@ -132,6 +133,7 @@ class Handlers:
         self.groups = GroupApi(coordinator, access)
         self.group_admin = GroupAdminApi(coordinator, access)
         self.txns = TxnApi(transactions, coordinator, next_producer_id, access)
+        self.metrics: BrokerMetrics | None = None  # counts each answer (serving.py)
         self.by_key: dict[int, Handler] = {
             ApiKey.METADATA: self.metadata,
             ApiKey.FIND_COORDINATOR: self.find_coordinator,

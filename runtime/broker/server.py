@@ -42,12 +42,14 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from runtime.broker.authorize import Access, AclStore
 from runtime.broker.budget import ByteBudget
 from runtime.broker.connection import Connection
 from runtime.broker.connection_limits import ConnectionLimits
 from runtime.broker.coordinator import GroupCoordinator
+from runtime.broker.dashboard import BrokerDashboard
 from runtime.broker.endpoints import (
     Address,
     Endpoint,
@@ -60,6 +62,7 @@ from runtime.broker.handlers import BrokerSettings, Handlers
 from runtime.broker.http_auth import HttpAuthenticator
 from runtime.broker.limits import BrokerLimits, raise_open_files_limit
 from runtime.broker.listener import OUT_OF_RESOURCES, Listener
+from runtime.broker.metrics import BrokerCollector, BrokerMetrics, HealthRoutes
 from runtime.broker.rest import RestProxy
 from runtime.broker.sasl import SaslConfig
 from runtime.broker.serving import ListenerContext, serve_connection
@@ -156,6 +159,8 @@ class Broker:
         self.addresses: dict[SecurityProtocol, Address] = {}  # every listener's, bound
         self.advertised: dict[SecurityProtocol, Address] = {}
         self.http_address: Address | None = None
+        self.metrics = BrokerMetrics()
+        self._dashboard: BrokerDashboard | None = None
 
     async def __aenter__(self) -> Broker:
         await self.start()
@@ -262,6 +267,7 @@ class Broker:
             Access(self.acls, self._ratelog),
             self._users,
         )
+        self._handlers.metrics = self.metrics
         for listener in self._listeners:
             listener.start()
 
@@ -340,6 +346,12 @@ class Broker:
         registry = SchemaRegistry(TopicRegistryLog(self.transport))
         await registry.start()  # replays _schemas: the registry as it was
         RegistryApi(registry).add_routes(app)
+        HealthRoutes(self._metrics_registry(), self._not_ready).add_to(app)
+        self._dashboard = BrokerDashboard(
+            self.transport, self.metrics, lambda: self._coordinator, lambda: len(self._connections)
+        )
+        self._dashboard.add_to(app)
+        self._dashboard.start()
         self._http_runner = web.AppRunner(app, access_log=None)
         await self._http_runner.setup()
         site = web.TCPSite(
@@ -358,6 +370,18 @@ class Broker:
             auth_text,
         )
 
+    def _metrics_registry(self) -> CollectorRegistry:
+        registry = CollectorRegistry(auto_describe=False)  # the broker's own, not the global
+        coordinator = self._coordinator
+        states = (lambda: [g.state for g in coordinator.list_groups()]) if coordinator else list
+        registry.register(
+            BrokerCollector(self.metrics, self.transport, lambda: len(self._connections), states)
+        )
+        return registry
+
+    def _not_ready(self) -> list[str]:
+        return [] if self._handlers is not None else ["the Kafka listeners to start"]
+
     async def stop(self) -> None:
         for listener in self._listeners:
             listener.close()
@@ -371,6 +395,9 @@ class Broker:
         if self._http_runner is not None:
             await self._http_runner.cleanup()
             self._http_runner = None
+        if self._dashboard is not None:
+            await self._dashboard.stop()
+            self._dashboard = None
         if self._transactions is not None:
             await self._transactions.stop()
             self._transactions = None

@@ -26,6 +26,7 @@ Warnings about a client's frames are logged once per interval per client address
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -186,7 +187,10 @@ async def _answer(
         if session.expired():
             return _CLOSE, True
     handler = handlers.by_key[header.api_key]
+    started = time.perf_counter()
     response = await handler(header, body, client.peer(header))
+    if handlers.metrics is not None:
+        handlers.metrics.observe(header, body, response, time.perf_counter() - started)
     if response is None:
         return [], False
     return encode_response_parts(header, response), False

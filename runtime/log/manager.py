@@ -480,6 +480,10 @@ class Log:
     def offsets(self, tp: TopicPartition) -> tuple[int, int]:
         return self._partition(tp).offsets()
 
+    def size_bytes(self, tp: TopicPartition) -> int:
+        """The bytes of the partition's segment files (batches, not indexes)."""
+        return sum(segment.size for segment in self._partition(tp).segments)
+
     def offset_for_timestamp(self, tp: TopicPartition, timestamp_ms: int) -> int | None:
         return self._partition(tp).offset_for_timestamp(timestamp_ms)
 
