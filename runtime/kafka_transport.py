@@ -55,6 +55,7 @@ from runtime.errors import (
 from runtime.log.config import TopicConfig, TopicInfo
 from runtime.log.records import iter_batches
 from runtime.protocol.codes import ApiKey, ErrorCode
+from runtime.txn_writer import KafkaTxnWriter
 from runtime.types import TopicPartition
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,17 @@ class KafkaTransport:
         """A transactional producer on this transport's cluster (kwargs: those of
         TransactionalProducer); call its init_transactions() before use."""
         return TransactionalProducer(self._cluster, transactional_id, **kwargs)
+
+    def transactional_writer(
+        self, transactional_id: str, *, transaction_timeout_ms: int
+    ) -> KafkaTxnWriter:
+        """A TransactionalWriter (runtime.txn_writer) for one worker's transactions.
+        linger 0: an append's records go out as one batch at once (the framework
+        batched them already)."""
+        producer = self.transactional_producer(
+            transactional_id, transaction_timeout_ms=transaction_timeout_ms, linger_ms=0
+        )
+        return KafkaTxnWriter(producer)
 
     async def __aenter__(self) -> KafkaTransport:
         await self.start()

@@ -1,0 +1,130 @@
+"""Transactions on the embedded log: EmbeddedTxnWriter over the in-process
+TransactionCoordinator, and read_committed fetches of EmbeddedTransport."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from runtime.client.errors import ProducerFencedError
+from runtime.client.group import ConsumerGroupMetadata
+from runtime.log.records import decode_batches, encode_batch
+from runtime.transport import EmbeddedTransport
+from runtime.types import TopicPartition
+
+TP = TopicPartition("t", 0)
+GROUP = ConsumerGroupMetadata("g")
+SOURCE = TopicPartition("src", 0)
+
+
+def records(*values: str) -> list:
+    return [(None, v.encode(), 1_000, ()) for v in values]
+
+
+async def values(transport: EmbeddedTransport, tp: TopicPartition = TP) -> list[str]:
+    seen, position = [], 0
+    _, end = await transport.offsets(tp)
+    while position < end:
+        data = await transport.fetch(tp, position, max_wait_s=0)
+        if not data:
+            break
+        batch = decode_batches(data)
+        seen += [r.value.decode() for r in batch]
+        position = batch[-1].offset + 1
+    return seen
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_read_committed_sees_a_transaction_only_once_it_commits(tmp_path):
+    async def main():
+        async with EmbeddedTransport(
+            "log://", tmp_path, isolation_level="read_committed"
+        ) as transport:
+            await transport.create_topic("t", 1)
+            await transport.create_topic("src", 1)
+            writer = transport.transactional_writer("w", transaction_timeout_ms=10_000)
+            await writer.start()
+            await writer.append(TP, records("a", "b"))
+            assert await values(transport) == []
+            assert await transport.offsets(TP) == (0, 0)  # the LSO: the open transaction's start
+            assert await transport.committed("g") == {}
+            await writer.commit({SOURCE: 7}, GROUP)
+            assert await values(transport) == ["a", "b"]
+            assert await transport.committed("g") == {SOURCE: 7}
+            await writer.close()
+
+    run(main())
+
+
+def test_aborted_batches_are_skipped_and_later_ones_seen(tmp_path):
+    async def main():
+        async with EmbeddedTransport(
+            "log://", tmp_path, isolation_level="read_committed"
+        ) as transport:
+            await transport.create_topic("t", 1)
+            writer = transport.transactional_writer("w", transaction_timeout_ms=10_000)
+            await writer.start()
+            for i in range(3):  # a run of aborted batches longer than one fetch round
+                await writer.append(TP, records(f"x{i}"))
+            await writer.abort()
+            assert await transport.fetch(TP, 0, max_wait_s=0) == b""
+            await transport.append(TP, encode_batch(records("plain")))
+            await writer.append(TP, records("c"))
+            await writer.commit({}, GROUP)
+            assert await values(transport) == ["plain", "c"]
+            await writer.close()
+
+    run(main())
+
+
+def test_a_second_writer_of_an_id_fences_the_first(tmp_path):
+    async def main():
+        async with EmbeddedTransport(
+            "log://", tmp_path, isolation_level="read_committed"
+        ) as transport:
+            await transport.create_topic("t", 1)
+            old = transport.transactional_writer("w", transaction_timeout_ms=10_000)
+            await old.start()
+            await old.append(TP, records("zombie"))
+            new = transport.transactional_writer("w", transaction_timeout_ms=10_000)
+            await new.start()  # aborts what the old one left open
+            with pytest.raises(ProducerFencedError):
+                await old.append(TP, records("late"))
+            with pytest.raises(ProducerFencedError):
+                await old.commit({SOURCE: 1}, GROUP)
+            await new.append(TP, records("fresh"))
+            await new.commit({}, GROUP)
+            assert await values(transport) == ["fresh"]
+            assert await transport.committed("g") == {}
+            await new.close()
+
+    run(main())
+
+
+def test_a_restart_aborts_what_a_crash_left_open(tmp_path):
+    async def crash():
+        transport = EmbeddedTransport("log://", tmp_path, isolation_level="read_committed")
+        await transport.start()
+        await transport.create_topic("t", 1)
+        writer = transport.transactional_writer("w", transaction_timeout_ms=10_000)
+        await writer.start()
+        await writer.append(TP, records("lost"))
+        await transport.stop()  # no commit, no abort: as a SIGKILL leaves it
+
+    async def restart():
+        async with EmbeddedTransport(
+            "log://", tmp_path, isolation_level="read_committed"
+        ) as transport:
+            assert (await transport.offsets(TP))[1] == 0  # stuck at the open transaction
+            writer = transport.transactional_writer("w", transaction_timeout_ms=10_000)
+            await writer.start()
+            assert (await transport.offsets(TP))[1] == 2  # its abort marker is past it
+            assert await values(transport) == []
+            await writer.close()
+
+    run(crash())
+    run(restart())
