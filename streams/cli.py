@@ -137,8 +137,28 @@ def cli(click_ctx: click.Context, app_spec: str | None) -> None:
 @click.option("-l", "--loglevel", default="info", help="debug, info, warning, error")
 @broker_option
 @data_option
+@click.option(
+    "--processing-guarantee",
+    type=click.Choice(["at_least_once", "exactly_once"]),
+    default=None,
+    envvar="STREAMS_PROCESSING_GUARANTEE",
+    help="override the app's processing_guarantee",
+)
+@click.option(
+    "--worker-name",
+    default=None,
+    envvar="STREAMS_WORKER_NAME",
+    help="exactly_once: this worker's part of its transactional id (default: kept in --data)",
+)
 @click.pass_obj
-def worker(ctx: Context, loglevel: str, broker: str | None, data: str | None) -> None:
+def worker(
+    ctx: Context,
+    loglevel: str,
+    broker: str | None,
+    data: str | None,
+    processing_guarantee: str | None,
+    worker_name: str | None,
+) -> None:
     """Run the app's agents, tables and timers until SIGINT/SIGTERM."""
     setup_logging(loglevel)
     app = ctx.app
@@ -146,6 +166,10 @@ def worker(ctx: Context, loglevel: str, broker: str | None, data: str | None) ->
         app.broker = broker
     if data:
         app.data_dir = data
+    if processing_guarantee:
+        app.set_processing_guarantee(processing_guarantee)
+    if worker_name:
+        app.worker_name = worker_name
     sys.exit(run_worker(app))
 
 

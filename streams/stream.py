@@ -74,20 +74,26 @@ class Stream:
                 batch = await channel.get()
                 if batch is None:
                     return
-                if predicates:
-                    for i, event in enumerate(batch):
-                        channel.position = i
-                        if not await _passes(predicates, event.value):
-                            continue
-                        set_current_event(event)
-                        yield event
+                for i, event in enumerate(batch):
+                    channel.position = i
+                    if channel.paused and not await channel.wait_resumed():
+                        break  # rewound by an aborted transaction: fetched again
+                    channel.busy = True
+                    if predicates and not await _passes(predicates, event.value):
+                        channel.busy = False
+                        if channel.paused:
+                            channel.note_idle()
+                        continue
+                    set_current_event(event)
+                    yield event
+                    channel.busy = False
+                    if channel.paused:
+                        channel.note_idle()
                 else:
-                    for i, event in enumerate(batch):
-                        channel.position = i
-                        set_current_event(event)
-                        yield event
-                channel.position = len(batch)
+                    channel.position = len(batch)
         finally:
+            channel.busy = False
+            channel.note_idle()
             set_current_event(None)
 
     def __aiter__(self) -> AsyncIterator[Any]:

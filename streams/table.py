@@ -8,16 +8,22 @@ to the partition Kafka's partitioner picks for the key.
 Writes are buffered per partition (`dirty`) and flushed by the worker before
 it commits: one changelog batch per partition, then one atomic store write
 that also records the changelog offset, so a restart replays only the tail.
+
+Under exactly_once the changelog batches go through the worker's transaction
+(`append`), and the store writes wait (`pending`) until it commits: a store
+never holds, nor records the offset of, a write of a transaction that may
+still abort. After an abort `discard_uncommitted()` drops them, the unflushed
+writes and the read cache, which leaves the store as the last commit left it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from runtime.log.records import encode_batch
+from runtime.log.records import OutRecord, encode_batch
 from runtime.partitioner import partition_for_key
 from runtime.types import TopicPartition
 from stores.base import Store
@@ -36,6 +42,8 @@ _MISSING = object()
 _DELETED = object()
 CACHE_ENTRIES_MAX = 200_000
 
+Append = Callable[[TopicPartition, list[OutRecord]], Awaitable[int]]
+
 
 class TablePartition:
     """One partition of a table: its store, a read cache, unflushed writes."""
@@ -48,6 +56,7 @@ class TablePartition:
         "dump_value",
         "load_key",
         "load_value",
+        "pending",
         "store",
     )
 
@@ -64,6 +73,8 @@ class TablePartition:
         self.changelog = changelog
         self.cache: dict[Any, Any] = {}
         self.dirty: dict[Any, Any] = {}
+        # Flushed in a transaction not committed yet: (store writes, last changelog offset).
+        self.pending: list[tuple[dict[bytes, bytes | None], int]] = []
         self.dump_key, self.load_key = dump_key, load_key
         self.dump_value, self.load_value = dump_value, load_value
 
@@ -95,31 +106,60 @@ class TablePartition:
             if value is not _DELETED:
                 yield key, value
 
-    async def flush(self, transport: Transport, batch_bytes_max: int) -> int:
-        """Write the dirty entries to the changelog, then to the store."""
+    async def flush(
+        self, transport: Transport, batch_bytes_max: int, append: Append | None = None
+    ) -> int:
+        """Write the dirty entries to the changelog, then to the store (with
+        `append`, a transaction's: to `pending`, for apply_pending())."""
         if not self.dirty:
             return 0
         dirty, self.dirty = self.dirty, {}
         now_ms = int(time.time() * 1000)
         dump_key, dump_value = self.dump_key, self.dump_value
-        records = [
+        records: list[OutRecord] = [
             (dump_key(k), None if v is _DELETED else dump_value(v), now_ms, ())
             for k, v in dirty.items()
         ]
-        start = 0
-        while start < len(records):
-            end, size = start, 0
-            while end < len(records) and (end == start or size < batch_bytes_max // 2):
-                key, value = records[end][0], records[end][1]
-                size += len(key) + (len(value) if value else 0) + 32
-                end += 1
-            chunk = records[start:end]
-            base = await transport.append(self.changelog, encode_batch(chunk))
-            self.store.apply({k: v for k, v, _, _ in chunk}, base + len(chunk) - 1)
-            start = end
-        if len(self.cache) > CACHE_ENTRIES_MAX:
+        for chunk in _chunks(records, batch_bytes_max // 2):
+            writes = {k: v for k, v, _, _ in chunk}
+            if append is None:
+                base = await transport.append(self.changelog, encode_batch(chunk))
+                self.store.apply(writes, base + len(chunk) - 1)
+            else:
+                base = await append(self.changelog, chunk)
+                self.pending.append((writes, base + len(chunk) - 1))
+        if append is None and len(self.cache) > CACHE_ENTRIES_MAX:
             self.cache.clear()
         return len(records)
+
+    def apply_pending(self) -> None:
+        """The transaction of the pending writes committed: into the store."""
+        for writes, offset in self.pending:
+            self.store.apply(writes, offset)
+        self.pending = []
+        if len(self.cache) > CACHE_ENTRIES_MAX:
+            self.cache.clear()
+
+    def discard_uncommitted(self) -> None:
+        """The transaction aborted: forget what it and the unflushed writes held."""
+        self.pending = []
+        self.dirty = {}
+        self.cache = {}
+
+
+def _chunks(records: list[OutRecord], bytes_max: int) -> list[list[OutRecord]]:
+    """Consecutive runs of about `bytes_max` bytes (at least one record each)."""
+    chunks: list[list[OutRecord]] = []
+    start = 0
+    while start < len(records):
+        end, size = start, 0
+        while end < len(records) and (end == start or size < bytes_max):
+            key, value = records[end][0], records[end][1]
+            size += len(key or b"") + (len(value) if value else 0) + 32
+            end += 1
+        chunks.append(records[start:end])
+        start = end
+    return chunks
 
 
 class Table:
@@ -200,11 +240,21 @@ class Table:
     def on_recovered(self, partition: int) -> None:
         """Hook for subclasses: the partition's store is up to date."""
 
-    async def flush(self, transport: Transport, batch_bytes_max: int = 1 << 20) -> int:
+    async def flush(
+        self, transport: Transport, batch_bytes_max: int = 1 << 20, append: Append | None = None
+    ) -> int:
         written = 0
         for part in self.partitions.values():
-            written += await part.flush(transport, batch_bytes_max)
+            written += await part.flush(transport, batch_bytes_max, append)
         return written
+
+    def apply_pending(self) -> None:
+        for part in self.partitions.values():
+            part.apply_pending()
+
+    def discard_uncommitted(self) -> None:
+        for part in self.partitions.values():
+            part.discard_uncommitted()
 
     def close(self) -> None:
         for part in self.partitions.values():
@@ -478,8 +528,10 @@ class WindowedTable:
                     removed += 1
         return removed
 
-    async def flush(self, transport: Transport, batch_bytes_max: int = 1 << 20) -> int:
-        return await self.table.flush(transport, batch_bytes_max)
+    async def flush(
+        self, transport: Transport, batch_bytes_max: int = 1 << 20, append: Append | None = None
+    ) -> int:
+        return await self.table.flush(transport, batch_bytes_max, append)
 
 
 def _hashable(key: Any) -> Any:
