@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 GUARANTEES = ("at_least_once", "exactly_once")
 COMMIT_INTERVAL_S = {"at_least_once": 1.0, "exactly_once": 0.1}  # Kafka Streams' defaults
 IDLE_WARNING_S = 10.0
+FLUSH_BYTES_MAX = 1 << 20
 
 
 def worker_directory(data_dir: str | Path) -> Path:
@@ -132,12 +133,15 @@ class TransactionalCommits:
                 channel.resume()
 
     async def _write(self, offsets: dict[TopicPartition, int]) -> None:
-        append = self.writer.append
+        append, flushes = self.writer.append, []
         for table in self._tables():
             if table.windowed is not None:
                 table.windowed.expire()
-            await table.flush(self._transport, append=append)
-        await self._producer.flush()
+            for part in table.partitions.values():
+                flushes.append(part.flush(self._transport, FLUSH_BYTES_MAX, append))
+        # All partitions at once: the commit pauses processing, and each append
+        # waits for its acknowledgement.
+        await asyncio.gather(*flushes, self._producer.flush())
         await self.writer.commit(offsets, self._group())
 
     async def abort(self) -> None:
