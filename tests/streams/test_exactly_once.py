@@ -56,9 +56,9 @@ async def feed(transport: Transport, keys: list[str]) -> None:
         await transport.append(TopicPartition("words", p), encode_batch(records))
 
 
-async def read_all(transport: Transport, topic: str) -> dict[bytes, list[int]]:
+async def read_all(transport: Transport, topic: str, parse=int) -> dict[bytes, list]:
     """Every value of `topic` by key, as `transport`'s isolation level sees it."""
-    seen: dict[bytes, list[int]] = {}
+    seen: dict[bytes, list] = {}
     for p in range(PARTITIONS):
         tp = TopicPartition(topic, p)
         position = 0
@@ -68,7 +68,7 @@ async def read_all(transport: Transport, topic: str) -> dict[bytes, list[int]]:
                 break
             for r in decode_batches(data):
                 if r.offset >= position and r.value is not None:
-                    seen.setdefault(r.key, []).append(int(r.value))
+                    seen.setdefault(r.key, []).append(parse(r.value))
             position = max(h.next_offset for _, h in iter_batches(data))
     return seen
 
@@ -78,9 +78,9 @@ async def read_uncommitted(transport: Transport, topic: str) -> int:
     if isinstance(transport, EmbeddedTransport):
         raw = EmbeddedTransport.__new__(EmbeddedTransport)
         raw.__dict__.update(transport.__dict__, _read_committed=False)
-        return sum(len(v) for v in (await read_all(raw, topic)).values())
+        return sum(len(v) for v in (await read_all(raw, topic, bytes)).values())
     async with KafkaTransport(transport.url) as raw:
-        return sum(len(v) for v in (await read_all(raw, topic)).values())
+        return sum(len(v) for v in (await read_all(raw, topic, bytes)).values())
 
 
 def assert_each_result_once(seen: dict[bytes, list[int]], keys: list[str]) -> None:
@@ -253,5 +253,37 @@ def test_fenced_worker_stops_and_never_commits_again(scheme, tmp_path):
         assert_each_result_once(await read_all(transport, "out"), KEYS)
         assert dict(new_counts.items()) == dict(Counter(KEYS))
         await new.stop()
+
+    asyncio.run(main())
+
+
+def test_repartitioned_count_is_exactly_once_too(make_app):
+    """group_by: the forwarded records go through the repartition topic in the
+    transaction, and are read read_committed from it."""
+    app = make_app(processing_guarantee="exactly_once")
+    clicks = app.topic("clicks", partitions=PARTITIONS)
+    out = app.topic("out", key_type=str, value_type=int, partitions=PARTITIONS)
+    counts = app.Table("counts", default=int)
+
+    @app.agent(clicks)
+    async def count(stream):
+        async for value in stream.group_by(lambda v: v["k"], name="k"):
+            counts[value["k"]] += 1
+            await out.send(key=value["k"], value=counts[value["k"]])
+
+    async def main():
+        transport = eos_transport(app)
+        await transport.start()
+        await transport.ensure_topic("clicks", PARTITIONS)
+        for p in range(PARTITIONS):  # keys spread over every partition, unkeyed
+            rows = [(None, f'{{"k":"{k}"}}'.encode(), 1_000, ()) for k in KEYS[p::PARTITIONS]]
+            await transport.append(TopicPartition("clicks", p), encode_batch(rows))
+        async with Worker(app, transport=transport):
+            await wait_until_async(
+                lambda: all_out(transport, len(KEYS)), timeout_s=TIMEOUT_S, what="every output"
+            )
+            assert dict(counts.items()) == dict(Counter(KEYS))
+            assert_each_result_once(await read_all(transport, "out"), KEYS)
+            assert await read_uncommitted(transport, "test-count-k-repartition") == len(KEYS)
 
     asyncio.run(main())
