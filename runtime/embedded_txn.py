@@ -139,13 +139,15 @@ class EmbeddedTxnWriter:
             self._gate.leave()
 
     async def commit(
-        self, offsets: Mapping[TopicPartition, int], group: ConsumerGroupMetadata
+        self, offsets: Mapping[TopicPartition, int], group: ConsumerGroupMetadata | None
     ) -> None:
         await self._gate.close()
         try:
             pid, epoch = self._current()
             async with self._lock:
                 if offsets:
+                    if group is None:
+                        raise ValueError("offsets are committed for a group: give its metadata")
                     await self._send_offsets(pid, epoch, offsets, group.group_id)
                 if self._open:
                     code = await self._txns.end_txn(self._transactional_id, pid, epoch, commit=True)

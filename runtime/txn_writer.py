@@ -5,6 +5,7 @@ and commits its consumed offsets, together or not at all.
     await writer.start()                     # fences older instances of "tally-w1"
     base = await writer.append(tp, records)  # opens a transaction if none is open
     await writer.commit(offsets, group)      # the records and the offsets, atomically
+                                             # (group: whose offsets; None without any)
     await writer.abort()                     # or neither
 
 `KafkaTxnWriter` (kafka://) sends through our TransactionalProducer; the
@@ -43,7 +44,7 @@ class TransactionalWriter(Protocol):
     async def start(self) -> None: ...
     async def append(self, tp: TopicPartition, records: Sequence[OutRecord]) -> int: ...
     async def commit(
-        self, offsets: Mapping[TopicPartition, int], group: ConsumerGroupMetadata
+        self, offsets: Mapping[TopicPartition, int], group: ConsumerGroupMetadata | None
     ) -> None: ...
     async def abort(self) -> None: ...
     async def close(self) -> None: ...
@@ -111,7 +112,7 @@ class KafkaTxnWriter:
         return offsets[0]
 
     async def commit(
-        self, offsets: Mapping[TopicPartition, int], group: ConsumerGroupMetadata
+        self, offsets: Mapping[TopicPartition, int], group: ConsumerGroupMetadata | None
     ) -> None:
         await self._gate.close()
         try:
@@ -120,7 +121,10 @@ class KafkaTxnWriter:
             if not self._open:
                 await self._producer.begin_transaction()
                 self._open = True
-            await self._producer.send_offsets_to_transaction(offsets, group)
+            if offsets:
+                if group is None:
+                    raise ValueError("offsets are committed for a group: give its metadata")
+                await self._producer.send_offsets_to_transaction(offsets, group)
             await self._producer.commit_transaction()
             self._open = False
         finally:

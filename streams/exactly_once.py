@@ -133,6 +133,9 @@ class TransactionalCommits:
                 channel.resume()
 
     async def _write(self, offsets: dict[TopicPartition, int]) -> None:
+        # First: a member the group dropped aborts at once (no offsets: nothing
+        # was processed, and there is no member before the first assignment).
+        group = self._group() if offsets else None
         append, flushes = self.writer.append, []
         for table in self._tables():
             if table.windowed is not None:
@@ -142,7 +145,7 @@ class TransactionalCommits:
         # All partitions at once: the commit pauses processing, and each append
         # waits for its acknowledgement.
         await asyncio.gather(*flushes, self._producer.flush())
-        await self.writer.commit(offsets, self._group())
+        await self.writer.commit(offsets, group)
 
     async def abort(self) -> None:
         """Abort the open transaction and go back to the last commit (the

@@ -75,7 +75,8 @@ class TablePlacement:
         for p in sorted(numbers.active):
             await self._stop_following(table, p)
             if p in table.partitions:
-                continue  # still ours and up to date
+                await self._catch_up(table, p)
+                continue
             await self._recover(table, p, self._store(table, p))
 
     async def stop_following(self) -> None:
@@ -122,6 +123,23 @@ class TablePlacement:
             except Exception as exc:
                 logger.warning("standby %s fell behind: %s; retrying", tp, exc)
                 await asyncio.sleep(FOLLOW_RETRY_S)
+
+    async def _catch_up(self, table: Table, p: int) -> None:
+        """A partition this worker kept across a rebalance: usually nobody wrote
+        its changelog meanwhile, but a worker the group had dropped for a while
+        (paused past its session timeout) got it back from another owner. Then
+        the store replays what that one wrote, and the cache, stale, goes."""
+        part = table.partitions[p]
+        result = await recover_store(self._transport, part.store, part.changelog)
+        if result.records:
+            part.cache.clear()
+            logger.warning(
+                "table=%s partition=%d was written by another worker meanwhile: "
+                "%d changelog records replayed",
+                table.name,
+                p,
+                result.records,
+            )
 
     async def _recover(self, table: Table, p: int, store: Store) -> None:
         table.attach(p, store)

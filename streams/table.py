@@ -97,11 +97,20 @@ class TablePartition:
     def items(self) -> Iterator[tuple[Any, Any]]:
         dirty = self.dirty
         load_key, load_value = self.load_key, self.load_value
+        pending: dict[bytes, bytes | None] = {}  # flushed, the store takes them at commit
+        for writes, _ in self.pending:
+            pending.update(writes)
         for raw_key, raw_value in self.store.items():
+            if raw_key in pending:
+                continue
             key = load_key(raw_key)
             if key in dirty:
                 continue
             yield key, load_value(raw_value)
+        for raw_key, raw_value in pending.items():
+            key = load_key(raw_key)
+            if raw_value is not None and key not in dirty:
+                yield key, load_value(raw_value)
         for key, value in list(dirty.items()):
             if value is not _DELETED:
                 yield key, value

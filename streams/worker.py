@@ -184,9 +184,18 @@ class Worker:
         return writer
 
     def _group_metadata(self) -> ConsumerGroupMetadata:
-        if self.member is not None:
-            return self.member.group_metadata()
-        return ConsumerGroupMetadata(self.app.id)
+        """Who commits: the member as of its generation. A member the group has
+        dropped (its partitions are lost, maybe to another worker) must not
+        commit: the coordinator would take a generation -1 commit unchecked."""
+        if self.member is None:
+            return ConsumerGroupMetadata(self.app.id)
+        metadata = self.member.group_metadata()
+        if metadata.generation_id < 0:
+            raise TransactionAbortableError(
+                f"group {self.app.id}: this worker is no longer a member (its partitions "
+                "may belong to another): its transaction is aborted"
+            )
+        return metadata
 
     async def _start_parts(self) -> None:
         app = self.app

@@ -287,3 +287,38 @@ def test_repartitioned_count_is_exactly_once_too(make_app):
             assert await read_uncommitted(transport, "test-count-k-repartition") == len(KEYS)
 
     asyncio.run(main())
+
+
+def test_table_writes_wait_for_the_commit_and_go_with_an_abort():
+    """A table partition under a transaction: flushed writes are readable
+    (items(), the cache) but reach the store, with their changelog offset, only
+    on apply_pending(); discard_uncommitted() leaves the store as it was."""
+    from stores import MemoryStore
+    from streams.table import TablePartition
+
+    store = MemoryStore()
+    store.apply({b"a": b"1"}, 0)
+    part = TablePartition(
+        store, TopicPartition("c", 0), str.encode, bytes.decode, str.encode, bytes.decode
+    )
+    appended: list[list] = []
+
+    async def append(tp, records):
+        appended.append(records)
+        return 10
+
+    async def main():
+        part.set("a", "2")
+        part.set("b", "1")
+        assert await part.flush(None, 1 << 20, append) == 2  # type: ignore[arg-type]
+        assert appended and store.persisted_offset() == 0 and store.get(b"b") is None
+        assert dict(part.items()) == {"a": "2", "b": "1"}
+        part.discard_uncommitted()  # the transaction aborted
+        assert dict(part.items()) == {"a": "1"} and part.get("a") == "1"
+        part.set("b", "3")
+        await part.flush(None, 1 << 20, append)  # type: ignore[arg-type]
+        part.apply_pending()  # the transaction committed
+        assert store.persisted_offset() == 10 and store.get(b"b") == b"3"
+        assert dict(part.items()) == {"a": "1", "b": "3"}
+
+    asyncio.run(main())
