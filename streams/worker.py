@@ -364,7 +364,8 @@ class Worker:
         assert self.conductor is not None
         numbers = decode_numbers(assignment.user_data)
         await self.conductor.revoke(numbers.active)
-        await self.commit()
+        if self._commit_error is None:  # else: given up uncommitted, the next owner replays
+            await self.commit()
         self.conductor.forget(numbers.active)
         logger.info("revoked app=%s active=%s", self.app.id, sorted(numbers.active))
 

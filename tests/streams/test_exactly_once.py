@@ -322,3 +322,49 @@ def test_table_writes_wait_for_the_commit_and_go_with_an_abort():
         assert dict(part.items()) == {"a": "1", "b": "3"}
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("broker_url", ["kafka"], indirect=True)
+def test_fenced_worker_stops_on_kafka(broker_url, tmp_path):
+    """Two workers of one transactional id in a group on a broker: the second
+    fences the first, whose next transaction is refused; it stops (leaving the
+    group), and the second ends with every result once."""
+
+    def make(name: str) -> tuple[streams.App, streams.Table]:
+        app = streams.App(
+            "fence",
+            broker=broker_url,
+            data_dir=str(tmp_path / name),
+            store="memory://",
+            processing_guarantee="exactly_once",
+            commit_interval_s=0.05,
+            session_timeout_s=2.0,
+            worker_name="w1",
+        )
+        return app, keyed_count(app)
+
+    async def main():
+        reader = open_transport(broker_url, isolation_level="read_committed")
+        await reader.start()
+        await feed(reader, KEYS[:100])
+        old_app, _ = make("old")
+        old = Worker(old_app)
+        await old.start()
+        await wait_until_async(
+            lambda: all_out(reader, 100), timeout_s=TIMEOUT_S, what="the first worker's outputs"
+        )
+        new_app, _ = make("new")
+        new = Worker(new_app)
+        await new.start()  # fences the old one: same transactional id
+        await feed(reader, KEYS[100:])  # the old one's next transaction is refused
+        with pytest.raises(ProducerFencedError):
+            await asyncio.wait_for(old.run_until(asyncio.Event()), TIMEOUT_S)
+        await old.stop()  # leaves the group: the new one takes every partition
+        await wait_until_async(
+            lambda: all_out(reader, len(KEYS)), timeout_s=TIMEOUT_S, what="the new outputs"
+        )
+        assert_each_result_once(await read_all(reader, "out"), KEYS)
+        await new.stop()
+        await reader.stop()
+
+    asyncio.run(main())
