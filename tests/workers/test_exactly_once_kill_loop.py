@@ -59,6 +59,12 @@ TIMEOUT_S = 40.0
 OUTPUT = "tally-out"
 # ~0.5 ms per event: commits (every 0.2 s) fall between the kills, not only before
 EOS = {"TALLY_GUARANTEE": "exactly_once", "TALLY_OUTPUT": "1", "TALLY_SLEEP_S": "0.0005"}
+# log://: the guarantee from the worker command's environment, not the app's code
+EOS_BY_ENV = {
+    **EOS,
+    "TALLY_GUARANTEE": "at_least_once",
+    "STREAMS_PROCESSING_GUARANTEE": "exactly_once",
+}
 SEED = int(os.environ.get("EOS_KILL_SEED", random.randrange(1 << 30)))
 
 
@@ -144,7 +150,7 @@ def test_exactly_once_through_five_sigkills_on_log(workers, tmp_path):
     append_events(path, BACKLOG)
     truth = Counter(BACKLOG)
     for kill in range(KILLS):
-        worker = workers(url, data=data, **EOS)
+        worker = workers(url, data=data, **EOS_BY_ENV)
         moment = kill_at_a_random_moment(
             worker, trace, rng, processed_max=PROCESSED_BEFORE_KILL_MAX, timeout_s=TIMEOUT_S
         )
@@ -152,9 +158,10 @@ def test_exactly_once_through_five_sigkills_on_log(workers, tmp_path):
         more = [f"k{rng.randrange(97)}" for _ in range(BETWEEN_RUNS)]
         append_events(path, more)
         truth += Counter(more)
-    final = workers(url, data=data, **EOS)
+    final = workers(url, data=data, **EOS_BY_ENV)
     wait_covered(trace, sum(truth.values()), TIMEOUT_S)
     final.terminate()  # its last commit: everything processed
+    assert "exactly once app=tally transactional_id=tally-" in final.text()
     broker, bootstrap = start_broker(path)
     try:
         assert_exactly_once(bootstrap, truth)
