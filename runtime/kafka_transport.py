@@ -298,6 +298,14 @@ class KafkaTransport:
             raise _translate(exc) from exc
         return start, end
 
+    async def high_watermark(self, tp: TopicPartition) -> int:
+        """The log's end, whatever the isolation level (offsets() ends at the
+        last stable offset under read_committed)."""
+        try:
+            return (await list_offsets(self._cluster, [tp], LATEST))[tp]
+        except KafkaError as exc:
+            raise _translate(exc) from exc
+
     async def offset_for_timestamp(self, tp: TopicPartition, timestamp_ms: int) -> int | None:
         found = (await list_offsets(self._cluster, [tp], timestamp_ms))[tp]
         return None if found < 0 else found

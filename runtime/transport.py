@@ -59,6 +59,7 @@ class Transport(Protocol):
         self, tp: TopicPartition, offset: int, *, max_bytes: int = 1 << 20, max_wait_s: float = 0.5
     ) -> bytes: ...
     async def offsets(self, tp: TopicPartition) -> tuple[int, int]: ...
+    async def high_watermark(self, tp: TopicPartition) -> int: ...
     async def offset_for_timestamp(self, tp: TopicPartition, timestamp_ms: int) -> int | None: ...
     async def commit(self, group: str, offsets: Mapping[TopicPartition, int]) -> None: ...
     async def committed(
@@ -215,6 +216,11 @@ class EmbeddedTransport:
         if self._read_committed:
             end = self.log.last_stable_offset(tp)
         return start, end
+
+    async def high_watermark(self, tp: TopicPartition) -> int:
+        """The log's end, whatever the isolation level (offsets() ends at the
+        last stable offset under read_committed)."""
+        return self.log.offsets(tp)[1]
 
     async def transaction_coordinator(self) -> TransactionCoordinator:
         """The coordinator of this log's transactions, started on first use (a

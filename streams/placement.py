@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.assignor import WorkerState
-from runtime.recovery import RecoveryResult, recover_store
+from runtime.recovery import SETTLE_MAX_S, RecoveryResult, recover_store
 from runtime.transport import Transport
 from runtime.types import TopicPartition
 from stores import Store, StoreError, open_store
@@ -130,7 +130,9 @@ class TablePlacement:
         (paused past its session timeout) got it back from another owner. Then
         the store replays what that one wrote, and the cache, stale, goes."""
         part = table.partitions[p]
-        result = await recover_store(self._transport, part.store, part.changelog)
+        result = await recover_store(
+            self._transport, part.store, part.changelog, settle_s=SETTLE_MAX_S
+        )
         if result.records:
             part.cache.clear()
             logger.warning(
@@ -144,7 +146,7 @@ class TablePlacement:
     async def _recover(self, table: Table, p: int, store: Store) -> None:
         table.attach(p, store)
         tp = TopicPartition(table.changelog.name, p)
-        result = await recover_store(self._transport, store, tp)
+        result = await recover_store(self._transport, store, tp, settle_s=SETTLE_MAX_S)
         self.recoveries.append(result)
         table.recovered_records += result.records
         (table.windowed or table).on_recovered(p)

@@ -128,3 +128,51 @@ def test_a_restart_aborts_what_a_crash_left_open(tmp_path):
 
     run(crash())
     run(restart())
+
+
+def test_recovery_waits_for_a_transaction_left_open_before_committed_writes(tmp_path, caplog):
+    """A dropped worker's transaction open on a changelog hides, from read_committed
+    readers, what its next owner committed after it. Recovery of an active
+    partition waits for it to be decided; a store that applied those writes
+    itself is kept, not rebuilt, while it stays open."""
+    from waiting import wait_until_async
+
+    from runtime.recovery import recover_store
+    from stores import MemoryStore
+
+    changelog = TopicPartition("c", 0)
+
+    async def main():
+        async with EmbeddedTransport(
+            "log://", tmp_path, isolation_level="read_committed"
+        ) as transport:
+            await transport.create_topic("c", 1)
+            zombie = transport.transactional_writer("zombie", transaction_timeout_ms=10_000)
+            await zombie.start()
+            await zombie.append(changelog, [(b"k", b"stale", 1_000, ())])
+            owner = transport.transactional_writer("owner", transaction_timeout_ms=10_000)
+            await owner.start()
+            offset = await owner.append(changelog, [(b"k", b"1", 1_000, ())])
+            await owner.commit({}, None)
+
+            own = MemoryStore()
+            own.apply({b"k": b"1"}, offset)
+            result = await recover_store(transport, own, changelog)
+            assert own.get(b"k") == b"1" and result.records == 0  # kept
+
+            fresh = MemoryStore()
+            recovery = asyncio.create_task(
+                recover_store(transport, fresh, changelog, settle_s=30.0)
+            )
+            await wait_until_async(
+                lambda: "a transaction is open" in caplog.text,
+                timeout_s=10.0,
+                what="recovery waiting for the open transaction",
+            )
+            assert not recovery.done()
+            await zombie.abort()
+            await recovery
+            assert fresh.get(b"k") == b"1" and fresh.persisted_offset() == offset
+            await owner.close()
+
+    run(main())
