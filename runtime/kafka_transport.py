@@ -319,7 +319,11 @@ class KafkaTransport:
     async def committed(
         self, group: str, tps: Iterable[TopicPartition] | None = None
     ) -> dict[TopicPartition, int]:
-        found = await fetch_committed(self._cluster, group, tps)
+        # read_committed: wait for offsets a transaction holds (a worker the group
+        # dropped may still commit or abort them), as Kafka's consumers do
+        found = await fetch_committed(
+            self._cluster, group, tps, require_stable=self._isolation == READ_COMMITTED
+        )
         return {tp: offset for tp, (offset, _) in found.items()}
 
     async def describe_group(self, group: str) -> dict:

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from runtime.txn_writer import TransactionalWriter
 
 DEFAULT_DATA_DIR = "./streams-data"
+STABLE_WAIT_MAX_S = 30.0  # a Kafka client's request timeout: past any transaction timeout
+STABLE_POLL_S = 0.05
 
 
 class Transport(Protocol):
@@ -266,7 +268,22 @@ class EmbeddedTransport:
         self, group: str, tps: Iterable[TopicPartition] | None = None
     ) -> dict[TopicPartition, int]:
         assert self._offsets is not None
+        if self._read_committed and self._coordinator is not None:
+            tps = None if tps is None else list(tps)
+            await self._wait_stable(group, tps)
         return {tp: commit.offset for tp, commit in self._offsets.fetch(group, tps).items()}
+
+    async def _wait_stable(self, group: str, tps: list[TopicPartition] | None) -> None:
+        """Until no undecided transaction holds offsets of these partitions (as a
+        read_committed Kafka consumer's OffsetFetch does, KIP-447), or
+        STABLE_WAIT_MAX_S passed: then the committed offsets as they are."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STABLE_WAIT_MAX_S
+        while self._coordinator is not None and loop.time() < deadline:
+            pending = self._coordinator.pending_offsets(group)
+            if not pending or (tps is not None and pending.isdisjoint(tps)):
+                return
+            await asyncio.sleep(STABLE_POLL_S)
 
     async def groups(self) -> list[str]:
         assert self._offsets is not None

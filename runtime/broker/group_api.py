@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from runtime.broker.coordinator import NO_COMMIT, GroupCoordinator
 from runtime.broker.settings import Handler, Peer
 from runtime.protocol.codes import ApiKey, ErrorCode
@@ -10,8 +12,13 @@ from runtime.types import TopicPartition
 
 
 class GroupApi:
-    def __init__(self, coordinator: GroupCoordinator) -> None:
+    def __init__(
+        self,
+        coordinator: GroupCoordinator,
+        pending_offsets: Callable[[str], set[TopicPartition]] = lambda group_id: set(),
+    ) -> None:
         self._coordinator = coordinator
+        self._pending_offsets = pending_offsets
         self.by_key: dict[int, Handler] = {
             ApiKey.OFFSET_COMMIT: self.offset_commit,
             ApiKey.OFFSET_FETCH: self.offset_fetch,
@@ -128,16 +135,19 @@ class GroupApi:
         if requested is not None:
             tps = [TopicPartition(t["name"], p) for t in requested for p in t["partition_indexes"]]
         commits = await self._coordinator.fetch_offsets(body["group_id"], tps)
+        unstable = self._pending_offsets(body["group_id"]) if body.get("require_stable") else set()
         by_topic: dict[str, list[dict]] = {}
-        for tp in tps if tps is not None else sorted(commits):
-            commit = commits.get(tp, NO_COMMIT)
+        for tp in tps if tps is not None else sorted(commits | dict.fromkeys(unstable)):
+            commit = NO_COMMIT if tp in unstable else commits.get(tp, NO_COMMIT)
             by_topic.setdefault(tp.topic, []).append(
                 {
                     "partition_index": tp.partition,
                     "committed_offset": commit.offset,
                     "committed_leader_epoch": commit.leader_epoch,
                     "metadata": commit.metadata,
-                    "error_code": ErrorCode.NONE,
+                    "error_code": (
+                        ErrorCode.UNSTABLE_OFFSET_COMMIT if tp in unstable else ErrorCode.NONE
+                    ),
                 }
             )
         return {

@@ -49,7 +49,7 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     ApiKey.LIST_OFFSETS: (1, 5),
     ApiKey.METADATA: (1, 8),
     ApiKey.OFFSET_COMMIT: (2, 7),
-    ApiKey.OFFSET_FETCH: (1, 5),
+    ApiKey.OFFSET_FETCH: (1, 7),  # v7: require_stable (KIP-447), flexible from v6
     ApiKey.FIND_COORDINATOR: (0, 2),
     ApiKey.JOIN_GROUP: (0, 5),
     ApiKey.HEARTBEAT: (0, 3),
@@ -91,7 +91,7 @@ class Handlers:
         self.creator = TopicCreator(transport, settings.limits)
         self.data = DataApi(transport, transactions.check_produce)
         self.admin = AdminApi(transport, settings, self.creator, ratelog)
-        self.groups = GroupApi(coordinator)
+        self.groups = GroupApi(coordinator, transactions.pending_offsets)
         self.txns = TxnApi(transactions, coordinator, next_producer_id)
         self.by_key: dict[int, Handler] = {
             ApiKey.METADATA: self.metadata,

@@ -176,3 +176,29 @@ def test_recovery_waits_for_a_transaction_left_open_before_committed_writes(tmp_
             await owner.close()
 
     run(main())
+
+
+def test_read_committed_committed_offsets_wait_for_a_pending_transaction(tmp_path):
+    """Offsets a transaction holds, not yet decided, are waited for (KIP-447's
+    stable offsets), so a reader starts from what that transaction leaves."""
+    from runtime.log.offsets import Commit
+
+    async def main():
+        async with EmbeddedTransport(
+            "log://", tmp_path, isolation_level="read_committed"
+        ) as transport:
+            await transport.create_topic("src", 1)
+            coordinator = await transport.transaction_coordinator()
+            code, pid, epoch = await coordinator.init_producer_id("w", 10_000)
+            assert code == 0
+            assert await coordinator.add_offsets("w", pid, epoch, "g") == 0
+            offsets = {SOURCE: Commit(6, "")}
+            assert await coordinator.txn_offset_commit("w", "g", pid, epoch, offsets) == 0
+            assert await transport.committed("other-group") == {}  # not held: at once
+            waiting = asyncio.ensure_future(transport.committed("g", [SOURCE]))
+            await asyncio.sleep(0)  # it looks, finds the offsets pending, and waits
+            assert not waiting.done()
+            assert await coordinator.end_txn("w", pid, epoch, commit=True) == 0
+            assert await asyncio.wait_for(waiting, 10.0) == {SOURCE: 6}
+
+    run(main())
