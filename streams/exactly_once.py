@@ -59,10 +59,13 @@ def worker_directory(data_dir: str | Path) -> Path:
     return Path(data_dir) / "worker"
 
 
-def worker_name(data_dir: str | Path, name: str | None = None) -> str:
-    """`name`, else the name kept in the data directory (drawn on first use)."""
+def worker_name(data_dir: str | Path | None, name: str | None = None) -> str:
+    """`name`, else the name kept in the data directory (drawn on first use;
+    without a data directory, drawn for this process only)."""
     if name:
         return name
+    if data_dir is None:
+        return uuid.uuid4().hex[:12]
     path = worker_directory(data_dir) / "id"
     try:
         kept = path.read_text().strip()

@@ -175,7 +175,7 @@ class Worker:
         if not self.exactly_once or not self.run_agents:
             return None
         app = self.app
-        name = worker_name(app.data_dir, app.worker_name)
+        name = worker_name(None if self._in_memory else app.data_dir, app.worker_name)
         writer = self.transport.transactional_writer(
             f"{app.id}-{name}", transaction_timeout_ms=TRANSACTION_TIMEOUT_MS
         )
@@ -310,9 +310,14 @@ class Worker:
     def _store_directories(self) -> list[Path]:
         urls = {table.store_url or self.store_url for table in self.app.tables.values()}
         found = {store_directory(url, data_dir=self.app.data_dir) for url in urls}
-        if self.exactly_once and self.run_agents:
+        if self.exactly_once and self.run_agents and not self._in_memory:
             found.add(worker_directory(self.app.data_dir))  # one worker per identity
         return sorted(d for d in found if d is not None)
+
+    @property
+    def _in_memory(self) -> bool:
+        """memory://: nothing outlives the process, not even the worker's name."""
+        return self.transport.url.startswith("memory:")
 
     def _release_dir_locks(self) -> None:
         for lock in self._dir_locks:
