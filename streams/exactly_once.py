@@ -17,8 +17,10 @@ write of a transaction that may still abort.
   rebalance replaced): abort, drop what the producer buffered and what the
   tables hold unflushed or pending, rewind the fetchers to the last committed
   offsets; the events are processed again, into the next transaction.
-- ProducerFencedError (a newer worker with this transactional id): the error
-  stops the worker, which commits nothing more (see Worker._commit).
+- ProducerFencedError (a newer worker with this transactional id, or a
+  transaction open past TRANSACTION_TIMEOUT_MS, as when an agent spends that
+  long on one event: the commit waits for it): the error stops the worker,
+  which commits nothing more (see Worker._commit).
 
 Between two commits, records the producer appends land in the open
 transaction; a read_committed reader sees them when it commits.
@@ -121,8 +123,9 @@ class TransactionalCommits:
                 return {}
             except ProducerFencedError as exc:
                 logger.error(
-                    "fenced transactional_id=%s: another worker took this transactional id "
-                    "over; stopping without committing (%s)",
+                    "fenced transactional_id=%s: a newer worker took this transactional id, "
+                    "or a transaction outlived its timeout (an agent stuck on one event?); "
+                    "stopping without committing (%s)",
                     self.writer.transactional_id,
                     exc,
                 )
