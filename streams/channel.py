@@ -47,6 +47,7 @@ class Channel:
         self._resumed.set()
         self._idle = asyncio.Event()
         self._discarded = False  # the batch in hand was rewound while paused
+        self.rewinds = 0  # how many times discard_all() forgot what was given out
 
     # --- pausing between events (exactly_once commits) ---------------------------
 
@@ -69,6 +70,9 @@ class Channel:
         self.busy = False
         self._idle.set()
 
+    async def wait_unpaused(self) -> None:
+        await self._resumed.wait()
+
     async def wait_resumed(self) -> bool:
         """For the reader, at a pause: False if the batch in hand was rewound
         meanwhile (discard_all), so it must not go on with it."""
@@ -81,6 +85,7 @@ class Channel:
     def discard_all(self) -> None:
         """Forget every queued batch and the rest of the one in hand (an aborted
         transaction: the fetchers read them again from the last commit)."""
+        self.rewinds += 1
         self._queue.clear()
         self._dropped.clear()
         self._held.clear()

@@ -134,9 +134,11 @@ class Stream:
         if within <= 0:
             raise ValueError("take: within must be > 0 seconds")
         events = self.events()
+        channel = self.channel
         buffer: list[Any] = []
         loop = asyncio.get_running_loop()
         deadline = 0.0
+        rewinds = channel.rewinds  # an aborted transaction forgets what is buffered
         pending: asyncio.Task[Event] | None = None
         try:
             while True:
@@ -153,16 +155,27 @@ class Stream:
                             yield buffer
                         return
                     pending = None
+                    if channel.rewinds != rewinds:
+                        buffer, rewinds = [], channel.rewinds  # they come again
                     if not buffer:
                         deadline = loop.time() + within
-                    self.channel.hold(event)
+                    channel.hold(event)
                     buffer.append(event.value)
                     if len(buffer) < max_:
                         continue
                 if buffer:
+                    # A list is processed like an event: not while a commit cuts.
+                    await channel.wait_unpaused()
+                    if channel.rewinds != rewinds:
+                        buffer, rewinds = [], channel.rewinds
+                        continue
                     batch, buffer = buffer, []
+                    channel.busy = True
                     yield batch
-                    self.channel.release()
+                    channel.busy = False
+                    if channel.paused:
+                        channel.note_idle()
+                    channel.release()
         finally:
             if pending is not None:
                 pending.cancel()

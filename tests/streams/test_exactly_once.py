@@ -368,3 +368,54 @@ def test_fenced_worker_stops_on_kafka(broker_url, tmp_path):
         await reader.stop()
 
     asyncio.run(main())
+
+
+def test_take_buffers_are_forgotten_with_an_aborted_transaction(make_app):
+    """Values stream.take() buffered when a transaction aborts come again with
+    the rewind: each input once in the output, and no list is handled while a
+    commit cuts."""
+    app = make_app(processing_guarantee="exactly_once")
+    words = app.topic("words", key_type=str, value_type=str, partitions=PARTITIONS)
+    out = app.topic("out", key_type=str, value_type=int, partitions=PARTITIONS)
+    seen: list[int] = []
+
+    @app.agent(words)
+    async def batches(stream):
+        async for values in stream.take(7, within=1.0):
+            for value in values:
+                seen.append(1)
+                await out.send(key=value, value=1)
+
+    async def main():
+        transport = eos_transport(app)
+        await transport.start()
+        await transport.ensure_topic("words", PARTITIONS)
+        for p in range(PARTITIONS):
+            rows = [(None, f"w{p}-{i}".encode(), 1_000, ()) for i in range(50)]
+            await transport.append(TopicPartition("words", p), encode_batch(rows))
+        async with Worker(app, transport=transport) as worker:
+            commits = worker.transactions
+            assert commits is not None
+            real_commit, failed = commits.writer.commit, []
+            total = 50 * PARTITIONS
+            full = total - total % 7  # then one value waits in take()'s buffer
+
+            async def commit_failing_once(offsets, group):
+                if len(seen) >= full and not failed:  # the leftover is buffered now
+                    failed.append(offsets)
+                    raise TransactionAbortableError("injected by the test")
+                await real_commit(offsets, group)
+
+            commits.writer.commit = commit_failing_once  # type: ignore[method-assign]
+            await wait_until_async(
+                lambda: all_out(transport, total), timeout_s=TIMEOUT_S, what="every output"
+            )
+            assert failed and commits.aborts == 1
+            results = await read_all(transport, "out")
+            assert sorted(results) == sorted(
+                f"w{p}-{i}".encode() for p in range(PARTITIONS) for i in range(50)
+            )
+            assert all(v == [1] for v in results.values())  # once each
+            assert len(seen) > total  # the aborted ones were handled, then again
+
+    asyncio.run(main())
