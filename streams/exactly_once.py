@@ -104,11 +104,16 @@ class TransactionalCommits:
         self.aborts = 0
 
     async def commit(self) -> dict[TopicPartition, int]:
-        channels = self._conductor.channels()
-        for channel in channels:
-            channel.pause()
+        channels: list[Channel] = []
         try:
-            await _wait_idle(channels)
+            # A channel subscribed while we wait (a derived stream starting) is
+            # paused too before the cut.
+            while len(channels) < len(self._conductor.channels()):
+                new = [c for c in self._conductor.channels() if c not in channels]
+                for channel in new:
+                    channel.pause()
+                channels += new
+                await _wait_idle(channels)
             offsets = self._conductor.changed_offsets()
             try:
                 await self._write(offsets)
