@@ -1,7 +1,8 @@
 """The keyed count under at_least_once and under exactly_once, side by side, from one run.
 
     python -m benchmarks.guarantees [--events N] [--keys K] [--partitions P] [--runs R]
-                                    [--rate E] [--latency-s S] [--json FILE|-]
+                                    [--rate E] [--latency-s S] [--commit-interval-s C]
+                                    [--json FILE|-]
 
 One `streams broker` process; worker processes of benchmarks.count_app, as in
 benchmarks.workers (whose phases this reuses), once per guarantee:
@@ -107,13 +108,14 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "settings": vars(args).copy()}
     results["load_before"] = os.getloadavg()[0]
     best = {g: Best("events_per_s") for g in GUARANTEES}
+    interval = str(args.commit_interval_s)
     with ExitStack() as stack:
         broker = stack.enter_context(running_broker("os"))
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="guarantees-bench-")))
         produce_events(broker.bootstrap, TOPIC, args.events, args.keys, args.partitions)
         for run in range(args.runs):
             for guarantee in GUARANTEES:
-                env = {"BENCH_GUARANTEE": guarantee}
+                env = {"BENCH_GUARANTEE": guarantee, "BENCH_COMMIT_INTERVAL_S": interval}
                 label = f"-{guarantee.replace('_', '')}"
                 best[guarantee].add(
                     run_count(broker, tmp, 1, run, args.events, args.partitions, env, label)
@@ -123,7 +125,11 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             output = f"{OUTPUT_TOPIC}{label}"
             create_topic(broker.bootstrap, output, args.partitions)
             watcher = OutputWatcher(broker.bootstrap, output, args.partitions)
-            env = {"BENCH_GUARANTEE": guarantee, "BENCH_OUTPUT_TOPIC": output}
+            env = {
+                "BENCH_GUARANTEE": guarantee,
+                "BENCH_OUTPUT_TOPIC": output,
+                "BENCH_COMMIT_INTERVAL_S": interval,
+            }
             try:
                 lat = run_latency(
                     broker, tmp, args.partitions, args.keys, args.rate, args.latency_s, env, label
@@ -148,7 +154,7 @@ def report(r: dict[str, Any]) -> str:
         "`python -m streams broker`)",
         f"  cpu      {info['cpu']} ({info['cores']} cores); load {r['load_before']:.2f} before",
         f"  input    {s['events']:,} events, {s['keys']:,} keys, {s['partitions']} partitions; "
-        f"commit interval {COMMIT_INTERVAL_S} s for both",
+        f"commit interval {s['commit_interval_s']} s for both",
         "",
         f"throughput (worker started .. every offset committed; best of {s['runs']} runs)",
     ]
@@ -191,12 +197,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=2, help="runs of each throughput figure")
     parser.add_argument("--rate", type=int, default=2_000, help="events/s of the latency phase")
     parser.add_argument("--latency-s", type=float, default=6.0)
+    parser.add_argument(
+        "--commit-interval-s",
+        type=float,
+        default=COMMIT_INTERVAL_S,
+        help="both guarantees' (exactly_once's own default is 0.1 s)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write results as JSON ('-': stdout)")
     args = parser.parse_args(argv)
     if min(args.events, args.keys, args.partitions, args.runs, args.rate) < 1:
         parser.error("--events, --keys, --partitions, --runs and --rate must be positive")
-    if args.latency_s <= 0:
-        parser.error("--latency-s must be positive")
+    if args.latency_s <= 0 or args.commit_interval_s <= 0:
+        parser.error("--latency-s and --commit-interval-s must be positive")
     results = run_all(args)
     print(report(results), flush=True)
     if args.json == "-":
