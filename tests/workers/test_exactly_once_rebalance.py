@@ -1,8 +1,10 @@
 """Exactly once across rebalances: two workers of tally_app under
-processing_guarantee="exactly_once" share the partitions on `streams broker`;
-one of them is SIGKILLed at random moments and restarted (each time the group
-rebalances twice: when the dead member times out, and when it comes back),
-while the other keeps processing, committing before it gives partitions up.
+processing_guarantee="exactly_once" share the partitions on `streams broker`,
+each with a standby copy of the other's tables; one of them is SIGKILLed at
+random moments and restarted (each time the group rebalances twice: when the
+dead member times out, and when it comes back), while the other keeps
+processing, committing before it gives partitions up and taking over from its
+standby stores (which follow only committed changelog records).
 Every key's count ends exactly right, and each running count is in the output
 once for read_committed readers."""
 
@@ -16,6 +18,7 @@ import pytest
 from test_exactly_once_kill_loop import EOS, SEED, TIMEOUT_S, assert_exactly_once, committed_to_end
 from waiting import wait_until
 from worker_procs import (
+    ASSIGNED,
     PARTITIONS,
     assignment,
     create_topic,
@@ -41,18 +44,19 @@ def test_exactly_once_while_a_second_worker_is_killed_and_comes_back(
     create_topic(broker)
     produce(broker, BACKLOG)
     stream = live_producer(broker, RATE_PER_S)
-    steady = workers(url, data=tmp_path / "steady", **EOS)
+    env = {**EOS, "TALLY_STANDBY": "1"}
+    steady = workers(url, data=tmp_path / "steady", **env)
     wait_until(lambda: assignment(steady), timeout_s=TIMEOUT_S, what="the first worker assigned")
     for kill in range(KILLS):
         moment = kill_at_a_random_moment(
-            workers(url, data=tmp_path / "killed", **EOS),
+            workers(url, data=tmp_path / "killed", **env),
             trace,
             rng,
             processed_max=PROCESSED_BEFORE_KILL_MAX,
             timeout_s=TIMEOUT_S,
         )
         print(f"kill {kill + 1}: {moment}")
-    last = workers(url, data=tmp_path / "killed", **EOS)
+    last = workers(url, data=tmp_path / "killed", **env)
     truth = stream.stop() + Counter(BACKLOG)
     wait_until(lambda: committed_to_end(broker), timeout_s=TIMEOUT_S, what="every event committed")
     last.terminate()
@@ -63,6 +67,8 @@ def test_exactly_once_while_a_second_worker_is_killed_and_comes_back(
     aborts = sum("transaction aborted" in line for line in steady.log)
     print(f"the steady worker gave partitions up {rebalances} times, aborted {aborts}")
     assert rebalances >= 1
+    standbys = [m[2] for m in ASSIGNED.finditer(steady.text()) if m[2].strip()]
+    assert standbys, "the steady worker never kept a standby copy"
 
 
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
