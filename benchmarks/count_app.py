@@ -10,6 +10,9 @@ Environment:
   BENCH_TOPIC              the source topic (default events)
   BENCH_PARTITIONS         its partitions, and the table's (default 8)
   BENCH_COMMIT_INTERVAL_S  the worker's commit interval (default 0.2)
+  BENCH_GUARANTEE          the processing_guarantee (default at_least_once)
+  BENCH_OUTPUT_TOPIC       if set, each event's value is also sent on, keyed by the
+                           event's key, to this topic (for a reader of the results)
   BENCH_LATENCY_FILE       if set, each event's value is its send time (time.time_ns()
                            at the producer); the agent keeps (value, time.time_ns()) as
                            it counts the event, and at exit writes the pairs to this
@@ -32,12 +35,19 @@ app = streams.App(
     os.environ.get("BENCH_APP_ID", "bench-count"),
     store="rocksdb://",
     commit_interval_s=float(os.environ.get("BENCH_COMMIT_INTERVAL_S", "0.2")),
+    processing_guarantee=os.environ.get("BENCH_GUARANTEE", "at_least_once"),
 )
 _partitions = int(os.environ.get("BENCH_PARTITIONS", "8"))
 events = app.topic(
     os.environ.get("BENCH_TOPIC", "events"), key_type=str, value_type=int, partitions=_partitions
 )
 counts = app.Table("counts", default=int, key_type=str, partitions=_partitions)
+_output_topic = os.environ.get("BENCH_OUTPUT_TOPIC")
+output = (
+    app.topic(_output_topic, key_type=str, value_type=int, partitions=_partitions)
+    if _output_topic
+    else None
+)
 
 _latency_file = os.environ.get("BENCH_LATENCY_FILE")
 stamps_ns = array("q")  # send_ns, processed_ns, send_ns, processed_ns, ...
@@ -63,3 +73,5 @@ async def count(stream: streams.Stream) -> None:
         counts[event.key] += 1
         if len(stamps_ns) < 2 * LATENCY_SAMPLES_MAX:
             keep((event.value, time.time_ns()))
+        if output is not None:
+            output.send_soon(key=event.key, value=event.value)

@@ -59,7 +59,14 @@ from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 
 from benchmarks.broker import (
     CLIENT_CONFIG,
@@ -283,7 +290,9 @@ class CommittedPoller:
 
 
 def changelog_sum(bootstrap: str, topic: str, partitions: int) -> int:
-    """The table as its changelog says (the last count per key), summed."""
+    """The table as its changelog says (the last count per key), summed. Read to
+    each partition's end event: a transactional changelog ends with a marker,
+    which is never delivered."""
     ends = end_offsets(bootstrap, topic, partitions)
     wanted = {p for p, end in ends.items() if end > 0}
     consumer = Consumer(
@@ -292,7 +301,7 @@ def changelog_sum(bootstrap: str, topic: str, partitions: int) -> int:
             "bootstrap.servers": bootstrap,
             "group.id": "bench-changelog",
             "enable.auto.commit": False,
-            "enable.partition.eof": False,
+            "enable.partition.eof": True,
         }
     )
     table: dict[bytes, int] = {}
@@ -302,11 +311,12 @@ def changelog_sum(bootstrap: str, topic: str, partitions: int) -> int:
         while wanted and time.monotonic() < deadline:
             for msg in consumer.consume(num_messages=100_000, timeout=0.5):
                 if msg.error() is not None:
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        wanted.discard(msg.partition())
+                        continue
                     raise KafkaException(msg.error())
                 if msg.value() is not None:
                     table[msg.key()] = int(msg.value())
-                if msg.offset() + 1 >= ends[msg.partition()]:
-                    wanted.discard(msg.partition())
         if wanted:
             raise RuntimeError(f"could not read partitions {sorted(wanted)} of {topic}")
     finally:
@@ -318,14 +328,22 @@ def changelog_sum(bootstrap: str, topic: str, partitions: int) -> int:
 
 
 def run_count(
-    broker: BrokerProcess, tmp: Path, workers: int, run: int, events: int, partitions: int
+    broker: BrokerProcess,
+    tmp: Path,
+    workers: int,
+    run: int,
+    events: int,
+    partitions: int,
+    extra_env: dict[str, str] | None = None,
+    label: str = "",
 ) -> dict[str, float]:
-    app_id = f"count-{workers}w-{run}"
+    app_id = f"count-{workers}w-{run}{label}"
     env = {
         "BENCH_APP_ID": app_id,
         "BENCH_TOPIC": TOPIC,
         "BENCH_PARTITIONS": str(partitions),
         "BENCH_COMMIT_INTERVAL_S": str(COMMIT_INTERVAL_S),
+        **(extra_env or {}),
     }
     poller = CommittedPoller(broker.bootstrap, app_id, TOPIC, partitions)
     try:
@@ -372,10 +390,17 @@ def run_count(
 
 
 def run_latency(
-    broker: BrokerProcess, tmp: Path, partitions: int, keys: int, rate: int, duration_s: float
+    broker: BrokerProcess,
+    tmp: Path,
+    partitions: int,
+    keys: int,
+    rate: int,
+    duration_s: float,
+    extra_env: dict[str, str] | None = None,
+    label: str = "",
 ) -> dict[str, float]:
-    app_id = f"latency-{partitions}p"
-    topic = f"{LATENCY_TOPIC}-{partitions}p"
+    app_id = f"latency-{partitions}p{label}"
+    topic = f"{LATENCY_TOPIC}-{partitions}p{label}"
     stamps_file = tmp / f"{app_id}.stamps"
     env = {
         "BENCH_APP_ID": app_id,
@@ -383,6 +408,7 @@ def run_latency(
         "BENCH_PARTITIONS": str(partitions),
         "BENCH_COMMIT_INTERVAL_S": str(COMMIT_INTERVAL_S),
         "BENCH_LATENCY_FILE": str(stamps_file),
+        **(extra_env or {}),
     }
     create_topic(broker.bootstrap, topic, partitions)
     warmup = int(LATENCY_WARMUP_S * rate)

@@ -71,6 +71,7 @@ from runtime.kafka_fetcher import Fetcher
 from runtime.log.config import TopicConfig, TopicInfo
 from runtime.log.records import iter_batches
 from runtime.protocol.codes import ApiKey, ErrorCode
+from runtime.txn_writer import KafkaTxnWriter
 from runtime.types import TopicPartition
 
 logger = logging.getLogger(__name__)
@@ -146,6 +147,17 @@ class KafkaTransport:
         """A transactional producer on this transport's cluster (kwargs: those of
         TransactionalProducer); call its init_transactions() before use."""
         return TransactionalProducer(self._cluster, transactional_id, **kwargs)
+
+    def transactional_writer(
+        self, transactional_id: str, *, transaction_timeout_ms: int
+    ) -> KafkaTxnWriter:
+        """A TransactionalWriter (runtime.txn_writer) for one worker's transactions.
+        linger 0: an append's records go out as one batch at once (the framework
+        batched them already)."""
+        producer = self.transactional_producer(
+            transactional_id, transaction_timeout_ms=transaction_timeout_ms, linger_ms=0
+        )
+        return KafkaTxnWriter(producer)
 
     async def __aenter__(self) -> KafkaTransport:
         await self.start()
@@ -300,6 +312,14 @@ class KafkaTransport:
             raise _translate(exc) from exc
         return start, end
 
+    async def high_watermark(self, tp: TopicPartition) -> int:
+        """The log's end, whatever the isolation level (offsets() ends at the
+        last stable offset under read_committed)."""
+        try:
+            return (await list_offsets(self._cluster, [tp], LATEST))[tp]
+        except KafkaError as exc:
+            raise _translate(exc) from exc
+
     async def offset_for_timestamp(self, tp: TopicPartition, timestamp_ms: int) -> int | None:
         found = (await list_offsets(self._cluster, [tp], timestamp_ms))[tp]
         return None if found < 0 else found
@@ -313,7 +333,11 @@ class KafkaTransport:
     async def committed(
         self, group: str, tps: Iterable[TopicPartition] | None = None
     ) -> dict[TopicPartition, int]:
-        found = await fetch_committed(self._cluster, group, tps)
+        # read_committed: wait for offsets a transaction holds (a worker the group
+        # dropped may still commit or abort them), as Kafka's consumers do
+        found = await fetch_committed(
+            self._cluster, group, tps, require_stable=self._isolation == READ_COMMITTED
+        )
         return {tp: offset for tp, (offset, _) in found.items()}
 
     async def describe_group(self, group: str) -> dict:

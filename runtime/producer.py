@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from runtime.errors import RecordTooLargeError
-from runtime.log.records import HEADER_SIZE, Header, encode_batch
+from runtime.log.records import HEADER_SIZE, Header, OutRecord, encode_batch
 from runtime.logs import RateLimitedLog
 from runtime.transport import Transport
 from runtime.types import TopicPartition
@@ -32,6 +32,9 @@ _append_errors = RateLimitedLog(logger)  # a full disk fails every batch: one li
 
 # Upper bound of a record's framing inside a batch: varints and attributes.
 _RECORD_OVERHEAD_MAX = 32
+
+Append = Callable[[TopicPartition, list[OutRecord]], Awaitable[int]]
+"""Store one partition's records as one batch (or in order); the first one's offset."""
 
 
 @dataclass(slots=True)
@@ -55,8 +58,11 @@ class Producer:
         batch_bytes_max: int = 1 << 20,
         max_message_bytes: dict[str, int] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        append: Append | None = None,
     ) -> None:
         self._transport = transport
+        # Under exactly_once the records go through the worker's transaction instead.
+        self._append = append or self._append_batch
         self._on_error = on_error
         self._linger_s = linger_s
         self._batch_records_max = batch_records_max
@@ -135,7 +141,23 @@ class Producer:
             if self._linger_task is not None:
                 self._linger_task.cancel()
 
+    async def abandon(self, error: BaseException) -> None:
+        """Drop every buffered record (their futures get `error`) and wait for the
+        batches being appended: an aborted transaction's records go nowhere."""
+        for buf in self._buffers.values():
+            for fut in buf.futures:
+                if fut is not None and not fut.done():
+                    fut.set_exception(error)
+                    fut.exception()  # retrieved: the caller may never await it
+        self._buffers.clear()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._drain_errors = []
+
     # --- internals ---------------------------------------------------------
+
+    async def _append_batch(self, tp: TopicPartition, records: list[OutRecord]) -> int:
+        return await self._transport.append(tp, encode_batch(records))
 
     def _start_drain(self, tp: TopicPartition) -> None:
         buf = self._buffers.pop(tp, None)
@@ -151,8 +173,7 @@ class Producer:
     async def _drain(self, tp: TopicPartition, buf: _Buffer, lock: asyncio.Lock) -> None:
         async with lock:
             try:
-                batch = encode_batch(buf.records)
-                base = await self._transport.append(tp, batch)
+                base = await self._append(tp, buf.records)
             except BaseException as exc:
                 for fut in buf.futures:
                     if fut is not None and not fut.done():
@@ -168,7 +189,7 @@ class Producer:
                     self._on_error(exc)
                 return
             self.records_out[tp] = self.records_out.get(tp, 0) + len(buf.records)
-            self.bytes_out[tp] = self.bytes_out.get(tp, 0) + len(batch)
+            self.bytes_out[tp] = self.bytes_out.get(tp, 0) + buf.size  # the batch, near enough
             for i, fut in enumerate(buf.futures):
                 if fut is not None and not fut.done():
                     fut.set_result(base + i)

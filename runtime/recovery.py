@@ -4,10 +4,19 @@ A store persists the last changelog offset it applied (together with the
 values, atomically), so recovery replays only the changelog tail after it.
 A store that claims an offset at or past the end of the changelog belongs to
 a log that was wiped or replaced: it is cleared and rebuilt from the start.
+
+Read read_committed (exactly_once), a changelog ends for us at its last stable
+offset. A transaction another producer holds open there (a worker the group
+dropped, before it is fenced or its transaction times out) would hide what was
+committed after it: so an active partition's recovery first waits, up to
+`settle_s`, for the last stable offset to reach the end the log had. A store
+past the last stable offset but not past the log's end applied its own
+committed writes after such a transaction: it is kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 APPLY_CHUNK_RECORDS = 10_000
 PROGRESS_INTERVAL_S = 1.0
+SETTLE_MAX_S = 15.0  # past the exactly_once transaction timeout (10 s) and its check
+SETTLE_POLL_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +59,17 @@ async def recover_store(
     *,
     progress: Progress = log_progress,
     fetch_bytes: int = 4 << 20,
+    settle_s: float = 0.0,
 ) -> RecoveryResult:
     started = time.monotonic()
-    log_start, end = await transport.offsets(changelog)
+    log_start, end = await _settled_offsets(transport, changelog, settle_s)
     applied = store.persisted_offset()
+    if (
+        applied is not None
+        and applied >= end
+        and applied < await transport.high_watermark(changelog)
+    ):
+        return RecoveryResult(changelog, 0, applied + 1, end, time.monotonic() - started)
     if applied is not None and applied >= end:
         logger.warning(
             "store of %s has offset %d but the changelog ends at %d: rebuilding it",
@@ -88,6 +106,32 @@ async def recover_store(
     if total:
         progress(changelog, done, total, done / seconds if seconds > 0 else float(done))
     return RecoveryResult(changelog, done, start_position, end, seconds)
+
+
+async def _settled_offsets(
+    transport: Transport, tp: TopicPartition, settle_s: float
+) -> tuple[int, int]:
+    """(log start, end for our isolation), once transactions open at the log's
+    end now are decided, or `settle_s` passed."""
+    start, end = await transport.offsets(tp)
+    if settle_s <= 0:
+        return start, end
+    target = await transport.high_watermark(tp)
+    if end >= target:
+        return start, end
+    logger.warning(
+        "changelog %s: a transaction is open at offset %d (log end %d): waiting up to "
+        "%.0fs for it to commit or abort",
+        tp,
+        end,
+        target,
+        settle_s,
+    )
+    deadline = time.monotonic() + settle_s
+    while end < target and time.monotonic() < deadline:
+        await asyncio.sleep(SETTLE_POLL_S)
+        start, end = await transport.offsets(tp)
+    return start, end
 
 
 def _next_position(data: bytes, position: int) -> int:

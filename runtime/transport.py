@@ -7,6 +7,12 @@
 A transport speaks in record batches (bytes), never in decoded records: the
 framework encodes and decodes, the transport moves bytes. Waiting for new data
 (long poll) is the transport's job, so that fetch loops never spin.
+
+For exactly-once processing both transports take `isolation_level=
+"read_committed"` (fetches see only committed transactions, offsets() ends at
+the last stable offset) and make `transactional_writer(id)`s
+(runtime/txn_writer.py); the embedded one's coordinator lives in this process
+(runtime/embedded_txn.py).
 """
 
 from __future__ import annotations
@@ -16,15 +22,22 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
 
+from runtime.client.isolation import READ_COMMITTED, IsolationLevel, isolation_code
 from runtime.log.config import FlushPolicy, TopicInfo
 from runtime.log.manager import Log
 from runtime.log.offsets import OffsetStore
 from runtime.types import TopicPartition
 
+if TYPE_CHECKING:
+    from runtime.broker.transactions import TransactionCoordinator
+    from runtime.txn_writer import TransactionalWriter
+
 DEFAULT_DATA_DIR = "./streams-data"
+STABLE_WAIT_MAX_S = 30.0  # a Kafka client's request timeout: past any transaction timeout
+STABLE_POLL_S = 0.05
 
 
 class Transport(Protocol):
@@ -48,12 +61,16 @@ class Transport(Protocol):
         self, tp: TopicPartition, offset: int, *, max_bytes: int = 1 << 20, max_wait_s: float = 0.5
     ) -> bytes: ...
     async def offsets(self, tp: TopicPartition) -> tuple[int, int]: ...
+    async def high_watermark(self, tp: TopicPartition) -> int: ...
     async def offset_for_timestamp(self, tp: TopicPartition, timestamp_ms: int) -> int | None: ...
     async def commit(self, group: str, offsets: Mapping[TopicPartition, int]) -> None: ...
     async def committed(
         self, group: str, tps: Iterable[TopicPartition] | None = None
     ) -> dict[TopicPartition, int]: ...
     async def groups(self) -> list[str]: ...
+    def transactional_writer(
+        self, transactional_id: str, *, transaction_timeout_ms: int
+    ) -> TransactionalWriter: ...
 
 
 class EmbeddedTransport:
@@ -71,9 +88,13 @@ class EmbeddedTransport:
         *,
         flush: FlushPolicy | None = None,
         background_interval_s: float = 30.0,
+        isolation_level: IsolationLevel = "read_uncommitted",
     ) -> None:
         self.url = url
         self.path = Path(path) if path is not None else None
+        self._read_committed = isolation_code(isolation_level) == READ_COMMITTED
+        self._skips: dict[TopicPartition, tuple[int, int]] = {}  # see embedded_txn.read_committed
+        self._coordinator: TransactionCoordinator | None = None
         self._flush = flush or FlushPolicy()
         self._background_interval_s = background_interval_s
         self._log: Log | None = None
@@ -102,6 +123,9 @@ class EmbeddedTransport:
             self._log.start_background(self._background_interval_s)
 
     async def stop(self) -> None:
+        coordinator, self._coordinator = self._coordinator, None
+        if coordinator is not None:
+            await coordinator.stop()
         log, self._log = self._log, None
         if log is not None:
             log.close()
@@ -175,15 +199,62 @@ class EmbeddedTransport:
     async def fetch(
         self, tp: TopicPartition, offset: int, *, max_bytes: int = 1 << 20, max_wait_s: float = 0.5
     ) -> bytes:
-        data = self.log.read(tp, offset, max_bytes)
+        data = self._read(tp, offset, max_bytes)
         if data or max_wait_s <= 0:
             return data
         if not await self.wait_for_append(max_wait_s, [tp]) or self._log is None:
             return b""
-        return self.log.read(tp, offset, max_bytes)
+        return self._read(tp, offset, max_bytes)
+
+    def _read(self, tp: TopicPartition, offset: int, max_bytes: int) -> bytes:
+        if not self._read_committed:
+            return self.log.read(tp, offset, max_bytes)
+        from runtime.embedded_txn import read_committed
+
+        return read_committed(self.log, tp, offset, max_bytes, self._skips)
 
     async def offsets(self, tp: TopicPartition) -> tuple[int, int]:
-        return self.log.offsets(tp)
+        start, end = self.log.offsets(tp)
+        if self._read_committed:
+            end = self.log.last_stable_offset(tp)
+        return start, end
+
+    async def high_watermark(self, tp: TopicPartition) -> int:
+        """The log's end, whatever the isolation level (offsets() ends at the
+        last stable offset under read_committed)."""
+        return self.log.offsets(tp)[1]
+
+    async def transaction_coordinator(self) -> TransactionCoordinator:
+        """The coordinator of this log's transactions, started on first use (a
+        broker serving this log runs its own instead, and never calls this)."""
+        if self._coordinator is None:
+            from runtime.broker.transactions import TransactionCoordinator
+            from runtime.broker.txn_api import producer_ids
+
+            coordinator = TransactionCoordinator(
+                self.log, self.offset_store, producer_ids(), notify_append=self.notify_append
+            )
+            await coordinator.start()
+            self._coordinator = coordinator
+        return self._coordinator
+
+    def transactional_writer(
+        self, transactional_id: str, *, transaction_timeout_ms: int
+    ) -> TransactionalWriter:
+        """A writer whose start() takes the in-process coordinator (see embedded_txn)."""
+        from runtime.embedded_txn import EmbeddedTxnWriter
+
+        return EmbeddedTxnWriter(
+            self.transaction_coordinator,
+            self._append_now,
+            transactional_id,
+            transaction_timeout_ms=transaction_timeout_ms,
+        )
+
+    def _append_now(self, tp: TopicPartition, batch: bytes | bytearray) -> int:
+        offset = self.log.append(tp, batch)
+        self.notify_append(tp)
+        return offset
 
     async def offset_for_timestamp(self, tp: TopicPartition, timestamp_ms: int) -> int | None:
         return self.log.offset_for_timestamp(tp, timestamp_ms)
@@ -197,7 +268,22 @@ class EmbeddedTransport:
         self, group: str, tps: Iterable[TopicPartition] | None = None
     ) -> dict[TopicPartition, int]:
         assert self._offsets is not None
+        if self._read_committed and self._coordinator is not None:
+            tps = None if tps is None else list(tps)
+            await self._wait_stable(group, tps)
         return {tp: commit.offset for tp, commit in self._offsets.fetch(group, tps).items()}
+
+    async def _wait_stable(self, group: str, tps: list[TopicPartition] | None) -> None:
+        """Until no undecided transaction holds offsets of these partitions (as a
+        read_committed Kafka consumer's OffsetFetch does, KIP-447), or
+        STABLE_WAIT_MAX_S passed: then the committed offsets as they are."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STABLE_WAIT_MAX_S
+        while self._coordinator is not None and loop.time() < deadline:
+            pending = self._coordinator.pending_offsets(group)
+            if not pending or (tps is not None and pending.isdisjoint(tps)):
+                return
+            await asyncio.sleep(STABLE_POLL_S)
 
     async def groups(self) -> list[str]:
         assert self._offsets is not None
@@ -210,6 +296,7 @@ def open_transport(
     data_dir: str | os.PathLike | None = None,
     flush: FlushPolicy | None = None,
     connect_timeout_s: float = 10.0,
+    isolation_level: IsolationLevel = "read_uncommitted",
 ) -> Transport:
     """Build the transport a broker URL names.
 
@@ -218,14 +305,16 @@ def open_transport(
     url = url or "log://"
     parsed = urlparse(url)
     if parsed.scheme == "memory":
-        return EmbeddedTransport(url, None)
+        return EmbeddedTransport(url, None, isolation_level=isolation_level)
     if parsed.scheme == "log":
         path = (parsed.netloc + parsed.path) or os.fspath(data_dir or DEFAULT_DATA_DIR)
-        return EmbeddedTransport(url, path, flush=flush)
+        return EmbeddedTransport(url, path, flush=flush, isolation_level=isolation_level)
     if parsed.scheme == "kafka":
         from runtime.kafka_transport import KafkaTransport
 
-        return KafkaTransport(url, connect_timeout_s=connect_timeout_s)
+        return KafkaTransport(
+            url, isolation_level=isolation_level, connect_timeout_s=connect_timeout_s
+        )
     raise ValueError(f"broker {url!r}: unknown scheme, expected memory://, log://PATH or kafka://")
 
 

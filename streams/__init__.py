@@ -15,8 +15,9 @@ from streams.event import Event, Message, current_event
 from streams.logging_handler import TopicHandler
 from streams.model import FieldDescriptor, Record
 from streams.stream import Stream
-from streams.table import GlobalTable, Table, WindowedTable, WindowSet
+from streams.table import GlobalTable, Table
 from streams.topic import RecordMetadata, Topic
+from streams.windowed import WindowedTable, WindowSet
 from streams.worker import Worker
 
 __all__ = [

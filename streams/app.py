@@ -16,6 +16,7 @@ from runtime.errors import InvalidTopicError
 from streams.agent import Agent, AgentFun, Sink
 from streams.codec import Codec
 from streams.errors import ConfigurationError
+from streams.exactly_once import COMMIT_INTERVAL_S, GUARANTEES
 from streams.table import GlobalTable, Table
 from streams.topic import Topic
 from streams.wiring import Wiring
@@ -44,7 +45,17 @@ class App:
                        not stop the app on every restart; "stop": stop the
                        worker, naming topic, partition and offset; "skip": log
                        it at ERROR and go on.
-    commit_interval_s: how often processed offsets are committed.
+    processing_guarantee: "at_least_once" (default): a crash replays the events
+                       since the last commit, so tables and sinks may see them
+                       twice; "exactly_once": each commit is one transaction
+                       over the table changelogs, sink and repartition records
+                       and the consumed offsets (read_committed readers see
+                       each result once). See docs/guarantees.md for its cost.
+    commit_interval_s: how often processed offsets are committed (default 1 s,
+                       0.1 s under exactly_once: read_committed readers see
+                       results when their transaction commits).
+    worker_name:       under exactly_once, this worker's part of its
+                       transactional id (default: one kept in data_dir).
     num_standby_replicas: with kafka://, how many other workers keep a warm copy
                        of each table partition (a takeover then replays only
                        what the standby had not applied yet).
@@ -70,7 +81,9 @@ class App:
         store: str | None = None,
         topic_partitions: int = 8,
         on_decode_error: str = "dead-letter",
-        commit_interval_s: float = 1.0,
+        commit_interval_s: float | None = None,
+        processing_guarantee: str = "at_least_once",
+        worker_name: str | None = None,
         log_flush: str = "os",
         log_flush_interval_ms: int = 1000,
         num_standby_replicas: int = 0,
@@ -85,6 +98,13 @@ class App:
             raise ConfigurationError(
                 f"on_decode_error must be one of {DECODE_ERROR_POLICIES}, not {on_decode_error!r}"
             )
+        if processing_guarantee not in GUARANTEES:
+            raise ConfigurationError(
+                f"processing_guarantee must be one of {GUARANTEES}, not {processing_guarantee!r}"
+            )
+        self._commit_interval_given = commit_interval_s is not None
+        if commit_interval_s is None:
+            commit_interval_s = COMMIT_INTERVAL_S[processing_guarantee]
         if commit_interval_s <= 0:
             raise ConfigurationError("commit_interval_s must be > 0")
         if log_flush not in ("os", "batch", "interval"):
@@ -108,6 +128,8 @@ class App:
         self.data_dir = data_dir
         self.store = store
         self.commit_interval_s = commit_interval_s
+        self.processing_guarantee = processing_guarantee
+        self.worker_name = worker_name
         self.wiring = Wiring(
             app_id=id,
             default_partitions=topic_partitions,
@@ -134,6 +156,17 @@ class App:
 
     def __repr__(self) -> str:
         return f"<App {self.id} broker={self.broker}>"
+
+    def set_processing_guarantee(self, guarantee: str) -> None:
+        """Change the guarantee before a worker starts (the CLI's option); the
+        commit interval follows it unless one was given."""
+        if guarantee not in GUARANTEES:
+            raise ConfigurationError(
+                f"processing_guarantee must be one of {GUARANTEES}, not {guarantee!r}"
+            )
+        self.processing_guarantee = guarantee
+        if not self._commit_interval_given:
+            self.commit_interval_s = COMMIT_INTERVAL_S[guarantee]
 
     # --- declarations ------------------------------------------------------------
 

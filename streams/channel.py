@@ -8,7 +8,10 @@ fully handled (at least once).
 Invariants:
 - every batch holds events of one topic partition, in offset order;
 - `position` is the index, in `batch`, of the first event not yet processed;
-  the stream that reads the channel moves it forward.
+  the stream that reads the channel moves it forward;
+- while `paused`, the reader hands out no event: `wait_idle()` returns once it
+  is between events (every event it was given is wholly processed), which is
+  where an exactly_once commit cuts.
 """
 
 from __future__ import annotations
@@ -43,6 +46,59 @@ class Channel:
         # Set by the worker: how long the reader takes over each batch it gets.
         self.stats: LatencyStats | None = None
         self._taken_at = 0.0
+        self.paused = False
+        self.busy = False  # the reader is processing an event it was given
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self._idle = asyncio.Event()
+        self._discarded = False  # the batch in hand was rewound while paused
+        self.rewinds = 0  # how many times discard_all() forgot what was given out
+
+    # --- pausing between events (exactly_once commits) ---------------------------
+
+    def pause(self) -> None:
+        self.paused = True
+        self._resumed.clear()
+
+    def resume(self) -> None:
+        self.paused = False
+        self._resumed.set()
+
+    async def wait_idle(self) -> None:
+        """Wait until the reader is between events (call pause() first)."""
+        while self.busy and not self._closed:
+            self._idle.clear()
+            await self._idle.wait()
+
+    def note_idle(self) -> None:
+        """The reader finished its event while paused."""
+        self.busy = False
+        self._idle.set()
+
+    async def wait_unpaused(self) -> None:
+        await self._resumed.wait()
+
+    async def wait_resumed(self) -> bool:
+        """For the reader, at a pause: False if the batch in hand was rewound
+        meanwhile (discard_all), so it must not go on with it."""
+        await self._resumed.wait()
+        if self._discarded:
+            self._discarded = False
+            return False
+        return True
+
+    def discard_all(self) -> None:
+        """Forget every queued batch and the rest of the one in hand (an aborted
+        transaction: the fetchers read them again from the last commit)."""
+        self.rewinds += 1
+        self._queue.clear()
+        self._dropped.clear()
+        self._held.clear()
+        self._not_full.set()
+        self._not_empty.clear()
+        if self.position < len(self.batch):
+            self._discarded = True
+        self.batch, self.position = [], 0
 
     @property
     def closed(self) -> bool:
@@ -116,6 +172,8 @@ class Channel:
         self._not_empty.set()
         self._not_full.set()
         self._advanced.set()
+        self._idle.set()
+        self._resumed.set()
 
     def drop(self, tps: set[TopicPartition]) -> dict[TopicPartition, int]:
         """Forget queued batches of `tps` (revoked: their new owner reads them).

@@ -146,9 +146,28 @@ async def _run(
     is_flag=True,
     help="serve the web server (no authentication) on a non-loopback address",
 )
+@click.option(
+    "--processing-guarantee",
+    type=click.Choice(["at_least_once", "exactly_once"]),
+    default=None,
+    envvar="STREAMS_PROCESSING_GUARANTEE",
+    help="override the app's processing_guarantee",
+)
+@click.option(
+    "--worker-name",
+    default=None,
+    envvar="STREAMS_WORKER_NAME",
+    help="exactly_once: this worker's part of its transactional id (default: kept in --data)",
+)
 @click.pass_obj
 def worker(
-    ctx: Context, listen: str, status_interval: float, web: str | None, web_allow_insecure: bool
+    ctx: Context,
+    listen: str,
+    status_interval: float,
+    web: str | None,
+    web_allow_insecure: bool,
+    processing_guarantee: str | None,
+    worker_name: str | None,
 ) -> None:
     """Run the app's agents, tables and timers until SIGINT/SIGTERM."""
     try:
@@ -166,6 +185,10 @@ def worker(
         app.broker = ctx.broker
     if ctx.data:
         app.data_dir = ctx.data
+    if processing_guarantee:
+        app.set_processing_guarantee(processing_guarantee)
+    if worker_name:
+        app.worker_name = worker_name
     sys.exit(run_worker(app, listen=address, status_interval_s=status_interval, web=web_address))
 
 

@@ -288,6 +288,26 @@ class Conductor:
         if self._numbers is not None:
             self._numbers -= gone
 
+    async def rewind(self) -> None:
+        """Back to the last committed offsets (an aborted transaction): stop the
+        fetchers, forget what the channels hold, fetch again from the commit.
+        Only while the channels are paused and idle, so no reader is mid-event."""
+        fetching = list(self._fetchers.items())
+        for _, task in fetching:
+            task.cancel()
+        if fetching:
+            await asyncio.gather(*(task for _, task in fetching), return_exceptions=True)
+        self._fetchers.clear()
+        for channel in self.channels():
+            channel.discard_all()
+        loop = asyncio.get_running_loop()
+        for tp, _ in fetching:
+            self.positions[tp] = self._committed.get(tp, self.positions[tp])
+            self._fetchers[tp] = loop.create_task(
+                self._fetch_loop(tp, self._topics[tp.topic]), name=f"fetch {tp}"
+            )
+        logger.info("rewound to the last commit partitions=%d", len(fetching))
+
     def forget(self, numbers: Iterable[int]) -> None:
         gone = set(numbers)
         for tp in [tp for tp in self.positions if tp.partition in gone]:

@@ -22,7 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.assignor import WorkerState
-from runtime.recovery import Progress, RecoveryResult, log_progress, recover_store
+from runtime.recovery import (
+    SETTLE_MAX_S,
+    Progress,
+    RecoveryResult,
+    log_progress,
+    recover_store,
+)
 from runtime.transport import Transport
 from runtime.types import TopicPartition
 from stores import Store, StoreError, open_store
@@ -82,7 +88,8 @@ class TablePlacement:
         for p in sorted(numbers.active):
             await self._stop_following(table, p)
             if p in table.partitions:
-                continue  # still ours and up to date
+                await self._catch_up(table, p)
+                continue
             results.append(await self._recover(table, p, self._store(table, p)))
         if results:
             log_recovered(table.name, results)
@@ -132,12 +139,33 @@ class TablePlacement:
                 logger.warning("standby %s fell behind: %s; retrying", tp, exc)
                 await asyncio.sleep(FOLLOW_RETRY_S)
 
+    async def _catch_up(self, table: Table, p: int) -> None:
+        """A partition this worker kept across a rebalance: usually nobody wrote
+        its changelog meanwhile, but a worker the group had dropped for a while
+        (paused past its session timeout) got it back from another owner. Then
+        the store replays what that one wrote, and the cache, stale, goes."""
+        part = table.partitions[p]
+        result = await recover_store(
+            self._transport, part.store, part.changelog, settle_s=SETTLE_MAX_S
+        )
+        if result.records:
+            part.cache.clear()
+            logger.warning(
+                "table=%s partition=%d was written by another worker meanwhile: "
+                "%d changelog records replayed",
+                table.name,
+                p,
+                result.records,
+            )
+
     async def _recover(self, table: Table, p: int, store: Store) -> RecoveryResult:
         table.attach(p, store)
         tp = TopicPartition(table.changelog.name, p)
         self.recovering[tp] = (0, 0)
         try:
-            result = await recover_store(self._transport, store, tp, progress=self._progress)
+            result = await recover_store(
+                self._transport, store, tp, progress=self._progress, settle_s=SETTLE_MAX_S
+            )
         finally:
             self.recovering.pop(tp, None)
         self.recoveries.append(result)

@@ -74,20 +74,26 @@ class Stream:
                 batch = await channel.get()
                 if batch is None:
                     return
-                if predicates:
-                    for i, event in enumerate(batch):
-                        channel.position = i
-                        if not await _passes(predicates, event.value):
-                            continue
-                        set_current_event(event)
-                        yield event
+                for i, event in enumerate(batch):
+                    channel.position = i
+                    if channel.paused and not await channel.wait_resumed():
+                        break  # rewound by an aborted transaction: fetched again
+                    channel.busy = True
+                    if predicates and not await _passes(predicates, event.value):
+                        channel.busy = False
+                        if channel.paused:
+                            channel.note_idle()
+                        continue
+                    set_current_event(event)
+                    yield event
+                    channel.busy = False
+                    if channel.paused:
+                        channel.note_idle()
                 else:
-                    for i, event in enumerate(batch):
-                        channel.position = i
-                        set_current_event(event)
-                        yield event
-                channel.position = len(batch)
+                    channel.position = len(batch)
         finally:
+            channel.busy = False
+            channel.note_idle()
             set_current_event(None)
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -128,9 +134,11 @@ class Stream:
         if within <= 0:
             raise ValueError("take: within must be > 0 seconds")
         events = self.events()
+        channel = self.channel
         buffer: list[Any] = []
         loop = asyncio.get_running_loop()
         deadline = 0.0
+        rewinds = channel.rewinds  # an aborted transaction forgets what is buffered
         pending: asyncio.Task[Event] | None = None
         try:
             while True:
@@ -147,16 +155,27 @@ class Stream:
                             yield buffer
                         return
                     pending = None
+                    if channel.rewinds != rewinds:
+                        buffer, rewinds = [], channel.rewinds  # they come again
                     if not buffer:
                         deadline = loop.time() + within
-                    self.channel.hold(event)
+                    channel.hold(event)
                     buffer.append(event.value)
                     if len(buffer) < max_:
                         continue
                 if buffer:
+                    # A list is processed like an event: not while a commit cuts.
+                    await channel.wait_unpaused()
+                    if channel.rewinds != rewinds:
+                        buffer, rewinds = [], channel.rewinds
+                        continue
                     batch, buffer = buffer, []
+                    channel.busy = True
                     yield batch
-                    self.channel.release()
+                    channel.busy = False
+                    if channel.paused:
+                        channel.note_idle()
+                    channel.release()
         finally:
             if pending is not None:
                 pending.cancel()

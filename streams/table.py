@@ -8,26 +8,33 @@ to the partition Kafka's partitioner picks for the key.
 Writes are buffered per partition (`dirty`) and flushed by the worker before
 it commits: one changelog batch per partition, then one atomic store write
 that also records the changelog offset, so a restart replays only the tail.
+
+Under exactly_once the changelog batches go through the worker's transaction
+(`append`), and the store writes wait (`pending`) until it commits: a store
+never holds, nor records the offset of, a write of a transaction that may
+still abort. After an abort `discard_uncommitted()` drops them, the unflushed
+writes and the read cache, which leaves the store as the last commit left it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from runtime.log.records import encode_batch
+from runtime.log.records import OutRecord, encode_batch
 from runtime.partitioner import partition_for_key
 from runtime.types import TopicPartition
 from stores.base import Store
 from streams.codec import Codec, get_codec
 from streams.event import current_event
 from streams.topic import Topic, codec_for_type, loader_for
-from streams.window import HoppingWindow, TumblingWindow, Window, WindowRange
+from streams.window import HoppingWindow, TumblingWindow
 
 if TYPE_CHECKING:
     from runtime.transport import Transport
+    from streams.windowed import WindowedTable
     from streams.wiring import Wiring
 
 logger = logging.getLogger(__name__)
@@ -35,6 +42,8 @@ logger = logging.getLogger(__name__)
 _MISSING = object()
 _DELETED = object()
 CACHE_ENTRIES_MAX = 200_000
+
+Append = Callable[[TopicPartition, list[OutRecord]], Awaitable[int]]
 
 
 class TablePartition:
@@ -49,6 +58,7 @@ class TablePartition:
         "flushing",
         "load_key",
         "load_value",
+        "pending",
         "store",
     )
 
@@ -68,6 +78,8 @@ class TablePartition:
         # Taken from dirty by a flush that is writing them; until the store has
         # them, items() reads them from here (the changelog append may be slow).
         self.flushing: dict[Any, Any] = {}
+        # Flushed in a transaction not committed yet: (store writes, last changelog offset).
+        self.pending: list[tuple[dict[bytes, bytes | None], int]] = []
         self.dump_key, self.load_key = dump_key, load_key
         self.dump_value, self.load_value = dump_value, load_value
 
@@ -90,49 +102,91 @@ class TablePartition:
     def items(self) -> Iterator[tuple[Any, Any]]:
         dirty = {**self.flushing, **self.dirty} if self.flushing else self.dirty
         load_key, load_value = self.load_key, self.load_value
+        pending: dict[bytes, bytes | None] = {}  # flushed, the store takes them at commit
+        for writes, _ in self.pending:
+            pending.update(writes)
         for raw_key, raw_value in self.store.items():
+            if raw_key in pending:
+                continue
             key = load_key(raw_key)
             if key in dirty:
                 continue
             yield key, load_value(raw_value)
+        for raw_key, raw_value in pending.items():
+            key = load_key(raw_key)
+            if raw_value is not None and key not in dirty:
+                yield key, load_value(raw_value)
         for key, value in list(dirty.items()):
             if value is not _DELETED:
                 yield key, value
 
-    async def flush(self, transport: Transport, batch_bytes_max: int) -> int:
-        """Write the dirty entries to the changelog, then to the store."""
+    async def flush(
+        self, transport: Transport, batch_bytes_max: int, append: Append | None = None
+    ) -> int:
+        """Write the dirty entries to the changelog, then to the store (with
+        `append`, a transaction's: to `pending`, for apply_pending())."""
         if not self.dirty:
             return 0
         dirty, self.dirty = self.dirty, {}
         self.flushing = dirty
         try:
-            return await self._write(dirty, transport, batch_bytes_max)
+            return await self._write(dirty, transport, batch_bytes_max, append)
         finally:
             self.flushing = {}
 
     async def _write(
-        self, dirty: dict[Any, Any], transport: Transport, batch_bytes_max: int
+        self,
+        dirty: dict[Any, Any],
+        transport: Transport,
+        batch_bytes_max: int,
+        append: Append | None,
     ) -> int:
         now_ms = int(time.time() * 1000)
         dump_key, dump_value = self.dump_key, self.dump_value
-        records = [
+        records: list[OutRecord] = [
             (dump_key(k), None if v is _DELETED else dump_value(v), now_ms, ())
             for k, v in dirty.items()
         ]
-        start = 0
-        while start < len(records):
-            end, size = start, 0
-            while end < len(records) and (end == start or size < batch_bytes_max // 2):
-                key, value = records[end][0], records[end][1]
-                size += len(key) + (len(value) if value else 0) + 32
-                end += 1
-            chunk = records[start:end]
-            base = await transport.append(self.changelog, encode_batch(chunk))
-            self.store.apply({k: v for k, v, _, _ in chunk}, base + len(chunk) - 1)
-            start = end
-        if len(self.cache) > CACHE_ENTRIES_MAX:
+        for chunk in _chunks(records, batch_bytes_max // 2):
+            writes = {k: v for k, v, _, _ in chunk}
+            if append is None:
+                base = await transport.append(self.changelog, encode_batch(chunk))
+                self.store.apply(writes, base + len(chunk) - 1)
+            else:
+                base = await append(self.changelog, chunk)
+                self.pending.append((writes, base + len(chunk) - 1))
+        if append is None and len(self.cache) > CACHE_ENTRIES_MAX:
             self.cache.clear()
         return len(records)
+
+    def apply_pending(self) -> None:
+        """The transaction of the pending writes committed: into the store."""
+        for writes, offset in self.pending:
+            self.store.apply(writes, offset)
+        self.pending = []
+        if len(self.cache) > CACHE_ENTRIES_MAX:
+            self.cache.clear()
+
+    def discard_uncommitted(self) -> None:
+        """The transaction aborted: forget what it and the unflushed writes held."""
+        self.pending = []
+        self.dirty = {}
+        self.cache = {}
+
+
+def _chunks(records: list[OutRecord], bytes_max: int) -> list[list[OutRecord]]:
+    """Consecutive runs of about `bytes_max` bytes (at least one record each)."""
+    chunks: list[list[OutRecord]] = []
+    start = 0
+    while start < len(records):
+        end, size = start, 0
+        while end < len(records) and (end == start or size < bytes_max):
+            key, value = records[end][0], records[end][1]
+            size += len(key or b"") + (len(value) if value else 0) + 32
+            end += 1
+        chunks.append(records[start:end])
+        start = end
+    return chunks
 
 
 class Table:
@@ -213,11 +267,21 @@ class Table:
     def on_recovered(self, partition: int) -> None:
         """Hook for subclasses: the partition's store is up to date."""
 
-    async def flush(self, transport: Transport, batch_bytes_max: int = 1 << 20) -> int:
+    async def flush(
+        self, transport: Transport, batch_bytes_max: int = 1 << 20, append: Append | None = None
+    ) -> int:
         written = 0
         for part in self.partitions.values():
-            written += await part.flush(transport, batch_bytes_max)
+            written += await part.flush(transport, batch_bytes_max, append)
         return written
+
+    def apply_pending(self) -> None:
+        for part in self.partitions.values():
+            part.apply_pending()
+
+    def discard_uncommitted(self) -> None:
+        for part in self.partitions.values():
+            part.discard_uncommitted()
 
     def close(self) -> None:
         for part in self.partitions.values():
@@ -318,9 +382,13 @@ class Table:
     # --- windows ---------------------------------------------------------------
 
     def tumbling(self, size: float, *, expires: float | None = None) -> WindowedTable:
+        from streams.windowed import WindowedTable
+
         return WindowedTable(self, TumblingWindow(float(size), _seconds(expires)))
 
     def hopping(self, size: float, step: float, *, expires: float | None = None) -> WindowedTable:
+        from streams.windowed import WindowedTable
+
         return WindowedTable(self, HoppingWindow(float(size), float(step), _seconds(expires)))
 
 
@@ -336,235 +404,8 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-# --- windowed tables -----------------------------------------------------------
-
-
-class WindowedTable:
-    """A table of windows: `table[key] += 1` updates every window the event
-    falls into; `table[key].current()` reads one.
-
-    Stored keys are `(key, window_start)`. Windows whose end is more than
-    `expires` seconds behind the newest event time are deleted from the
-    store and, by tombstones, from the changelog.
-    """
-
-    def __init__(
-        self,
-        table: Table,
-        window: Window,
-        relative_to: str | Callable[[Any], float] = "stream",
-    ) -> None:
-        self.table = table
-        self.window = window
-        self.name = table.name
-        self._relative_to = relative_to
-        # Stored keys are JSON [key, start]; they route by the key alone, so a
-        # window read outside an event finds the partition its writes went to.
-        route_key = table._route_key
-        json_codec = get_codec("json")
-        table._route_key = lambda wkey: route_key(wkey[0])
-        table._dump_key = json_codec.dumps
-        table._load_key = lambda data: _hashable(json_codec.loads(data))
-        for part in table.partitions.values():
-            part.dump_key, part.load_key = table._dump_key, table._load_key
-        self._windows: dict[float, set[tuple[int, Any]]] = {}
-        self.latest_timestamp = 0.0
-        table.windowed = self
-
-    def __repr__(self) -> str:
-        return f"<WindowedTable {self.name} {self.window}>"
-
-    @property
-    def changelog(self) -> Topic:
-        return self.table.changelog
-
-    @property
-    def default(self) -> Callable[[], Any] | None:
-        return self.table.default
-
-    # relative_to_*: return a view sharing the data, like Faust.
-    def relative_to_stream(self) -> WindowedTable:
-        return self._view("stream")
-
-    def relative_to_now(self) -> WindowedTable:
-        return self._view("now")
-
-    def relative_to_field(self, field: Any) -> WindowedTable:
-        getter = getattr(field, "getter", None)
-        if getter is None:
-            raise TypeError(f"relative_to_field needs a model field, not {field!r}")
-        return self._view(lambda value: _as_seconds(getter(value)))
-
-    def _view(self, relative_to: str | Callable[[Any], float]) -> WindowedTable:
-        view = WindowedTable.__new__(WindowedTable)
-        view.__dict__.update(self.__dict__)
-        view._relative_to = relative_to
-        view._shared = self
-        return view
-
-    @property
-    def _root(self) -> WindowedTable:
-        return self.__dict__.get("_shared", self)
-
-    def timestamp(self) -> float:
-        """The time windows are chosen by: the event's, now, or a field's."""
-        rel = self._relative_to
-        event = current_event()
-        if rel == "now" or event is None:
-            return time.time()
-        if rel == "stream":
-            return event.message.timestamp
-        return rel(event.value)  # type: ignore[operator]
-
-    # --- dict-ish interface ---------------------------------------------------
-
-    def __getitem__(self, key: Any) -> WindowSet:
-        return WindowSet(key, self)
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        if isinstance(value, WindowSet):
-            return  # `table[k] += x` already wrote through the WindowSet
-        ts = self.timestamp()
-        for rng in self.window.ranges(ts):
-            self._set(key, rng.start, value, ts)
-
-    def __delitem__(self, key: Any) -> None:
-        ts = self.timestamp()
-        for rng in self.window.ranges(ts):
-            wkey = (key, rng.start)
-            if wkey in self.table:
-                del self.table[wkey]
-
-    def _get(self, key: Any, start: float) -> Any:
-        return self.table[(key, start)]
-
-    def _set(self, key: Any, start: float, value: Any, ts: float) -> None:
-        wkey = (key, start)
-        self.table[wkey] = value
-        root = self._root
-        part = self.table._partition(wkey)
-        number = part.changelog.partition
-        keys = root._windows.get(start)
-        if keys is None:
-            keys = root._windows[start] = set()
-        keys.add((number, wkey))
-        if ts > root.latest_timestamp:
-            root.latest_timestamp = ts
-
-    def items(self) -> Iterator[tuple[tuple[Any, float], Any]]:
-        return self.table.items()
-
-    def keys(self) -> Iterator[Any]:
-        return self.table.keys()
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    # --- lifecycle ---------------------------------------------------------------
-
-    def on_recovered(self, partition: int) -> None:
-        root = self._root
-        for wkey, _ in self.table.partitions[partition].items():
-            start = wkey[1]
-            root._windows.setdefault(start, set()).add((partition, wkey))
-            root.latest_timestamp = max(root.latest_timestamp, start)
-
-    def on_released(self, partition: int) -> None:
-        """The partition moved to another worker: forget its windows here."""
-        root = self._root
-        for start in list(root._windows):
-            keys = {k for k in root._windows[start] if k[0] != partition}
-            if keys:
-                root._windows[start] = keys
-            else:
-                del root._windows[start]
-
-    def expire(self, now: float | None = None) -> int:
-        """Delete windows that are done; returns keys deleted."""
-        root = self._root
-        window = self.window
-        latest = root.latest_timestamp if now is None else max(now, root.latest_timestamp)
-        removed = 0
-        for start in sorted(root._windows):
-            end = start + window.size_s
-            if not window.expired(WindowRange(start, end), latest):
-                break
-            for number, wkey in root._windows.pop(start):
-                part = self.table.partitions.get(number)
-                if part is not None and part.get(wkey) is not _DELETED:
-                    part.delete(wkey)
-                    removed += 1
-        return removed
-
-    async def flush(self, transport: Transport, batch_bytes_max: int = 1 << 20) -> int:
-        return await self.table.flush(transport, batch_bytes_max)
-
-
 def _hashable(key: Any) -> Any:
     """JSON gives lists back for tuple keys; dict keys must be hashable."""
     if isinstance(key, list):
         return tuple(_hashable(k) for k in key)
     return key
-
-
-def _as_seconds(value: Any) -> float:
-    if hasattr(value, "timestamp"):
-        return float(value.timestamp())
-    return float(value)
-
-
-class WindowSet:
-    """The windows of one key at the current time; `+=` updates all of them."""
-
-    __slots__ = ("key", "table")
-
-    def __init__(self, key: Any, table: WindowedTable) -> None:
-        self.key = key
-        self.table = table
-
-    def _apply(self, op: Callable[[Any, Any], Any], operand: Any) -> WindowSet:
-        table = self.table
-        ts = table.timestamp()
-        for rng in table.window.ranges(ts):
-            table._set(self.key, rng.start, op(table._get(self.key, rng.start), operand), ts)
-        return self
-
-    def __iadd__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a + b, other)
-
-    def __isub__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a - b, other)
-
-    def __imul__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a * b, other)
-
-    def __itruediv__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a / b, other)
-
-    def __ior__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a | b, other)
-
-    def __iand__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a & b, other)
-
-    def _at(self, timestamp: float) -> Any:
-        return self.table._get(self.key, self.table.window.current(timestamp).start)
-
-    def current(self) -> Any:
-        """The value in the newest window containing the table's time."""
-        return self._at(self.table.timestamp())
-
-    def now(self) -> Any:
-        """The value in the newest window containing the wall clock time."""
-        return self._at(time.time())
-
-    def value(self) -> Any:
-        return self.current()
-
-    def delta(self, seconds: float) -> Any:
-        """The value in the window `seconds` before the current one."""
-        ts = self.table.timestamp()
-        return self.table._get(self.key, self.table.window.delta(ts, seconds).start)
-
-    def __repr__(self) -> str:
-        return f"<WindowSet key={self.key!r} table={self.table.name}>"

@@ -8,7 +8,8 @@ Lifecycle (`async with Worker(app) as worker: await worker.run_until(stop)`):
 2. recover every table partition from its changelog (progress is logged);
 3. subscribe the agents, start fetching, start timers, crontabs and tasks;
 4. every `commit_interval_s`: snapshot processed offsets, flush table
-   changelogs and the producer, then commit the snapshot (at least once);
+   changelogs and the producer, then commit the snapshot (at least once; under
+   exactly_once one transaction per commit, see streams/exactly_once.py);
 5. on stop: stop fetching, let agents finish the event in hand, cancel timers,
    flush and commit once more, close stores and the transport, release the locks.
 
@@ -26,36 +27,35 @@ least once).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from croniter import croniter
-
-from runtime.assignor import (
-    StreamsAssignor,
-    common_partition_count,
-    decode_hosts,
-    decode_numbers,
-)
+from runtime.assignor import StreamsAssignor, decode_hosts, decode_numbers
 from runtime.client.consumer_protocol import Assignment
-from runtime.client.errors import KafkaError
+from runtime.client.errors import (
+    KafkaError,
+    TransactionAbortableError,
+    TransactionAbortedError,
+)
+from runtime.client.group import ConsumerGroupMetadata
 from runtime.log.config import FlushPolicy
 from runtime.log.lock import DataDirLock, lock_directories
 from runtime.producer import Producer
 from runtime.recovery import RecoveryResult
 from runtime.stats import LatencyStats
 from runtime.transport import Transport, open_transport
+from runtime.txn_writer import TRANSACTION_TIMEOUT_MS, TransactionalWriter
 from runtime.types import TopicPartition
 from stores import store_directory
 from streams.agent import Agent, AgentError
 from streams.channel import Channel
 from streams.conductor import Conductor, declare_topic
-from streams.errors import ConfigurationError
+from streams.exactly_once import TransactionalCommits, worker_directory, worker_name
+from streams.partitioning import common_partitions, copartition_tables, warn_partition_mismatch
 from streams.placement import TablePlacement
+from streams.scheduling import call, every, on_schedule
 from streams.table import Table
 from streams.topic_plan import declare_app_topics
 
@@ -81,11 +81,14 @@ class Worker:
         self.app = app
         self.web_address = web  # None: no web server
         self.web: WebServer | None = None
+        self.exactly_once = app.processing_guarantee == "exactly_once"
         self.transport = transport or open_transport(
             app.broker,
             data_dir=Path(app.data_dir) / "log",
             flush=FlushPolicy(app.log_flush, app.log_flush_interval_ms),
+            isolation_level="read_committed" if self.exactly_once else "read_uncommitted",
         )
+        self.transactions: TransactionalCommits | None = None
         self.run_agents = run_agents
         self.store_url = app.store or (
             "memory://" if self.transport.url.startswith("memory:") else "rocksdb://"
@@ -139,13 +142,28 @@ class Worker:
         self._dir_locks = lock_directories(self._store_directories())
         try:
             await self.transport.start()
+            writer = await self._start_writer()
         except BaseException:
             self._release_dir_locks()
+            await self.transport.stop()
             raise
-        self.producer = Producer(self.transport, on_error=self._append_failed)
+        self.producer = Producer(
+            self.transport,
+            on_error=self._append_failed,
+            append=None if writer is None else writer.append,
+        )
         self.conductor = Conductor(
             self.transport, app.id, numbers=set() if self.group_mode else None
         )
+        if writer is not None:
+            self.transactions = TransactionalCommits(
+                writer,
+                self.transport,
+                self.conductor,
+                self.producer,
+                self.app.tables.values,
+                self._group_metadata,
+            )
         wiring.transport, wiring.producer, wiring.conductor = (
             self.transport,
             self.producer,
@@ -167,6 +185,34 @@ class Worker:
             len(app.tables),
         )
 
+    async def _start_writer(self) -> TransactionalWriter | None:
+        """Under exactly_once: the worker's transactional writer, started before
+        anything is read, so that what a crashed instance left open is aborted."""
+        if not self.exactly_once or not self.run_agents:
+            return None
+        app = self.app
+        name = worker_name(None if self._in_memory else app.data_dir, app.worker_name)
+        writer = self.transport.transactional_writer(
+            f"{app.id}-{name}", transaction_timeout_ms=TRANSACTION_TIMEOUT_MS
+        )
+        await writer.start()
+        logger.info("exactly once app=%s transactional_id=%s", app.id, writer.transactional_id)
+        return writer
+
+    def _group_metadata(self) -> ConsumerGroupMetadata:
+        """Who commits: the member as of its generation. A member the group has
+        dropped (its partitions are lost, maybe to another worker) must not
+        commit: the coordinator would take a generation -1 commit unchecked."""
+        if self.member is None:
+            return ConsumerGroupMetadata(self.app.id)
+        metadata = self.member.group_metadata()
+        if metadata.generation_id < 0:
+            raise TransactionAbortableError(
+                f"group {self.app.id}: this worker is no longer a member (its partitions "
+                "may belong to another): its transaction is aborted"
+            )
+        return metadata
+
     async def _start_parts(self) -> None:
         app = self.app
         assert self.conductor is not None and self.producer is not None
@@ -174,14 +220,15 @@ class Worker:
         infos = await declare_app_topics(app, self.transport)
         for name, info in infos.items():
             self.producer.set_max_message_bytes(name, info.config.max_message_bytes)
+        copartition_tables(app)
         for table in app.tables.values():
             if not self.group_mode:
                 await self._recover(table)
         if self.group_mode:
-            self.assignor = StreamsAssignor(self._common_partitions(), app.num_standby_replicas)
+            self.assignor = StreamsAssignor(common_partitions(app), app.num_standby_replicas)
             self.assignor.web_url = self.web.url if self.web is not None else None
         else:
-            self._warn_partition_mismatch()
+            warn_partition_mismatch(app)
         if self.run_agents:
             for agent in app.agents.values():
                 for index in range(agent.concurrency):
@@ -199,11 +246,11 @@ class Worker:
         self._tasks.append(loop.create_task(self._commit_loop(), name="commit"))
         if self.run_agents:
             for fn in app.startup_tasks:
-                self._spawn(self._call(fn), f"task {fn.__name__}")
+                self._spawn(call(fn, app), f"task {fn.__name__}")
             for interval_s, fn in app.timers:
-                self._spawn(self._timer(interval_s, fn), f"timer {fn.__name__}")
+                self._spawn(every(interval_s, fn, app), f"timer {fn.__name__}")
             for expr, fn in app.crontabs:
-                self._spawn(self._crontab(expr, fn), f"crontab {fn.__name__}")
+                self._spawn(on_schedule(expr, fn, app), f"crontab {fn.__name__}")
             if app.metrics_topic is not None:
                 from streams.metrics_topic import MetricsReporter
 
@@ -266,6 +313,11 @@ class Worker:
                 await self.producer.close()
             except Exception as exc:  # e.g. a full disk: the records are replayed
                 error = exc
+        if self.transactions is not None:
+            try:
+                await self.transactions.writer.close()  # aborts what is still open
+            except Exception as exc:
+                logger.warning("closing the transactional writer failed: %s", exc)
         for table in self.app.tables.values():
             table.close()
         self.placement.close()
@@ -300,29 +352,19 @@ class Worker:
     def _store_directories(self) -> list[Path]:
         urls = {table.store_url or self.store_url for table in self.app.tables.values()}
         found = {store_directory(url, data_dir=self.app.data_dir) for url in urls}
+        if self.exactly_once and self.run_agents and not self._in_memory:
+            found.add(worker_directory(self.app.data_dir))  # one worker per identity
         return sorted(d for d in found if d is not None)
+
+    @property
+    def _in_memory(self) -> bool:
+        """memory://: nothing outlives the process, not even the worker's name."""
+        return self.transport.url.startswith("memory:")
 
     def _release_dir_locks(self) -> None:
         for lock in self._dir_locks:
             lock.release()
         self._dir_locks = []
-
-    def _warn_partition_mismatch(self) -> None:
-        """Tables are partitioned like the streams that write them: a table with
-        another partition count than an agent's topic gets reads outside
-        events wrong (the same key hashes elsewhere)."""
-        counts = {a.source.name: a.source.partitions for a in self.app.agents.values()}
-        for table in self.app.tables.values():
-            for topic, n in counts.items():
-                if n != table.partition_count:
-                    logger.warning(
-                        "table %s has %d partitions but topic %s has %d: tables must be "
-                        "co-partitioned with the topics whose events write them",
-                        table.name,
-                        table.partition_count,
-                        topic,
-                        n,
-                    )
 
     # --- recovery ----------------------------------------------------------------
 
@@ -331,19 +373,6 @@ class Worker:
         await self.placement.recover_all(table)
 
     # --- group mode: partitions from the group's assignor ------------------------
-
-    def _common_partitions(self) -> int:
-        global_tables = [t.name for t in self.app.tables.values() if t.route_by_key]
-        if global_tables:
-            # Each worker would hold only its assigned partitions of them:
-            # refuse rather than answer reads from a part of the table.
-            raise ConfigurationError(
-                f"GlobalTable {', '.join(global_tables)} is not supported with several "
-                "workers on kafka:// yet; use log:// or an app.Table"
-            )
-        counts = {a.source.name: a.source.partitions for a in self.app.agents.values()}
-        counts.update({t.changelog.name: t.partition_count for t in self.app.tables.values()})
-        return common_partition_count(counts)
 
     async def _join_group(self) -> None:
         from runtime.client.group import GroupMember
@@ -383,7 +412,8 @@ class Worker:
         assert self.conductor is not None
         numbers = decode_numbers(assignment.user_data)
         await self.conductor.revoke(numbers.active)
-        await self.commit()
+        if self._commit_error is None:  # else: given up uncommitted, the next owner replays
+            await self.commit()
         self.conductor.forget(numbers.active)
         self.revocations += 1
         logger.info("revoked app=%s active=%s", self.app.id, sorted(numbers.active))
@@ -425,6 +455,8 @@ class Worker:
 
     async def _flush_and_commit(self) -> dict[TopicPartition, int]:
         assert self.conductor is not None and self.producer is not None
+        if self.transactions is not None:
+            return await self.transactions.commit()
         offsets = self.conductor.changed_offsets()
         for table in self.app.tables.values():
             if table.windowed is not None:
@@ -502,7 +534,11 @@ class Worker:
         future.add_done_callback(lambda f: self._fail(f.result()) if not f.cancelled() else None)
 
     def _append_failed(self, exc: BaseException) -> None:
-        """A producer batch was refused: its records are gone, so commit no more."""
+        """A producer batch was refused: its records are gone, so commit no more
+        (under exactly_once an abortable one only dooms the open transaction)."""
+        abortable = isinstance(exc, TransactionAbortableError | TransactionAbortedError)
+        if self.transactions is not None and abortable:
+            return  # the next commit aborts
         if self._commit_error is None:
             self._commit_error = exc
         self._fail(exc)
@@ -510,26 +546,3 @@ class Worker:
     def _fail(self, exc: BaseException) -> None:
         if self._failure is not None and not self._failure.done():
             self._failure.set_result(exc)
-
-    async def _call(self, fn: Callable[..., Any]) -> None:
-        result = fn(self.app) if _takes_argument(fn) else fn()
-        if inspect.isawaitable(result):
-            await result
-
-    async def _timer(self, interval_s: float, fn: Callable[..., Any]) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            await self._call(fn)
-
-    async def _crontab(self, expr: str, fn: Callable[..., Any]) -> None:
-        schedule = croniter(expr, time.time())
-        while True:
-            await asyncio.sleep(max(0.0, schedule.get_next(float) - time.time()))
-            await self._call(fn)
-
-
-def _takes_argument(fn: Callable[..., Any]) -> bool:
-    try:
-        return len(inspect.signature(fn).parameters) > 0
-    except (TypeError, ValueError):
-        return False

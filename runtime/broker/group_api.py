@@ -16,6 +16,8 @@ consume nothing without a word.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from runtime.broker.authorize import Access, Operation, ResourceType
 from runtime.broker.coordinator import NO_COMMIT, GroupCoordinator
 from runtime.broker.settings import Handler, Peer
@@ -30,9 +32,15 @@ KIP_848_REFUSAL = ErrorCode.UNSUPPORTED_VERSION
 
 
 class GroupApi:
-    def __init__(self, coordinator: GroupCoordinator, access: Access) -> None:
+    def __init__(
+        self,
+        coordinator: GroupCoordinator,
+        access: Access,
+        pending_offsets: Callable[[str], set[TopicPartition]] = lambda group_id: set(),
+    ) -> None:
         self._coordinator = coordinator
         self._access = access
+        self._pending_offsets = pending_offsets
         self.by_key: dict[int, Handler] = {
             ApiKey.OFFSET_COMMIT: self.offset_commit,
             ApiKey.OFFSET_FETCH: self.offset_fetch,
@@ -209,22 +217,28 @@ class GroupApi:
             tps = [TopicPartition(t["name"], p) for t in requested for p in t["partition_indexes"]]
         commits = await self._coordinator.fetch_offsets(body["group_id"], tps)
         allowed: dict[str, bool] = {}
+        unstable = self._pending_offsets(body["group_id"]) if body.get("require_stable") else set()
         by_topic: dict[str, list[dict]] = {}
-        for tp in tps if tps is not None else sorted(commits):
+        for tp in tps if tps is not None else sorted(commits | dict.fromkeys(unstable)):
             if tp.topic not in allowed:
                 allowed[tp.topic] = self._may_describe_topic(peer, tp.topic, named=tps is not None)
             if not allowed[tp.topic] and tps is None:
                 continue  # "every partition" leaves out topics the principal may not see
-            commit = NO_COMMIT if not allowed[tp.topic] else commits.get(tp, NO_COMMIT)
+            if not allowed[tp.topic] or tp in unstable:
+                commit = NO_COMMIT
+            else:
+                commit = commits.get(tp, NO_COMMIT)
+            if not allowed[tp.topic]:
+                code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            else:
+                code = ErrorCode.UNSTABLE_OFFSET_COMMIT if tp in unstable else ErrorCode.NONE
             by_topic.setdefault(tp.topic, []).append(
                 {
                     "partition_index": tp.partition,
                     "committed_offset": commit.offset,
                     "committed_leader_epoch": commit.leader_epoch,
                     "metadata": commit.metadata,
-                    "error_code": ErrorCode.NONE
-                    if allowed[tp.topic]
-                    else ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                    "error_code": code,
                 }
             )
         return {

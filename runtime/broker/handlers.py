@@ -70,7 +70,7 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     ApiKey.LIST_OFFSETS: (1, 7),  # v6+ flexible: v7 carries MAX_TIMESTAMP
     ApiKey.METADATA: (0, 8),
     ApiKey.OFFSET_COMMIT: (2, 7),
-    ApiKey.OFFSET_FETCH: (1, 5),
+    ApiKey.OFFSET_FETCH: (1, 7),  # v7: require_stable (KIP-447), flexible from v6
     ApiKey.FIND_COORDINATOR: (0, 2),
     ApiKey.JOIN_GROUP: (0, 5),
     ApiKey.HEARTBEAT: (0, 3),
@@ -130,7 +130,7 @@ class Handlers:
         self.admin = AdminApi(transport, settings, self.creator, ratelog, access)
         self.configs = ConfigApi(transport, settings, access)
         self.records = RecordsApi(transport, self.creator, settings.limits, access)
-        self.groups = GroupApi(coordinator, access)
+        self.groups = GroupApi(coordinator, access, transactions.pending_offsets)
         self.group_admin = GroupAdminApi(coordinator, access)
         self.txns = TxnApi(transactions, coordinator, next_producer_id, access)
         self.metrics: BrokerMetrics | None = None  # counts each answer (serving.py)

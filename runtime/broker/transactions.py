@@ -260,6 +260,15 @@ class TransactionCoordinator:
             return ErrorCode.INVALID_TXN_STATE
         return ErrorCode.NONE
 
+    def pending_offsets(self, group_id: str) -> set[TopicPartition]:
+        """Partitions of `group_id` whose offsets an undecided transaction holds
+        (a reader that requires stable offsets waits for it: KIP-447)."""
+        pending: set[TopicPartition] = set()
+        for metadata in self._txns.values():
+            if metadata.state in (TxnState.ONGOING, TxnState.PREPARE_COMMIT):
+                pending.update(metadata.offsets.get(group_id, ()))
+        return pending
+
     def describe(self, transactional_id: str) -> TxnMetadata | None:
         return self._txns.get(transactional_id)
 

@@ -63,7 +63,7 @@ PREFERRED_VERSIONS: dict[int, int] = {
     ApiKey.LIST_OFFSETS: 5,
     ApiKey.METADATA: 8,
     ApiKey.OFFSET_COMMIT: 7,
-    ApiKey.OFFSET_FETCH: 5,
+    ApiKey.OFFSET_FETCH: 7,  # flexible; v7 asks for stable offsets (KIP-447)
     ApiKey.FIND_COORDINATOR: 2,
     ApiKey.JOIN_GROUP: 5,
     ApiKey.HEARTBEAT: 3,

@@ -141,9 +141,12 @@ async def fetch_committed(
     tps: Iterable[TopicPartition] | None,
     *,
     lane: str = DEFAULT_LANE,
+    require_stable: bool = False,
 ) -> dict[TopicPartition, tuple[int, str | None]]:
     """(offset, metadata) of each partition with a committed offset (None: all
-    the group has); partitions with none are left out."""
+    the group has); partitions with none are left out. With `require_stable`
+    (a read_committed reader, KIP-447) offsets an undecided transaction holds
+    are waited for (UNSTABLE_OFFSET_COMMIT is retried)."""
     wanted = None if tps is None else sorted(set(tps))
     topics = None
     if wanted is not None:
@@ -155,7 +158,10 @@ async def fetch_committed(
     async def attempt() -> dict[TopicPartition, tuple[int, str | None]]:
         node = await cluster.coordinator(group_id)
         response = await cluster.request(
-            node, ApiKey.OFFSET_FETCH, {"group_id": group_id, "topics": topics}, lane=lane
+            node,
+            ApiKey.OFFSET_FETCH,
+            {"group_id": group_id, "topics": topics, "require_stable": require_stable},
+            lane=lane,
         )
         if response.get("error_code", 0) != ErrorCode.NONE:
             raise KafkaError(response["error_code"], f"OffsetFetch {group_id!r}")

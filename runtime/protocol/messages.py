@@ -316,7 +316,7 @@ OFFSET_FETCH = Api(
     key=ApiKey.OFFSET_FETCH,
     name="OffsetFetch",
     min_version=1,
-    max_version=6,
+    max_version=7,
     flexible_from=6,
     request=Struct(
         Field("group_id", STRING),
@@ -326,6 +326,8 @@ OFFSET_FETCH = Api(
             Field("partition_indexes", Array(INT32)),
             nullable_versions="2+",  # null: every partition with a committed offset
         ),
+        # KIP-447: offsets a transaction holds pending answer UNSTABLE_OFFSET_COMMIT
+        Field("require_stable", BOOL, "7+", default=False),
     ),
     response=Struct(
         throttle("3+"),

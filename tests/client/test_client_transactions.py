@@ -417,3 +417,41 @@ def test_a_transaction_can_write_to_a_topic_the_broker_creates_on_first_use():
             assert sorted(await read_all(c, fresh)) == [b"by key", b"by partition"]
 
     run(main())
+
+
+def test_a_stable_offset_fetch_waits_for_offsets_a_transaction_holds():
+    """OffsetFetch v7 require_stable (KIP-447), as a read_committed KafkaTransport
+    asks it: offsets sent with a transaction not yet decided answer
+    UNSTABLE_OFFSET_COMMIT, so a new owner starts from what that transaction
+    leaves, not from before it."""
+    import asyncio
+
+    from runtime.client.offsets import fetch_committed
+    from runtime.kafka_transport import KafkaTransport
+
+    async def main():
+        async with broker() as b, cluster(b) as c:
+            b.transport.log.create_topic("in", 1)
+            tp = TopicPartition("in", 0)
+            url = f"kafka://127.0.0.1:{b.address.port}"
+            async with (
+                TransactionalProducer(c, "stable-0") as producer,
+                KafkaTransport(url, isolation_level="read_committed") as reader,
+            ):
+                await producer.init_transactions()
+                await producer.begin_transaction()
+                await producer.send_offsets_to_transaction({tp: 4}, "g")
+                assert await fetch_committed(c, "g", [tp]) == {}  # not stable: nothing yet
+                node = await c.coordinator("g")
+                body = {"group_id": "g", "topics": [{"name": "in", "partition_indexes": [0]}]}
+                answer = await c.request(
+                    node, ApiKey.OFFSET_FETCH, {**body, "require_stable": True}
+                )
+                (partition,) = answer["topics"][0]["partitions"]
+                assert partition["error_code"] == ErrorCode.UNSTABLE_OFFSET_COMMIT
+                waiting = asyncio.ensure_future(reader.committed("g", [tp]))
+                await asyncio.sleep(0)  # its first OffsetFetch goes out before the commit
+                await producer.commit_transaction()
+                assert await asyncio.wait_for(waiting, 20.0) == {tp: 4}
+
+    run(main())

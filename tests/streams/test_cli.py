@@ -87,3 +87,13 @@ def test_groups_lists_committed_offsets_and_lag(tmp_path):
     assert r.exit_code == 0, r.output
     assert "billing\tstate=Empty\tmembers=0" in r.output
     assert "  orders\t0\t3\t5\t2" in r.output
+
+
+def test_worker_refuses_an_unknown_processing_guarantee():
+    r = CliRunner().invoke(
+        cli, ["worker", "--processing-guarantee", "twice"], env={"STREAMS_WORKER_NAME": "w"}
+    )
+    assert r.exit_code == 2
+    assert "'twice' is not one of 'at_least_once', 'exactly_once'" in r.output
+    r = CliRunner().invoke(cli, ["worker"], env={"STREAMS_PROCESSING_GUARANTEE": "once"})
+    assert r.exit_code == 2 and "'once' is not one of" in r.output

@@ -74,3 +74,13 @@ def test_a_failed_transport_start_releases_the_lock(make_app, tmp_path):
             pass
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("broker_url", ["kafka"], indirect=True)
+def test_exactly_once_workers_of_one_data_dir_are_one_identity(make_app, tmp_path):
+    """Under exactly_once the data directory holds the worker's name, and so its
+    transactional id: a second worker on it (memory:// stores lock nothing else)
+    fails at start rather than fence the first."""
+    first = counting_app(make_app, store="memory://", processing_guarantee="exactly_once")
+    second = counting_app(make_app, store="memory://", processing_guarantee="exactly_once")
+    asyncio.run(second_start_fails(first, second, tmp_path / "data" / "worker"))

@@ -20,6 +20,22 @@ def read_to_end(
     """Per partition, every value from offset 0 up to the end a reader of that
     isolation reaches (read_committed: the last stable offset; read_uncommitted:
     the high watermark), once it has `expect` values if given."""
+    found = read_records_to_end(
+        bootstrap, topic, partitions, isolation, expect=expect, timeout_s=timeout_s
+    )
+    return {p: [value.decode() for _, value in rows] for p, rows in found.items()}
+
+
+def read_records_to_end(
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    isolation: str,
+    *,
+    expect: int | None = None,
+    timeout_s: float = 30.0,
+) -> dict[int, list[tuple[bytes | None, bytes]]]:
+    """read_to_end, with each record's key: (key, value) per partition."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -29,7 +45,7 @@ def read_to_end(
             "enable.partition.eof": True,
         }
     )
-    values: dict[int, list[str]] = {p: [] for p in range(partitions)}
+    values: dict[int, list[tuple[bytes | None, bytes]]] = {p: [] for p in range(partitions)}
     try:
         consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         at_end: set[int] = set()
@@ -46,7 +62,7 @@ def read_to_end(
                 at_end.add(msg.partition())
                 continue
             at_end.discard(msg.partition())
-            values[msg.partition()].append(msg.value().decode())
+            values[msg.partition()].append((msg.key(), msg.value()))
     finally:
         consumer.close()
     return values

@@ -20,11 +20,9 @@ import random
 from collections import Counter
 
 import pytest
-from waiting import wait_until
 from worker_procs import (
-    Process,
-    assignment,
     create_topic,
+    kill_at_a_random_moment,
     produce,
     read_table,
     read_traces,
@@ -42,23 +40,6 @@ TIMEOUT_S = 30.0
 SEED = int(os.environ.get("KILL_LOOP_SEED", random.randrange(1 << 30)))
 
 
-def kill_at_a_random_moment(worker: Process, trace, rng: random.Random) -> str:
-    """SIGKILL `worker` once it reaches a randomly chosen moment; which one."""
-    if rng.random() < 0.3:
-        moment = "just after joining the group"
-        wait_until(lambda: assignment(worker), timeout_s=TIMEOUT_S, what=f"{worker.pid} assigned")
-    else:
-        n = rng.randrange(1, PROCESSED_BEFORE_KILL_MAX)
-        moment = f"after {n} events"
-        wait_until(
-            lambda: len(read_traces(trace, worker.pid)) >= n,
-            timeout_s=TIMEOUT_S,
-            what=lambda: f"{worker.pid} processing {n} events:\n{worker.text()[-3000:]}",
-        )
-    worker.kill()
-    return moment
-
-
 def test_sigkilled_worker_restarted_ten_times_counts_at_least_truth(
     broker, live_producer, workers, tmp_path
 ):
@@ -69,7 +50,13 @@ def test_sigkilled_worker_restarted_ten_times_counts_at_least_truth(
     produce(broker, BACKLOG)
     stream = live_producer(broker, RATE_PER_S)
     for kill in range(KILLS):
-        moment = kill_at_a_random_moment(workers(url, data=data), trace, rng)
+        moment = kill_at_a_random_moment(
+            workers(url, data=data),
+            trace,
+            rng,
+            processed_max=PROCESSED_BEFORE_KILL_MAX,
+            timeout_s=TIMEOUT_S,
+        )
         print(f"kill {kill + 1}: {moment}")
 
     final = workers(url, data=data)

@@ -10,6 +10,7 @@ the test did to it.
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -119,6 +120,36 @@ def start_broker(data: Path) -> tuple[Process, str]:
     broker = Process(command, {}, ready_line="broker ready on ")
     broker.wait_ready()
     return broker, bootstrap
+
+
+def kill_at_a_random_moment(
+    worker: Process,
+    trace: Path,
+    rng: random.Random,
+    *,
+    processed_max: int,
+    timeout_s: float,
+) -> str:
+    """SIGKILL `worker` once it reaches a randomly chosen moment: just after it
+    started (in group mode: joined the group), or after 1..processed_max events
+    of its own; which one."""
+    if rng.random() < 0.3:
+        moment = "just after starting"
+        wait_until(
+            lambda: assignment(worker) or "worker started app=" in worker.text(),
+            timeout_s=timeout_s,
+            what=lambda: f"{worker.pid} started:\n{worker.text()[-3000:]}",
+        )
+    else:
+        n = rng.randrange(1, processed_max)
+        moment = f"after {n} events"
+        wait_until(
+            lambda: len(read_traces(trace, worker.pid)) >= n,
+            timeout_s=timeout_s,
+            what=lambda: f"{worker.pid} processing {n} events:\n{worker.text()[-3000:]}",
+        )
+    worker.kill()
+    return moment
 
 
 def start_worker(broker_url: str, data: Path, trace: Path, **env: str) -> Process:

@@ -1,0 +1,248 @@
+"""Windowed tables: `app.Table(...).tumbling(size)` / `.hopping(size, step)`.
+
+A windowed table is a Table whose keys are `(key, window_start)`; it routes by
+the key alone, so a window read outside an event finds the partition its
+writes went to. Windows past `expires` are deleted, from the store and, by
+tombstones, from the changelog.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from streams.codec import get_codec
+from streams.event import current_event
+from streams.table import _DELETED, Append, Table, _hashable
+from streams.topic import Topic
+from streams.window import Window, WindowRange
+
+if TYPE_CHECKING:
+    from runtime.transport import Transport
+
+
+class WindowedTable:
+    """A table of windows: `table[key] += 1` updates every window the event
+    falls into; `table[key].current()` reads one.
+
+    Stored keys are `(key, window_start)`. Windows whose end is more than
+    `expires` seconds behind the newest event time are deleted from the
+    store and, by tombstones, from the changelog.
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        window: Window,
+        relative_to: str | Callable[[Any], float] = "stream",
+    ) -> None:
+        self.table = table
+        self.window = window
+        self.name = table.name
+        self._relative_to = relative_to
+        # Stored keys are JSON [key, start]; they route by the key alone, so a
+        # window read outside an event finds the partition its writes went to.
+        route_key = table._route_key
+        json_codec = get_codec("json")
+        table._route_key = lambda wkey: route_key(wkey[0])
+        table._dump_key = json_codec.dumps
+        table._load_key = lambda data: _hashable(json_codec.loads(data))
+        for part in table.partitions.values():
+            part.dump_key, part.load_key = table._dump_key, table._load_key
+        self._windows: dict[float, set[tuple[int, Any]]] = {}
+        self.latest_timestamp = 0.0
+        table.windowed = self
+
+    def __repr__(self) -> str:
+        return f"<WindowedTable {self.name} {self.window}>"
+
+    @property
+    def changelog(self) -> Topic:
+        return self.table.changelog
+
+    @property
+    def default(self) -> Callable[[], Any] | None:
+        return self.table.default
+
+    # relative_to_*: return a view sharing the data, like Faust.
+    def relative_to_stream(self) -> WindowedTable:
+        return self._view("stream")
+
+    def relative_to_now(self) -> WindowedTable:
+        return self._view("now")
+
+    def relative_to_field(self, field: Any) -> WindowedTable:
+        getter = getattr(field, "getter", None)
+        if getter is None:
+            raise TypeError(f"relative_to_field needs a model field, not {field!r}")
+        return self._view(lambda value: _as_seconds(getter(value)))
+
+    def _view(self, relative_to: str | Callable[[Any], float]) -> WindowedTable:
+        view = WindowedTable.__new__(WindowedTable)
+        view.__dict__.update(self.__dict__)
+        view._relative_to = relative_to
+        view._shared = self
+        return view
+
+    @property
+    def _root(self) -> WindowedTable:
+        return self.__dict__.get("_shared", self)
+
+    def timestamp(self) -> float:
+        """The time windows are chosen by: the event's, now, or a field's."""
+        rel = self._relative_to
+        event = current_event()
+        if rel == "now" or event is None:
+            return time.time()
+        if rel == "stream":
+            return event.message.timestamp
+        return rel(event.value)  # type: ignore[operator]
+
+    # --- dict-ish interface ---------------------------------------------------
+
+    def __getitem__(self, key: Any) -> WindowSet:
+        return WindowSet(key, self)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(value, WindowSet):
+            return  # `table[k] += x` already wrote through the WindowSet
+        ts = self.timestamp()
+        for rng in self.window.ranges(ts):
+            self._set(key, rng.start, value, ts)
+
+    def __delitem__(self, key: Any) -> None:
+        ts = self.timestamp()
+        for rng in self.window.ranges(ts):
+            wkey = (key, rng.start)
+            if wkey in self.table:
+                del self.table[wkey]
+
+    def _get(self, key: Any, start: float) -> Any:
+        return self.table[(key, start)]
+
+    def _set(self, key: Any, start: float, value: Any, ts: float) -> None:
+        wkey = (key, start)
+        self.table[wkey] = value
+        root = self._root
+        part = self.table._partition(wkey)
+        number = part.changelog.partition
+        keys = root._windows.get(start)
+        if keys is None:
+            keys = root._windows[start] = set()
+        keys.add((number, wkey))
+        if ts > root.latest_timestamp:
+            root.latest_timestamp = ts
+
+    def items(self) -> Iterator[tuple[tuple[Any, float], Any]]:
+        return self.table.items()
+
+    def keys(self) -> Iterator[Any]:
+        return self.table.keys()
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def on_recovered(self, partition: int) -> None:
+        root = self._root
+        for wkey, _ in self.table.partitions[partition].items():
+            start = wkey[1]
+            root._windows.setdefault(start, set()).add((partition, wkey))
+            root.latest_timestamp = max(root.latest_timestamp, start)
+
+    def on_released(self, partition: int) -> None:
+        """The partition moved to another worker: forget its windows here."""
+        root = self._root
+        for start in list(root._windows):
+            keys = {k for k in root._windows[start] if k[0] != partition}
+            if keys:
+                root._windows[start] = keys
+            else:
+                del root._windows[start]
+
+    def expire(self, now: float | None = None) -> int:
+        """Delete windows that are done; returns keys deleted."""
+        root = self._root
+        window = self.window
+        latest = root.latest_timestamp if now is None else max(now, root.latest_timestamp)
+        removed = 0
+        for start in sorted(root._windows):
+            end = start + window.size_s
+            if not window.expired(WindowRange(start, end), latest):
+                break
+            for number, wkey in root._windows.pop(start):
+                part = self.table.partitions.get(number)
+                if part is not None and part.get(wkey) is not _DELETED:
+                    part.delete(wkey)
+                    removed += 1
+        return removed
+
+    async def flush(
+        self, transport: Transport, batch_bytes_max: int = 1 << 20, append: Append | None = None
+    ) -> int:
+        return await self.table.flush(transport, batch_bytes_max, append)
+
+
+def _as_seconds(value: Any) -> float:
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    return float(value)
+
+
+class WindowSet:
+    """The windows of one key at the current time; `+=` updates all of them."""
+
+    __slots__ = ("key", "table")
+
+    def __init__(self, key: Any, table: WindowedTable) -> None:
+        self.key = key
+        self.table = table
+
+    def _apply(self, op: Callable[[Any, Any], Any], operand: Any) -> WindowSet:
+        table = self.table
+        ts = table.timestamp()
+        for rng in table.window.ranges(ts):
+            table._set(self.key, rng.start, op(table._get(self.key, rng.start), operand), ts)
+        return self
+
+    def __iadd__(self, other: Any) -> WindowSet:
+        return self._apply(lambda a, b: a + b, other)
+
+    def __isub__(self, other: Any) -> WindowSet:
+        return self._apply(lambda a, b: a - b, other)
+
+    def __imul__(self, other: Any) -> WindowSet:
+        return self._apply(lambda a, b: a * b, other)
+
+    def __itruediv__(self, other: Any) -> WindowSet:
+        return self._apply(lambda a, b: a / b, other)
+
+    def __ior__(self, other: Any) -> WindowSet:
+        return self._apply(lambda a, b: a | b, other)
+
+    def __iand__(self, other: Any) -> WindowSet:
+        return self._apply(lambda a, b: a & b, other)
+
+    def _at(self, timestamp: float) -> Any:
+        return self.table._get(self.key, self.table.window.current(timestamp).start)
+
+    def current(self) -> Any:
+        """The value in the newest window containing the table's time."""
+        return self._at(self.table.timestamp())
+
+    def now(self) -> Any:
+        """The value in the newest window containing the wall clock time."""
+        return self._at(time.time())
+
+    def value(self) -> Any:
+        return self.current()
+
+    def delta(self, seconds: float) -> Any:
+        """The value in the window `seconds` before the current one."""
+        ts = self.table.timestamp()
+        return self.table._get(self.key, self.table.window.delta(ts, seconds).start)
+
+    def __repr__(self) -> str:
+        return f"<WindowSet key={self.key!r} table={self.table.name}>"
