@@ -25,6 +25,7 @@ from streams.codec import Codec, get_codec
 from streams.event import current_event
 from streams.topic import Topic, codec_for_type, loader_for
 from streams.window import HoppingWindow, TumblingWindow, Window, WindowRange
+from streams.window_close import EmitMode, FinalSink, WindowCloser, make_closer
 
 if TYPE_CHECKING:
     from runtime.transport import Transport
@@ -299,11 +300,31 @@ class Table:
 
     # --- windows ---------------------------------------------------------------
 
-    def tumbling(self, size: float, *, expires: float | None = None) -> WindowedTable:
-        return WindowedTable(self, TumblingWindow(float(size), _seconds(expires)))
+    def tumbling(
+        self,
+        size: float,
+        *,
+        expires: float | None = None,
+        grace: float | None = None,
+        emit: EmitMode = "update",
+        on_final: Topic | FinalSink | None = None,
+    ) -> WindowedTable:
+        """Windows of `size` seconds; see streams.window_close for grace and emit."""
+        window = TumblingWindow(float(size), _seconds(expires))
+        return WindowedTable(self, window, closer=make_closer(grace, emit, on_final, expires))
 
-    def hopping(self, size: float, step: float, *, expires: float | None = None) -> WindowedTable:
-        return WindowedTable(self, HoppingWindow(float(size), float(step), _seconds(expires)))
+    def hopping(
+        self,
+        size: float,
+        step: float,
+        *,
+        expires: float | None = None,
+        grace: float | None = None,
+        emit: EmitMode = "update",
+        on_final: Topic | FinalSink | None = None,
+    ) -> WindowedTable:
+        window = HoppingWindow(float(size), float(step), _seconds(expires))
+        return WindowedTable(self, window, closer=make_closer(grace, emit, on_final, expires))
 
 
 class GlobalTable(Table):
@@ -335,9 +356,12 @@ class WindowedTable:
         table: Table,
         window: Window,
         relative_to: str | Callable[[Any], float] = "stream",
+        *,
+        closer: WindowCloser | None = None,
     ) -> None:
         self.table = table
         self.window = window
+        self.closer = closer
         self.name = table.name
         self._relative_to = relative_to
         # Stored keys are JSON [key, start]; they route by the key alone, so a
@@ -407,8 +431,42 @@ class WindowedTable:
         if isinstance(value, WindowSet):
             return  # `table[k] += x` already wrote through the WindowSet
         ts = self.timestamp()
-        for rng in self.window.ranges(ts):
+        for rng in self._open_ranges(key, ts):
             self._set(key, rng.start, value, ts)
+        self._emit_closed(key)
+
+    def _open_ranges(self, key: Any, ts: float) -> list[WindowRange]:
+        """The windows an update at `ts` goes to: all of them, or with a grace
+        period those not yet closed by the partition's stream time."""
+        ranges = self.window.ranges(ts)
+        closer = self.closer
+        if closer is None:
+            return ranges
+        number = self.table._partition((key, 0.0)).changelog.partition
+        kept = closer.admit(number, key, ts, ranges, self.name)
+        for rng in kept:
+            closer.opened(number, key, rng)
+        return kept
+
+    def _emit_closed(self, key: Any) -> None:
+        closer = self.closer
+        if closer is not None and closer.on_final is not None:
+            part = self.table._partition((key, 0.0))
+            closer.emit_closed(part.changelog.partition, self._read_final(part))
+
+    def _read_final(self, part: TablePartition) -> Callable[[Any, float], Any]:
+        def read(key: Any, start: float) -> Any:
+            value = part.get((key, start))
+            if value is _DELETED:
+                raise KeyError(key)
+            return value
+
+        return read
+
+    @property
+    def late_dropped(self) -> int:
+        """Window updates dropped because the window had closed (grace passed)."""
+        return 0 if self.closer is None else self.closer.late_dropped
 
     def __delitem__(self, key: Any) -> None:
         ts = self.timestamp()
@@ -446,14 +504,20 @@ class WindowedTable:
 
     def on_recovered(self, partition: int) -> None:
         root = self._root
+        found = []
         for wkey, _ in self.table.partitions[partition].items():
             start = wkey[1]
             root._windows.setdefault(start, set()).add((partition, wkey))
             root.latest_timestamp = max(root.latest_timestamp, start)
+            found.append((wkey[0], WindowRange(start, start + self.window.size_s)))
+        if self.closer is not None:
+            self.closer.recovered(partition, found)
 
     def on_released(self, partition: int) -> None:
         """The partition moved to another worker: forget its windows here."""
         root = self._root
+        if self.closer is not None:
+            self.closer.released(partition)
         for start in list(root._windows):
             keys = {k for k in root._windows[start] if k[0] != partition}
             if keys:
@@ -507,8 +571,9 @@ class WindowSet:
     def _apply(self, op: Callable[[Any, Any], Any], operand: Any) -> WindowSet:
         table = self.table
         ts = table.timestamp()
-        for rng in table.window.ranges(ts):
+        for rng in table._open_ranges(self.key, ts):
             table._set(self.key, rng.start, op(table._get(self.key, rng.start), operand), ts)
+        table._emit_closed(self.key)
         return self
 
     def __iadd__(self, other: Any) -> WindowSet:
