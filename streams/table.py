@@ -13,6 +13,7 @@ that also records the changelog offset, so a restart replays only the tail.
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from runtime.types import TopicPartition
 from stores.base import Store
 from streams.codec import Codec, get_codec
 from streams.event import current_event
+from streams.sessions import SessionTable, SessionWindow
 from streams.topic import Topic, codec_for_type, loader_for
 from streams.window import HoppingWindow, TumblingWindow, Window, WindowRange
 from streams.window_close import EmitMode, FinalSink, WindowCloser, make_closer
@@ -170,7 +172,7 @@ class Table:
         self.partitions: dict[int, TablePartition] = {}
         self.recovered_records = 0
         self.route_by_key = False
-        self.windowed: WindowedTable | None = None
+        self.windowed: WindowedTable | SessionTable | None = None
 
     def __repr__(self) -> str:
         return f"<Table {self.name} partitions={sorted(self.partitions)}>"
@@ -325,6 +327,20 @@ class Table:
     ) -> WindowedTable:
         window = HoppingWindow(float(size), float(step), _seconds(expires))
         return WindowedTable(self, window, closer=make_closer(grace, emit, on_final, expires))
+
+    def session(
+        self,
+        gap: float,
+        *,
+        grace: float = 0.0,
+        expires: float | None = None,
+        merge: Callable[[Any, Any], Any] = operator.add,
+        emit: EmitMode = "update",
+        on_final: Topic | FinalSink | None = None,
+    ) -> SessionTable:
+        """Session windows per key; see streams.sessions."""
+        window = SessionWindow(gap, grace, expires)
+        return SessionTable(self, window, merge=merge, emit=emit, on_final=on_final)
 
 
 class GlobalTable(Table):
