@@ -93,11 +93,12 @@ class SessionWindow:
 class _PartitionState:
     """Sessions of one partition: per key, sorted by start; the open ones by close time."""
 
-    __slots__ = ("by_key", "closing", "stream_time")
+    __slots__ = ("by_key", "closing", "pending", "stream_time")
 
     def __init__(self) -> None:
         self.by_key: dict[Any, list[Session]] = {}
         self.closing: list[tuple[float, int, Any, Session]] = []  # heap, lazily pruned
+        self.pending: set[tuple[Any, Session]] = set()  # what `closing` holds, once each
         self.stream_time: float | None = None
 
     def advance(self, t: float) -> float:
@@ -163,6 +164,9 @@ class SessionTable:
     def __len__(self) -> int:
         return len(self.table)
 
+    def __bool__(self) -> bool:
+        return True  # an empty table is still a table (`table.windowed or table`)
+
     # --- writes -------------------------------------------------------------------
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -207,11 +211,15 @@ class SessionTable:
         kept.sort()
         part.by_key[key] = kept
         if self.on_final is not None:
-            heapq.heappush(
-                part.closing, (window.closes_at(end), next(self._seq), key, (start, end))
-            )
+            self._pend(part, key, (start, end))
             self._emit_closed(part)
         return start, end
+
+    def _pend(self, part: _PartitionState, key: Any, session: Session) -> None:
+        if (key, session) not in part.pending:  # an update inside a session changes nothing
+            part.pending.add((key, session))
+            close = self.window.closes_at(session[1])
+            heapq.heappush(part.closing, (close, next(self._seq), key, session))
 
     def _emit_closed(self, part: _PartitionState) -> None:
         assert self.on_final is not None
@@ -219,6 +227,7 @@ class SessionTable:
         closing = part.closing
         while closing and now is not None and closing[0][0] < now:
             _, _, key, session = heapq.heappop(closing)
+            part.pending.discard((key, session))
             sessions = part.by_key.get(key)
             if not sessions or session not in sessions:
                 continue  # merged into a later session since
@@ -239,10 +248,12 @@ class SessionTable:
         for key, sessions in part.by_key.items():
             sessions.sort()
             for session in sessions:
-                if self.on_final is not None and now is not None:
-                    close = window.closes_at(session[1])
-                    if close >= now:
-                        heapq.heappush(part.closing, (close, next(self._seq), key, session))
+                if (
+                    self.on_final is not None
+                    and now is not None
+                    and (window.closes_at(session[1]) >= now)
+                ):
+                    self._pend(part, key, session)
 
     def on_released(self, partition: int) -> None:
         self._parts.pop(partition, None)

@@ -516,6 +516,9 @@ class WindowedTable:
     def __len__(self) -> int:
         return len(self.table)
 
+    def __bool__(self) -> bool:
+        return True  # an empty table is still a table (`table.windowed or table`)
+
     # --- lifecycle ---------------------------------------------------------------
 
     def on_recovered(self, partition: int) -> None:

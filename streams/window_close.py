@@ -190,7 +190,9 @@ class WindowCloser:
         return emitted
 
     def recovered(self, partition: int, windows: Iterable[tuple[Any, WindowRange]]) -> None:
-        """Rebuild `partition`'s state from the windows in its recovered store."""
+        """Rebuild `partition`'s state from the windows in its recovered store
+        (what this object knew of it before is not the changelog's: forget it)."""
+        self.released(partition)
         found = list(windows)
         if not found:
             return

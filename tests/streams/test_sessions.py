@@ -184,3 +184,34 @@ def test_sessions_ended_more_than_expires_before_stream_time_are_deleted(tmp_pat
             assert visits.expire() == 0
 
     asyncio.run(main())
+
+
+def test_events_inside_a_session_emit_it_once(tmp_path):
+    app = streams.App("sess1", broker="memory://", data_dir=str(tmp_path))
+    finals: list[streams.FinalResult] = []
+    _, visits, _ = _app(app, finals)
+
+    async def main():
+        async with app.agents["count"].test_context() as ctx:
+            for ts in (0, 10, 5, 5, 40):  # 5 twice: inside [0,10], which stays as it is
+                await ctx.put(ts, key="u", timestamp=ts)
+            assert dict(visits.items()) == {("u", 0.0, 10.0): 4, ("u", 40.0, 40.0): 1}
+        assert _as_tuples(finals) == [("u", 0.0, 10.0, 4)]
+
+    asyncio.run(main())
+
+
+def test_a_new_run_of_the_same_app_starts_from_its_changelog_not_the_last_run(tmp_path):
+    # memory:// starts empty each run: nothing of the first run may leak into the second
+    app = streams.App("sess2", broker="memory://", data_dir=str(tmp_path))
+    finals: list[streams.FinalResult] = []
+    _, visits, _ = _app(app, finals)
+
+    async def run(times: tuple[int, ...]) -> dict[Any, Any]:
+        async with app.agents["count"].test_context() as ctx:
+            for ts in times:
+                await ctx.put(ts, key="u", timestamp=ts)
+            return dict(visits.items())
+
+    assert asyncio.run(run((0, 3))) == {("u", 0.0, 3.0): 2}
+    assert asyncio.run(run((0, 1))) == {("u", 0.0, 1.0): 2}

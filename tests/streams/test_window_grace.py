@@ -187,3 +187,23 @@ def test_an_open_window_recovered_after_a_restart_is_emitted_when_it_closes(tmp_
     assert results == []  # stream time 12: [0,10) is open until 15
     asyncio.run(second())
     assert [(r.key, r.start, r.value) for r in results] == [("a", 0.0, 2)]
+
+
+def test_a_new_run_of_the_same_app_does_not_inherit_the_last_runs_stream_time(tmp_path):
+    app = streams.App("g2", broker="memory://", data_dir=str(tmp_path))
+    clicks = app.topic("clicks", key_type=str, partitions=1)
+    counts = app.Table("g2", default=int).tumbling(10, grace=0)
+
+    @app.agent(clicks)
+    async def count(stream):
+        async for _ in stream:
+            counts["k"] += 1
+
+    async def run(ts: float) -> dict[Any, Any]:
+        async with count.test_context() as agent:
+            await agent.put(1, key="k", timestamp=ts)
+            return dict(counts.items())
+
+    assert asyncio.run(run(100)) == {("k", 100.0): 1}
+    assert asyncio.run(run(5)) == {("k", 0.0): 1}  # memory:// starts empty: not late
+    assert counts.late_dropped == 0
