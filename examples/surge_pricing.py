@@ -12,9 +12,10 @@ positions (supply) per zone in tumbling windows; after each event the zone's
 surge multiplier is demand/supply over the current and the previous window,
 in steps of 0.1, between 1.0x and 3.0x. Both agents join their events with the
 `fares` table (the base fare per zone, kept from the `zone-fares` topic) to quote
-the fare: base fare times multiplier. Change a zone's base fare while it runs:
+the fare: base fare times multiplier. Change a zone's base fare, on a broker
+while the worker runs (or on the embedded log while it is stopped):
 
-    streams -A examples.surge_pricing send zone-fares '{"zone": "airport", "fare": 42.0}'
+    streams send zone-fares '{"zone": "airport", "fare": 42.0}' --broker kafka://127.0.0.1:9092
 
 Every change of a multiplier or a quoted fare goes to the `surge-prices` topic;
 read it once the worker has stopped with
@@ -98,7 +99,8 @@ FORMAT = os.environ.get("SURGE_FORMAT", "json")  # json, avro, json_schema
 ride_requests = app.topic("ride-requests", value_type=RideRequest, value_serializer=FORMAT)
 driver_positions = app.topic("driver-positions", value_type=DriverPosition, value_serializer=FORMAT)
 surge_prices = app.topic("surge-prices", value_type=SurgePrice, value_serializer=FORMAT)
-zone_fares = app.topic("zone-fares", value_type=ZoneFare)
+# Keyed by the zone as text, or not at all: `streams send` sends keys as they are typed.
+zone_fares = app.topic("zone-fares", key_type=str, value_type=ZoneFare)
 
 demand = app.Table("demand", default=int, help="ride requests per zone").tumbling(
     WINDOW_S, expires=max(60.0, 2 * WINDOW_S)

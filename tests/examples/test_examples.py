@@ -258,6 +258,36 @@ def test_activity_sessions_on_kafka_are_emitted_once_each(tmp_path, start_broker
     assert printed and not printed[-1].startswith("  sessions:   0 finished"), printed[-3:]
 
 
+@pytest.mark.slow
+def test_surge_fares_follow_a_zone_fare_sent_with_the_cli(tmp_path, start_broker):
+    broker = start_broker("--partitions", "4")
+    url = f"kafka://{broker.bootstrap}"
+    worker = ExampleProcess(
+        ["-m", "examples.surge_pricing", "--seconds", "5", "--broker", url], tmp_path
+    )
+    try:
+        worker.read_until(lambda lines: any(line.startswith("surge at") for line in lines))
+        fare = '{"zone": "airport", "fare": 42.0}'
+        send = ["streams", "send", "zone-fares", fare, "--key", "airport", "--broker", url]
+        sent = subprocess.run(
+            [sys.executable, "-m", *send],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert sent.returncode == 0, sent.stderr
+        err = worker.stderr()
+        assert worker.proc.returncode == 0, err
+    finally:
+        worker.kill()
+    prices = [orjson.loads(v) for v in read_all_values(broker.bootstrap, "surge-prices")]
+    airport = [p for p in prices if p["zone"] == "airport"]
+    # before the change the built-in base fare (30.0), after it 42.0, times the multiplier
+    assert any(p["fare"] == round(30.0 * p["multiplier"], 2) for p in airport), airport
+    assert any(p["fare"] == round(42.0 * p["multiplier"], 2) for p in airport), airport
+
+
 def read_all_values(bootstrap: str, topic: str, partitions: int = 4) -> list[bytes]:
     values: list[bytes] = []
     for partition in range(partitions):
