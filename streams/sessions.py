@@ -25,9 +25,11 @@ event time that was seen), and the sessions still open are emitted when they clo
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import logging
+import math
 import operator
 import time
 from collections.abc import Callable, Iterator
@@ -84,10 +86,15 @@ class SessionWindow:
         """The stream time past which a session ending at `end` is closed."""
         return end + self.gap_s + self.grace_s
 
-    def touching(self, sessions: list[Session], t: float) -> list[Session]:
-        """The sessions an event at `t` joins, oldest first."""
+    def touching(self, sessions: list[Session], t: float) -> tuple[int, int]:
+        """`sessions[lo:hi]`: the sessions an event at `t` joins, of a key's sessions
+        sorted by start (disjoint, so their ends are sorted too)."""
         gap = self.gap_s
-        return [s for s in sessions if s[0] - gap <= t <= s[1] + gap]
+        hi = bisect.bisect_right(sessions, (t + gap, math.inf))
+        lo = hi
+        while lo > 0 and sessions[lo - 1][1] >= t - gap:
+            lo -= 1
+        return lo, hi
 
 
 class _PartitionState:
@@ -183,8 +190,9 @@ class SessionTable:
         part = self._parts.setdefault(number, _PartitionState())
         now = part.advance(t)
         window = self.window
-        sessions = part.by_key.get(key, [])
-        joined = window.touching(sessions, t)
+        sessions = part.by_key.get(key) or []
+        lo, hi = window.touching(sessions, t)
+        joined = sessions[lo:hi]
         start = min([t, *(s for s, _ in joined)])
         end = max([t, *(e for _, e in joined)])
         if window.closes_at(end) < now or any(window.closes_at(e) < now for _, e in joined):
@@ -206,10 +214,8 @@ class SessionTable:
             if (s, e) != (start, end):
                 del table[(key, s, e)]
         table[(key, start, end)] = fn(table.default() if value is _ABSENT else value)  # type: ignore[misc]
-        kept = [s for s in sessions if s not in joined]
-        kept.append((start, end))
-        kept.sort()
-        part.by_key[key] = kept
+        sessions[lo:hi] = [(start, end)]
+        part.by_key[key] = sessions
         if self.on_final is not None:
             self._pend(part, key, (start, end))
             self._emit_closed(part)
@@ -228,8 +234,7 @@ class SessionTable:
         while closing and now is not None and closing[0][0] < now:
             _, _, key, session = heapq.heappop(closing)
             part.pending.discard((key, session))
-            sessions = part.by_key.get(key)
-            if not sessions or session not in sessions:
+            if not _holds(part.by_key.get(key), session):
                 continue  # merged into a later session since
             value = self.table.get((key, *session), _ABSENT)
             if value is _ABSENT:
@@ -289,6 +294,13 @@ class SessionTable:
     def _state(self, key: Any) -> _PartitionState:
         number = self.table._partition((key, 0.0, 0.0)).changelog.partition
         return self._parts.setdefault(number, _PartitionState())
+
+
+def _holds(sessions: list[Session] | None, session: Session) -> bool:
+    if not sessions:
+        return False
+    i = bisect.bisect_left(sessions, session)
+    return i < len(sessions) and sessions[i] == session
 
 
 def _store_keys_as_json(table: Table) -> None:

@@ -4,6 +4,7 @@ merges, late events, final emission, recovery."""
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
 from typing import Any
 
@@ -215,3 +216,55 @@ def test_a_new_run_of_the_same_app_starts_from_its_changelog_not_the_last_run(tm
 
     assert asyncio.run(run((0, 3))) == {("u", 0.0, 3.0): 2}
     assert asyncio.run(run((0, 1))) == {("u", 0.0, 1.0): 2}
+
+
+def _reference_sessions(
+    events: list[tuple[float, str]], gap: float, grace: float
+) -> tuple[dict[Any, int], int]:
+    """Session counting by brute force: every session of the key scanned."""
+    sessions: dict[str, list[list[float]]] = {}
+    stream_time, late = None, 0
+    for t, key in events:
+        stream_time = t if stream_time is None else max(stream_time, t)
+        mine = sessions.setdefault(key, [])
+        joined = [s for s in mine if s[0] - gap <= t <= s[1] + gap]
+        start = min([t, *(s[0] for s in joined)])
+        end = max([t, *(s[1] for s in joined)])
+        if any(e + gap + grace < stream_time for _, e, _ in joined) or (
+            end + gap + grace < stream_time
+        ):
+            late += 1
+            continue
+        count = sum(s[2] for s in joined) + 1
+        mine[:] = [s for s in mine if s not in joined] + [[start, end, count]]
+    stored = {(k, s, e): n for k, mine in sessions.items() for s, e, n in mine}
+    return stored, late
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_out_of_order_events_match_a_brute_force_model(tmp_path, seed):
+    rng = random.Random(seed)
+    # mostly in order, some a little late, some very late; few keys, so many merges
+    events, t = [], 0.0
+    for _ in range(300):
+        t += rng.choice([0.5, 1, 2, 4, 12])
+        late_by = rng.choice([0, 0, 0, 3, 8, 30])
+        events.append((float(round(max(0.0, t - late_by))), rng.choice("abc")))
+    app = streams.App("sessrand", broker="memory://", data_dir=str(tmp_path))
+    clicks = app.topic("clicks", key_type=str, partitions=1)
+    visits = app.Table("v", default=int).session(5, grace=10)
+
+    @app.agent(clicks)
+    async def count(stream):
+        async for key, _ in stream.items():
+            visits[key] += 1
+
+    async def main():
+        async with count.test_context() as ctx:
+            for ts, key in events:
+                await ctx.put(ts, key=key, timestamp=ts)
+            return dict(visits.items()), visits.late_dropped
+
+    expected = _reference_sessions(events, 5.0, 10.0)
+    assert expected[1] > 0 and len(expected[0]) > 10  # the data does exercise both
+    assert asyncio.run(main()) == expected
