@@ -4,6 +4,7 @@ hand-computed results."""
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 import pytest
@@ -207,3 +208,65 @@ def test_a_new_run_of_the_same_app_does_not_inherit_the_last_runs_stream_time(tm
     assert asyncio.run(run(100)) == {("k", 100.0): 1}
     assert asyncio.run(run(5)) == {("k", 0.0): 1}  # memory:// starts empty: not late
     assert counts.late_dropped == 0
+
+
+def _reference_windows(
+    events: list[tuple[float, str]], size: float, step: float, grace: float
+) -> tuple[dict[Any, int], list[tuple[Any, float, int]], int]:
+    """Hopping counts with a grace period by brute force: every window scanned."""
+    counts: dict[tuple[str, float], int] = {}
+    emitted: list[tuple[Any, float, int]] = []
+    done: set[tuple[str, float]] = set()
+    stream_time, dropped = None, 0
+    for t, key in events:
+        stream_time = t if stream_time is None else max(stream_time, t)
+        starts = [k * step for k in range(int(t // step) - int(size // step), int(t // step) + 1)]
+        for start in starts:
+            if not start <= t < start + size:
+                continue
+            if start + size + grace <= stream_time:
+                dropped += 1
+            else:
+                counts[(key, start)] = counts.get((key, start), 0) + 1
+        closed = sorted(
+            (start, key)
+            for (key, start) in counts
+            if (key, start) not in done and start + size + grace <= stream_time
+        )
+        for start, key in closed:
+            done.add((key, start))
+            emitted.append((key, start, counts[(key, start)]))
+    return counts, emitted, dropped
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_late_events_match_a_brute_force_model(tmp_path, seed):
+    rng = random.Random(seed)
+    events, t = [], 0.0
+    for _ in range(300):
+        t += rng.choice([0, 1, 2, 5])
+        late_by = rng.choice([0, 0, 0, 2, 6, 25])
+        events.append((float(max(0.0, t - late_by)), "k"))  # one key: emission order is total
+    app = streams.App("grand", broker="memory://", data_dir=str(tmp_path))
+    clicks = app.topic("clicks", key_type=str, partitions=1)
+    results: list[FinalResult] = []
+    counts = app.Table("r", default=int).hopping(
+        10, 5, grace=4, emit="final", on_final=results.append
+    )
+
+    @app.agent(clicks)
+    async def count(stream):
+        async for _ in stream:
+            counts["k"] += 1
+
+    async def main():
+        async with count.test_context() as ctx:
+            for ts, key in events:
+                await ctx.put(ts, key=key, timestamp=ts)
+            return dict(counts.items()), counts.late_dropped
+
+    stored, dropped = asyncio.run(main())
+    expected_counts, expected_emitted, expected_dropped = _reference_windows(events, 10, 5, 4)
+    assert expected_dropped > 0 and len(expected_emitted) > 10
+    assert (stored, dropped) == (expected_counts, expected_dropped)
+    assert [(r.key, r.start, r.value) for r in results] == expected_emitted
