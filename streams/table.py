@@ -550,11 +550,16 @@ class WindowedTable:
         window = self.window
         latest = root.latest_timestamp if now is None else max(now, root.latest_timestamp)
         removed = 0
+        closer = self.closer
         for start in sorted(root._windows):
             end = start + window.size_s
             if not window.expired(WindowRange(start, end), latest):
                 break
             for number, wkey in root._windows.pop(start):
+                if closer is not None and closer.awaits(number, start):
+                    # its partition's stream time has not closed it: emit it first
+                    root._windows.setdefault(start, set()).add((number, wkey))
+                    continue
                 part = self.table.partitions.get(number)
                 if part is not None and part.get(wkey) is not _DELETED:
                     part.delete(wkey)

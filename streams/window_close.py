@@ -165,6 +165,11 @@ class WindowCloser:
             entry = windows[rng.start] = (rng.end, {})
         entry[1][key] = None
 
+    def awaits(self, partition: int, start: float) -> bool:
+        """True while the window starting at `start` waits for its final emission
+        (expiry, judged by the newest event of any partition, must keep it)."""
+        return self.on_final is not None and start in self._open.get(partition, {})
+
     def emit_closed(self, partition: int, read: Callable[[Any, float], Any]) -> int:
         """Hand every window of `partition` closed by its stream time to on_final,
         oldest first; `read(key, start)` gives a window's value (or raises KeyError

@@ -270,3 +270,31 @@ def test_random_late_events_match_a_brute_force_model(tmp_path, seed):
     assert expected_dropped > 0 and len(expected_emitted) > 10
     assert (stored, dropped) == (expected_counts, expected_dropped)
     assert [(r.key, r.start, r.value) for r in results] == expected_emitted
+
+
+def test_a_window_expired_by_another_partitions_time_is_still_emitted(tmp_path):
+    # Expiry goes by the newest event of any partition, closing by the window's own
+    # partition: a window must not be deleted before its final value is out.
+    app = streams.App("gexp", broker="memory://", data_dir=str(tmp_path), commit_interval_s=3600)
+    clicks = app.topic("clicks", key_type=str, partitions=2)
+    results: list[FinalResult] = []
+    counts = app.Table("x", default=int).tumbling(
+        10, grace=5, expires=5, emit="final", on_final=results.append
+    )
+
+    @app.agent(clicks)
+    async def count(stream):
+        async for key, _ in stream.items():
+            counts[key] += 1
+
+    async def main():
+        async with count.test_context() as ctx:
+            await ctx.put(1, key="slow", partition=1, timestamp=1)
+            await ctx.put(1, key="fast", partition=0, timestamp=100)
+            counts.expire()  # [0,10) is past expiry by time 100, but open in partition 1
+            await ctx.put(1, key="slow", partition=1, timestamp=16)  # closes it there
+            assert [(r.key, r.start, r.value) for r in results] == [("slow", 0.0, 1)]
+            assert counts.expire() == 1  # emitted: now it goes
+            assert ("slow", 0.0) not in dict(counts.items())
+
+    asyncio.run(main())
