@@ -75,10 +75,10 @@ class SessionWindow:
         expires = self.expires_s
         if expires is not None:
             expires = float(expires)
-            if not expires >= self.grace_s:
+            if not expires >= gap + self.grace_s:
                 raise ValueError(
-                    f"expires ({self.expires_s}) must be >= grace ({self.grace_s}): a session "
-                    "must not be deleted before it closes"
+                    f"expires ({self.expires_s}) must be >= gap + grace ({gap + self.grace_s}): "
+                    "a session must not be deleted before it closes"
                 )
             object.__setattr__(self, "expires_s", expires)
 

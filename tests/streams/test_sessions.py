@@ -148,7 +148,7 @@ def test_session_table_changelog_restores_sessions_and_pending_finals(
         ({"gap": 10, "grace": -1}, "grace must be"),
         ({"gap": 10, "emit": "final"}, "needs on_final="),
         ({"gap": 10, "on_final": print}, "on_final= needs emit='final'"),
-        ({"gap": 10, "grace": 5, "expires": 1}, "must be >= grace"),
+        ({"gap": 10, "grace": 5, "expires": 14}, "must be >= gap \\+ grace \\(15.0\\)"),
     ],
 )
 def test_bad_session_settings_are_refused(tmp_path, kwargs, message):
