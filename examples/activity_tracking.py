@@ -14,10 +14,16 @@ every 10 seconds), so "the last minute" moves forward every 10 seconds.
 Every couple of seconds the worker prints the top pages and the most active
 users of the oldest window still open, the one closest to the last minute.
 
+The per-user agent also counts views per user session (session windows: a
+session ends after ACTIVITY_SESSION_GAP_S seconds without a view); each finished
+session goes once to the `finished-sessions` topic, and the report says how
+many sessions finished and how many views they had on average.
+
 The log and the tables live under ./streams-data ($STREAMS_DATA moves them).
 Time scales, in seconds, from the environment: ACTIVITY_WINDOW_S (60),
 ACTIVITY_STEP_S (10), ACTIVITY_TICK_S (0.1, the generator), ACTIVITY_REPORT_S
-(2), ACTIVITY_TREND_S (20, how long a page stays in fashion).
+(2), ACTIVITY_TREND_S (20, how long a page stays in fashion),
+ACTIVITY_SESSION_GAP_S (5).
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ STEP_S = env_seconds("ACTIVITY_STEP_S", 10.0)
 TICK_S = env_seconds("ACTIVITY_TICK_S", 0.1)
 REPORT_S = env_seconds("ACTIVITY_REPORT_S", 2.0)
 TREND_S = env_seconds("ACTIVITY_TREND_S", 20.0)
+SESSION_GAP_S = env_seconds("ACTIVITY_SESSION_GAP_S", 5.0)
+# Views a little out of order still join their session.
+SESSION_GRACE_S = 1.0
 
 PAGES = ("/", "/search", "/cart", "/checkout", "/help", "/blog/streams", "/blog/kafka", "/about")
 USERS = tuple(f"user{i:02d}" for i in range(40))
@@ -50,6 +59,7 @@ class PageView(streams.Record):
 
 
 page_views = app.topic("page-views", value_type=PageView)
+finished_sessions = app.topic("finished-sessions")
 
 expires_s = max(WINDOW_S, 2 * STEP_S)
 views_per_page = app.Table("views-per-page", default=int).hopping(
@@ -57,6 +67,13 @@ views_per_page = app.Table("views-per-page", default=int).hopping(
 )
 views_per_user = app.Table("views-per-user", default=int).hopping(
     WINDOW_S, STEP_S, expires=expires_s
+)
+views_per_session = app.Table("views-per-session", default=int).session(
+    SESSION_GAP_S,
+    grace=SESSION_GRACE_S,
+    expires=max(60.0, 10 * SESSION_GAP_S),
+    emit="final",
+    on_final=finished_sessions,
 )
 
 
@@ -69,9 +86,22 @@ async def count_pages(stream: streams.Stream) -> None:
 
 @app.agent(page_views)
 async def count_users(stream: streams.Stream) -> None:
-    """Views per user: the topic is keyed by user already."""
+    """Views per user and per user session: the topic is keyed by user already."""
     async for view in stream:
         views_per_user[view.user] += 1
+        views_per_session[view.user] += 1
+
+
+# Finished sessions seen by this worker: how many, and their views in all.
+session_totals = {"sessions": 0, "views": 0}
+
+
+@app.agent(finished_sessions)
+async def tally_sessions(stream: streams.Stream) -> None:
+    """Each finished session, once: {"key": user, "start", "end", "value": views}."""
+    async for finished in stream:
+        session_totals["sessions"] += 1
+        session_totals["views"] += finished["value"]
 
 
 # --- the simulated site ----------------------------------------------------------------
@@ -115,6 +145,9 @@ def report_lines(now: float) -> list[str]:
     ]
     lines.append("  top pages:  " + ", ".join(f"{p} {n}" for p, n in pages.most_common(TOP_N)))
     lines.append("  top users:  " + ", ".join(f"{u} {n}" for u, n in users.most_common(TOP_N)))
+    sessions, views = session_totals["sessions"], session_totals["views"]
+    average = f"{views / sessions:.1f}" if sessions else "-"
+    lines.append(f"  sessions:   {sessions} finished, {average} views each")
     return lines
 
 

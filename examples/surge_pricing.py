@@ -10,8 +10,15 @@ are, in a handful of zones. A rush moves from zone to zone, and drivers drift
 towards the zone that pays the most. Two agents count requests (demand) and
 positions (supply) per zone in tumbling windows; after each event the zone's
 surge multiplier is demand/supply over the current and the previous window,
-in steps of 0.1, between 1.0x and 3.0x. Every change of a multiplier goes to
-the `surge-prices` topic; read it once the worker has stopped with
+in steps of 0.1, between 1.0x and 3.0x. Both agents join their events with the
+`fares` table (the base fare per zone, kept from the `zone-fares` topic) to quote
+the fare: base fare times multiplier. Change a zone's base fare, on a broker
+while the worker runs (or on the embedded log while it is stopped):
+
+    streams send zone-fares '{"zone": "airport", "fare": 42.0}' --broker kafka://127.0.0.1:9092
+
+Every change of a multiplier or a quoted fare goes to the `surge-prices` topic;
+read it once the worker has stopped with
 
     streams -A examples.surge_pricing tail surge-prices --from-beginning --no-follow
 
@@ -55,6 +62,9 @@ MULTIPLIER_MIN, MULTIPLIER_MAX = 1.0, 3.0
 # zone, position reports per driver, and the chance that a driver moves.
 REQUESTS_PER_S, RUSH_REQUESTS_PER_S = 3.0, 15.0
 DRIVERS = 30
+# Base fares of zones without one in the `fares` table.
+BASE_FARES = {"airport": 30.0, "downtown": 12.0, "harbor": 15.0, "stadium": 18.0}
+BASE_FARE = 10.0
 PINGS_PER_DRIVER_PER_S = 1.0
 MOVES_PER_DRIVER_PER_S = 0.02
 
@@ -79,12 +89,20 @@ class SurgePrice(streams.Record):
     demand: int
     supply: int
     at: float
+    fare: float = 0.0
+
+
+class ZoneFare(streams.Record):
+    zone: str
+    fare: float
 
 
 FORMAT = os.environ.get("SURGE_FORMAT", "json")  # json, avro, json_schema
 ride_requests = app.topic("ride-requests", value_type=RideRequest, value_serializer=FORMAT)
 driver_positions = app.topic("driver-positions", value_type=DriverPosition, value_serializer=FORMAT)
 surge_prices = app.topic("surge-prices", value_type=SurgePrice, value_serializer=FORMAT)
+# Keyed by the zone as text, or not at all: `streams send` sends keys as they are typed.
+zone_fares = app.topic("zone-fares", key_type=str, value_type=ZoneFare)
 
 demand = app.Table("demand", default=int, help="ride requests per zone").tumbling(
     WINDOW_S, expires=max(60.0, 2 * WINDOW_S)
@@ -93,6 +111,8 @@ supply = app.Table("supply", default=int, help="driver positions per zone").tumb
     WINDOW_S, expires=max(60.0, 2 * WINDOW_S)
 )
 surge = app.Table("surge", help="the current multiplier per zone")
+quoted = app.Table("quoted", help="the fare last quoted per zone")
+fares = app.Table("fares", help="the base fare per zone, from zone-fares")
 
 
 def multiplier(demand: int, supply: int) -> float:
@@ -109,36 +129,49 @@ def multiplier(demand: int, supply: int) -> float:
 # --- the pipeline ------------------------------------------------------------------
 
 
+@app.agent(zone_fares)
+async def keep_fares(stream: streams.Stream) -> None:
+    """Base fares per zone, regrouped by zone like the counting agents' streams,
+    so that `fares` is co-partitioned with them."""
+    async for zone_fare in stream.group_by(ZoneFare.zone):
+        fares[zone_fare.zone] = zone_fare.fare
+
+
 @app.agent(ride_requests)
 async def count_demand(stream: streams.Stream) -> None:
     """Ride requests per zone and window; reprices the zone."""
-    async for ride in stream.group_by(RideRequest.zone):
+    async for ride, base in stream.group_by(RideRequest.zone).join(fares, how="left"):
         demand[ride.zone] += 1
-        reprice(ride.zone, ride.at)
+        reprice(ride.zone, ride.at, base)
 
 
 @app.agent(driver_positions)
 async def count_supply(stream: streams.Stream) -> None:
     """Driver positions per zone and window; reprices the zone."""
-    async for position in stream.group_by(DriverPosition.zone):
+    async for position, base in stream.group_by(DriverPosition.zone).join(fares, how="left"):
         supply[position.zone] += 1
-        reprice(position.zone, position.at)
+        reprice(position.zone, position.at, base)
 
 
-def reprice(zone: str, at: float) -> None:
-    """Set the zone's multiplier from its last two windows; publish changes.
+def reprice(zone: str, at: float, base: float | None) -> None:
+    """Set the zone's multiplier from its last two windows and quote its fare;
+    publish changes.
 
-    Runs inside an event of a stream grouped by zone, so `demand`, `supply`
-    and `surge` are all read and written in the zone's partition."""
+    Runs inside an event of a stream grouped by zone, so `demand`, `supply`,
+    `surge` and `quoted` are all read and written in the zone's partition."""
     zone_demand, zone_supply = demand[zone], supply[zone]
     wanted = zone_demand.current() + zone_demand.delta(WINDOW_S)
     offered = zone_supply.current() + zone_supply.delta(WINDOW_S)
     price = multiplier(wanted, offered)
-    if surge.get(zone) != price:
+    fare = round((BASE_FARES.get(zone, BASE_FARE) if base is None else base) * price, 2)
+    if surge.get(zone) != price or quoted.get(zone) != fare:
         surge[zone] = price
+        quoted[zone] = fare
         surge_prices.send_soon(
             key=zone,
-            value=SurgePrice(zone=zone, multiplier=price, demand=wanted, supply=offered, at=at),
+            value=SurgePrice(
+                zone=zone, multiplier=price, demand=wanted, supply=offered, at=at, fare=fare
+            ),
         )
 
 

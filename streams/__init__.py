@@ -12,11 +12,14 @@ from streams.errors import (
     ValueDecodeError,
 )
 from streams.event import Event, Message, current_event
+from streams.joins import JoinedStream
 from streams.logging_handler import TopicHandler
 from streams.model import FieldDescriptor, Record
+from streams.sessions import SessionSet, SessionTable
 from streams.stream import Stream
 from streams.table import GlobalTable, Table
 from streams.topic import RecordMetadata, Topic
+from streams.window_close import FinalResult
 from streams.windowed import WindowedTable, WindowSet
 from streams.worker import Worker
 
@@ -29,12 +32,16 @@ __all__ = [
     "DecodeError",
     "Event",
     "FieldDescriptor",
+    "FinalResult",
     "GlobalTable",
+    "JoinedStream",
     "KeyDecodeError",
     "Message",
     "ModelError",
     "Record",
     "RecordMetadata",
+    "SessionSet",
+    "SessionTable",
     "Stream",
     "StreamsError",
     "Table",

@@ -6,6 +6,7 @@
     stream.take(n, within=s)             lists of up to n values, at least every s
     stream.group_by(Model.field)         re-key through a repartition topic
     stream.through(topic)                forward through another topic
+    stream.join(table, how=, key=)       (value, table_value) pairs (see joins.py)
 
 An event counts as processed when the agent asks for the next one; the worker
 commits offsets only past processed events (see channel.py).
@@ -24,6 +25,8 @@ from streams.event import Event, set_current_event
 from streams.model import FieldDescriptor
 
 if TYPE_CHECKING:
+    from streams.joins import JoinedStream, JoinHow
+    from streams.table import Table
     from streams.topic import Topic
     from streams.wiring import Wiring
 
@@ -180,6 +183,21 @@ class Stream:
             if pending is not None:
                 pending.cancel()
             await events.aclose()
+
+    def join(
+        self,
+        table: Table,
+        *,
+        how: JoinHow = "inner",
+        key: Callable[[Any], Any] | None = None,
+    ) -> JoinedStream:
+        """Pair each value with `table`'s current value for its key: inner drops
+        events without one, left pairs them with None. A Table must be
+        co-partitioned with the stream (checked here); a GlobalTable takes a
+        `key` function of the value."""
+        from streams.joins import JoinedStream
+
+        return JoinedStream(self, table, how=how, key=key)
 
     def group_by(
         self,

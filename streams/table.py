@@ -19,6 +19,7 @@ writes and the read cache, which leaves the store as the last commit left it.
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -29,8 +30,10 @@ from runtime.types import TopicPartition
 from stores.base import Store
 from streams.codec import Codec, get_codec
 from streams.event import current_event
+from streams.sessions import SessionTable, SessionWindow
 from streams.topic import Topic, codec_for_type, loader_for
 from streams.window import HoppingWindow, TumblingWindow
+from streams.window_close import EmitMode, FinalSink, make_closer
 
 if TYPE_CHECKING:
     from runtime.transport import Transport
@@ -236,7 +239,7 @@ class Table:
         self.partitions: dict[int, TablePartition] = {}
         self.recovered_records = 0
         self.route_by_key = False
-        self.windowed: WindowedTable | None = None
+        self.windowed: WindowedTable | SessionTable | None = None
 
     def __repr__(self) -> str:
         return f"<Table {self.name} partitions={sorted(self.partitions)}>"
@@ -381,15 +384,49 @@ class Table:
 
     # --- windows ---------------------------------------------------------------
 
-    def tumbling(self, size: float, *, expires: float | None = None) -> WindowedTable:
+    def tumbling(
+        self,
+        size: float,
+        *,
+        expires: float | None = None,
+        grace: float | None = None,
+        emit: EmitMode = "update",
+        on_final: Topic | FinalSink | None = None,
+    ) -> WindowedTable:
+        """Windows of `size` seconds; see streams.window_close for grace and emit."""
         from streams.windowed import WindowedTable
 
-        return WindowedTable(self, TumblingWindow(float(size), _seconds(expires)))
+        window = TumblingWindow(float(size), _seconds(expires))
+        return WindowedTable(self, window, closer=make_closer(grace, emit, on_final, expires))
 
-    def hopping(self, size: float, step: float, *, expires: float | None = None) -> WindowedTable:
+    def hopping(
+        self,
+        size: float,
+        step: float,
+        *,
+        expires: float | None = None,
+        grace: float | None = None,
+        emit: EmitMode = "update",
+        on_final: Topic | FinalSink | None = None,
+    ) -> WindowedTable:
         from streams.windowed import WindowedTable
 
-        return WindowedTable(self, HoppingWindow(float(size), float(step), _seconds(expires)))
+        window = HoppingWindow(float(size), float(step), _seconds(expires))
+        return WindowedTable(self, window, closer=make_closer(grace, emit, on_final, expires))
+
+    def session(
+        self,
+        gap: float,
+        *,
+        grace: float = 0.0,
+        expires: float | None = None,
+        merge: Callable[[Any, Any], Any] = operator.add,
+        emit: EmitMode = "update",
+        on_final: Topic | FinalSink | None = None,
+    ) -> SessionTable:
+        """Session windows per key; see streams.sessions."""
+        window = SessionWindow(gap, grace, expires)
+        return SessionTable(self, window, merge=merge, emit=emit, on_final=on_final)
 
 
 class GlobalTable(Table):

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from streams.codec import get_codec
 from streams.event import current_event
-from streams.table import _DELETED, Append, Table, _hashable
+from streams.table import _DELETED, Append, Table, TablePartition, _hashable
 from streams.topic import Topic
 from streams.window import Window, WindowRange
+from streams.window_close import WindowCloser
 
 if TYPE_CHECKING:
     from runtime.transport import Transport
@@ -36,9 +37,12 @@ class WindowedTable:
         table: Table,
         window: Window,
         relative_to: str | Callable[[Any], float] = "stream",
+        *,
+        closer: WindowCloser | None = None,
     ) -> None:
         self.table = table
         self.window = window
+        self.closer = closer
         self.name = table.name
         self._relative_to = relative_to
         # Stored keys are JSON [key, start]; they route by the key alone, so a
@@ -108,8 +112,42 @@ class WindowedTable:
         if isinstance(value, WindowSet):
             return  # `table[k] += x` already wrote through the WindowSet
         ts = self.timestamp()
-        for rng in self.window.ranges(ts):
+        for rng in self._open_ranges(key, ts):
             self._set(key, rng.start, value, ts)
+        self._emit_closed(key)
+
+    def _open_ranges(self, key: Any, ts: float) -> list[WindowRange]:
+        """The windows an update at `ts` goes to: all of them, or with a grace
+        period those not yet closed by the partition's stream time."""
+        ranges = self.window.ranges(ts)
+        closer = self.closer
+        if closer is None:
+            return ranges
+        number = self.table._partition((key, 0.0)).changelog.partition
+        kept = closer.admit(number, key, ts, ranges, self.name)
+        for rng in kept:
+            closer.opened(number, key, rng)
+        return kept
+
+    def _emit_closed(self, key: Any) -> None:
+        closer = self.closer
+        if closer is not None and closer.on_final is not None:
+            part = self.table._partition((key, 0.0))
+            closer.emit_closed(part.changelog.partition, self._read_final(part))
+
+    def _read_final(self, part: TablePartition) -> Callable[[Any, float], Any]:
+        def read(key: Any, start: float) -> Any:
+            value = part.get((key, start))
+            if value is _DELETED:
+                raise KeyError(key)
+            return value
+
+        return read
+
+    @property
+    def late_dropped(self) -> int:
+        """Window updates dropped because the window had closed (grace passed)."""
+        return 0 if self.closer is None else self.closer.late_dropped
 
     def __delitem__(self, key: Any) -> None:
         ts = self.timestamp()
@@ -143,18 +181,27 @@ class WindowedTable:
     def __len__(self) -> int:
         return len(self.table)
 
+    def __bool__(self) -> bool:
+        return True  # an empty table is still a table (`table.windowed or table`)
+
     # --- lifecycle ---------------------------------------------------------------
 
     def on_recovered(self, partition: int) -> None:
         root = self._root
+        found = []
         for wkey, _ in self.table.partitions[partition].items():
             start = wkey[1]
             root._windows.setdefault(start, set()).add((partition, wkey))
             root.latest_timestamp = max(root.latest_timestamp, start)
+            found.append((wkey[0], WindowRange(start, start + self.window.size_s)))
+        if self.closer is not None:
+            self.closer.recovered(partition, found)
 
     def on_released(self, partition: int) -> None:
         """The partition moved to another worker: forget its windows here."""
         root = self._root
+        if self.closer is not None:
+            self.closer.released(partition)
         for start in list(root._windows):
             keys = {k for k in root._windows[start] if k[0] != partition}
             if keys:
@@ -168,11 +215,16 @@ class WindowedTable:
         window = self.window
         latest = root.latest_timestamp if now is None else max(now, root.latest_timestamp)
         removed = 0
+        closer = self.closer
         for start in sorted(root._windows):
             end = start + window.size_s
             if not window.expired(WindowRange(start, end), latest):
                 break
             for number, wkey in root._windows.pop(start):
+                if closer is not None and closer.awaits(number, start):
+                    # its partition's stream time has not closed it: emit it first
+                    root._windows.setdefault(start, set()).add((number, wkey))
+                    continue
                 part = self.table.partitions.get(number)
                 if part is not None and part.get(wkey) is not _DELETED:
                     part.delete(wkey)
@@ -203,8 +255,9 @@ class WindowSet:
     def _apply(self, op: Callable[[Any, Any], Any], operand: Any) -> WindowSet:
         table = self.table
         ts = table.timestamp()
-        for rng in table.window.ranges(ts):
+        for rng in table._open_ranges(self.key, ts):
             table._set(self.key, rng.start, op(table._get(self.key, rng.start), operand), ts)
+        table._emit_closed(self.key)
         return self
 
     def __iadd__(self, other: Any) -> WindowSet:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from waiting import wait_until_async
 
@@ -120,6 +121,33 @@ def test_surge_pipeline_prices_a_zone_from_two_windows(monkeypatch):
     run_app(monkeypatch, sp, body)
 
 
+def test_surge_quotes_join_the_zone_fare_and_follow_its_changes(monkeypatch):
+    sp = surge_pricing
+    t0 = 1_000_000 * sp.WINDOW_S
+
+    async def body(worker: Worker) -> None:
+        # harbor has no fare in the table yet: the built-in base fare, 15.0
+        ride = sp.RideRequest(zone="harbor", rider="r1", at=t0 + 1)
+        await sp.ride_requests.send(key="r1", value=ride, timestamp=t0 + 1)
+        await wait_until_async(
+            lambda: sp.quoted.get("harbor") == 45.0, timeout_s=10.0, what="harbor at 3.0x 15.0"
+        )
+        change = sp.ZoneFare(zone="harbor", fare=20.0)
+        await sp.zone_fares.send(key="harbor", value=change, timestamp=t0 + 2)
+        await wait_until_async(
+            lambda: sp.fares.get("harbor") == 20.0, timeout_s=10.0, what="harbor's new fare"
+        )
+        position = sp.DriverPosition(zone="harbor", driver="d1", at=t0 + 3)
+        await sp.driver_positions.send(key="d1", value=position, timestamp=t0 + 3)
+        await wait_until_async(
+            lambda: sp.quoted.get("harbor") == 20.0, timeout_s=10.0, what="harbor at 1.0x 20.0"
+        )
+        prices = [sp.SurgePrice.loads(v) for v in await read_topic(worker, "surge-prices")]
+        assert [(p.multiplier, p.fare) for p in prices] == [(3.0, 45.0), (1.0, 20.0)]
+
+    run_app(monkeypatch, sp, body)
+
+
 # --- activity tracking -------------------------------------------------------------------
 
 
@@ -152,6 +180,46 @@ def test_activity_counts_pages_and_users_over_the_last_window(monkeypatch):
         assert f"(last {at.WINDOW_S:g}s: 5 views, 3 users)" in lines[0]
         assert lines[1].split(":", 1)[1].split(",")[0].strip() == "/ 3"
         assert lines[2].split(":", 1)[1].split(",")[0].strip() == "ann 3"
+
+    run_app(monkeypatch, at, body)
+
+
+def test_activity_emits_each_finished_user_session_once(monkeypatch):
+    at = activity_tracking
+    t0 = 1_000_000 * at.WINDOW_S
+    gap = at.SESSION_GAP_S
+    monkeypatch.setattr(at, "session_totals", {"sessions": 0, "views": 0})
+    # ann: three views a second apart, then one after a long pause: the pause
+    # closes her first session (its end + gap + grace is before the last view)
+    views = [t0, t0 + 1, t0 + 2, t0 + 2 + 3 * gap]
+
+    async def body(worker: Worker) -> None:
+        for i, ts in enumerate(views):
+            view = at.PageView(user="ann", page="/", at=ts)
+            await at.page_views.send(key="ann", value=view, timestamp=ts)
+            if i == 2:
+                await wait_until_async(
+                    lambda: len(at.views_per_session.sessions("ann")) == 1,
+                    timeout_s=10.0,
+                    what="ann's first session",
+                )
+        await wait_until_async(
+            lambda: at.session_totals["sessions"] == 1, timeout_s=10.0, what="a finished session"
+        )
+        finished = [orjson.loads(v) for v in await read_topic(worker, "finished-sessions")]
+        assert finished == [{"key": "ann", "start": t0, "end": t0 + 2, "value": 3}]
+        assert at.views_per_session.sessions("ann") == [
+            (t0, t0 + 2, 3),
+            (t0 + 2 + 3 * gap, t0 + 2 + 3 * gap, 1),
+        ]
+        assert at.report_lines(t0 + 20)[3].split() == [
+            "sessions:",
+            "1",
+            "finished,",
+            "3.0",
+            "views",
+            "each",
+        ]
 
     run_app(monkeypatch, at, body)
 

@@ -4,6 +4,7 @@ SIGTERM and a clean exit. Time scales are shrunk through the environment."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import selectors
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 from broker_process import start_broker
 from confluent_kafka import Consumer, TopicPartition
@@ -226,6 +228,64 @@ def test_surge_pricing_with_avro_values_through_a_brokers_registry(tmp_path, sta
         ]
     assert prices, "no surge price was written"
     assert all(1.0 <= p["multiplier"] <= 3.0 for p in prices), prices[:3]
+
+
+@pytest.mark.slow
+def test_activity_sessions_on_kafka_are_emitted_once_each(tmp_path, start_broker):
+    broker = start_broker("--partitions", "4")
+    gap_s = 0.3
+    args = ["-m", "examples.activity_tracking", "--seconds", "4"]
+    args += ["--broker", f"kafka://{broker.bootstrap}"]
+    worker = ExampleProcess(args, tmp_path, {"ACTIVITY_SESSION_GAP_S": str(gap_s)})
+    try:
+        err = worker.stderr()
+        assert worker.proc.returncode == 0, err
+    finally:
+        worker.kill()
+    finished = [orjson.loads(v) for v in read_all_values(broker.bootstrap, "finished-sessions")]
+    assert finished, "no session finished"
+    keys = [(s["key"], s["start"], s["end"]) for s in finished]
+    assert len(keys) == len(set(keys)), "a session was emitted twice"
+    by_user: dict[str, list[dict]] = {}
+    for session in finished:
+        assert session["start"] <= session["end"] and session["value"] >= 1, session
+        by_user.setdefault(session["key"], []).append(session)
+    for sessions in by_user.values():
+        sessions.sort(key=lambda s: s["start"])
+        for before, after in itertools.pairwise(sessions):
+            assert after["start"] - before["end"] > gap_s, (before, after)  # else one session
+    printed = [line for line in worker.lines if line.startswith("  sessions:")]
+    assert printed and not printed[-1].startswith("  sessions:   0 finished"), printed[-3:]
+
+
+@pytest.mark.slow
+def test_surge_fares_follow_a_zone_fare_sent_with_the_cli(tmp_path, start_broker):
+    broker = start_broker("--partitions", "4")
+    url = f"kafka://{broker.bootstrap}"
+    worker = ExampleProcess(
+        ["-m", "examples.surge_pricing", "--seconds", "5", "--broker", url], tmp_path
+    )
+    try:
+        worker.read_until(lambda lines: any(line.startswith("surge at") for line in lines))
+        fare = '{"zone": "airport", "fare": 42.0}'
+        send = ["streams", "send", "zone-fares", fare, "--key", "airport", "--broker", url]
+        sent = subprocess.run(
+            [sys.executable, "-m", *send],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert sent.returncode == 0, sent.stderr
+        err = worker.stderr()
+        assert worker.proc.returncode == 0, err
+    finally:
+        worker.kill()
+    prices = [orjson.loads(v) for v in read_all_values(broker.bootstrap, "surge-prices")]
+    airport = [p for p in prices if p["zone"] == "airport"]
+    # before the change the built-in base fare (30.0), after it 42.0, times the multiplier
+    assert any(p["fare"] == round(30.0 * p["multiplier"], 2) for p in airport), airport
+    assert any(p["fare"] == round(42.0 * p["multiplier"], 2) for p in airport), airport
 
 
 def read_all_values(bootstrap: str, topic: str, partitions: int = 4) -> list[bytes]:
