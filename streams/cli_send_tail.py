@@ -206,6 +206,19 @@ class _progress:
 # --- tail --------------------------------------------------------------------------
 
 
+def _either(first: Decode | None, second: Decode) -> Decode:
+    if first is None:
+        return second
+
+    def load(data: bytes) -> Any:
+        try:
+            return first(data)
+        except Exception:
+            return second(data)
+
+    return load
+
+
 def parse_offset(text: str) -> str | int:
     """`beginning`, `end`, N (an offset) or -N (N before the end)."""
     lowered = text.strip().lower()
@@ -242,6 +255,13 @@ def parse_offset(text: str) -> str | int:
 @click.option("-g", "--group", default=None, help="consume as GROUP: start at, commit its offsets")
 @click.option("-n", "--max-messages", type=click.IntRange(min=1), default=None, help="stop after N")
 @click.option("--no-follow", is_flag=True, help="stop at the end instead of waiting")
+@click.option(
+    "--registry",
+    envvar="STREAMS_SCHEMA_REGISTRY",
+    default=None,
+    help="schema registry URL: records in its wire format (Avro, JSON Schema, Protobuf) "
+    "are shown decoded (or $STREAMS_SCHEMA_REGISTRY)",
+)
 @common_options
 @click.pass_obj
 def tail(
@@ -255,6 +275,7 @@ def tail(
     group: str | None,
     max_messages: int | None,
     no_follow: bool,
+    registry: str | None,
 ) -> None:
     """Print TOPIC's records as they arrive (like tail -f)."""
     start = parse_offset(offset) if offset is not None else None
@@ -264,6 +285,12 @@ def tail(
         start = "beginning"
     declared = _app_topic(ctx, topic)
     loads = (declared._load_key, declared._load_value) if declared is not None else (None, None)
+    if registry is not None:  # what the app's types do not decode, the registry may
+        from streams.schema_codecs import RegistryClient
+        from streams.schema_reading import registry_loader
+
+        by_registry = registry_loader(RegistryClient(registry))
+        loads = (_either(loads[0], by_registry), _either(loads[1], by_registry))
     wanted_key = _encoders(ctx, topic, None, None)[0](key) if key is not None else None
 
     async def run(transport: Transport) -> None:

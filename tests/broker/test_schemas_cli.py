@@ -51,3 +51,35 @@ def test_register_list_show_check_delete(broker, tmp_path) -> None:
     assert schemas(broker, "list").stdout.strip() == ""
     missing = schemas(broker, "show", "rides-value")
     assert missing.returncode != 0 and "not found" in missing.stderr
+
+
+def test_tail_shows_schema_encoded_records_decoded_through_the_registry(broker) -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    with SchemaRegistryClient({"url": broker.http}) as registry:
+        serialize = AvroSerializer(registry, json.dumps(V1))
+        context = SerializationContext("avro-tail", MessageField.VALUE)
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "log_level": 3})
+        for i in range(3):
+            producer.produce("avro-tail", key=f"k{i}", value=serialize({"id": f"r{i}"}, context))
+        assert producer.flush(30) == 0
+    args = ["tail", "avro-tail", "--broker", f"kafka://{broker.bootstrap}", "--from-beginning"]
+    common = dict(cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", *args, "--no-follow", "-f", "json",
+         "--registry", broker.http],
+        **common,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["value"] for line in done.stdout.splitlines()] == [
+        {"id": f"r{i}"} for i in range(3)
+    ]
+    # without the registry: the bytes as they are (the wire format's zero byte first)
+    raw = subprocess.run(
+        [sys.executable, "-m", "streams", *args, "--no-follow", "-f", "json"], **common
+    )
+    values = [json.loads(line)["value"] for line in raw.stdout.splitlines()]
+    assert len(values) == 3 and all(isinstance(v, str) and v[0] == "\x00" for v in values)
