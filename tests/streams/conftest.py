@@ -18,7 +18,9 @@ from mock_cluster import MockCluster, mock_cluster
 
 import streams
 from runtime.broker.server import Address, Broker
+from runtime.client.errors import KafkaError
 from runtime.kafka_transport import KafkaTransport
+from runtime.protocol.codes import ErrorCode
 
 TRANSPORTS = ["memory", "log", "kafka", "cluster"]
 __all__ = ["mock_cluster"]  # the fixture, for tests of the mock cluster itself
@@ -69,12 +71,22 @@ class BrokerThread:
 def _operator_creates_topics(monkeypatch: pytest.MonkeyPatch, mock: MockCluster) -> None:
     """Topic creation through the mock's API, leaders spread over its brokers."""
 
+    created: set[str] = set()
+    lock = threading.Lock()  # instances of an agent may ask at once, as on Kafka
+
+    def create_now(topics: dict, ignore_existing: bool) -> None:
+        with lock:
+            for name, (partitions, _configs) in topics.items():
+                if name in created:
+                    if ignore_existing:
+                        continue
+                    raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, topic=name)
+                mock.create_topic(name, partitions)
+                mock.spread_leaders(name, partitions)
+                created.add(name)
+
     async def create(self, topics, *, ignore_existing: bool = False) -> None:
-        for name, (partitions, _configs) in topics.items():
-            if ignore_existing and name in self.cluster.topics:
-                continue
-            await asyncio.to_thread(mock.create_topic, name, partitions)
-            await asyncio.to_thread(mock.spread_leaders, name, partitions)
+        await asyncio.to_thread(create_now, dict(topics), ignore_existing)
         await self.cluster.refresh(list(topics))
 
     monkeypatch.setattr(KafkaTransport, "_create_topics", create)
