@@ -111,13 +111,20 @@ def broker_url(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> Iterato
 
 
 @pytest.fixture
-def make_app(broker_url: str, tmp_path) -> Callable[..., streams.App]:
+def make_app(
+    request: pytest.FixtureRequest, broker_url: str, tmp_path
+) -> Callable[..., streams.App]:
     """streams.App on the transport under test, committing often."""
+    on_mock = getattr(request.node, "callspec", None) and (
+        request.node.callspec.params.get("broker_url") == "cluster"
+    )
 
     def factory(app_id: str = "test", **kwargs) -> streams.App:
         kwargs.setdefault("broker", broker_url)
         kwargs.setdefault("data_dir", str(tmp_path / "data"))
         kwargs.setdefault("commit_interval_s", 0.05)
+        if on_mock:  # after a member leaves, the mock waits a session timeout to rebalance
+            kwargs.setdefault("session_timeout_s", 2.0)
         return streams.App(app_id, **kwargs)
 
     return factory
