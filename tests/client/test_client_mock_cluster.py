@@ -8,9 +8,11 @@ import asyncio
 
 from client_helpers import cluster, run
 from mock_cluster import TRANSPORT_ERROR
+from waiting import wait_until_async
 
 from runtime.client.connection import Connection
 from runtime.client.consumer import Consumer
+from runtime.client.group import GroupMember
 from runtime.client.producer import Producer
 from runtime.log.records import decode_batches
 from runtime.protocol.codes import ApiKey, ErrorCode
@@ -195,5 +197,36 @@ def test_a_leader_down_for_a_while_is_reconnected_to_with_backoff(mock_cluster):
             async with Consumer(c, auto_offset_reset="earliest") as consumer:
                 got = await _read_all(consumer, tps, 6 * 3)
             assert got == _expected(tps, 6)
+
+    run(main(), timeout_s=60)
+
+
+def test_members_joining_at_once_all_get_partitions(mock_cluster):
+    # (Members in one process sync before their leader does; in worker processes
+    # a follower's SyncGroup may come after the leader's, which the mock refuses
+    # with INVALID_REQUEST: tests/workers/test_cluster_workers.py meets that.)
+    mock_cluster.create_topic("shared", 6)
+    mock_cluster.spread_leaders("shared", 6)
+    fast = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 200, "rebalance_timeout_ms": 3000}
+
+    async def main():
+        async with cluster(mock_cluster.bootstraps) as c:
+            members = [GroupMember(c, "trio", ["shared"], **fast) for _ in range(3)]
+            await asyncio.gather(*(m.start() for m in members))
+
+            def shared_out() -> bool:
+                owned = [m.assignment.partitions if m.assignment else () for m in members]
+                flat = sorted(tp.partition for tps in owned for tp in tps)
+                return all(owned) and flat == list(range(6))
+
+            try:
+                await wait_until_async(
+                    shared_out,
+                    timeout_s=30,
+                    what=lambda: f"assignments {[m.assignment for m in members]}",
+                )
+            finally:
+                for m in members:
+                    await m.close()
 
     run(main(), timeout_s=60)

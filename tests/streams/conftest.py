@@ -19,7 +19,9 @@ from worker_process import worker_process  # noqa: F401 (a fixture for the tests
 
 import streams
 from runtime.broker.server import Address, Broker
+from runtime.client.errors import KafkaError
 from runtime.kafka_transport import KafkaTransport
+from runtime.protocol.codes import ErrorCode
 
 TRANSPORTS = ["memory", "log", "kafka", "cluster"]
 __all__ = ["mock_cluster"]  # the fixture, for tests of the mock cluster itself
@@ -70,17 +72,22 @@ class BrokerThread:
 def _operator_creates_topics(monkeypatch: pytest.MonkeyPatch, mock: MockCluster) -> None:
     """Topic creation through the mock's API, leaders spread over its brokers."""
 
+    created: set[str] = set()
+    lock = threading.Lock()  # instances of an agent may ask at once, as on Kafka
+
+    def create_now(topics: dict, ignore_existing: bool) -> None:
+        with lock:
+            for name, (partitions, _configs) in topics.items():
+                if name in created:
+                    if ignore_existing:
+                        continue
+                    raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, topic=name)
+                mock.create_topic(name, partitions)
+                mock.spread_leaders(name, partitions)
+                created.add(name)
+
     async def create(self, topics, *, ignore_existing: bool = False) -> None:
-        for name, (partitions, _configs) in topics.items():
-            if ignore_existing and name in self.cluster.topics:
-                continue
-            try:
-                await asyncio.to_thread(mock.create_topic, name, partitions)
-            except RuntimeError as exc:  # another caller created it meanwhile (36)
-                if not (ignore_existing and "librdkafka error 36" in str(exc)):
-                    raise
-                continue
-            await asyncio.to_thread(mock.spread_leaders, name, partitions)
+        await asyncio.to_thread(create_now, dict(topics), ignore_existing)
         await self.cluster.refresh(list(topics))
 
     monkeypatch.setattr(KafkaTransport, "_create_topics", create)
@@ -105,13 +112,20 @@ def broker_url(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> Iterato
 
 
 @pytest.fixture
-def make_app(broker_url: str, tmp_path) -> Callable[..., streams.App]:
+def make_app(
+    request: pytest.FixtureRequest, broker_url: str, tmp_path
+) -> Callable[..., streams.App]:
     """streams.App on the transport under test, committing often."""
+    on_mock = getattr(request.node, "callspec", None) and (
+        request.node.callspec.params.get("broker_url") == "cluster"
+    )
 
     def factory(app_id: str = "test", **kwargs) -> streams.App:
         kwargs.setdefault("broker", broker_url)
         kwargs.setdefault("data_dir", str(tmp_path / "data"))
         kwargs.setdefault("commit_interval_s", 0.05)
+        if on_mock:  # after a member leaves, the mock waits a session timeout to rebalance
+            kwargs.setdefault("session_timeout_s", 2.0)
         return streams.App(app_id, **kwargs)
 
     return factory
