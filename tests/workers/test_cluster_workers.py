@@ -81,9 +81,12 @@ def _settled(group: list[Process]) -> bool:
 def test_three_workers_count_exactly_through_leader_moves_a_broker_down_and_errors(
     mock_cluster, live_producer, workers, tmp_path
 ):
-    for topic in (TOPIC, CHANGELOG):  # the mock has no CreateTopics: an operator's job
-        mock_cluster.create_topic(topic, PARTITIONS)
-        mock_cluster.spread_leaders(topic, PARTITIONS)
+    # the mock has no CreateTopics: an operator's job (the output topic, and the
+    # dead-letter topic of the default on_decode_error, too)
+    for topic, partitions in ((TOPIC, PARTITIONS), (CHANGELOG, PARTITIONS),
+                              ("tally-out", PARTITIONS), ("tally-dead-letters", 1)):  # fmt: skip
+        mock_cluster.create_topic(topic, partitions)
+        mock_cluster.spread_leaders(topic, partitions)
     bootstrap = mock_cluster.bootstraps
     trace = tmp_path / "trace"
     group = [workers(mock_cluster.url, **SLOW) for _ in range(3)]
