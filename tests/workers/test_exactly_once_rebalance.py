@@ -10,6 +10,7 @@ once for read_committed readers."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 from collections import Counter
@@ -29,7 +30,7 @@ from worker_procs import (
 
 pytestmark = pytest.mark.slow
 
-KILLS = 5
+KILLS = int(os.environ.get("KILL_LOOP_KILLS", "3"))  # by hand: more
 BACKLOG = [f"k{i % 97}" for i in range(4_000)]
 RATE_PER_S = 250
 PROCESSED_BEFORE_KILL_MAX = 600
