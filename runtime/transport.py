@@ -225,8 +225,8 @@ class EmbeddedTransport:
         return self.log.offsets(tp)[1]
 
     async def transaction_coordinator(self) -> TransactionCoordinator:
-        """The coordinator of this log's transactions, started on first use (a
-        broker serving this log runs its own instead, and never calls this)."""
+        """The coordinator of this log's transactions, started on first use: the
+        worker's exactly_once commits and a broker serving this log share it."""
         if self._coordinator is None:
             from runtime.broker.transactions import TransactionCoordinator
             from runtime.broker.txn_api import producer_ids

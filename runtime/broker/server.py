@@ -190,14 +190,19 @@ class Broker:
                 partition_exists=self._partition_exists,
             )
             await self._coordinator.start()
-            self._transactions = TransactionCoordinator(
-                self.transport.log,
-                self.transport.offset_store,
-                self._next_producer_id,
-                notify_append=self.transport.notify_append,
-                settings=self._txn_settings,
-            )
-            await self._transactions.start()
+            if self._owns_transport:
+                self._transactions = TransactionCoordinator(
+                    self.transport.log,
+                    self.transport.offset_store,
+                    self._next_producer_id,
+                    notify_append=self.transport.notify_append,
+                    settings=self._txn_settings,
+                )
+                await self._transactions.start()
+            else:
+                # another owner's log (a log:// worker sharing its own): one coordinator
+                # per log, the owner's, which its exactly_once commits use too
+                self._transactions = await self.transport.transaction_coordinator()
             await self._start_kafka(contexts)
             if self._http is not None:
                 await self._start_http(self._http)
@@ -399,7 +404,8 @@ class Broker:
             await self._dashboard.stop()
             self._dashboard = None
         if self._transactions is not None:
-            await self._transactions.stop()
+            if self._owns_transport:  # else the owner's transport stops it
+                await self._transactions.stop()
             self._transactions = None
         if self._coordinator is not None:
             await self._coordinator.stop()

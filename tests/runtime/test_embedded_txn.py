@@ -202,3 +202,38 @@ def test_read_committed_committed_offsets_wait_for_a_pending_transaction(tmp_pat
             assert await asyncio.wait_for(waiting, 10.0) == {SOURCE: 6}
 
     run(main())
+
+
+def test_a_broker_sharing_the_log_uses_its_one_transaction_coordinator(tmp_path):
+    """A log:// worker serving its log: the broker decides transactions with the
+    coordinator the worker's exactly_once commits use, not a second one over the
+    same __transaction_state; and stopping the broker leaves it to the owner."""
+    from runtime.broker.endpoints import Address
+    from runtime.broker.limits import BrokerLimits
+    from runtime.broker.server import Broker
+
+    async def main() -> None:
+        transport = EmbeddedTransport("log://", tmp_path, isolation_level="read_committed")
+        await transport.start()
+        try:
+            await transport.create_topic("t", 1)
+            owned = await transport.transaction_coordinator()
+            broker = Broker(
+                None,
+                listen=Address("127.0.0.1", 0),
+                transport=transport,
+                limits=BrokerLimits(),
+            )
+            await broker.start()
+            assert broker._transactions is owned
+            await broker.stop()
+            writer = transport.transactional_writer("after-broker", transaction_timeout_ms=10_000)
+            await writer.start()  # the coordinator still serves its owner
+            await writer.append(TP, records("kept"))
+            await writer.commit({}, GROUP)
+            await writer.close()
+            assert await values(transport) == ["kept"]
+        finally:
+            await transport.stop()
+
+    asyncio.run(main())
