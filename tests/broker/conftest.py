@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from broker_process import BrokerProcess, free_port, start_broker
+from broker_process import BrokerProcess, free_ports, start_broker
 from secure_setup import Listeners, Pki, add_user, broker_args, make_pki
 
 __all__ = ["start_broker"]  # a fixture: importing it offers it to these tests
@@ -57,10 +57,7 @@ def secure_broker(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     directory = tmp_path_factory.mktemp("secure")
     users_file = directory / "users.json"
     add_user(users_file, "admin", "admin-password")
-    ports = [free_port() for _ in range(3)]
-    while len(set(ports)) < 3:
-        ports = [free_port() for _ in range(3)]
-    listeners = Listeners(*ports)
+    listeners = Listeners(*free_ports(3))
     process = BrokerProcess(directory / "data", broker_args(pki, users_file, listeners))
     secure = SecureBroker(process, pki, users_file, listeners, {"admin": "admin-password"})
     process.start()

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from broker_process import REPO, BrokerProcess, free_port
+from broker_process import REPO, BrokerProcess, free_port, free_ports
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicCollection
 from confluent_kafka.admin import (
     AclBinding,
@@ -81,11 +81,11 @@ def acl_broker(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
     users_file = directory / "users.json"
     add_user(users_file, "admin", password_of("admin"))
     while True:  # three listener ports, none the process's own PLAINTEXT or HTTP port
-        ports = {free_port() for _ in range(3)}
-        listeners = Listeners(*sorted(ports))
+        ports = free_ports(3)
+        listeners = Listeners(*ports)
         args = (*broker_args(pki, users_file, listeners, acls=True), "--super-user", "User:admin")
         process = BrokerProcess(directory / "data", args)
-        if len(ports | {process.port, process.http_port}) == 5:
+        if len({*ports, process.port, process.http_port}) == 5:
             break
     process.start()
     try:

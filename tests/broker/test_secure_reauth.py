@@ -8,7 +8,7 @@ import logging
 import time
 
 import pytest
-from broker_process import BrokerProcess, free_port
+from broker_process import BrokerProcess, free_ports
 from confluent_kafka import Producer
 from kafka_wire import WireClient, metadata_body
 from sasl_wire import scram_login
@@ -31,10 +31,7 @@ def reauth_broker(tmp_path_factory: pytest.TempPathFactory):
     users = directory / "users.json"
     add_user(users, "alice", "alice-pw")
     add_user(users, "bob", "bob-pw")
-    ports = {free_port() for _ in range(3)}
-    while len(ports) < 3:
-        ports.add(free_port())
-    listeners = Listeners(*sorted(ports))
+    listeners = Listeners(*free_ports(3))
     args = (*broker_args(pki, users, listeners), "--sasl-session-lifetime-ms", str(LIFETIME_MS))
     process = BrokerProcess(directory / "data", args)
     process.start()

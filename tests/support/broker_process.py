@@ -31,6 +31,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(n: int) -> list[int]:
+    """`n` distinct loopback ports nobody listens on right now."""
+    ports: set[int] = set()
+    while len(ports) < n:
+        ports.add(free_port())
+    return sorted(ports)
+
+
 WILDCARD_PORTS = range(20000, 32000)  # below Linux's ephemeral ports (32768-60999)
 
 

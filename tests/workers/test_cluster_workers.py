@@ -11,8 +11,8 @@ least the truth, and after clean stops exactly the truth.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from mock_cluster import MockCluster
@@ -23,6 +23,7 @@ from worker_procs import (
     TOPIC,
     Process,
     assignment,
+    covered,
     processing,
     produce,
     read_table,
@@ -35,33 +36,45 @@ BACKLOG = [f"k{i % 97}" for i in range(3_000)]
 RATE_PER_S = 200
 SLOW = {"TALLY_SLEEP_S": "0.001"}
 TIMEOUT_S = 40.0
-PAUSE_S = 1.5  # of the stream between two faults
+FLOW_EVENTS = 150  # the stream processes this many events between two faults
 GROUP = "tally"  # the app id
 
 
-def _faults(mock: MockCluster) -> None:
+def _flow(trace: Path, events: int = FLOW_EVENTS) -> None:
+    """Wait until the workers have processed `events` more events (the stream
+    flows between two faults: each one lands mid-stream)."""
+    target = covered(trace) + events
+    wait_until(
+        lambda: covered(trace) >= target,
+        timeout_s=TIMEOUT_S,
+        what=lambda: f"{covered(trace)} of {target} events processed",
+        interval_s=0.1,
+    )
+
+
+def _faults(mock: MockCluster, trace: Path) -> None:
     """The faults, in turn, with the stream flowing in between."""
     for p in (0, 3, 6):  # several leaders move on
         mock.set_leader(TOPIC, p, (p + 1) % 3 + 1)
         mock.set_leader(CHANGELOG, p, (p + 2) % 3 + 1)
-    time.sleep(PAUSE_S)
+    _flow(trace)
     mock.push_errors(ApiKey.OFFSET_COMMIT, ErrorCode.NOT_COORDINATOR, ErrorCode.REQUEST_TIMED_OUT)
     mock.push_errors(ApiKey.HEARTBEAT, ErrorCode.NOT_COORDINATOR)
     mock.push_errors(ApiKey.PRODUCE, ErrorCode.REQUEST_TIMED_OUT, ErrorCode.NOT_LEADER_OR_FOLLOWER)
     mock.push_errors(ApiKey.FETCH, ErrorCode.REQUEST_TIMED_OUT, ErrorCode.NOT_LEADER_OR_FOLLOWER)
-    time.sleep(PAUSE_S)
+    _flow(trace)
     mock.set_coordinator(GROUP, 1)  # off broker 2 before it fails
-    time.sleep(PAUSE_S)
+    _flow(trace)
     mock.broker_down(2)
     for topic in (TOPIC, CHANGELOG):
         for p in range(PARTITIONS):
             mock.set_leader(topic, p, 1 if p % 2 else 3)
-    time.sleep(PAUSE_S * 2)
+    _flow(trace, 2 * FLOW_EVENTS)
     mock.broker_up(2)
     mock.set_coordinator(GROUP, 2)  # and back: the coordinator moves again
     for topic in (TOPIC, CHANGELOG):
         mock.spread_leaders(topic, PARTITIONS)
-    time.sleep(PAUSE_S)
+    _flow(trace)
 
 
 def _owners(group: list[Process]) -> str:
@@ -102,7 +115,7 @@ def test_three_workers_count_exactly_through_leader_moves_a_broker_down_and_erro
             what=f"worker {w.pid} processing",
         )
 
-    _faults(mock_cluster)
+    _faults(mock_cluster, trace)
 
     truth = stream.stop() + Counter(BACKLOG)
     wait_covered(trace, sum(truth.values()), TIMEOUT_S)

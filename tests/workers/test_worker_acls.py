@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from broker_process import BrokerProcess, free_port
+from broker_process import BrokerProcess, free_ports
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
@@ -37,10 +37,7 @@ def test_a_worker_runs_with_just_the_acls_of_its_app(tmp_path: Path, workers) ->
     pki = make_pki(tmp_path / "pki")
     users_file = tmp_path / "users.json"
     add_user(users_file, USER, PASSWORD)
-    ports = {free_port() for _ in range(3)}
-    while len(ports) < 3:
-        ports.add(free_port())
-    listeners = Listeners(*sorted(ports))
+    listeners = Listeners(*free_ports(3))
     args = (*broker_args(pki, users_file, listeners, acls=True), "--super-user", "User:ANONYMOUS")
     broker = BrokerProcess(tmp_path / "broker", args)
     broker.start()

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from broker_process import BrokerProcess, free_port
+from broker_process import BrokerProcess, free_ports
 from secure_setup import Listeners, Login, add_user, broker_args, make_pki
 from worker_procs import create_topic, produce, read_table, wait_covered
 
@@ -25,10 +25,7 @@ def secured(tmp_path: Path):
     pki = make_pki(tmp_path / "pki")
     users_file = tmp_path / "users.json"
     add_user(users_file, "tally-worker", "worker-pässword")
-    ports = {free_port() for _ in range(3)}
-    while len(ports) < 3:
-        ports.add(free_port())
-    listeners = Listeners(*sorted(ports))
+    listeners = Listeners(*free_ports(3))
     broker = BrokerProcess(tmp_path / "broker", broker_args(pki, users_file, listeners))
     broker.start()
     try:
