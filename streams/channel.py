@@ -53,6 +53,11 @@ class Channel:
         self._idle = asyncio.Event()
         self._discarded = False  # the batch in hand was rewound while paused
         self.rewinds = 0  # how many times discard_all() forgot what was given out
+        # Revoked partitions (drop) until a batch of theirs comes again, and how
+        # many times each was revoked: take() forgets what it buffered of them.
+        self.revoked: set[TopicPartition] = set()
+        self.revocations: dict[TopicPartition, int] = {}
+        self.holding: set[TopicPartition] = set()  # in a list take() handed out
 
     # --- pausing between events (exactly_once commits) ---------------------------
 
@@ -132,6 +137,11 @@ class Channel:
         if len(self._queue) >= self._maxsize:
             raise RuntimeError(f"channel is full ({self._maxsize} batches)")
         self._queue.append(batch)
+        if self.revoked:
+            tp = _tp_of(batch)
+            if tp in self.revoked:  # assigned again: a fresh fetch from the commit
+                self.revoked.discard(tp)
+                self._held.pop(tp, None)
         self.drained.clear()
         self._not_empty.set()
 
@@ -183,6 +193,8 @@ class Channel:
         position must not be committed past it."""
         lowest: dict[TopicPartition, int] = {}
         for tp in tps:
+            self.revoked.add(tp)
+            self.revocations[tp] = self.revocations.get(tp, 0) + 1
             for offsets in (self._dropped, self._held):
                 offset = offsets.pop(tp, None)
                 if offset is not None and offset < lowest.get(tp, offset + 1):
@@ -202,8 +214,12 @@ class Channel:
         return lowest
 
     async def wait_finished(self, tps: set[TopicPartition]) -> None:
-        """Wait until the batch being processed holds no unprocessed event of `tps`."""
-        while not self._closed and self.position < len(self.batch) and _tp_of(self.batch) in tps:
+        """Wait until the batch being processed holds no unprocessed event of
+        `tps`, and no list take() handed out holds one."""
+        while not self._closed and (
+            (self.position < len(self.batch) and _tp_of(self.batch) in tps)
+            or not self.holding.isdisjoint(tps)
+        ):
             await self._advanced.wait()
 
     def hold(self, event: Event) -> None:
@@ -212,7 +228,16 @@ class Channel:
         self._held.setdefault(tp, event.offset)
 
     def release(self) -> None:
-        self._held.clear()
+        """The list take() handed out is processed. Offsets held of revoked
+        partitions stay held: their events were skipped, not processed."""
+        if self.revoked:
+            self._held = {tp: o for tp, o in self._held.items() if tp in self.revoked}
+        else:
+            self._held.clear()
+        if self.holding:
+            self.holding = set()
+            self._advanced.set()
+            self._advanced = asyncio.Event()
 
     def pending_offsets(self) -> dict[TopicPartition, int]:
         """Per partition, the lowest offset queued or being processed here."""

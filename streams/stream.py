@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from runtime.types import TopicPartition
 from streams.channel import Channel
 from streams.event import Event, set_current_event
 from streams.model import FieldDescriptor
@@ -131,48 +132,49 @@ class Stream:
     async def take(self, max_: int, within: float) -> AsyncIterator[list[Any]]:
         """Lists of up to `max_` values, yielded when full or `within` seconds
         after the list's first value. Offsets of buffered values stay
-        uncommitted until the list has been handled."""
+        uncommitted until the list has been handled. Buffered values of a
+        partition revoked meanwhile are dropped, not handled late: the
+        partition's new owner reads them again from the commit, which stays
+        before them."""
         if max_ < 1:
             raise ValueError("take: max_ must be >= 1")
         if within <= 0:
             raise ValueError("take: within must be > 0 seconds")
         events = self.events()
         channel = self.channel
-        buffer: list[Any] = []
+        buffer = _TakeBuffer(channel)
         loop = asyncio.get_running_loop()
         deadline = 0.0
-        rewinds = channel.rewinds  # an aborted transaction forgets what is buffered
         pending: asyncio.Task[Event] | None = None
         try:
             while True:
                 if pending is None:
                     pending = loop.create_task(anext(events))  # type: ignore[arg-type]
-                timeout = None if not buffer else max(0.0, deadline - loop.time())
+                timeout = None if not buffer.events else max(0.0, deadline - loop.time())
                 done, _ = await asyncio.wait({pending}, timeout=timeout)
                 if done:
                     try:
                         event = pending.result()
                     except StopAsyncIteration:
                         pending = None
-                        if buffer:
-                            yield buffer
+                        if buffer.valid():
+                            yield buffer.values()
                         return
                     pending = None
-                    if channel.rewinds != rewinds:
-                        buffer, rewinds = [], channel.rewinds  # they come again
-                    if not buffer:
+                    if not buffer.valid():
                         deadline = loop.time() + within
-                    channel.hold(event)
-                    buffer.append(event.value)
-                    if len(buffer) < max_:
+                    if not buffer.add(event):
+                        continue  # of a revoked partition: skipped, held uncommitted
+                    if len(buffer.events) < max_:
                         continue
-                if buffer:
+                if buffer.valid():
                     # A list is processed like an event: not while a commit cuts.
                     await channel.wait_unpaused()
-                    if channel.rewinds != rewinds:
-                        buffer, rewinds = [], channel.rewinds
+                    if not buffer.valid():
                         continue
-                    batch, buffer = buffer, []
+                    batch = buffer.values()
+                    channel.holding = buffer.partitions()
+                    buffer.events = []
                     channel.busy = True
                     yield batch
                     channel.busy = False
@@ -267,6 +269,45 @@ class Stream:
             task.add_done_callback(ctx.watch)
         derived._ready = ready
         return derived
+
+
+class _TakeBuffer:
+    """take()'s events, each with how many times its partition had been revoked
+    when it came: one revoked since is dropped (an aborted transaction's rewind
+    drops them all: they come again)."""
+
+    __slots__ = ("_channel", "_rewinds", "events")
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self._rewinds = channel.rewinds
+        self.events: list[tuple[Event, TopicPartition, int]] = []
+
+    def add(self, event: Event) -> bool:
+        """Buffer `event`, unless its partition is revoked (then it is only held)."""
+        channel = self._channel
+        channel.hold(event)
+        tp = TopicPartition(event.message.topic, event.message.partition)
+        if tp in channel.revoked:
+            return False
+        self.events.append((event, tp, channel.revocations.get(tp, 0)))
+        return True
+
+    def valid(self) -> bool:
+        """Whether any event is left, once the stale ones are gone."""
+        channel = self._channel
+        if channel.rewinds != self._rewinds:
+            self.events, self._rewinds = [], channel.rewinds
+        elif channel.revoked and self.events:
+            counts = channel.revocations
+            self.events = [e for e in self.events if counts.get(e[1], 0) == e[2]]
+        return bool(self.events)
+
+    def values(self) -> list[Any]:
+        return [event.value for event, _, _ in self.events]
+
+    def partitions(self) -> set[TopicPartition]:
+        return {tp for _, tp, _ in self.events}
 
 
 async def _passes(predicates: tuple[Callable[[Any], Any], ...], value: Any) -> bool:

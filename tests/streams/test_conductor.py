@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from waiting import wait_until_async
 
 from runtime.log.records import encode_batch
 from runtime.transport import EmbeddedTransport
@@ -14,6 +15,7 @@ from runtime.types import TopicPartition
 from streams.channel import Channel
 from streams.conductor import Conductor
 from streams.event import Event, Message
+from streams.stream import Stream, StreamContext
 from streams.topic import Topic
 from streams.wiring import Wiring
 
@@ -93,6 +95,51 @@ def test_revoke_commits_no_further_than_the_batch_in_hand():
             await asyncio.wait_for(revoke, 5)
             assert conductor.commit_offsets() == {TP: 100}
             reader.cancel()
+            await conductor.stop_fetching()
+
+    asyncio.run(main())
+
+
+def test_take_drops_buffered_events_of_a_revoked_partition():
+    """take() buffers events of two partitions; one is revoked mid-buffer: the
+    list it yields holds only the other's, and the commit of the revoked one
+    stays before its buffered events (its next owner reads them again)."""
+
+    async def main() -> None:
+        tps = [TopicPartition("events", p) for p in (0, 1)]
+        async with EmbeddedTransport("memory://", None) as transport:
+            await transport.create_topic("events", 2)
+            for tp in tps:
+                records = [(None, b"%d" % (tp.partition * 100 + i), 1, ()) for i in range(5)]
+                await transport.append(tp, encode_batch(records))
+            conductor = Conductor(transport, "g", fetch_wait_s=0.01, numbers={0, 1})
+            topic = Topic(Wiring("app"), "events", value_type=int, partitions=2)
+            channel = await conductor.subscribe(topic, 0, 1)
+            stream = Stream(channel, StreamContext(Wiring("app"), "a"), source=topic)
+            await conductor.start()
+            lists = stream.take(100, within=0.3)
+            first = asyncio.create_task(anext(lists))
+            await wait_until_async(
+                lambda: (
+                    conductor.positions.get(tps[0]) == 5 == conductor.positions.get(tps[1])
+                    and conductor.commit_offsets() == {tps[0]: 0, tps[1]: 0}
+                ),
+                timeout_s=5,
+                what="both partitions buffered, uncommitted",
+            )
+            await asyncio.wait_for(conductor.revoke({1}), 5)
+            assert conductor.commit_offsets()[tps[1]] == 0  # the revoke's commit
+            assert await asyncio.wait_for(first, 5) == [0, 1, 2, 3, 4]
+            conductor.forget({1})
+            second = asyncio.create_task(anext(lists))  # the first list is handled
+            await wait_until_async(
+                lambda: conductor.commit_offsets() == {tps[0]: 5},
+                timeout_s=5,
+                what="partition 0 committed past its list",
+            )
+            second.cancel()
+            await asyncio.gather(second, return_exceptions=True)
+            await lists.aclose()
             await conductor.stop_fetching()
 
     asyncio.run(main())
