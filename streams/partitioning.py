@@ -10,7 +10,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from runtime.assignor import common_partition_count
-from streams.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from streams.app import App
@@ -35,6 +34,8 @@ def warn_partition_mismatch(app: App) -> None:
     outside events wrong (the same key hashes elsewhere): say so."""
     counts = {a.source.name: a.source.partitions for a in app.agents.values()}
     for table in app.tables.values():
+        if table.route_by_key:
+            continue  # read whole, by key: any partition count does
         for topic, n in counts.items():
             if n != table.partition_count:
                 logger.warning(
@@ -49,14 +50,9 @@ def warn_partition_mismatch(app: App) -> None:
 
 def common_partitions(app: App) -> int:
     """The partition count the group's assignor deals in (group mode)."""
-    global_tables = [t.name for t in app.tables.values() if t.route_by_key]
-    if global_tables:
-        # Each worker would hold only its assigned partitions of them:
-        # refuse rather than answer reads from a part of the table.
-        raise ConfigurationError(
-            f"GlobalTable {', '.join(global_tables)} is not supported with several "
-            "workers on kafka:// yet; use log:// or an app.Table"
-        )
+    # A GlobalTable is held whole by every worker: the assignor does not deal in it.
     counts = {a.source.name: a.source.partitions for a in app.agents.values()}
-    counts.update({t.changelog.name: t.partition_count for t in app.tables.values()})
+    counts.update(
+        {t.changelog.name: t.partition_count for t in app.tables.values() if not t.route_by_key}
+    )
     return common_partition_count(counts)

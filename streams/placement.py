@@ -63,14 +63,29 @@ class TablePlacement:
         self.progress(tp, done, total, rate)
 
     async def recover_all(self, table: Table) -> None:
-        """Hold every partition of `table` (one worker for the whole app)."""
+        """Hold every partition of `table` (one worker for the whole app, or a
+        GlobalTable: then each partition is followed too, whoever writes it)."""
         results = []
         for p in range(table.changelog.partitions):
             results.append(await self._recover(table, p, self._store(table, p)))
         log_recovered(table.name, results)
+        if table.route_by_key:
+            self._follow_global(table)
+
+    def _follow_global(self, table: Table) -> None:
+        from streams.global_table import GlobalPartition, follow
+
+        loop = asyncio.get_running_loop()
+        for p, part in table.partitions.items():
+            if isinstance(part, GlobalPartition) and (table.name, p) not in self._followers:
+                self._followers[(table.name, p)] = loop.create_task(
+                    follow(self._transport, part, self._fail), name=f"global {table.name}[{p}]"
+                )
 
     async def place(self, table: Table, numbers: WorkerState) -> None:
         """Open, recover, follow or close this table's partitions to match."""
+        if table.route_by_key:
+            return  # a GlobalTable's partitions are all held, whatever the assignment
         wanted = numbers.active | numbers.standby
         for p in [p for (name, p) in list(self._stores) if name == table.name]:
             if p not in wanted:

@@ -436,6 +436,21 @@ class GlobalTable(Table):
         super().__init__(*args, **kwargs)
         self.route_by_key = True
 
+    def attach(self, partition: int, store: Store) -> TablePartition:
+        """A partition followed on every worker (see streams.global_table)."""
+        from streams.global_table import GlobalPartition
+
+        part = GlobalPartition(
+            store,
+            TopicPartition(self.changelog.name, partition),
+            self._dump_key,
+            self._load_key,
+            self._dump_value,
+            self._load_value,
+        )
+        self.partitions[partition] = part
+        return part
+
 
 def _seconds(value: float | None) -> float | None:
     return None if value is None else float(value)

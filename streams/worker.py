@@ -222,7 +222,7 @@ class Worker:
             self.producer.set_max_message_bytes(name, info.config.max_message_bytes)
         copartition_tables(app)
         for table in app.tables.values():
-            if not self.group_mode:
+            if not self.group_mode or table.route_by_key:  # a GlobalTable: every partition
                 await self._recover(table)
         if self.group_mode:
             self.assignor = StreamsAssignor(common_partitions(app), app.num_standby_replicas)

@@ -71,22 +71,3 @@ def test_unknown_broker_scheme_is_a_clear_error():
     app = streams.App("x", broker="carrier-pigeon://home")
     with pytest.raises(ValueError, match="carrier-pigeon"):
         Worker(app)
-
-
-@pytest.mark.parametrize("broker_url", ["kafka"], indirect=True)
-def test_global_table_with_group_workers_is_refused_clearly(make_app):
-    app = make_app("glob")
-    topic = app.topic("gt-in", partitions=2)
-    app.GlobalTable("everywhere", default=int)
-
-    @app.agent(topic)
-    async def consume(stream):
-        async for _ in stream:
-            pass
-
-    async def main():
-        with pytest.raises(streams.ConfigurationError, match="GlobalTable everywhere"):
-            async with Worker(app):
-                pass
-
-    asyncio.run(main())
