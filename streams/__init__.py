@@ -4,6 +4,7 @@ from streams.agent import Agent, AgentError
 from streams.app import App
 from streams.codec import Codec, get_codec, register_codec
 from streams.errors import (
+    AskError,
     ConfigurationError,
     DecodeError,
     KeyDecodeError,
@@ -27,6 +28,7 @@ __all__ = [
     "Agent",
     "AgentError",
     "App",
+    "AskError",
     "Codec",
     "ConfigurationError",
     "DecodeError",

@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
+from streams.ask import replies_for, reply
 from streams.channel import Channel
 from streams.stream import Stream, StreamContext
 from streams.topic import RecordMetadata, Topic
@@ -77,6 +78,12 @@ class Agent:
         """Send a value to the agent's source topic."""
         return await self.source.send(key, value, **kwargs)
 
+    async def ask(self, value: Any = None, *, key: Any = None, timeout: float = 30.0) -> Any:
+        """Send `value` to the agent and return what the agent yields for it
+        (JSON-decoded); AskError if the agent raised on it, TimeoutError after
+        `timeout` seconds. See streams.ask."""
+        return await replies_for(self._wiring).ask(self, value, key, timeout)
+
     async def run(self, channel: Channel, index: int = 0) -> None:
         """Run one instance over `channel` until the channel closes."""
         main = asyncio.current_task()
@@ -98,12 +105,16 @@ class Agent:
             result = self.fn(stream)
             if inspect.isasyncgen(result):
                 async for value in result:
+                    await reply(self._wiring, value)
                     await self._to_sinks(value)
             else:
                 await result  # type: ignore[misc]
         except asyncio.CancelledError:
             if forward_errors:
                 raise forward_errors[0] from None
+            raise
+        except Exception as exc:
+            await reply(self._wiring, None, error=exc)  # an asker waits on this event
             raise
         finally:
             for task in stream._tasks:

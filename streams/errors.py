@@ -5,7 +5,8 @@
     │   ├── KeyDecodeError
     │   └── ValueDecodeError
     ├── ModelError             a Record given a missing field or a value of the wrong type
-    └── ConfigurationError     an app, topic, table or agent declared with bad settings
+    ├── ConfigurationError     an app, topic, table or agent declared with bad settings
+    └── AskError               agent.ask(): the agent raised on the request (or too many wait)
 
 Errors about a record carry the coordinates they know (`topic`, `partition`,
 `offset`); the codec's own exception is the `cause` (and `__cause__`). ModelError
@@ -60,3 +61,13 @@ class ModelError(StreamsError, ValueError):
 
 class ConfigurationError(StreamsError, ValueError):
     pass
+
+
+class AskError(StreamsError):
+    """The agent asked raised while handling the request; `error_type` names
+    its exception's class (the exception itself stayed in the worker)."""
+
+    def __init__(self, message: str, agent: str, *, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.agent = agent
+        self.error_type = error_type

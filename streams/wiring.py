@@ -16,6 +16,7 @@ from runtime.producer import Producer
 from runtime.transport import Transport
 
 if TYPE_CHECKING:
+    from streams.ask import Replies
     from streams.channel import Channel
     from streams.schema_codecs import RegistryClient
     from streams.topic import Topic
@@ -39,6 +40,7 @@ class Wiring:
     transport: Transport | None = None
     producer: Producer | None = None
     conductor: Subscriber | None = None
+    replies: Replies | None = None  # agent.ask()'s reader of the reply topic (streams.ask)
     _counters: dict[str, itertools.count[int]] = field(default_factory=dict)
 
     def producer_for(self, topic: Topic) -> Producer:

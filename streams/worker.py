@@ -318,6 +318,9 @@ class Worker:
                 await self.transactions.writer.close()  # aborts what is still open
             except Exception as exc:
                 logger.warning("closing the transactional writer failed: %s", exc)
+        if wiring.replies is not None:
+            await wiring.replies.close()
+            wiring.replies = None
         for table in self.app.tables.values():
             table.close()
         self.placement.close()

@@ -1,0 +1,202 @@
+"""Request/reply with an agent: `await agent.ask(value, key=, timeout=)`.
+
+    @app.agent(questions)
+    async def answer(stream):
+        async for q in stream:
+            yield q * 2                    # the reply to an ask, and what sinks get
+
+    doubled = await answer.ask(21)         # 42, from a worker or an `async with app:` client
+
+The request is the value sent to the agent's topic as any other, with two
+headers: `streams-reply-to` (the reply topic, `<app>-replies`, one partition,
+created on first use) and `streams-correlation-id`. What the agent yields
+while that event is the current one is the reply: keyed by the correlation id
+and JSON-encoded, with `streams-reply-status: ok`. An agent that raises on an
+asked event replies `error` (the exception's type and message) before it stops
+its worker; the asker raises AskError. No reply within `timeout` seconds is a
+TimeoutError (asyncio's), and a reply that comes later is ignored.
+
+Each asker reads the reply topic from its end as of its first ask (before it
+sends a request, so no reply is missed) and keeps the replies whose
+correlation ids it waits for; `PENDING_MAX` bounds how many it waits for.
+
+Invariants:
+- a correlation id is in `pending` from before its request is sent until its
+  reply came or its asker gave up; a reply resolves at most one future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from runtime.log.records import decode_batches
+from runtime.types import TopicPartition
+from streams.codec import get_codec
+from streams.errors import AskError
+from streams.event import Event, current_event
+from streams.topic import Topic
+
+if TYPE_CHECKING:
+    from runtime.transport import Transport
+    from streams.agent import Agent
+    from streams.wiring import Wiring
+
+logger = logging.getLogger(__name__)
+
+REPLY_TO = "streams-reply-to"
+CORRELATION_ID = "streams-correlation-id"
+STATUS = "streams-reply-status"
+PENDING_MAX = 10_000
+FETCH_WAIT_S = 0.5
+RETRY_S = 0.5
+
+
+_reply_topics: dict[tuple[str, str], Topic] = {}
+
+
+def reply_topic_name(app_id: str) -> str:
+    return f"{app_id}-replies"
+
+
+class Replies:
+    """One asker's reader of the reply topic and the asks it waits on."""
+
+    def __init__(self, wiring: Wiring, transport: Transport) -> None:
+        self._wiring = wiring
+        self.transport = transport
+        self.tp = TopicPartition(reply_topic_name(wiring.app_id), 0)
+        self.pending: dict[bytes, asyncio.Future[tuple[bytes, bytes | None]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._starting = asyncio.Lock()
+
+    async def ask(self, agent: Agent, value: Any, key: Any, timeout: float) -> Any:
+        if timeout <= 0:
+            raise ValueError(f"ask: timeout must be > 0 seconds, not {timeout!r}")
+        if len(self.pending) >= PENDING_MAX:
+            raise AskError(f"ask {agent.name!r}: {PENDING_MAX} asks wait already", agent.name)
+        await self._start()
+        correlation = uuid.uuid4().hex.encode()
+        future: asyncio.Future[tuple[bytes, bytes | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self.pending[correlation] = future
+        try:
+            headers = ((REPLY_TO, self.tp.topic.encode()), (CORRELATION_ID, correlation))
+            sent = await agent.source.send(key, value, headers=headers)
+            async with asyncio.timeout(timeout):
+                await sent
+                status, data = await future
+        finally:
+            self.pending.pop(correlation, None)
+        return _result(agent.name, status, data)
+
+    async def _start(self) -> None:
+        async with self._starting:
+            if self._reader is not None:
+                return
+            from streams.conductor import declare_topic
+
+            topic = Topic(self._wiring, self.tp.topic, partitions=1, internal=True)
+            await declare_topic(self.transport, topic)
+            _, end = await self.transport.offsets(self.tp)
+            self._reader = asyncio.get_running_loop().create_task(
+                self._read(end), name=f"replies {self.tp.topic}"
+            )
+
+    async def _read(self, position: int) -> None:
+        while True:
+            try:
+                data = await self.transport.fetch(self.tp, position, max_wait_s=FETCH_WAIT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a broker away for a while: asks time out meanwhile
+                logger.warning("reading replies from %s failed: %s; retrying", self.tp, exc)
+                await asyncio.sleep(RETRY_S)
+                continue
+            for record in decode_batches(data):
+                if record.offset < position:
+                    continue
+                position = record.offset + 1
+                future = self.pending.get(record.key or b"")
+                if future is not None and not future.done():
+                    status = dict(record.headers).get(STATUS, b"ok")
+                    future.set_result((status, record.value))
+
+    async def close(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        for future in self.pending.values():
+            if not future.done():
+                future.cancel()
+
+
+def _result(agent: str, status: bytes, data: bytes | None) -> Any:
+    value = None if data is None else orjson.loads(data)
+    if status == b"error":
+        error = value if isinstance(value, dict) else {}
+        raise AskError(
+            f"agent {agent!r} raised {error.get('type', 'an error')}: {error.get('message', '')}",
+            agent,
+            error_type=error.get("type"),
+        )
+    return value
+
+
+def replies_for(wiring: Wiring) -> Replies:
+    """The running app's asker (one per started transport)."""
+    transport = wiring.require_transport()
+    replies = wiring.replies
+    if replies is None or replies.transport is not transport:
+        replies = wiring.replies = Replies(wiring, transport)
+    return replies
+
+
+# --- the agent's side ------------------------------------------------------------------
+
+
+def asked(event: Event | None) -> tuple[str, bytes] | None:
+    """(reply topic, correlation id) if `event` is a request."""
+    if event is None or not event.message.headers:
+        return None
+    headers = dict(event.message.headers)
+    reply_to, correlation = headers.get(REPLY_TO), headers.get(CORRELATION_ID)
+    if reply_to is None or correlation is None:
+        return None
+    return reply_to.decode(errors="replace"), correlation
+
+
+async def reply(wiring: Wiring, value: Any, *, error: BaseException | None = None) -> None:
+    """Answer the current event if it is a request (the agent yielded `value`,
+    or raised `error`)."""
+    where = asked(current_event())
+    if where is None:
+        return
+    reply_to, correlation = where
+    if error is None:
+        status, data = b"ok", get_codec("json").dumps(value)
+    else:
+        status = b"error"
+        data = orjson.dumps({"type": type(error).__name__, "message": str(error)})
+    topic = _reply_topics.get((wiring.app_id, reply_to))
+    if topic is None or topic._wiring is not wiring:
+        topic = _reply_topics[(wiring.app_id, reply_to)] = Topic(
+            wiring,
+            reply_to,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=1,
+            internal=True,
+        )
+    future = topic.send_soon(key=correlation, value=data, headers=((STATUS, status),))
+    if error is not None:  # the worker stops next: the reply must be out first
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(future, RETRY_S * 10)

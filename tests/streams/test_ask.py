@@ -1,0 +1,95 @@
+"""agent.ask(): request/reply through the app's reply topic, on every transport."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import streams
+from streams.ask import reply_topic_name
+from streams.worker import Worker
+
+
+def _doubler(app: streams.App) -> streams.Agent:
+    questions = app.topic("questions", value_type=int, partitions=2)
+
+    @app.agent(questions)
+    async def double(stream):
+        async for n in stream:
+            if n >= 0:  # a negative one gets no reply
+                yield n * 2
+
+    return double
+
+
+def test_concurrent_asks_get_their_own_replies_and_no_reply_times_out(make_app):
+    app = make_app("ask")
+    double = _doubler(app)
+
+    async def main() -> None:
+        async with Worker(app):
+            values = list(range(12))
+            asks = [double.ask(v, key=v, timeout=20) for v in values]
+            assert await asyncio.gather(*asks) == [v * 2 for v in values]
+            with pytest.raises(TimeoutError):
+                await double.ask(-1, timeout=0.3)
+            assert await double.ask(5, timeout=20) == 10  # a late reply does not confuse
+            assert app.wiring.replies is not None and not app.wiring.replies.pending
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("broker_url", ["memory", "kafka"], indirect=True)
+def test_an_agent_error_comes_back_as_an_exception(make_app):
+    app = make_app("askerr")
+    questions = app.topic("questions", value_type=int, partitions=1)
+
+    @app.agent(questions)
+    async def invert(stream):
+        async for n in stream:
+            if n == 0:
+                raise ZeroDivisionError("no inverse of zero")
+            yield 1 / n
+
+    async def main() -> None:
+        async with Worker(app) as worker:
+            assert await invert.ask(4, timeout=20) == 0.25
+            with pytest.raises(streams.AskError, match="ZeroDivisionError: no inverse") as info:
+                await invert.ask(0, timeout=20)
+            assert (info.value.agent, info.value.error_type) == ("invert", "ZeroDivisionError")
+            with pytest.raises(streams.AgentError):  # the worker stops, as on any agent error
+                await asyncio.wait_for(worker.run_until(asyncio.Event()), 20)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("broker_url", ["kafka"], indirect=True)
+def test_a_client_outside_the_worker_asks_through_the_app(make_app, tmp_path):
+    """`async with app:` (no agents run) asks the agent a worker runs."""
+    worker_app, client_app = (
+        make_app("askcli"),
+        make_app("askcli", data_dir=str(tmp_path / "client")),
+    )
+    _doubler(worker_app)
+    double = _doubler(client_app)
+
+    async def main() -> None:
+        async with Worker(worker_app), client_app:
+            assert await double.ask(21, timeout=20) == 42
+        topics = await _topic_names(client_app)
+        assert reply_topic_name("askcli") in topics
+
+    asyncio.run(main())
+
+
+async def _topic_names(app: streams.App) -> set[str]:
+    async with app:
+        return set(await app.wiring.require_transport().topics())
+
+
+def test_ask_outside_a_running_app_is_a_clear_error(tmp_path):
+    app = streams.App("idle", broker="memory://", data_dir=str(tmp_path))
+    double = _doubler(app)
+    with pytest.raises(RuntimeError, match="not running"):
+        asyncio.run(double.ask(1, timeout=1))
