@@ -55,9 +55,11 @@ STATUS = "streams-reply-status"
 PENDING_MAX = 10_000
 FETCH_WAIT_S = 0.5
 RETRY_S = 0.5
+# A reply is read within its timeout or never: an hour of them is plenty.
+REPLY_CONFIG = {"retention.ms": str(3_600_000)}
 
 
-_reply_topics: dict[tuple[str, str], Topic] = {}
+_reply_topics: dict[str, Topic] = {}  # app id -> its reply topic, for the agents' side
 
 
 def reply_topic_name(app_id: str) -> str:
@@ -102,8 +104,7 @@ class Replies:
                 return
             from streams.conductor import declare_topic
 
-            topic = Topic(self._wiring, self.tp.topic, partitions=1, internal=True)
-            await declare_topic(self.transport, topic)
+            await declare_topic(self.transport, _reply_topic(self._wiring))
             _, end = await self.transport.offsets(self.tp)
             self._reader = asyncio.get_running_loop().create_task(
                 self._read(end), name=f"replies {self.tp.topic}"
@@ -176,27 +177,38 @@ def asked(event: Event | None) -> tuple[str, bytes] | None:
 
 async def reply(wiring: Wiring, value: Any, *, error: BaseException | None = None) -> None:
     """Answer the current event if it is a request (the agent yielded `value`,
-    or raised `error`)."""
+    or raised `error`). Only the app's own reply topic is answered: a header
+    naming another (a stray or hostile record) must not make the worker write
+    to, or create, a topic it does not know."""
     where = asked(current_event())
     if where is None:
         return
     reply_to, correlation = where
+    topic = _reply_topic(wiring)
+    if reply_to != topic.name:
+        logger.debug("not answering a request whose reply-to is %r, not %s", reply_to, topic.name)
+        return
     if error is None:
         status, data = b"ok", get_codec("json").dumps(value)
     else:
         status = b"error"
         data = orjson.dumps({"type": type(error).__name__, "message": str(error)})
-    topic = _reply_topics.get((wiring.app_id, reply_to))
-    if topic is None or topic._wiring is not wiring:
-        topic = _reply_topics[(wiring.app_id, reply_to)] = Topic(
-            wiring,
-            reply_to,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=1,
-            internal=True,
-        )
     future = topic.send_soon(key=correlation, value=data, headers=((STATUS, status),))
     if error is not None:  # the worker stops next: the reply must be out first
         with contextlib.suppress(Exception):
             await asyncio.wait_for(future, RETRY_S * 10)
+
+
+def _reply_topic(wiring: Wiring) -> Topic:
+    topic = _reply_topics.get(wiring.app_id)
+    if topic is None or topic._wiring is not wiring:
+        topic = _reply_topics[wiring.app_id] = Topic(
+            wiring,
+            reply_topic_name(wiring.app_id),
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=1,
+            config=REPLY_CONFIG,
+            internal=True,
+        )
+    return topic

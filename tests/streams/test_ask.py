@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import streams
-from streams.ask import reply_topic_name
+from streams.ask import CORRELATION_ID, REPLY_TO, reply_topic_name
 from streams.worker import Worker
 
 
@@ -93,3 +93,21 @@ def test_ask_outside_a_running_app_is_a_clear_error(tmp_path):
     double = _doubler(app)
     with pytest.raises(RuntimeError, match="not running"):
         asyncio.run(double.ask(1, timeout=1))
+
+
+@pytest.mark.parametrize("broker_url", ["memory"], indirect=True)
+def test_a_request_naming_another_reply_topic_is_not_answered(make_app):
+    """A stray reply-to header must not make the worker write to (or create) a
+    topic it does not know, nor stop it."""
+    app = make_app("askstray")
+    double = _doubler(app)
+
+    async def main() -> None:
+        async with Worker(app) as worker:
+            stray = ((REPLY_TO, b"not-the-replies"), (CORRELATION_ID, b"c1"))
+            await double.source.send_and_wait(value=1, headers=stray)
+            assert await double.ask(2, timeout=20) == 4  # the worker goes on answering
+            assert worker.failure is None
+            assert "not-the-replies" not in await worker.transport.topics()
+
+    asyncio.run(main())
