@@ -195,7 +195,9 @@ class Channel:
         for tp in tps:
             self.revoked.add(tp)
             self.revocations[tp] = self.revocations.get(tp, 0) + 1
-            for offsets in (self._dropped, self._held):
+            # Held in a list take() handed out: processed before the revoke ends.
+            held = (self._dropped,) if tp in self.holding else (self._dropped, self._held)
+            for offsets in held:
                 offset = offsets.pop(tp, None)
                 if offset is not None and offset < lowest.get(tp, offset + 1):
                     lowest[tp] = offset
@@ -231,7 +233,8 @@ class Channel:
         """The list take() handed out is processed. Offsets held of revoked
         partitions stay held: their events were skipped, not processed."""
         if self.revoked:
-            self._held = {tp: o for tp, o in self._held.items() if tp in self.revoked}
+            held, holding = self._held, self.holding
+            self._held = {tp: o for tp, o in held.items() if tp in self.revoked - holding}
         else:
             self._held.clear()
         if self.holding:

@@ -143,3 +143,36 @@ def test_take_drops_buffered_events_of_a_revoked_partition():
             await conductor.stop_fetching()
 
     asyncio.run(main())
+
+
+def test_a_revoke_waits_for_the_list_take_handed_out():
+    """A list in the agent's hands when its partition is revoked is processed
+    first, and its events are committed (not read again by the next owner)."""
+
+    async def main() -> None:
+        tps = [TopicPartition("events", p) for p in (0, 1)]
+        async with EmbeddedTransport("memory://", None) as transport:
+            await transport.create_topic("events", 2)
+            for tp in tps:
+                records = [(None, b"%d" % (tp.partition * 100 + i), 1, ()) for i in range(5)]
+                await transport.append(tp, encode_batch(records))
+            conductor = Conductor(transport, "g", fetch_wait_s=0.01, numbers={0, 1})
+            topic = Topic(Wiring("app"), "events", value_type=int, partitions=2)
+            channel = await conductor.subscribe(topic, 0, 1)
+            stream = Stream(channel, StreamContext(Wiring("app"), "a"), source=topic)
+            await conductor.start()
+            lists = stream.take(10, within=30)
+            handed = await asyncio.wait_for(anext(lists), 5)  # full: both partitions
+            assert sorted(handed) == [0, 1, 2, 3, 4, 100, 101, 102, 103, 104]
+            revoke = asyncio.create_task(conductor.revoke({1}))
+            done, _ = await asyncio.wait({revoke}, timeout=0.2)
+            assert not done  # the list is still being handled
+            following = asyncio.create_task(anext(lists))  # handled: ask for the next
+            await asyncio.wait_for(revoke, 5)
+            assert conductor.commit_offsets() == {tps[0]: 5, tps[1]: 5}
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
+            await lists.aclose()
+            await conductor.stop_fetching()
+
+    asyncio.run(main())
