@@ -113,6 +113,8 @@ def test_workers_read_each_others_writes_and_a_restart_recovers(broker, tmp_path
         wait_until(lambda: seen(restarted, "2"), timeout_s=TIMEOUT_S, what="restart reads 2")
         first = _values(trace, restarted.pid)[0]
         assert first[1] == "2", f"the restarted worker's agent ran before recovery: {first}"
+        survivor = workers[0]  # through two rebalances: its GlobalTable was never revoked
+        wait_until(lambda: seen(survivor, "2"), timeout_s=TIMEOUT_S, what="survivor reads 2")
         for w in workers:
             w.terminate()
     finally:
