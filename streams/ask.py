@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from runtime.errors import TopicCreationRefusedError
 from runtime.log.records import decode_batches
 from runtime.types import TopicPartition
 from streams.codec import get_codec
@@ -104,7 +105,15 @@ class Replies:
                 return
             from streams.conductor import declare_topic
 
-            await declare_topic(self.transport, _reply_topic(self._wiring))
+            topic = _reply_topic(self._wiring)
+            try:
+                await declare_topic(self.transport, topic)
+            except TopicCreationRefusedError as exc:
+                from streams.topic_plan import MissingTopicsError, spec
+
+                reason = str(exc).split(":")[0]
+                missing = [spec(topic.name, 1, topic.config)]
+                raise MissingTopicsError(missing, self.transport.url, reason) from exc
             _, end = await self.transport.offsets(self.tp)
             self._reader = asyncio.get_running_loop().create_task(
                 self._read(end), name=f"replies {self.tp.topic}"

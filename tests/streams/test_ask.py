@@ -8,6 +8,7 @@ import pytest
 
 import streams
 from streams.ask import CORRELATION_ID, REPLY_TO, reply_topic_name
+from streams.topic_plan import MissingTopicsError
 from streams.worker import Worker
 
 
@@ -111,3 +112,22 @@ def test_a_request_naming_another_reply_topic_is_not_answered(make_app):
             assert "not-the-replies" not in await worker.transport.topics()
 
     asyncio.run(main())
+
+
+def test_ask_where_the_reply_topic_may_not_be_created_names_it(mock_cluster, tmp_path):
+    """A cluster without CreateTopics: the reply topic is listed with the
+    command that creates it, as the worker lists its own topics."""
+    mock_cluster.create_topic("askops-dead-letters", 1)
+    mock_cluster.create_topic("questions", 2)
+    app = streams.App("askops", broker=mock_cluster.url, data_dir=str(tmp_path))
+    double = _doubler(app)
+
+    async def main() -> MissingTopicsError:
+        async with Worker(app):
+            with pytest.raises(MissingTopicsError) as caught:
+                await double.ask(1, timeout=5)
+        return caught.value
+
+    error = asyncio.run(main())
+    assert [s.name for s in error.missing] == ["askops-replies"]
+    assert "create askops-replies --partitions 1" in str(error)

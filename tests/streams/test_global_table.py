@@ -10,6 +10,7 @@ import pytest
 from waiting import wait_until_async
 
 import streams
+from runtime.assignor import WorkerState
 from runtime.log.records import encode_batch
 from runtime.transport import EmbeddedTransport
 from runtime.types import TopicPartition
@@ -145,5 +146,8 @@ def test_a_running_worker_follows_writes_another_worker_makes(make_app, tmp_path
                 lambda: not part.inflight, timeout_s=10, what="j read back from the changelog"
             )
             assert table.as_dict() == {"k": 7, "j": 3}
+            await worker.placement.place(table, WorkerState())  # an assignment of nothing
+            assert sorted(table.partitions) == [0, 1]  # a GlobalTable is never revoked
+            assert table.get("k") == 7
 
     asyncio.run(main())
