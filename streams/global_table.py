@@ -32,7 +32,14 @@ from typing import TYPE_CHECKING, Any
 from runtime.log.records import OutRecord, decode_batches, encode_batch, iter_batches
 from runtime.types import TopicPartition
 from stores import StoreError
-from streams.table import _DELETED, _MISSING, Append, TablePartition, _chunks
+from streams.table import (
+    _DELETED,
+    _MISSING,
+    CACHE_ENTRIES_MAX,
+    Append,
+    TablePartition,
+    _chunks,
+)
 
 if TYPE_CHECKING:
     from runtime.transport import Transport
@@ -47,12 +54,11 @@ FETCH_BYTES_MAX = 4 << 20
 class GlobalPartition(TablePartition):
     """A partition of a GlobalTable: flushes to the changelog, not the store."""
 
-    __slots__ = ("applied", "inflight")
+    __slots__ = ("inflight",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.inflight: dict[Any, tuple[int, Any]] = {}
-        self.applied = asyncio.Event()  # set each time the follower applied records
 
     def get(self, key: Any) -> Any:
         value = self.cache.get(key, _MISSING)
@@ -122,8 +128,9 @@ class GlobalPartition(TablePartition):
                 del self.inflight[key]
             if key not in self.dirty and key not in self.flushing:
                 self.cache.pop(key, None)
-        self.applied.set()
-        self.applied = asyncio.Event()
+        if len(self.cache) > CACHE_ENTRIES_MAX:  # bounded; what is not flushed stays
+            unflushed = self.dirty.keys() | self.flushing.keys()
+            self.cache = {k: v for k, v in self.cache.items() if k in unflushed}
 
 
 async def follow(

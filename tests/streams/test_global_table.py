@@ -151,3 +151,25 @@ def test_a_running_worker_follows_writes_another_worker_makes(make_app, tmp_path
             assert table.get("k") == 7
 
     asyncio.run(main())
+
+
+def test_a_full_cache_is_emptied_but_for_writes_not_flushed(monkeypatch):
+    monkeypatch.setattr("streams.global_table.CACHE_ENTRIES_MAX", 2)
+
+    async def main() -> None:
+        async with EmbeddedTransport("memory://", None) as transport:
+            tp = TopicPartition("app-settings-changelog", 0)
+            await transport.create_topic(tp.topic, 1)
+            a, _ = _two_workers_views()
+            part = a.partitions[0]
+            assert isinstance(part, GlobalPartition)
+            batch = [(part.dump_key(k), part.dump_value(k), 1, ()) for k in ("p", "q", "r")]
+            await transport.append(tp, encode_batch(batch))
+            part.apply_records(await _records(transport, tp))
+            assert [a[k] for k in ("p", "q", "r")] == ["p", "q", "r"]  # cached now
+            a["mine"] = "not flushed"
+            part.apply_records((await _records(transport, tp))[:1])
+            assert part.cache == {"mine": "not flushed"}
+            assert a["mine"] == "not flushed" and a["q"] == "q"
+
+    asyncio.run(main())
