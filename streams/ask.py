@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from runtime.errors import TopicCreationRefusedError
-from runtime.log.records import decode_batches
+from runtime.log.records import decode_batches, iter_batches
 from runtime.types import TopicPartition
 from streams.codec import get_codec
 from streams.errors import AskError
@@ -132,11 +132,12 @@ class Replies:
             for record in decode_batches(data):
                 if record.offset < position:
                     continue
-                position = record.offset + 1
                 future = self.pending.get(record.key or b"")
                 if future is not None and not future.done():
                     status = dict(record.headers).get(STATUS, b"ok")
                     future.set_result((status, record.value))
+            # Past every batch, control ones too (replies sent under exactly_once).
+            position = max([position, *(h.next_offset for _, h in iter_batches(data))])
 
     async def close(self) -> None:
         reader, self._reader = self._reader, None

@@ -42,6 +42,19 @@ def test_concurrent_asks_get_their_own_replies_and_no_reply_times_out(make_app):
 
 
 @pytest.mark.parametrize("broker_url", ["memory", "kafka"], indirect=True)
+def test_replies_sent_in_transactions_come_once_committed(make_app):
+    app = make_app("askeos", processing_guarantee="exactly_once")
+    double = _doubler(app)
+
+    async def main() -> None:
+        async with Worker(app):
+            for v in range(3):  # one after the other: each past the last's commit marker
+                assert await double.ask(v, key=v, timeout=20) == v * 2
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("broker_url", ["memory", "kafka"], indirect=True)
 def test_an_agent_error_comes_back_as_an_exception(make_app):
     app = make_app("askerr")
     questions = app.topic("questions", value_type=int, partitions=1)
