@@ -13,8 +13,9 @@ created on first use) and `streams-correlation-id`. What the agent yields
 while that event is the current one is the reply: keyed by the correlation id
 and JSON-encoded, with `streams-reply-status: ok`. An agent that raises on an
 asked event replies `error` (the exception's type and message) before it stops
-its worker; the asker raises AskError. No reply within `timeout` seconds is a
-TimeoutError (asyncio's), and a reply that comes later is ignored.
+its worker; the asker raises AskError. No reply within `timeout` seconds is
+a TimeoutError (asyncio's), and a reply that comes later is ignored. A worker
+answers only its own app's reply topic (a header naming another is ignored).
 
 Each asker reads the reply topic from its end as of its first ask (before it
 sends a request, so no reply is missed) and keeps the replies whose
