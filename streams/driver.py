@@ -5,6 +5,7 @@
         assert driver.read(prices) == [OutputRecord("a", {...}, 10.0, 0, 0)]
         assert demand[("a", 0.0)] == 1                 # tables read directly
         await driver.advance_time(60)                  # fires timers and crontabs
+        await driver.advance_stream_time(by=30)        # closes windows, emits finals
         await driver.crash()                           # lose what was not committed,
                                                        # recover from the changelogs
 
@@ -16,8 +17,10 @@ nothing sleeps for real time.
 
 Time is the driver's: records take `driver.now` unless given a timestamp, and
 `@app.timer` / `@app.crontab` functions run only from `advance_time`, in order of
-their due times. Offsets are committed only by `commit()` (and when the driver
-closes), so what `crash()` loses is what the test says.
+their due times. Stream time (what closes windows and sessions) moves with the
+records' timestamps, per partition, or by hand with `advance_stream_time`.
+Offsets are committed only by `commit()` (and when the driver closes), so what
+`crash()` loses is what the test says.
 """
 
 from __future__ import annotations
@@ -195,6 +198,38 @@ class TestDriver:
                 await result
             await self.settle()
         self.now = until
+
+    async def advance_stream_time(
+        self, *, to: float | None = None, by: float | None = None, partition: int | None = None
+    ) -> None:
+        """Move the stream time of the windowed tables on, as a record with a later
+        timestamp would but without one: windows and sessions it closes emit their
+        final results (and the app processes them) before this returns.
+
+        `to` is a stream time, `by` seconds past the partition's present stream
+        time; `partition` is one partition of the tables (default: every one held).
+        Stream time never goes back: a `to` behind it changes nothing."""
+        if (to is None) == (by is None):
+            raise ValueError("advance_stream_time: pass exactly one of to= or by=")
+        if by is not None and not by >= 0:
+            raise ValueError(f"advance_stream_time: by must be >= 0, got {by!r}")
+        windowed = [t.windowed for t in self.app.tables.values() if t.windowed is not None]
+        if not windowed:
+            raise DriverError("advance_stream_time: the app has no windowed table")
+        for table in windowed:
+            held = sorted(table.table.partitions)
+            if partition is not None and partition not in range(table.table.partition_count):
+                raise ValueError(
+                    f"advance_stream_time: table {table.name!r} has no partition {partition}"
+                )
+            for p in held if partition is None else [p for p in held if p == partition]:
+                if to is not None:
+                    table.advance_stream_time(p, to)
+                    continue
+                present = table.partition_stream_time(p)
+                if present is not None:  # no event yet: nothing to measure `by` from
+                    table.advance_stream_time(p, present + float(by))  # type: ignore[arg-type]
+        await self.settle()
 
     async def commit(self) -> None:
         """Flush the changelogs and sinks and commit what was processed."""
