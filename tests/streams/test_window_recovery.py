@@ -1,11 +1,12 @@
 """A crash mid-window and recovery from the changelogs give the results of an
 uninterrupted run, for every window kind (tumbling with grace, hopping, session,
-sliding) in one app, through the test driver."""
+sliding) in one app (tests/streams/apps/windows_app.py), through the test driver."""
 
 from __future__ import annotations
 
 import asyncio
-import random
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,49 +14,19 @@ import pytest
 import streams
 from streams.driver import TestDriver
 
-KEYS = "adf"  # partitions 0, 1, 1 of two
-KINDS = ("tumbling", "hopping", "session", "sliding")
+APPS = Path(__file__).parent / "apps"
+_spec = importlib.util.spec_from_file_location("windows_app", APPS / "windows_app.py")
+assert _spec is not None and _spec.loader is not None
+windows_app = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(windows_app)
+KINDS, KEYS, events = windows_app.KINDS, windows_app.KEYS, windows_app.events
 
 
 def window_app(tmp_path, guarantee: str = "exactly_once") -> tuple[streams.App, Any, Any]:
-    """Every window kind counting the same clicks, each emitting its final results
-    to one topic (the value says which kind)."""
     app = streams.App("wrec", broker="memory://", data_dir=str(tmp_path))
     app.set_processing_guarantee(guarantee)
-    clicks = app.topic("clicks", key_type=str, partitions=2)
-    finals = app.topic("finals", key_type=str, partitions=1)
-    tables = {
-        "tumbling": app.Table("tumbling", default=int, partitions=2).tumbling(
-            10, grace=5, emit="final", on_final=finals
-        ),
-        "hopping": app.Table("hopping", default=int, partitions=2).hopping(
-            10, 5, grace=3, emit="final", on_final=finals
-        ),
-        "session": app.Table("session", default=int, partitions=2).session(
-            4, grace=2, emit="final", on_final=finals
-        ),
-        "sliding": app.Table("sliding", default=int, partitions=2).sliding(
-            6, grace=4, expires=1000, emit="final", on_final=finals
-        ),  # kept for the comparison (else a commit deletes what is 10 s past its end)
-    }
-
-    @app.agent(clicks)
-    async def count(stream):
-        async for key, n in stream.items():
-            for table in tables.values():
-                table[key] += n
-
+    clicks, finals = windows_app.define(app)
     return app, clicks, finals
-
-
-def events(seed: int) -> list[tuple[float, str, int]]:
-    """(timestamp, key, n): mostly in order, some out of order within grace, some late."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(40):
-        t = i * 1.5 + rng.choice([0.0, 0.0, 0.0, -rng.randrange(1, 10)])
-        out.append((max(t, 0.0), rng.choice(KEYS), rng.randrange(1, 4)))
-    return out
 
 
 async def run(
