@@ -141,3 +141,29 @@ def test_bad_settings_are_clear_errors(tmp_path):
         app.Table("c", default=int).sliding(10, emit="final")
     with pytest.raises(streams.ConfigurationError, match="default="):
         app.Table("d").sliding(10)
+
+
+def test_the_example_of_kafka_streams_slidingwindows_javadoc(tmp_path):
+    """Time difference 5000 ms; records A=1 at 8000, A=2 at 9200, A=3 at 12400."""
+    app = streams.App("slkafka", broker="memory://", data_dir=str(tmp_path))
+    values = app.topic("values", key_type=str, value_type=int, partitions=1)
+    seen = app.Table("seen", default=list).sliding(5)
+
+    @app.agent(values)
+    async def collect(stream):
+        async for key, value in stream.items():
+            seen[key] += [value]
+
+    async def main():
+        async with TestDriver(app) as driver:
+            for value, ts in ((1, 8.0), (2, 9.2), (3, 12.4)):
+                await driver.send(values, value, key="A", timestamp=ts)
+            return seen.windows("A")
+
+    assert asyncio.run(main()) == [
+        (3.0, 8.0, [1]),
+        (4.2, 9.2, [1, 2]),
+        (7.4, 12.4, [1, 2, 3]),
+        (8.001, 13.001, [2, 3]),
+        (9.201, 14.201, [3]),
+    ]
