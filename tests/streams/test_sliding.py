@@ -167,3 +167,33 @@ def test_the_example_of_kafka_streams_slidingwindows_javadoc(tmp_path):
         (8.001, 13.001, [2, 3]),
         (9.201, 14.201, [3]),
     ]
+
+
+def test_delta_set_and_expiry_of_the_buffered_records(tmp_path):
+    app = streams.App("slexp", broker="memory://", data_dir=str(tmp_path))
+    values = app.topic("values", key_type=str, value_type=int, partitions=1)
+    latest = app.Table("latest", default=int).sliding(10, grace=2, expires=3)
+    reads: list[tuple[int, int]] = []
+
+    @app.agent(values)
+    async def keep(stream):
+        async for key, value in stream.items():
+            latest[key] = value  # `=`: the last value of each window, in arrival order
+            reads.append((latest[key].current(), latest[key].delta(6)))
+
+    async def main():
+        async with TestDriver(app) as driver:
+            for value, ts in ((5, 1.0), (7, 4.0), (9, 8.0)):
+                await driver.send(values, value, key="k", timestamp=ts)
+            store = app.tables["latest"].partitions[0]
+            buffered = sum(1 for key, _ in store.items() if len(key) == 4)
+            await driver.advance_stream_time(by=100)
+            await driver.commit()
+            left = [key for key, _ in store.items()]
+            return buffered, left, latest.windows("k")
+
+    buffered, left, windows = asyncio.run(main())
+    # at 8, delta(6) is [-8, 2]: the window of the record at 1
+    assert reads == [(5, 0), (7, 0), (9, 5)]
+    assert buffered == 3
+    assert left == ["~stream-time"] and windows == []  # all past size + grace / expires
