@@ -1,6 +1,7 @@
 """Table lookups of windowed tables that keep more than windows in their stores
 (the stream time of a table with grace; a sliding table's buffered records): the
-lookup answers the windows only, with the current aggregate."""
+lookup answers the windows only, with the current aggregate; /metrics counts
+their late drops."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 from waiting import wait_until_async
 
 import streams
@@ -61,5 +63,24 @@ def test_lookups_of_tables_with_grace_and_of_sliding_tables(tmp_path):
             assert sum(w["value"] for w in tumbling["windows"]) == 3
             session = await lookup("visits")
             assert [(w["end"] - w["start"], w["value"]) for w in session["windows"]] == [(2.0, 3)]
+            # a click for a minute closed long ago: dropped by the tumbling table only
+            await clicks.send(key="home", value="home", timestamp=now - 600)
+
+            async def late() -> Any:
+                async with http.get(f"{worker.web.url}/metrics") as response:
+                    text = await response.text()
+                found = {
+                    (s.name, s.labels["table"]): s.value
+                    for family in text_string_to_metric_families(text)
+                    for s in family.samples
+                    if s.name.startswith("streams_window_")
+                }
+                dropped = found.get(("streams_window_late_dropped_total", "minutes"))
+                return found if dropped == 1 else None
+
+            found = await wait_until_async(late, timeout_s=TIMEOUT_S, what="a late drop counted")
+            assert found[("streams_window_late_dropped_total", "recent")] == 0
+            assert found[("streams_window_late_dropped_total", "visits")] == 0
+            assert found[("streams_window_finals_emitted_total", "minutes")] == 0
 
     asyncio.run(main())
