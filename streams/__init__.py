@@ -17,6 +17,7 @@ from streams.joins import JoinedStream
 from streams.logging_handler import TopicHandler
 from streams.model import FieldDescriptor, Record
 from streams.sessions import SessionSet, SessionTable
+from streams.sliding import SlidingSet, SlidingTable
 from streams.stream import Stream
 from streams.table import GlobalTable, Table
 from streams.topic import RecordMetadata, Topic
@@ -44,6 +45,8 @@ __all__ = [
     "RecordMetadata",
     "SessionSet",
     "SessionTable",
+    "SlidingSet",
+    "SlidingTable",
     "Stream",
     "StreamsError",
     "Table",

@@ -5,6 +5,7 @@
         assert driver.read(prices) == [OutputRecord("a", {...}, 10.0, 0, 0)]
         assert demand[("a", 0.0)] == 1                 # tables read directly
         await driver.advance_time(60)                  # fires timers and crontabs
+        await driver.advance_stream_time(by=30)        # closes windows, emits finals
         await driver.crash()                           # lose what was not committed,
                                                        # recover from the changelogs
 
@@ -16,8 +17,10 @@ nothing sleeps for real time.
 
 Time is the driver's: records take `driver.now` unless given a timestamp, and
 `@app.timer` / `@app.crontab` functions run only from `advance_time`, in order of
-their due times. Offsets are committed only by `commit()` (and when the driver
-closes), so what `crash()` loses is what the test says.
+their due times. Stream time (what closes windows and sessions) moves with the
+records' timestamps, per partition, or by hand with `advance_stream_time`.
+Offsets are committed only by `commit()` (and when the driver closes), so what
+`crash()` loses is what the test says.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
 
-from runtime.log.records import Header, decode_batch_rows, iter_batches
+from runtime.embedded_txn import read_committed
+from runtime.log.records import Header, decode_batch_rows, encode_batch, iter_batches
 from runtime.transport import EmbeddedTransport
 from runtime.types import TopicPartition
 from streams.testing import _quiet
@@ -109,7 +113,12 @@ class TestDriver:
     def __init__(self, app: App, *, start_time: float = 0.0) -> None:
         self.app = app
         self.now = float(start_time)
-        self._transport = _KeepOpen(EmbeddedTransport("memory://", None))
+        # Under exactly_once, the app reads (and the driver reads back) only
+        # committed transactions, as a read_committed consumer would.
+        self._exactly_once = app.processing_guarantee == "exactly_once"
+        isolation = "read_committed" if self._exactly_once else "read_uncommitted"
+        self._transport = _KeepOpen(EmbeddedTransport("memory://", None, isolation_level=isolation))
+        self._skips: dict[TopicPartition, tuple[int, int]] = {}
         self._worker: Worker | None = None
         self._read_positions: dict[TopicPartition, int] = {}
         self._saved: tuple[Any, ...] = ()
@@ -119,9 +128,12 @@ class TestDriver:
 
     async def __aenter__(self) -> TestDriver:
         app = self.app
-        self._saved = (app.timers, app.crontabs, app.commit_interval_s)
+        self._saved = (app.timers, app.crontabs, app.commit_interval_s, app.worker_name)
         self._schedule = _Schedule(app, self.now)
         app.timers, app.crontabs, app.commit_interval_s = [], [], NEVER_S
+        # One transactional id across crashes: the worker after a crash fences the
+        # one before and aborts what it left open, as on a data directory.
+        app.worker_name = app.worker_name or "test-driver"
         try:
             await self._start_worker()
         except BaseException:
@@ -140,7 +152,8 @@ class TestDriver:
 
     def _restore(self) -> None:
         if self._saved:
-            self.app.timers, self.app.crontabs, self.app.commit_interval_s = self._saved
+            app = self.app
+            app.timers, app.crontabs, app.commit_interval_s, app.worker_name = self._saved
             self._saved = ()
 
     async def _start_worker(self) -> None:
@@ -172,15 +185,38 @@ class TestDriver:
         """Append a record (timestamp: the driver's clock unless given) and process it
         and everything it leads to."""
         target = self._topic(topic)
-        metadata = await target.send_and_wait(
-            key,
-            value,
-            partition=partition,
-            timestamp=self.now if timestamp is None else timestamp,
-            headers=headers,
-        )
+        ts = self.now if timestamp is None else timestamp
+        if self._exactly_once:  # from outside the app, not in the worker's transaction
+            metadata = await self._append(target, key, value, partition, ts, headers)
+        else:
+            metadata = await target.send_and_wait(
+                key, value, partition=partition, timestamp=ts, headers=headers
+            )
         await self.settle()
         return metadata
+
+    async def _append(
+        self,
+        topic: Topic,
+        key: Any,
+        value: Any,
+        partition: int | None,
+        timestamp: float,
+        headers: Sequence[Header] | Mapping[str, bytes] | None,
+    ) -> RecordMetadata:
+        from streams.topic import RecordMetadata
+
+        key_bytes, value_bytes = topic.encode_key(key), topic.encode_value(value)
+        if partition is None:
+            partition = topic.partition_for(key_bytes)
+        elif not 0 <= partition < topic.partitions:
+            raise ValueError(f"topic {topic.name!r} has no partition {partition}")
+        hdrs = tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers or ())
+        ts_ms = int(timestamp * 1000)
+        tp = TopicPartition(topic.name, partition)
+        record = (key_bytes, value_bytes, ts_ms, hdrs)
+        offset = await self._transport.append(tp, encode_batch([record]))
+        return RecordMetadata(topic.name, partition, offset, ts_ms)
 
     async def advance_time(self, seconds: float) -> None:
         """Move the clock on, running each timer and crontab due meanwhile, in order."""
@@ -195,6 +231,38 @@ class TestDriver:
                 await result
             await self.settle()
         self.now = until
+
+    async def advance_stream_time(
+        self, *, to: float | None = None, by: float | None = None, partition: int | None = None
+    ) -> None:
+        """Move the stream time of the windowed tables on, as a record with a later
+        timestamp would but without one: windows and sessions it closes emit their
+        final results (and the app processes them) before this returns.
+
+        `to` is a stream time, `by` seconds past the partition's present stream
+        time; `partition` is one partition of the tables (default: every one held).
+        Stream time never goes back: a `to` behind it changes nothing."""
+        if (to is None) == (by is None):
+            raise ValueError("advance_stream_time: pass exactly one of to= or by=")
+        if by is not None and not by >= 0:
+            raise ValueError(f"advance_stream_time: by must be >= 0, got {by!r}")
+        windowed = [t.windowed for t in self.app.tables.values() if t.windowed is not None]
+        if not windowed:
+            raise DriverError("advance_stream_time: the app has no windowed table")
+        for table in windowed:
+            held = sorted(table.table.partitions)
+            if partition is not None and partition not in range(table.table.partition_count):
+                raise ValueError(
+                    f"advance_stream_time: table {table.name!r} has no partition {partition}"
+                )
+            for p in held if partition is None else [p for p in held if p == partition]:
+                if to is not None:
+                    table.advance_stream_time(p, to)
+                    continue
+                present = table.partition_stream_time(p)
+                if present is not None:  # no event yet: nothing to measure `by` from
+                    table.advance_stream_time(p, present + float(by))  # type: ignore[arg-type]
+        await self.settle()
 
     async def commit(self) -> None:
         """Flush the changelogs and sinks and commit what was processed."""
@@ -217,7 +285,8 @@ class TestDriver:
     # --- output -----------------------------------------------------------------------
 
     def read(self, topic: Topic | str) -> list[OutputRecord]:
-        """The records appended to `topic` since the last read, partition by partition."""
+        """The records appended to `topic` since the last read, partition by partition
+        (under exactly_once, those of committed transactions)."""
         target = self._topic(topic)
         log = self._transport._transport.log
         out: list[OutputRecord] = []
@@ -225,7 +294,10 @@ class TestDriver:
             tp = TopicPartition(target.name, p)
             position = self._read_positions.get(tp, 0)
             while True:
-                data = log.read(tp, position, 1 << 20)
+                if self._exactly_once:
+                    data = read_committed(log, tp, position, 1 << 20, self._skips)
+                else:
+                    data = log.read(tp, position, 1 << 20)
                 rows = [
                     row
                     for pos, header in iter_batches(data)

@@ -19,8 +19,9 @@ An event that would join a closed session, or whose own session would already be
 closed, is late: dropped, counted in `late_dropped`, logged at DEBUG (Kafka Streams'
 session windows judge lateness the same way). With `emit="final"` each session's
 value goes once to `on_final` when it closes, sessions closing first emitted first.
-After a restart, stream time resumes from the newest session end in the store (an
-event time that was seen), and the sessions still open are emitted when they close.
+After a restart, stream time resumes from the one recorded in the changelog with
+the last commit (streams.stream_time; at least the newest session end in the
+store), and the sessions still open are emitted when they close.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from streams import stream_time
 from streams.codec import get_codec
 from streams.errors import ConfigurationError
 from streams.event import current_event
@@ -49,7 +51,7 @@ from streams.window_close import (
 
 if TYPE_CHECKING:
     from runtime.transport import Transport
-    from streams.table import Table
+    from streams.table import Table, TablePartition
     from streams.topic import Topic
 
 __all__ = ["SessionSet", "SessionTable", "SessionWindow"]
@@ -146,6 +148,7 @@ class SessionTable:
         self._parts: dict[int, _PartitionState] = {}
         self._seq = itertools.count()
         _store_keys_as_json(table)
+        stream_time.install(table)
         table.windowed = self  # the worker drives expire() and recovery through it
 
     def __repr__(self) -> str:
@@ -186,9 +189,11 @@ class SessionTable:
         fn(merged value); the session, or None when the event was late."""
         event = current_event()
         t = time.time() if event is None else event.message.timestamp
-        number = self.table._partition((key, 0.0, 0.0)).changelog.partition
+        store = self.table._partition((key, 0.0, 0.0))
+        number = store.changelog.partition
         part = self._parts.setdefault(number, _PartitionState())
         now = part.advance(t)
+        stream_time.write(store, now)
         window = self.window
         sessions = part.by_key.get(key) or []
         lo, hi = window.touching(sessions, t)
@@ -218,7 +223,7 @@ class SessionTable:
         part.by_key[key] = sessions
         if self.on_final is not None:
             self._pend(part, key, (start, end))
-            self._emit_closed(part)
+            self._emit_closed(part, store)
         return start, end
 
     def _pend(self, part: _PartitionState, key: Any, session: Session) -> None:
@@ -227,7 +232,9 @@ class SessionTable:
             close = self.window.closes_at(session[1])
             heapq.heappush(part.closing, (close, next(self._seq), key, session))
 
-    def _emit_closed(self, part: _PartitionState) -> None:
+    def _emit_closed(self, part: _PartitionState, store: TablePartition) -> None:
+        from streams.table import _DELETED
+
         assert self.on_final is not None
         now = part.stream_time
         closing = part.closing
@@ -236,8 +243,8 @@ class SessionTable:
             part.pending.discard((key, session))
             if not _holds(part.by_key.get(key), session):
                 continue  # merged into a later session since
-            value = self.table.get((key, *session), _ABSENT)
-            if value is _ABSENT:
+            value = store.get((key, *session))
+            if value is _DELETED:
                 continue
             self.on_final(FinalResult(key, session[0], session[1], value))
             self.emitted += 1
@@ -246,9 +253,16 @@ class SessionTable:
 
     def on_recovered(self, partition: int) -> None:
         part = self._parts[partition] = _PartitionState()
-        for (key, start, end), _ in self.table.partitions[partition].items():
+        store = self.table.partitions[partition]
+        for skey, _ in store.items():
+            if not isinstance(skey, tuple):
+                continue  # the stream time
+            key, start, end = skey
             part.by_key.setdefault(key, []).append((start, end))
             part.advance(end)
+        recorded = stream_time.read(store)
+        if recorded is not None:
+            part.advance(recorded)
         window, now = self.window, part.stream_time
         for key, sessions in part.by_key.items():
             sessions.sort()
@@ -262,6 +276,23 @@ class SessionTable:
 
     def on_released(self, partition: int) -> None:
         self._parts.pop(partition, None)
+
+    def partition_stream_time(self, partition: int) -> float | None:
+        part = self._parts.get(partition)
+        return None if part is None else part.stream_time
+
+    def advance_stream_time(self, partition: int, to: float) -> int:
+        """Move `partition`'s stream time to `to` (never back), as an event would,
+        emitting the sessions that closes; returns how many were emitted."""
+        store = self.table.partitions.get(partition)
+        if store is None:
+            return 0
+        part = self._parts.setdefault(partition, _PartitionState())
+        stream_time.write(store, part.advance(to))
+        before = self.emitted
+        if self.on_final is not None:
+            self._emit_closed(part, store)
+        return self.emitted - before
 
     def expire(self, now: float | None = None) -> int:
         """Delete sessions that ended more than `expires` before stream time."""

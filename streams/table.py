@@ -37,6 +37,7 @@ from streams.window_close import EmitMode, FinalSink, make_closer
 
 if TYPE_CHECKING:
     from runtime.transport import Transport
+    from streams.sliding import SlidingTable
     from streams.windowed import WindowedTable
     from streams.wiring import Wiring
 
@@ -239,7 +240,9 @@ class Table:
         self.partitions: dict[int, TablePartition] = {}
         self.recovered_records = 0
         self.route_by_key = False
-        self.windowed: WindowedTable | SessionTable | None = None
+        self.windowed: WindowedTable | SessionTable | SlidingTable | None = None
+        # Keys a windowed table keeps for itself (stream time, buffered records).
+        self.hidden_key: Callable[[Any], bool] | None = None
 
     def __repr__(self) -> str:
         return f"<Table {self.name} partitions={sorted(self.partitions)}>"
@@ -362,8 +365,11 @@ class Table:
         return value
 
     def items(self) -> Iterator[tuple[Any, Any]]:
+        hidden = self.hidden_key
         for number in sorted(self.partitions):
-            yield from self.partitions[number].items()
+            for item in self.partitions[number].items():
+                if hidden is None or not hidden(item[0]):
+                    yield item
 
     def keys(self) -> Iterator[Any]:
         for key, _ in self.items():
@@ -427,6 +433,21 @@ class Table:
         """Session windows per key; see streams.sessions."""
         window = SessionWindow(gap, grace, expires)
         return SessionTable(self, window, merge=merge, emit=emit, on_final=on_final)
+
+    def sliding(
+        self,
+        size: float,
+        *,
+        grace: float = 0.0,
+        expires: float | None = None,
+        emit: EmitMode = "update",
+        on_final: Topic | FinalSink | None = None,
+    ) -> SlidingTable:
+        """Sliding windows of `size` seconds (Kafka Streams'); see streams.sliding."""
+        from streams.sliding import SlidingTable, SlidingWindow
+
+        window = SlidingWindow(size, grace, expires)
+        return SlidingTable(self, window, emit=emit, on_final=on_final)
 
 
 class GlobalTable(Table):

@@ -12,9 +12,13 @@ behave the same way.
 Invariants:
 - stream time per partition never goes back;
 - a window is emitted at most once per run of a worker, and only once closed;
-- after a restart, stream time resumes from the newest window start recovered
-  from the changelog (a lower bound of the stream time before it), and windows
-  still open by that time are emitted when they close.
+- after a restart, stream time resumes from the stream time recorded in the
+  changelog with the last commit's window changes (streams.stream_time), and
+  windows still open by that time are emitted when they close. Under
+  exactly_once that record and the final results are in one transaction, so a
+  crash neither loses nor repeats a final result; under at_least_once, results
+  emitted after the last commit are emitted again (to a function sink, on_final
+  is a side effect outside any transaction: it may see a result again on either).
 """
 
 from __future__ import annotations
@@ -194,11 +198,19 @@ class WindowCloser:
         self.emitted += emitted
         return emitted
 
-    def recovered(self, partition: int, windows: Iterable[tuple[Any, WindowRange]]) -> None:
-        """Rebuild `partition`'s state from the windows in its recovered store
-        (what this object knew of it before is not the changelog's: forget it)."""
+    def recovered(
+        self,
+        partition: int,
+        windows: Iterable[tuple[Any, WindowRange]],
+        stream_time: float | None = None,
+    ) -> None:
+        """Rebuild `partition`'s state from the windows in its recovered store and
+        the stream time recorded with them (what this object knew of it before is
+        not the changelog's: forget it)."""
         self.released(partition)
         found = list(windows)
+        if stream_time is not None:
+            self.advance(partition, stream_time)
         if not found:
             return
         self.advance(partition, max(rng.start for _, rng in found))

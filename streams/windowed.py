@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from streams import stream_time
 from streams.codec import get_codec
 from streams.event import current_event
 from streams.table import _DELETED, Append, Table, TablePartition, _hashable
@@ -56,6 +57,8 @@ class WindowedTable:
             part.dump_key, part.load_key = table._dump_key, table._load_key
         self._windows: dict[float, set[tuple[int, Any]]] = {}
         self.latest_timestamp = 0.0
+        if closer is not None:
+            stream_time.install(table)
         table.windowed = self
 
     def __repr__(self) -> str:
@@ -123,8 +126,10 @@ class WindowedTable:
         closer = self.closer
         if closer is None:
             return ranges
-        number = self.table._partition((key, 0.0)).changelog.partition
+        part = self.table._partition((key, 0.0))
+        number = part.changelog.partition
         kept = closer.admit(number, key, ts, ranges, self.name)
+        stream_time.write(part, closer.stream_time[number])
         for rng in kept:
             closer.opened(number, key, rng)
         return kept
@@ -189,13 +194,35 @@ class WindowedTable:
     def on_recovered(self, partition: int) -> None:
         root = self._root
         found = []
-        for wkey, _ in self.table.partitions[partition].items():
+        store = self.table.partitions[partition]
+        for wkey, _ in store.items():
+            if not isinstance(wkey, tuple):
+                continue  # the stream time
             start = wkey[1]
             root._windows.setdefault(start, set()).add((partition, wkey))
             root.latest_timestamp = max(root.latest_timestamp, start)
             found.append((wkey[0], WindowRange(start, start + self.window.size_s)))
         if self.closer is not None:
-            self.closer.recovered(partition, found)
+            self.closer.recovered(partition, found, stream_time.read(store))
+
+    def partition_stream_time(self, partition: int) -> float | None:
+        if self.closer is None:
+            return self._root.latest_timestamp if partition in self.table.partitions else None
+        return self.closer.stream_time.get(partition)
+
+    def advance_stream_time(self, partition: int, to: float) -> int:
+        """Move `partition`'s stream time to `to` (never back), as an event would,
+        emitting the windows that closes; returns how many were emitted."""
+        part = self.table.partitions.get(partition)
+        if part is None:
+            return 0
+        root = self._root
+        root.latest_timestamp = max(root.latest_timestamp, to)
+        closer = self.closer
+        if closer is None:
+            return 0
+        stream_time.write(part, closer.advance(partition, to))
+        return closer.emit_closed(partition, self._read_final(part))
 
     def on_released(self, partition: int) -> None:
         """The partition moved to another worker: forget its windows here."""

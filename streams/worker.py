@@ -461,11 +461,13 @@ class Worker:
         if self.transactions is not None:
             return await self.transactions.commit()
         offsets = self.conductor.changed_offsets()
+        # Sinks first: a table's changelog records which final window results were
+        # emitted (its stream time), so they must be out before it says so.
+        await self.producer.flush()
         for table in self.app.tables.values():
             if table.windowed is not None:
                 table.windowed.expire()
             await table.flush(self.transport)
-        await self.producer.flush()
         if offsets:
             if self.member is not None:
                 try:

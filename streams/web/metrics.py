@@ -18,6 +18,8 @@ of ListOffsets a second at most.
                                                    past EXACT_SIZE_KEYS_MAX keys)
     streams_recovery_records_done / _total{table,partition}  recovery under way
     streams_recovered_partitions{table}            partitions recovered so far
+    streams_window_late_dropped_total{table}       late events windowed tables dropped
+    streams_window_finals_emitted_total{table}     final window results emitted
     streams_commit_seconds                          commit latency (histogram)
     streams_commits_total, streams_rebalances_total, streams_revocations_total
     streams_assigned_partitions, streams_agent_state{agent,state}
@@ -213,6 +215,7 @@ class _WorkerCollector(Collector):
             processing.add_metric([name], _buckets(stats), stats.sum_s)
         yield processing
         yield from _table_metrics(worker, snapshot)
+        yield from _window_metrics(worker)
         yield from _group_metrics(worker)
 
 
@@ -225,6 +228,29 @@ def _by_tp(kind: type, name: str, doc: str, values: dict[TopicPartition, int]) -
 
 def _buckets(stats: LatencyStats) -> list[tuple[str, float]]:
     return [("+Inf" if b == float("inf") else repr(b), n) for b, n in stats.cumulative()]
+
+
+def _window_metrics(worker: Worker) -> Iterator[Metric]:
+    late = CounterMetricFamily(
+        "streams_window_late_dropped",
+        "Late events a windowed table dropped (its window closed by stream time)",
+        labels=["table"],
+    )
+    finals = CounterMetricFamily(
+        "streams_window_finals_emitted",
+        'Final window results emitted (emit="final")',
+        labels=["table"],
+    )
+    for table in sorted(worker.app.tables.values(), key=lambda t: t.name):
+        windowed = table.windowed
+        if windowed is None:
+            continue
+        closer = getattr(windowed, "closer", None)  # tumbling and hopping windows keep it there
+        emitted = getattr(closer or windowed, "emitted", 0)
+        late.add_metric([table.name], windowed.late_dropped)
+        finals.add_metric([table.name], emitted)
+    yield late
+    yield finals
 
 
 def _table_metrics(worker: Worker, snapshot: Snapshot) -> Iterator[Metric]:

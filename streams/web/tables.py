@@ -172,19 +172,29 @@ def _windows(table: Table, key: Any, partition: int, here: str) -> dict[str, Any
     windowed = table.windowed
     assert windowed is not None
     part = table.partitions[partition]
-    size_s = windowed.window.size_s
-    windows = sorted(
-        (start, value) for (k, start), value in part.items() if k == key and value is not _DELETED
-    )
-    now_start = windowed.window.current(time.time()).start
-    current = next((value for start, value in windows if start == now_start), None)
+    hidden = table.hidden_key  # the stream time, a sliding table's buffered records
+    rows = []
+    for wkey, value in part.items():
+        if (hidden is not None and hidden(wkey)) or wkey[0] != key or value is _DELETED:
+            continue
+        # (key, start) of time windows, (key, start, end) of sessions
+        end = wkey[2] if len(wkey) == 3 else wkey[1] + windowed.window.size_s
+        rows.append((wkey[1], end, value))
+    rows.sort(key=lambda row: row[:2])
+    now = time.time()
+    current: Any = None
+    if hasattr(windowed.window, "current"):  # tumbling, hopping
+        now_start = windowed.window.current(now).start
+        current = next((v for start, _, v in rows if start == now_start), None)
+    elif hasattr(windowed, "aggregate_at"):  # sliding: the last `size` up to now
+        current = windowed.aggregate_at(key, now)
     if current is None and table.default is not None:
         current = table.default()
     return {
         "table": table.name,
         "key": key,
         "partition": partition,
-        "windows": [{"start": s, "end": s + size_s, "value": v} for s, v in windows],
+        "windows": [{"start": s, "end": e, "value": v} for s, e, v in rows],
         "current": current,
         "worker": here,
     }

@@ -186,3 +186,49 @@ def test_read_of_an_unknown_topic_name_is_a_clear_error(tmp_path):
                 await driver.advance_time(-1)
 
     asyncio.run(main())
+
+
+def test_advance_stream_time_closes_windows_and_sessions_without_a_record(tmp_path):
+    app = streams.App("drvst", broker="memory://", data_dir=str(tmp_path))
+    clicks = app.topic("clicks", key_type=str, partitions=2)
+    finals = app.topic("finals", key_type=str, partitions=1)
+    counts = app.Table("counts", default=int, partitions=2).tumbling(
+        10, grace=5, emit="final", on_final=finals
+    )
+    visits = app.Table("visits", default=int, partitions=2).session(
+        3, emit="final", on_final=finals
+    )
+
+    @app.agent(clicks)
+    async def count(stream):
+        async for key, _ in stream.items():
+            counts[key] += 1
+            visits[key] += 1
+
+    async def main():
+        async with TestDriver(app) as driver:
+            await driver.send(clicks, 1, key="a", partition=0, timestamp=1)
+            await driver.send(clicks, 1, key="b", partition=1, timestamp=2)
+            await driver.advance_stream_time(to=4, partition=0)  # 1 + 3 + 0 < 4 is false
+            assert driver.read_values(finals) == []
+            await driver.advance_stream_time(to=4.5, partition=0)  # a's session closes
+            assert driver.read_values(finals) == [
+                {"key": "a", "start": 1.0, "end": 1.0, "value": 1}
+            ]
+            await driver.advance_stream_time(by=12.5, partition=0)  # 17 >= 10 + 5: [0,10)
+            assert driver.read_values(finals) == [
+                {"key": "a", "start": 0.0, "end": 10.0, "value": 1}
+            ]
+            await driver.advance_stream_time(to=3, partition=0)  # never back
+            await driver.advance_stream_time(to=15)  # partition 1: b's window, session
+            assert driver.read_values(finals) == [
+                {"key": "b", "start": 0.0, "end": 10.0, "value": 1},
+                {"key": "b", "start": 2.0, "end": 2.0, "value": 1},
+            ]
+            assert counts.closer.stream_time == {0: 17.0, 1: 15.0}
+            with pytest.raises(ValueError, match="exactly one of"):
+                await driver.advance_stream_time(to=1, by=1)
+            with pytest.raises(ValueError, match="no partition 5"):
+                await driver.advance_stream_time(by=1, partition=5)
+
+    asyncio.run(main())

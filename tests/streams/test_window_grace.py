@@ -11,6 +11,7 @@ import pytest
 from waiting import wait_until_async
 
 import streams
+from streams.driver import TestDriver
 from streams.window_close import FinalResult
 from streams.worker import Worker
 
@@ -298,3 +299,49 @@ def test_a_window_expired_by_another_partitions_time_is_still_emitted(tmp_path):
             assert ("slow", 0.0) not in dict(counts.items())
 
     asyncio.run(main())
+
+
+async def _finals_across_a_crash(tmp_path, guarantee: str, crash_before_commit: bool) -> list:
+    app = streams.App("eosf", broker="memory://", data_dir=str(tmp_path))
+    app.set_processing_guarantee(guarantee)
+    clicks = app.topic("clicks", key_type=str, partitions=1)
+    finals = app.topic("finals", key_type=str, partitions=1)
+    counts = app.Table("c", default=int).tumbling(10, grace=5, emit="final", on_final=finals)
+
+    @app.agent(clicks)
+    async def count(stream):
+        async for key, _ in stream.items():
+            counts[key] += 1
+
+    async with TestDriver(app) as driver:
+        for ts in (1, 12):
+            await driver.send(clicks, 1, key="a", timestamp=ts)
+        await driver.commit()
+        await driver.send(clicks, 1, key="a", timestamp=16)  # closes [0,10): its final
+        if not crash_before_commit:
+            await driver.commit()
+        await driver.send(clicks, 1, key="a", timestamp=17)
+        await driver.crash()  # 17 (and, before the commit, 16) processed again
+        await driver.send(clicks, 1, key="a", timestamp=30)  # closes [10,20)
+        await driver.commit()
+        return [(r["start"], r["value"]) for r in driver.read_values(finals)]
+
+
+@pytest.mark.parametrize("crash_before_commit", [False, True])
+def test_exactly_once_emits_each_final_result_once_across_a_crash(tmp_path, crash_before_commit):
+    finals = asyncio.run(_finals_across_a_crash(tmp_path, "exactly_once", crash_before_commit))
+    assert finals == [(0.0, 1), (10.0, 3)]
+
+
+def test_at_least_once_repeats_a_final_emitted_after_the_last_commit(tmp_path):
+    # the crash comes after [0,10) was emitted, before the commit that records it
+    assert asyncio.run(_finals_across_a_crash(tmp_path, "at_least_once", True)) == [
+        (0.0, 1),
+        (0.0, 1),
+        (10.0, 3),
+    ]
+    # committed with it: not repeated (the stream time is in the changelog)
+    assert asyncio.run(_finals_across_a_crash(tmp_path / "b", "at_least_once", False)) == [
+        (0.0, 1),
+        (10.0, 3),
+    ]
