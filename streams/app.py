@@ -139,6 +139,7 @@ class App:
         self.topics: dict[str, Topic] = {}
         self.agents: dict[str, Agent] = {}
         self.tables: dict[str, Table] = {}
+        self.wiring.add_table = self._add_table
         self.startup_tasks: list[Callable[..., Any]] = []
         self.timers: list[tuple[float, Callable[..., Any]]] = []
         self.crontabs: list[tuple[str, Callable[..., Any]]] = []
