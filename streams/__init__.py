@@ -17,7 +17,9 @@ from streams.logging_handler import TopicHandler
 from streams.model import FieldDescriptor, Record
 from streams.sessions import SessionSet, SessionTable
 from streams.stream import Stream
+from streams.stream_joins import JoinResult, JoinWindows, StreamJoin
 from streams.table import GlobalTable, Table
+from streams.table_joins import JoinedTable
 from streams.topic import RecordMetadata, Topic
 from streams.window_close import FinalResult
 from streams.windowed import WindowedTable, WindowSet
@@ -34,7 +36,10 @@ __all__ = [
     "FieldDescriptor",
     "FinalResult",
     "GlobalTable",
+    "JoinResult",
+    "JoinWindows",
     "JoinedStream",
+    "JoinedTable",
     "KeyDecodeError",
     "Message",
     "ModelError",
@@ -43,6 +48,7 @@ __all__ = [
     "SessionSet",
     "SessionTable",
     "Stream",
+    "StreamJoin",
     "StreamsError",
     "Table",
     "Topic",

@@ -236,6 +236,11 @@ class Stream:
                     "(group_by the streams to re-key them)"
                 )
             return StreamJoin(self, other, windows, how=how)
+        if isinstance(other, Stream):
+            raise ConfigurationError(
+                "join: a stream joins a table, or a topic with windows=app.JoinWindows(...); "
+                "for another stream, join its topic"
+            )
         if windows is not None:
             raise ConfigurationError("join: windows= is for a join with a topic, not a table")
         if repartition:

@@ -170,3 +170,37 @@ def test_an_inner_stream_join_on_every_transport(make_app):
 
     asyncio.run(main())
     assert sorted(pairs) == [("a", "v-a", "c-a"), ("b", "v-b", "c-b")]
+
+
+def test_the_readme_stream_join_example(tmp_path):
+    class View(streams.Record):
+        ad: str
+
+    class Click(streams.Record):
+        ad: str
+
+    app = streams.App("readme", broker="memory://", data_dir=str(tmp_path))
+    views = app.topic("views", key_type=str, value_type=View, partitions=2)
+    clicks = app.topic("clicks", key_type=str, value_type=Click, partitions=2)
+    attributed = app.topic("attributed", key_type=str, partitions=1)
+    views_clicks = app.JoinWindows("views-clicks", within=60, grace=10)
+
+    @app.agent(views, sink=[attributed])
+    async def attribute(stream):
+        async for view, click in stream.join(clicks, windows=views_clicks, how="left"):
+            yield {"ad": view.ad, "clicked": click is not None}
+
+    async def main() -> list[Any]:
+        async with TestDriver(app) as driver:
+            await driver.send(views, View(ad="x"), key="x", timestamp=0)
+            await driver.send(views, View(ad="y"), key="y", timestamp=1)
+            await driver.send(clicks, Click(ad="x"), key="x", timestamp=30)
+            # Stream time is per partition: move each one past 60 + 10 s.
+            for key in ("x", "y", "z", "w"):
+                await driver.send(clicks, Click(ad=key), key=key, timestamp=100)
+            return sorted(driver.read_values(attributed), key=lambda v: v["ad"])
+
+    assert asyncio.run(main()) == [
+        {"ad": "x", "clicked": True},
+        {"ad": "y", "clicked": False},
+    ]

@@ -119,11 +119,14 @@ def test_a_joined_table_recovers_from_its_changelog_after_a_crash(tmp_path):
         async with TestDriver(parts["app"]) as driver:
             for i, (side, key, value) in enumerate(STEPS[:3]):
                 await driver.send(parts[side], value, key=key, timestamp=float(i))
-            await driver.commit()
+                if i == 1:
+                    await driver.commit()
             await driver.crash()
-            for how in HOWS:  # from the changelog: pairs of Records again
+            # Row a from the changelog (a pair of Records again), row b from the
+            # third event, processed again after the crash.
+            assert parts["joined"]["left"].recovered_records == 1
+            for how in HOWS:
                 assert dict(parts["joined"][how].items()) == AFTER_THREE[how], how
-            assert parts["joined"]["left"].recovered_records == 2
             # Go on after the recovery: the right side's tombstone reaches every join.
             await driver.send(parts["zones"], None, key="a", timestamp=3.0)
             assert dict(parts["joined"]["inner"].items()) == {}
