@@ -128,6 +128,7 @@ class JoinWindows(Table):
         self.late_dropped = 0
         self.buffered: dict[int, _Buffered] = {}
         self.bound_to: str | None = None
+        self.topics: dict[bytes, Topic] = {}  # by side, once a join uses this buffer
 
     def __repr__(self) -> str:
         return (
@@ -158,9 +159,37 @@ class JoinWindows(Table):
         self.buffered.pop(partition, None)
         return super().detach(partition)
 
+    def discard_uncommitted(self) -> None:
+        """An aborted transaction: back to the buffers (and stream times) it started
+        from, or the events it rewinds would find themselves late."""
+        super().discard_uncommitted()
+        for partition in self.partitions:
+            self.on_recovered(partition)
+
+    # --- reading (the web views, tests) -----------------------------------------
+
+    def items(self) -> Iterator[tuple[tuple[str, Any, float, int], dict[str, Any]]]:
+        """The buffered events: ((side, key, timestamp, offset), {"matched", "value"}),
+        decoded by their topics once a join uses this buffer."""
+        for number in sorted(self.partitions):
+            for raw_key, raw_value in self.partitions[number].items():
+                if raw_key == _TIME_KEY:
+                    continue
+                side, ts, offset, key = _split(raw_key)
+                topic = self.topics.get(side)
+                shown_key = _text(key) if topic is None else topic._load_key(key)
+                value = _text(raw_value[1:]) if topic is None else topic._load_value(raw_value[1:])
+                name = "left" if side == LEFT else "right"
+                matched = raw_value[:1] == _MATCHED
+                yield (name, shown_key, ts, offset), {"matched": matched, "value": value}
+
 
 def _entry_key(side: bytes, ts: float, offset: int, key: bytes) -> bytes:
     return side + _ENTRY.pack(ts, offset) + key
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
 
 
 def _split(raw_key: bytes) -> tuple[bytes, float, int, bytes]:
@@ -191,7 +220,7 @@ class StreamJoin:
             )
         windows.bound_to = stream.context.agent_name
         self.stream, self.other, self.windows, self.how = stream, other, windows, how
-        self._topics = {LEFT: source, RIGHT: other}
+        self._topics = windows.topics = {LEFT: source, RIGHT: other}
 
     def __repr__(self) -> str:
         return f"<StreamJoin {self._topics[LEFT].name} {self.how} join {self.other.name}>"

@@ -67,8 +67,10 @@ async def _run(parts: dict[str, Any], *, crash_after: int | None = None) -> list
                 await driver.crash()
         windows = parts["windows"]
         assert windows.late_dropped == 1
-        # Expired: only v5 (and the partition's stream time) stay buffered.
-        assert len(windows) == 2
+        # The others expired: only v5 stays buffered.
+        assert list(windows.items()) == [
+            (("left", "x", 100.0, 5), {"matched": False, "value": "v5"})
+        ]
         return [(r.key, r.value, r.timestamp) for r in driver.read(parts["joined"])]
 
 
@@ -204,3 +206,22 @@ def test_the_readme_stream_join_example(tmp_path):
         {"ad": "x", "clicked": True},
         {"ad": "y", "clicked": False},
     ]
+
+
+def test_an_aborted_transaction_takes_the_buffers_back_to_the_last_commit(tmp_path):
+    parts = _app(tmp_path, "inner")
+    windows = parts["windows"]
+
+    async def main() -> None:
+        async with TestDriver(parts["app"]) as driver:
+            await driver.send(parts["L"], "v", key="a", timestamp=0)
+            await driver.commit()
+            await driver.send(parts["R"], "far", key="z", timestamp=100)  # closes v
+            assert windows.buffered[0].stream_time == 100.0
+            assert [k for k, _ in windows.items()] == [("right", "z", 100.0, 0)]
+            windows.discard_uncommitted()  # what an exactly-once abort does
+            assert windows.buffered[0].stream_time == 0.0  # the rewound event is not late
+            assert [k for k, _ in windows.items()] == [("left", "a", 0.0, 0)]
+            assert list(windows.buffered[0].entries) == [(b"L", b"a")]
+
+    asyncio.run(main())
