@@ -88,9 +88,14 @@ class _Buffered:
 
 
 def _check_seconds(name: str, value: float) -> float:
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
     if not (seconds >= 0 and math.isfinite(seconds)):
-        raise ValueError(f"JoinWindows: {name} must be a finite number of seconds >= 0")
+        raise ValueError(
+            f"JoinWindows: {name} must be a finite number of seconds >= 0, got {value!r}"
+        )
     return seconds
 
 

@@ -106,8 +106,10 @@ def test_an_unmatched_event_is_emitted_once_and_never_matched_later(tmp_path):
 def test_stream_join_errors(tmp_path):
     with pytest.raises(ValueError, match="within"):
         streams.App("e", broker="memory://").JoinWindows("w", before=1)
-    with pytest.raises(ValueError, match="grace"):
+    with pytest.raises(ValueError, match="grace must be a finite number of seconds >= 0"):
         streams.App("e", broker="memory://").JoinWindows("w", within=1, grace=-1)
+    with pytest.raises(ValueError, match=r"after must be .* got 'soon'"):
+        streams.App("e", broker="memory://").JoinWindows("w", before=1, after="soon")
     parts = _app(tmp_path, "inner", click_partitions=2)
 
     async def main() -> None:

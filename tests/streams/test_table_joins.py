@@ -135,6 +135,33 @@ def test_a_joined_table_recovers_from_its_changelog_after_a_crash(tmp_path):
     asyncio.run(main())
 
 
+def test_a_joined_table_joins_again(tmp_path):
+    app = streams.App("tj2", broker="memory://", data_dir=str(tmp_path))
+    writes = app.topic("writes", partitions=1)
+    tables = {name: app.Table(name, partitions=1) for name in ("a", "b", "c")}
+    # ((a, b), c): the inner join's rows feed the left join.
+    ab = tables["a"].join(tables["b"], joiner=lambda a, b: a + b, name="ab")
+    abc = ab.join(tables["c"], how="left", joiner=lambda ab, c: [ab, c], name="abc")
+
+    @app.agent(writes)
+    async def write(stream):
+        async for (table, key), value in stream.items():
+            if value is None:
+                del tables[table][key]
+            else:
+                tables[table][key] = value
+
+    async def main() -> None:
+        async with TestDriver(app) as driver:
+            for table, value in [("a", 1), ("c", 100), ("b", 10), ("b", 20), ("b", None)]:
+                await driver.send(writes, value, key=[table, "k"])
+                if (table, value) == ("b", 20):
+                    assert dict(abc.items()) == {"k": [21, 100]}
+            assert dict(ab.items()) == {} and dict(abc.items()) == {}
+
+    asyncio.run(main())
+
+
 def test_tables_with_other_partition_counts_fail_at_start(tmp_path):
     parts = _app(tmp_path, fare_partitions=2, zone_partitions=3)
 
