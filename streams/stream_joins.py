@@ -15,23 +15,32 @@ the JoinWindows table, whose changelog `<app>-<name>-changelog` makes them survi
 a crash, keyed by side, timestamp and offset, so a replayed event finds its own
 entry again instead of adding one.
 
-Stream time is per partition, shared by both sides: the newest timestamp seen.
-An event's window closes once stream time passes its end plus `grace`
-(`tl + after + grace` for a left event, `tr + before + grace` for a right one):
+Each side has a stream time per partition, the newest timestamp it has seen
+there (kept in the changelog too):
 
-- an event whose window is already closed when it arrives is late: dropped,
-  counted in `late_dropped`, logged at DEBUG;
-- a closed event leaves the buffer (a tombstone in the changelog); with
-  how="left" (left events) or "outer" (both sides) an event that never matched
-  is emitted then, once, with None for the other side;
-- an event only joins buffered events, whose windows are open: an event emitted
-  with None is never matched later.
+- an event more than `grace` behind its own side's stream time is late:
+  dropped, counted in `late_dropped`, logged at DEBUG;
+- an event's window closes once the *other* side's stream time passes its end
+  plus `grace` (`tl + after + grace` for a left event, `tr + before + grace` for
+  a right one): no event still to come from the other side can join it. It
+  leaves the buffer then (a tombstone in the changelog), and with how="left"
+  (left events) or "outer" (both sides), if it never matched, it is emitted
+  once with None for the other side. An event emitted with None is never
+  matched later: what could match it would be late. An event that arrives with
+  its window closed already (the other side is ahead) joins what is buffered,
+  then closes at once.
+
+So which pairs and unmatched events come out depends only on the order of each
+topic partition, not on how the two topics' events interleave (one topic read
+far ahead of the other, a replay after a crash): a side that runs ahead waits in
+the buffer for the other. A side that stops sending also holds back the other
+side's unmatched results, until it moves on.
 
 Inner pairs are emitted as soon as the second of the two arrives. Results carry
 the joined timestamp (the later of the two; an unmatched event's own). Processing
-an event emits first the events its stream time closed (oldest first), then its
-pairs (the other side's events by timestamp, then offset), so the results are
-deterministic for a given input order.
+an event emits first the other side's events its stream time closed (oldest
+first), then its pairs (the other side's events by timestamp, then offset), then
+itself if it closed at once unmatched.
 """
 
 from __future__ import annotations
@@ -61,7 +70,7 @@ logger = logging.getLogger(__name__)
 
 StreamJoinHow = Literal["inner", "left", "outer"]
 LEFT, RIGHT = b"L", b"R"
-_TIME_KEY = b"T"  # the partition's stream time, so that lateness survives a restart
+_TIME_KEY = b"T"  # + side: its stream time in the partition, so lateness survives a restart
 _ENTRY = struct.Struct(">dq")  # timestamp, offset
 _MATCHED, _UNMATCHED = b"\x01", b"\x00"
 
@@ -80,11 +89,15 @@ class JoinResult:
 class _Buffered:
     """What one partition of a JoinWindows holds, indexed for matching and closing."""
 
-    stream_time: float = -math.inf
+    stream_time: dict[bytes, float] = field(
+        default_factory=lambda: {LEFT: -math.inf, RIGHT: -math.inf}
+    )
     # (side, key bytes) -> {(timestamp, offset): None}, in arrival order
     entries: dict[tuple[bytes, bytes], dict[tuple[float, int], None]] = field(default_factory=dict)
-    # (close time, side, timestamp, offset, key bytes): the next window to close first
-    closing: list[tuple[float, bytes, float, int, bytes]] = field(default_factory=list)
+    # side -> heap of (close time, timestamp, offset, key bytes): the next to close first
+    closing: dict[bytes, list[tuple[float, float, int, bytes]]] = field(
+        default_factory=lambda: {LEFT: [], RIGHT: []}
+    )
 
 
 def _check_seconds(name: str, value: float) -> float:
@@ -142,23 +155,22 @@ class JoinWindows(Table):
         )
 
     def close_time(self, side: bytes, timestamp: float) -> float:
-        """Stream time past which an event's window is closed."""
+        """The other side's stream time past which an event's window is closed."""
         return timestamp + (self.after_s if side == LEFT else self.before_s) + self.grace_s
 
     # --- lifecycle (driven by the worker) -----------------------------------
 
     def on_recovered(self, partition: int) -> None:
         state = self.buffered[partition] = _Buffered()
-        for raw_key, _ in self.partitions[partition].items():
-            if raw_key == _TIME_KEY:
+        for raw_key, raw_value in self.partitions[partition].items():
+            if raw_key[:1] == _TIME_KEY:
+                (state.stream_time[raw_key[1:]],) = struct.unpack(">d", raw_value)
                 continue
             side, ts, offset, key = _split(raw_key)
             state.entries.setdefault((side, key), {})[(ts, offset)] = None
-            state.closing.append((self.close_time(side, ts), side, ts, offset, key))
-        heapq.heapify(state.closing)
-        raw_time = self.partitions[partition].get(_TIME_KEY)
-        if raw_time is not _DELETED:
-            (state.stream_time,) = struct.unpack(">d", raw_time)
+            state.closing[side].append((self.close_time(side, ts), ts, offset, key))
+        for heap in state.closing.values():
+            heapq.heapify(heap)
 
     def detach(self, partition: int) -> Any:
         self.buffered.pop(partition, None)
@@ -178,7 +190,7 @@ class JoinWindows(Table):
         decoded by their topics once a join uses this buffer."""
         for number in sorted(self.partitions):
             for raw_key, raw_value in self.partitions[number].items():
-                if raw_key == _TIME_KEY:
+                if raw_key[:1] == _TIME_KEY:
                     continue
                 side, ts, offset, key = _split(raw_key)
                 topic = self.topics.get(side)
@@ -191,6 +203,10 @@ class JoinWindows(Table):
 
 def _entry_key(side: bytes, ts: float, offset: int, key: bytes) -> bytes:
     return side + _ENTRY.pack(ts, offset) + key
+
+
+def _other(side: bytes) -> bytes:
+    return RIGHT if side == LEFT else LEFT
 
 
 def _text(data: bytes) -> str:
@@ -287,7 +303,8 @@ class StreamJoin:
                 f"JoinWindows {windows.name!r}: partition {number} is not held by this worker"
             )
         ts = event.message.timestamp
-        if windows.close_time(side, ts) < state.stream_time:
+        own_time = state.stream_time[side]
+        if ts < own_time - windows.grace_s:
             windows.late_dropped += 1
             logger.debug(
                 "late event dropped join=%s partition=%d side=%s timestamp=%s stream_time=%s",
@@ -295,22 +312,26 @@ class StreamJoin:
                 number,
                 side.decode(),
                 ts,
-                state.stream_time,
+                own_time,
             )
             return
-        if ts > state.stream_time:
-            state.stream_time = ts
-            part.set(_TIME_KEY, struct.pack(">d", ts))
-            yield from self._close(part, state)
+        if ts > own_time:
+            state.stream_time[side] = ts
+            part.set(_TIME_KEY + side, struct.pack(">d", ts))
+            yield from self._close(part, state, _other(side))
         key = topic.encode_key(event.key)
         assert key is not None
         yield from self._match(part, state, side, event, key)
+        # The other side may be past this event's window already: it closes at once.
+        yield from self._close(part, state, side)
 
-    def _close(self, part: TablePartition, state: _Buffered) -> Iterator[JoinResult]:
-        closing = state.closing
-        emits = {LEFT: self.how in ("left", "outer"), RIGHT: self.how == "outer"}
-        while closing and closing[0][0] < state.stream_time:
-            _, side, ts, offset, key = heapq.heappop(closing)
+    def _close(self, part: TablePartition, state: _Buffered, side: bytes) -> Iterator[JoinResult]:
+        """`side`'s events whose windows the other side's stream time closed."""
+        closing = state.closing[side]
+        now = state.stream_time[_other(side)]
+        emits = self.how == "outer" or (self.how == "left" and side == LEFT)
+        while closing and closing[0][0] < now:
+            _, ts, offset, key = heapq.heappop(closing)
             raw_key = _entry_key(side, ts, offset, key)
             stored = part.get(raw_key)
             bucket = state.entries.get((side, key))
@@ -321,7 +342,7 @@ class StreamJoin:
             if stored is _DELETED:
                 continue
             part.delete(raw_key)
-            if emits[side] and stored[:1] == _UNMATCHED:
+            if emits and stored[:1] == _UNMATCHED:
                 value = self._load(side, stored)
                 left, right = (value, None) if side == LEFT else (None, value)
                 yield JoinResult(self._load_key(key), left, right, ts)
@@ -331,7 +352,7 @@ class StreamJoin:
     ) -> Iterator[JoinResult]:
         windows = self.windows
         ts, offset = event.message.timestamp, event.message.offset
-        other = RIGHT if side == LEFT else LEFT
+        other = _other(side)
         if side == LEFT:
             low, high = ts - windows.before_s, ts + windows.after_s
         else:
@@ -340,7 +361,7 @@ class StreamJoin:
         if part.get(raw_key) is _DELETED:  # not a replay of an event buffered already
             bucket = state.entries.setdefault((side, key), {})
             bucket[(ts, offset)] = None
-            heapq.heappush(state.closing, (windows.close_time(side, ts), side, ts, offset, key))
+            heapq.heappush(state.closing[side], (windows.close_time(side, ts), ts, offset, key))
         candidates = sorted(
             entry for entry in state.entries.get((other, key), ()) if low <= entry[0] <= high
         )
