@@ -19,7 +19,9 @@ from streams.model import FieldDescriptor, Record
 from streams.sessions import SessionSet, SessionTable
 from streams.sliding import SlidingSet, SlidingTable
 from streams.stream import Stream
+from streams.stream_joins import JoinResult, JoinWindows, StreamJoin
 from streams.table import GlobalTable, Table
+from streams.table_joins import JoinedTable
 from streams.topic import RecordMetadata, Topic
 from streams.window_close import FinalResult
 from streams.windowed import WindowedTable, WindowSet
@@ -37,7 +39,10 @@ __all__ = [
     "FieldDescriptor",
     "FinalResult",
     "GlobalTable",
+    "JoinResult",
+    "JoinWindows",
     "JoinedStream",
+    "JoinedTable",
     "KeyDecodeError",
     "Message",
     "ModelError",
@@ -48,6 +53,7 @@ __all__ = [
     "SlidingSet",
     "SlidingTable",
     "Stream",
+    "StreamJoin",
     "StreamsError",
     "Table",
     "Topic",

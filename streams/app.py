@@ -17,6 +17,7 @@ from streams.agent import Agent, AgentFun, Sink
 from streams.codec import Codec
 from streams.errors import ConfigurationError
 from streams.exactly_once import COMMIT_INTERVAL_S, GUARANTEES
+from streams.stream_joins import JoinWindows
 from streams.table import GlobalTable, Table
 from streams.topic import Topic
 from streams.wiring import Wiring
@@ -139,6 +140,7 @@ class App:
         self.topics: dict[str, Topic] = {}
         self.agents: dict[str, Agent] = {}
         self.tables: dict[str, Table] = {}
+        self.wiring.add_table = self._add_table
         self.startup_tasks: list[Callable[..., Any]] = []
         self.timers: list[tuple[float, Callable[..., Any]]] = []
         self.crontabs: list[tuple[str, Callable[..., Any]]] = []
@@ -242,6 +244,13 @@ class App:
         table = GlobalTable(self.wiring, name, default=default, **kwargs)
         self._add_table(table)
         return table
+
+    def JoinWindows(self, name: str, **kwargs: Any) -> JoinWindows:
+        """The changelogged buffers of a windowed stream-stream join (see
+        streams.stream_joins): `within=` or `before=`/`after=` seconds, `grace=`."""
+        windows = JoinWindows(self.wiring, name, **kwargs)
+        self._add_table(windows)
+        return windows
 
     def _add_table(self, table: Table) -> Table:
         if table.name in self.tables:

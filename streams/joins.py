@@ -3,15 +3,18 @@
     async for ride, zone in rides_stream.join(zones):            # inner
     async for ride, zone in rides_stream.join(zones, how="left") # zone None if absent
     async for ride, zone in rides_stream.join(zone_globals, key=lambda r: r.zone)
+    async for ride, zone in rides_stream.join(zones, key=lambda r: r.zone, repartition=True)
 
 A join with an `app.Table` looks the event's own key up in the event's own
 partition, so the stream and the table must be co-partitioned: the same
 partition count and keys encoded the same way (the same key codec hashes a key
 to the same partition). That is checked when the join is made, before any event,
 and a mismatch raises ConfigurationError naming both sides; `group_by` the stream
-on the table's key to fix it. A join with a GlobalTable reads the whole table held
-by this worker, so it takes any key (`key=` extracts it from the value) and needs
-no co-partitioning.
+on the table's key to fix it, or ask the join to: `repartition=True` sends the
+stream through `<app>-<agent>-<table>-repartition`, keyed by the event's key (or
+`key(value)`) and partitioned like the table, and joins what comes out. A join
+with a GlobalTable reads the whole table held by this worker, so it takes any key
+(`key=` extracts it from the value) and needs no co-partitioning.
 
 The lookup happens as the event is read: the result is the table's value at that
 point in the stream (Kafka Streams' KStream-KTable semantics), not a later one.
@@ -45,14 +48,16 @@ def check_copartitioned(stream: Stream, table: Table) -> None:
         raise ConfigurationError(
             f"join of topic {source.name!r} with table {table.name!r}: not co-partitioned "
             f"(the topic has {source.partitions} partitions, the table "
-            f"{table.partition_count}); declare them with the same count, or use a GlobalTable"
+            f"{table.partition_count}); declare them with the same count, join with "
+            "repartition=True (through a repartition topic partitioned like the table), "
+            "or use a GlobalTable"
         )
     if source.key_codec.dumps != table._dump_key:
         raise ConfigurationError(
             f"join of topic {source.name!r} with table {table.name!r}: not co-partitioned "
             f"(the topic's keys are encoded by {_codec_name(source.key_codec.dumps)}, the "
             f"table's by {_codec_name(table._dump_key)}, so one key hashes to different "
-            "partitions); give both the same key_type, or group_by the stream"
+            "partitions); give both the same key_type, or join with repartition=True"
         )
 
 

@@ -7,6 +7,7 @@
     stream.group_by(Model.field)         re-key through a repartition topic
     stream.through(topic)                forward through another topic
     stream.join(table, how=, key=)       (value, table_value) pairs (see joins.py)
+    stream.join(topic, windows=, how=)   windowed stream-stream join (stream_joins.py)
 
 An event counts as processed when the agent asks for the next one; the worker
 commits offsets only past processed events (see channel.py).
@@ -18,15 +19,17 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from runtime.types import TopicPartition
 from streams.channel import Channel
+from streams.errors import ConfigurationError
 from streams.event import Event, set_current_event
 from streams.model import FieldDescriptor
 
 if TYPE_CHECKING:
     from streams.joins import JoinedStream, JoinHow
+    from streams.stream_joins import JoinWindows, StreamJoin, StreamJoinHow
     from streams.table import Table
     from streams.topic import Topic
     from streams.wiring import Wiring
@@ -186,20 +189,89 @@ class Stream:
                 pending.cancel()
             await events.aclose()
 
+    @overload
     def join(
         self,
-        table: Table,
+        other: Table,
         *,
         how: JoinHow = "inner",
         key: Callable[[Any], Any] | None = None,
-    ) -> JoinedStream:
-        """Pair each value with `table`'s current value for its key: inner drops
-        events without one, left pairs them with None. A Table must be
-        co-partitioned with the stream (checked here); a GlobalTable takes a
-        `key` function of the value."""
-        from streams.joins import JoinedStream
+        repartition: bool = False,
+    ) -> JoinedStream: ...
 
-        return JoinedStream(self, table, how=how, key=key)
+    @overload
+    def join(
+        self, other: Topic, *, how: StreamJoinHow = "inner", windows: JoinWindows
+    ) -> StreamJoin: ...
+
+    def join(
+        self,
+        other: Table | Topic,
+        *,
+        how: Any = "inner",
+        key: Callable[[Any], Any] | None = None,
+        repartition: bool = False,
+        windows: JoinWindows | None = None,
+    ) -> JoinedStream | StreamJoin:
+        """With a table: pair each value with the table's current value for its
+        key (inner drops events without one, left pairs them with None). A Table
+        must be co-partitioned with the stream (checked here), or the stream goes
+        through a repartition topic first with `repartition=True` (keyed by
+        `key(value)` when given); a GlobalTable takes a `key` function of the value.
+
+        With a topic and `windows=app.JoinWindows(...)`: a windowed stream-stream
+        join (see stream_joins.py)."""
+        from streams.joins import JoinedStream
+        from streams.topic import Topic
+
+        if isinstance(other, Topic):
+            from streams.stream_joins import StreamJoin
+
+            if windows is None:
+                raise ConfigurationError(
+                    f"join with topic {other.name!r}: a stream-stream join buffers both sides "
+                    "in windows=app.JoinWindows(name, within=seconds)"
+                )
+            if key is not None or repartition:
+                raise ConfigurationError(
+                    "join with a topic: key= and repartition= are for a join with a table "
+                    "(group_by the streams to re-key them)"
+                )
+            return StreamJoin(self, other, windows, how=how)
+        if isinstance(other, Stream):
+            raise ConfigurationError(
+                "join: a stream joins a table, or a topic with windows=app.JoinWindows(...); "
+                "for another stream, join its topic"
+            )
+        if windows is not None:
+            raise ConfigurationError("join: windows= is for a join with a topic, not a table")
+        if repartition:
+            return JoinedStream(self._repartition_for(other, key), other, how=how)
+        return JoinedStream(self, other, how=how, key=key)
+
+    def _repartition_for(self, table: Table, key: Callable[[Any], Any] | None) -> Stream:
+        """This stream through `<app>-<agent>-<table>-repartition`, keyed (by the
+        event's key, or `key(value)`) and partitioned like `table`."""
+        from streams.topic import Topic
+
+        if table.route_by_key or getattr(table, "windowed", None) is not None:
+            raise ConfigurationError(
+                f"join: repartition=True is for an app.Table, not {table!r} (a GlobalTable "
+                "needs no co-partitioning)"
+            )
+        source = self.source
+        ctx = self.context
+        topic = Topic(
+            ctx.wiring,
+            f"{ctx.wiring.app_id}-{ctx.agent_name}-{table.name}-repartition",
+            key_type=table.key_type,
+            key_serializer=getattr(table._dump_key, "__self__", None),
+            value_type=source.value_type if source else None,
+            value_serializer=source.value_codec if source else None,
+            partitions=table.partition_count,
+            internal=True,
+        )
+        return self._forward_to(topic, key)
 
     def group_by(
         self,

@@ -38,6 +38,7 @@ from streams.window_close import EmitMode, FinalSink, make_closer
 if TYPE_CHECKING:
     from runtime.transport import Transport
     from streams.sliding import SlidingTable
+    from streams.table_joins import JoinedTable, TableJoinHow
     from streams.windowed import WindowedTable
     from streams.wiring import Wiring
 
@@ -243,6 +244,8 @@ class Table:
         self.windowed: WindowedTable | SessionTable | SlidingTable | None = None
         # Keys a windowed table keeps for itself (stream time, buffered records).
         self.hidden_key: Callable[[Any], bool] | None = None
+        # Called with a key after each write or delete of it (table joins).
+        self.on_change: list[Callable[[Any], None]] = []
 
     def __repr__(self) -> str:
         return f"<Table {self.name} partitions={sorted(self.partitions)}>"
@@ -340,12 +343,20 @@ class Table:
             part = self._partition(key)
         part.cache[key] = value
         part.dirty[key] = value
+        if self.on_change:
+            self._changed(key)
+
+    def _changed(self, key: Any) -> None:
+        for fn in self.on_change:
+            fn(key)
 
     def __delitem__(self, key: Any) -> None:
         part = self._partition(key)
         if part.get(key) is _DELETED:
             raise KeyError(key)
         part.delete(key)
+        if self.on_change:
+            self._changed(key)
 
     def __contains__(self, key: object) -> bool:
         return self._partition(key).get(key) is not _DELETED
@@ -362,6 +373,8 @@ class Table:
                 return default[0]
             raise KeyError(key)
         part.delete(key)
+        if self.on_change:
+            self._changed(key)
         return value
 
     def items(self) -> Iterator[tuple[Any, Any]]:
@@ -387,6 +400,25 @@ class Table:
 
     def as_dict(self) -> dict[Any, Any]:
         return dict(self.items())
+
+    # --- joins ------------------------------------------------------------------
+
+    def join(
+        self,
+        other: Table,
+        *,
+        how: TableJoinHow = "inner",
+        name: str | None = None,
+        joiner: Callable[[Any, Any], Any] | None = None,
+        value_type: Any = None,
+        sink: Topic | Callable[[Any, Any], Any] | None = None,
+    ) -> JoinedTable:
+        """A derived table of this one joined with `other` by key; see streams.table_joins."""
+        from streams.table_joins import join_tables
+
+        return join_tables(
+            self, other, how=how, name=name, joiner=joiner, value_type=value_type, sink=sink
+        )
 
     # --- windows ---------------------------------------------------------------
 

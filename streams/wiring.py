@@ -9,8 +9,9 @@ the dependency narrow: definitions see a producer and a subscription point.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.producer import Producer
 from runtime.transport import Transport
@@ -41,6 +42,7 @@ class Wiring:
     producer: Producer | None = None
     conductor: Subscriber | None = None
     replies: Replies | None = None  # agent.ask()'s reader of the reply topic (streams.ask)
+    add_table: Callable[[Any], Any] | None = None  # App._add_table: tables derived by joins
     _counters: dict[str, itertools.count[int]] = field(default_factory=dict)
 
     def producer_for(self, topic: Topic) -> Producer:

@@ -126,6 +126,7 @@ def test_join_of_topic_and_table_with_other_partition_counts_fails_at_start(tmp_
     assert isinstance(cause, streams.ConfigurationError)
     assert "not co-partitioned" in str(cause)
     assert "2 partitions" in str(cause) and "3" in str(cause)
+    assert "repartition=True" in str(cause)  # the error names the way out
 
 
 def test_join_of_topic_and_table_with_other_key_codecs_fails_at_start(tmp_path):
@@ -172,3 +173,42 @@ def test_join_argument_errors(tmp_path):
     assert "'inner' or 'left'" in str(errors[0])
     assert "key= needs a GlobalTable" in str(errors[1])
     assert "windowed tables cannot be joined" in str(errors[2])
+
+
+def test_a_join_asked_to_repartition_goes_through_a_topic_partitioned_like_the_table(
+    tmp_path,
+):
+    from runtime.types import TopicPartition
+    from streams.driver import TestDriver
+
+    app = streams.App("rejoin", broker="memory://", data_dir=str(tmp_path))
+    zones = app.topic("zones", key_type=str, value_type=Zone, partitions=3)
+    rides = app.topic("rides", key_type=str, value_type=Ride, partitions=2)  # keyed by rider
+    fares = app.Table("fares", key_type=str, value_type=Zone, partitions=3)
+    pairs: list[tuple[str, float | None]] = []
+
+    @app.agent(zones)
+    async def keep_zones(stream):
+        async for zone_id, zone in stream.items():
+            fares[zone_id] = zone
+
+    @app.agent(rides)
+    async def enrich(stream):
+        joined = stream.join(fares, how="left", key=lambda r: r.zone, repartition=True)
+        async for ride, zone in joined:
+            pairs.append((ride.rider, None if zone is None else zone.fare))
+
+    async def main() -> int:
+        async with TestDriver(app) as driver:
+            for zone_id, fare in [("a", 1.5), ("b", 2.5), ("c", 4.0)]:
+                await driver.send(zones, Zone(fare=fare), key=zone_id)
+            for rider, zone in [("r1", "c"), ("r2", "a"), ("r3", "x"), ("r4", "b")]:
+                await driver.send(rides, Ride(rider=rider, zone=zone), key=rider)
+            topic = "rejoin-enrich-fares-repartition"
+            ends = [
+                await driver.worker.transport.offsets(TopicPartition(topic, p)) for p in (0, 1, 2)
+            ]
+            return sum(end for _, end in ends)
+
+    assert asyncio.run(main()) == 4  # every ride went through the 3 partitions
+    assert pairs == [("r1", 4.0), ("r2", 1.5), ("r3", None), ("r4", 2.5)]
