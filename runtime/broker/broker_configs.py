@@ -167,6 +167,8 @@ _CONFIGS = (
     ),
 )
 BROKER_CONFIGS: dict[str, BrokerConfig] = {c.name: c for c in _CONFIGS}
+BY_TOPIC_CONFIG: dict[str, str] = {c.topic_config: c.name for c in _CONFIGS if c.topic_config}
+"""The broker config that is the default of each topic config it names."""
 
 
 class RefusedConfig(ValueError):

@@ -170,18 +170,22 @@ class ConfigApi:
         return None
 
     def _topic_configs(self, config: TopicConfig, synonyms: bool) -> list[dict]:
+        """Each config with where its value comes from: the topic, a dynamic
+        broker config (log.retention.ms for retention.ms), or the default."""
         values = config.to_configs()
-        defaults = self._log.default_config.to_configs()
+        defaults = self._dynamic.startup_default.to_configs()
         out = []
         for name, value in sorted(values.items()):
-            source = DYNAMIC_TOPIC_CONFIG if name in config.overrides else DEFAULT_CONFIG
+            own = name in config.overrides
+            layers = self._dynamic.topic_default_layers(name)
+            source = DYNAMIC_TOPIC_CONFIG if own else (layers[0][2] if layers else DEFAULT_CONFIG)
             entry = _describe(name, value, source, SPECS[name].type)
-            if synonyms:  # the topic's own value first, then the default under it
-                if source == DYNAMIC_TOPIC_CONFIG:
-                    entry["synonyms"].append({"name": name, "value": value, "source": source})
-                entry["synonyms"].append(
-                    {"name": name, "value": defaults[name], "source": DEFAULT_CONFIG}
-                )
+            if synonyms:  # the topic's own value first, then those under it
+                found = entry["synonyms"]
+                if own:
+                    found.append({"name": name, "value": value, "source": source})
+                found += [{"name": n, "value": v, "source": s} for n, v, s in layers]
+                found.append({"name": name, "value": defaults[name], "source": DEFAULT_CONFIG})
             out.append(entry)
         return out
 

@@ -90,6 +90,28 @@ class DynamicConfigResources:
             flags["offsets.topic.num.partitions"] = str(offsets.partitions)
         return flags
 
+    def topic_default_layers(self, topic_config: str) -> list[tuple[str, str, int]]:
+        """(broker config, value, source) of the dynamic broker configs a topic's
+        `topic_config` defaults to, this broker's first: what Kafka reports as
+        the source and synonyms of a topic config the topic does not set."""
+        broker = broker_configs.BY_TOPIC_CONFIG.get(topic_config)
+        if broker is None:
+            return []
+        layers = []
+        if broker in self._configs.broker:
+            layers.append(
+                (broker, self._configs.broker[broker], broker_configs.DYNAMIC_BROKER_CONFIG)
+            )
+        if broker in self._configs.cluster:
+            value = self._configs.cluster[broker]
+            layers.append((broker, value, broker_configs.DYNAMIC_DEFAULT_BROKER_CONFIG))
+        return layers
+
+    @property
+    def startup_default(self) -> Any:
+        """The log's default topic config before any dynamic broker config."""
+        return self._startup_default
+
     # --- altering ------------------------------------------------------------
 
     def alter(

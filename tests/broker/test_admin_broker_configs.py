@@ -70,7 +70,14 @@ def test_broker_configs_are_described_changed_applied_and_kept(broker):
 
     alter(admin, ResourceType.BROKER, "0", log_retention_ms="3600000", background_threads="9")
     admin.create_topics([NewTopic("bc-plain", 1, 1)])["bc-plain"].result(TIMEOUT_S)
-    assert describe(admin, ResourceType.TOPIC, "bc-plain")["retention.ms"].value == "3600000"
+    retention = describe(admin, ResourceType.TOPIC, "bc-plain")["retention.ms"]
+    assert retention.value == "3600000"
+    assert retention.source == ConfigSource.DYNAMIC_BROKER_CONFIG.value  # as Kafka reports it
+    first = next(iter(retention.synonyms.values()))
+    assert (first.name, first.source) == (
+        "log.retention.ms",
+        ConfigSource.DYNAMIC_BROKER_CONFIG.value,
+    )
     with pytest.raises(KafkaException) as refused:
         alter(admin, ResourceType.BROKER, "0", num_partitions="5", log_retention_ms="1000")
     assert refused.value.args[0].code() == KafkaError.INVALID_REQUEST
