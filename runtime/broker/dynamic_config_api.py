@@ -45,8 +45,7 @@ class DynamicConfigResources:
         self._settings = settings
         self._startup_default = log.default_config
         self._configs = dynamic_configs.load(log.path)
-        if self._configs.broker or self._configs.cluster:
-            log.set_default_config(self._log_default(self._configs))
+        self._apply_log_default(self._log_default(self._configs))
 
     # --- describing ----------------------------------------------------------
 
@@ -137,9 +136,12 @@ class DynamicConfigResources:
         if validate_only:
             return
         dynamic_configs.save(self._log.path, new)
-        if (new.broker, new.cluster) != (self._configs.broker, self._configs.cluster):
-            self._log.set_default_config(log_default)
+        self._apply_log_default(log_default)
         self._configs = new
+
+    def _apply_log_default(self, config: Any) -> None:
+        if config != self._log.default_config:  # else the topics' catalog stays as it is
+            self._log.set_default_config(config)
 
     def _alter_broker(self, name: str, configs: list[dict], incremental: bool) -> DynamicConfigs:
         this = self._broker_layer(name)

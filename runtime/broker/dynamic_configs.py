@@ -43,9 +43,13 @@ def load(directory: Path | None) -> DynamicConfigs:
     path = directory / DYNAMIC_CONFIGS_FILE
     if not path.exists():
         return DynamicConfigs()
-    doc = orjson.loads(path.read_bytes())
-    if doc.get("version") != _VERSION:
-        raise ValueError(f"{path}: unsupported dynamic configs version {doc.get('version')!r}")
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not a dynamic configs file: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("version") != _VERSION:
+        version = doc.get("version") if isinstance(doc, dict) else None
+        raise ValueError(f"{path}: unsupported dynamic configs version {version!r}")
     return DynamicConfigs(
         {str(k): str(v) for k, v in doc.get("broker", {}).items()},
         {str(k): str(v) for k, v in doc.get("cluster", {}).items()},

@@ -197,3 +197,9 @@ def test_broker_loggers_are_described_and_set_by_kafka_level_names():
             assert target.level == logging.NOTSET
         finally:
             target.setLevel(logging.NOTSET)
+
+
+def test_a_damaged_dynamic_configs_file_is_refused_naming_it(tmp_path):
+    (tmp_path / "dynamic-configs.json").write_text("{not json")
+    with Log.open(tmp_path) as log, pytest.raises(ValueError, match=r"dynamic-configs\.json"):
+        DynamicConfigResources(log, SETTINGS)
