@@ -8,12 +8,20 @@ broker may refuse (the error names the API).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import click
 
 from runtime.transport import EmbeddedTransport, Transport
 from runtime.types import TopicPartition
 from streams.cli_common import common_options, context_of, parse_pairs, with_transport
+from streams.partition_check import PartitionMismatch, PartitionMismatchError, check_partitions
 from streams.topic_plan import app_topics, plan_lines, spec
+
+if TYPE_CHECKING:
+    from runtime.log.config import TopicInfo
+    from streams.app import App
 
 
 @click.group(invoke_without_command=True)
@@ -52,13 +60,17 @@ def topics_create(
     """Create topic NAME; without NAME, every topic the app (-A) needs."""
     pairs = parse_pairs(configs, "--config")
     ctx = context_of(click_ctx)
-    specs = [spec(name, partitions, pairs)] if name else app_topics(ctx.app)
 
     async def run(transport: Transport) -> None:
+        existing = await transport.topics()
+        specs = [spec(name, partitions, pairs)] if name else app_topics(ctx.app, existing)
+        wrong = [] if name else app_mismatches(ctx.app, existing, transport)
         if dry_run:
-            existing = await transport.topics()
-            for line in plan_lines(specs, existing, ctx.broker_url()):
+            for line in plan_lines(specs, existing, ctx.broker_url(), wrong):
                 click.echo(line)
+        if wrong:
+            raise click.ClickException(str(PartitionMismatchError(wrong, ctx.broker_url())))
+        if dry_run:
             return
         for s in specs:
             if not name and (info := await transport.topic(s.name)) is not None:
@@ -158,3 +170,12 @@ async def alter_topic(
     info = await transport.topic(name)
     if partitions is not None and info is not None and partitions > info.partitions:
         await create_partitions(cluster, name, partitions)
+
+
+def app_mismatches(
+    app: App, existing: Mapping[str, TopicInfo], transport: Transport
+) -> list[PartitionMismatch]:
+    """The partition counts the app cannot run on; its sources must match each
+    other where several workers share them (a kafka:// cluster)."""
+    copartitioned = hasattr(transport, "cluster") and bool(app.agents)
+    return check_partitions(app, existing, copartitioned=copartitioned)

@@ -23,6 +23,7 @@ from runtime.log.records import BatchHeader, RecordRow, decode_batch_rows, iter_
 from runtime.transport import Transport
 from runtime.types import TopicPartition
 from streams.channel import Channel
+from streams.partition_check import PartitionMismatchError, check_internal_topic
 from streams.topic import Topic
 
 logger = logging.getLogger(__name__)
@@ -319,8 +320,14 @@ class Conductor:
 
 
 async def declare_topic(transport: Transport, topic: Topic) -> None:
-    """Create the topic if missing; adopt the partition count of an existing one."""
+    """Create the topic if missing; adopt the partition count of an existing one,
+    except for an internal topic with a count of its own (a repartition topic),
+    whose keys would land elsewhere: PartitionMismatchError."""
     info = await transport.ensure_topic(topic.name, topic.partitions, topic.config)
+    if topic.internal and topic._declared_partitions is not None:
+        mismatch = check_internal_topic(topic, info.partitions)
+        if mismatch is not None:
+            raise PartitionMismatchError([mismatch], transport.url)
     if info.partitions != topic.partitions:
         if topic._declared_partitions is not None:
             logger.warning(

@@ -5,7 +5,8 @@ A worker creates the topics it needs when the broker lets it. Where it may not
 a client without the permission), the topics must exist before the worker
 starts: the worker checks them and stops with one MissingTopicsError that lists
 every one missing with the command that creates it, and `streams -A APP topics
-create --dry-run` prints the same plan beforehand.
+create --dry-run` prints the same plan beforehand. Topics that exist are first
+checked for their partition counts (partition_check.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from typing import TYPE_CHECKING
 from runtime.errors import TopicCreationRefusedError
 from streams.conductor import declare_topic
 from streams.errors import ConfigurationError
+from streams.partition_check import (
+    PartitionMismatch,
+    PartitionMismatchError,
+    check_partitions,
+    effective_partitions,
+)
 
 if TYPE_CHECKING:
     from runtime.log.config import TopicInfo
@@ -60,11 +67,13 @@ def spec(name: str, partitions: int, configs: Mapping[str, str] | None) -> Topic
     return TopicSpec(name, partitions, tuple(sorted((configs or {}).items())))
 
 
-def app_topics(app: App) -> list[TopicSpec]:
+def app_topics(app: App, existing: Mapping[str, TopicInfo] | None = None) -> list[TopicSpec]:
     """Every topic the app's worker would create: its topics, then its tables'
-    changelogs (co-partitioned with the agents' topics, as the worker makes them)."""
-    out = [spec(t.name, t.partitions, t.config) for t in app.topics.values()]
-    counts = {a.source.partitions for a in app.agents.values()}
+    changelogs (co-partitioned with the agents' topics, as the worker makes them,
+    counting those that exist with the partitions they have)."""
+    existing = existing or {}
+    out = [spec(t.name, effective_partitions(t, existing), t.config) for t in app.topics.values()]
+    counts = {effective_partitions(a.source, existing) for a in app.agents.values()}
     common = next(iter(counts)) if len(counts) == 1 else None
     for table in app.tables.values():
         changelog = table.changelog
@@ -77,30 +86,42 @@ def app_topics(app: App) -> list[TopicSpec]:
 
 
 def plan_lines(
-    specs: Iterable[TopicSpec], existing: Mapping[str, TopicInfo], broker: str | None
+    specs: Iterable[TopicSpec],
+    existing: Mapping[str, TopicInfo],
+    broker: str | None,
+    mismatches: Iterable[PartitionMismatch] = (),
 ) -> list[str]:
-    """One line per topic: exists (and how), or the command that would create it."""
+    """One line per topic: exists, a partition count the app cannot run on (and
+    the fix), or the command that would create it."""
+    wrong = {m.topic: m for m in mismatches}
     lines = []
     for s in specs:
         info = existing.get(s.name)
-        if info is None:
+        mismatch = wrong.get(s.name)
+        if mismatch is not None:
+            lines.append(f"wrong   {mismatch.line()}")
+            lines.append(f"        fix: {mismatch.remedy(broker)}")
+        elif info is None:
             lines.append(f"create  {s.command(broker)}")
-        elif info.partitions != s.partitions:
-            lines.append(
-                f"exists  {s.name} with {info.partitions} partitions, not the "
-                f"{s.partitions} declared: the app adopts {info.partitions}"
-            )
         else:
             lines.append(f"exists  {s.name} partitions={info.partitions}")
     return lines
 
 
-async def declare_app_topics(app: App, transport: Transport) -> dict[str, TopicInfo]:
-    """Create what is missing of the app's topics, then of its tables'
-    changelogs (co-partitioned with the agents' topics, whose counts may come
-    from topics that exist); the app's topics as they are. Where the cluster
+async def declare_app_topics(
+    app: App, transport: Transport, *, copartitioned: bool = False
+) -> dict[str, TopicInfo]:
+    """Check the partition counts of the app's topics that exist (one
+    PartitionMismatchError lists every mismatch; `copartitioned`: the agents'
+    sources must match each other too), then create what is missing of the
+    app's topics and of its tables' changelogs (co-partitioned with the agents'
+    topics, whose counts may come from topics that exist). Where the cluster
     lets this client create none, every missing one is listed in one
     MissingTopicsError."""
+    existing = await transport.topics()
+    mismatches = check_partitions(app, existing, copartitioned=copartitioned)
+    if mismatches:
+        raise PartitionMismatchError(mismatches, transport.url)
     refused: list[TopicSpec] = []
     reason = ""
     infos: dict[str, TopicInfo] = {}

@@ -217,7 +217,7 @@ class Worker:
         app = self.app
         assert self.conductor is not None and self.producer is not None
         loop = asyncio.get_running_loop()
-        infos = await declare_app_topics(app, self.transport)
+        infos = await declare_app_topics(app, self.transport, copartitioned=self.group_mode)
         for name, info in infos.items():
             self.producer.set_max_message_bytes(name, info.config.max_message_bytes)
         copartition_tables(app)

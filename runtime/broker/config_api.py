@@ -6,9 +6,9 @@ applies from the next append, retention or compaction pass. AlterConfigs
 replaces a topic's whole set of overrides (the configs it does not name go
 back to their defaults), IncrementalAlterConfigs changes only those it names.
 A request with a bad config changes nothing of that resource and answers
-INVALID_CONFIG naming it. The broker's own configs are its command-line flags:
-described, read-only. Describing needs DESCRIBE_CONFIGS, altering
-ALTER_CONFIGS, on the topic or (for the broker's) the cluster.
+INVALID_CONFIG naming it. The broker's, its loggers' and the groups' configs
+are dynamic_config_api.py's. Describing needs DESCRIBE_CONFIGS, altering
+ALTER_CONFIGS, on the topic, the group or (for the broker's) the cluster.
 """
 
 from __future__ import annotations
@@ -16,7 +16,16 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.broker.authorize import Access, Operation
-from runtime.broker.settings import NODE_ID, BrokerSettings, Handler, Peer
+from runtime.broker.broker_configs import RefusedConfig as ConfigError
+from runtime.broker.dynamic_config_api import (
+    BROKER,
+    BROKER_LOGGER,
+    GROUP,
+    RESOURCE_TYPES,
+    DynamicConfigResources,
+    list_op,
+)
+from runtime.broker.settings import BrokerSettings, Handler, Peer
 from runtime.errors import StorageError, UnknownTopicError
 from runtime.log.config import TopicConfig
 from runtime.log.topic_configs import SPECS, ConfigType
@@ -25,21 +34,11 @@ from runtime.protocol.frames import RequestHeader
 from runtime.transport import EmbeddedTransport
 
 TOPIC = 2
-BROKER = 4
 # DescribeConfigs config_source
 DYNAMIC_TOPIC_CONFIG = 1
-STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
 # IncrementalAlterConfigs config_operation
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
-
-
-class ConfigError(ValueError):
-    """A config change that cannot be made: (error code, message)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class ConfigApi:
@@ -49,6 +48,7 @@ class ConfigApi:
         self._transport = transport
         self._access = access
         self.settings = settings
+        self._dynamic = DynamicConfigResources(transport.log, settings)
         self.by_key: dict[int, Handler] = {
             ApiKey.DESCRIBE_CONFIGS: self.describe_configs,
             ApiKey.ALTER_CONFIGS: self.alter_configs,
@@ -88,11 +88,15 @@ class ConfigApi:
             out["error_code"], out["error_message"] = denied
             return out
         try:
-            if rtype == BROKER:
-                raise ConfigError(
-                    ErrorCode.INVALID_CONFIG,
-                    "broker configs are read-only here: they are `streams broker` flags",
+            if rtype in RESOURCE_TYPES:
+                self._dynamic.alter(
+                    rtype,
+                    name,
+                    res["configs"],
+                    incremental=change is _apply_operations,
+                    validate_only=body.get("validate_only", False),
                 )
+                return out
             if rtype != TOPIC:
                 raise ConfigError(
                     ErrorCode.INVALID_REQUEST, f"resource type {rtype} is not supported"
@@ -116,6 +120,7 @@ class ConfigApi:
 
     async def describe_configs(self, header: RequestHeader, body: dict, peer: Peer) -> dict:
         synonyms = body.get("include_synonyms", False)
+        documentation = body.get("include_documentation", False)
         results = []
         for res in body["resources"]:
             rtype, name = res["resource_type"], res["resource_name"]
@@ -136,11 +141,13 @@ class ConfigApi:
                     entry["error_message"] = f"unknown topic {name!r}"
                 else:
                     entry["configs"] = self._topic_configs(info.config, synonyms)
-            elif rtype == BROKER:
-                entry["configs"] = [
-                    _describe(k, v, STATIC_BROKER_CONFIG, ConfigType.STRING, read_only=True)
-                    for k, v in sorted(self._broker_configs().items())
-                ]
+            elif rtype in RESOURCE_TYPES:
+                try:
+                    entry["configs"] = self._dynamic.describe(
+                        rtype, name, synonyms=synonyms, documentation=documentation
+                    )
+                except ConfigError as exc:
+                    entry["error_code"], entry["error_message"] = exc.code, str(exc)
             else:
                 entry["error_code"] = ErrorCode.INVALID_REQUEST
                 entry["error_message"] = f"resource type {rtype} is not supported"
@@ -156,46 +163,31 @@ class ConfigApi:
         """The refusal of `operation` on a topic's or the broker's configs, or None."""
         if rtype == TOPIC and not self._access.topic(peer, operation, name):
             return ErrorCode.TOPIC_AUTHORIZATION_FAILED, f"not authorized: {operation.name}"
-        if rtype == BROKER and not self._access.cluster(peer, operation):
+        if rtype in (BROKER, BROKER_LOGGER) and not self._access.cluster(peer, operation):
             return ErrorCode.CLUSTER_AUTHORIZATION_FAILED, f"not authorized: {operation.name}"
+        if rtype == GROUP and not self._access.group(peer, operation, name):
+            return ErrorCode.GROUP_AUTHORIZATION_FAILED, f"not authorized: {operation.name}"
         return None
 
     def _topic_configs(self, config: TopicConfig, synonyms: bool) -> list[dict]:
+        """Each config with where its value comes from: the topic, a dynamic
+        broker config (log.retention.ms for retention.ms), or the default."""
         values = config.to_configs()
-        defaults = self._log.default_config.to_configs()
+        defaults = self._dynamic.startup_default.to_configs()
         out = []
         for name, value in sorted(values.items()):
-            source = DYNAMIC_TOPIC_CONFIG if name in config.overrides else DEFAULT_CONFIG
+            own = name in config.overrides
+            layers = self._dynamic.topic_default_layers(name)
+            source = DYNAMIC_TOPIC_CONFIG if own else (layers[0][2] if layers else DEFAULT_CONFIG)
             entry = _describe(name, value, source, SPECS[name].type)
-            if synonyms:  # the topic's own value first, then the default under it
-                if source == DYNAMIC_TOPIC_CONFIG:
-                    entry["synonyms"].append({"name": name, "value": value, "source": source})
-                entry["synonyms"].append(
-                    {"name": name, "value": defaults[name], "source": DEFAULT_CONFIG}
-                )
+            if synonyms:  # the topic's own value first, then those under it
+                found = entry["synonyms"]
+                if own:
+                    found.append({"name": name, "value": value, "source": source})
+                found += [{"name": n, "value": v, "source": s} for n, v, s in layers]
+                found.append({"name": name, "value": defaults[name], "source": DEFAULT_CONFIG})
             out.append(entry)
         return out
-
-    def _broker_configs(self) -> dict[str, str]:
-        default = self._log.default_config
-        limits = self.settings.limits
-        return {
-            "broker.id": str(NODE_ID),
-            "auto.create.topics.enable": str(self.settings.auto_create_topics).lower(),
-            "num.partitions": str(self.settings.default_partitions),
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
-            "log.retention.ms": str(default.retention_ms),
-            "log.segment.bytes": str(default.segment_bytes),
-            "log.cleanup.policy": default.cleanup_policy,
-            "message.max.bytes": str(default.max_message_bytes),
-            "max.connections": str(limits.connections_max),
-            "max.connections.per.ip": str(limits.connections_per_ip_max),
-            "connections.max.idle.ms": str(limits.connections_max_idle_ms),
-            "socket.request.max.bytes": str(limits.request_bytes_max),
-            "queued.max.request.bytes": str(limits.queued_max_request_bytes),
-            "sasl.server.max.receive.size": str(limits.sasl_receive_bytes_max),
-        }
 
 
 def _apply_operations(
@@ -222,20 +214,12 @@ def _apply_operations(
                     ErrorCode.INVALID_CONFIG,
                     f"{name} is not a list: APPEND and SUBTRACT apply to list configs only",
                 )
-            value = _list_op(sets.get(name, current[name]), value, op)
+            value = list_op(sets.get(name, current[name]), value, op)
         elif op != SET:
             raise ConfigError(ErrorCode.INVALID_REQUEST, f"config operation {op} is not known")
         sets[name] = value
         deletes.discard(name)
     return TopicConfig.from_configs(sets, config.without(frozenset(deletes), defaults))
-
-
-def _list_op(current: str, value: str, op: int) -> str:
-    items = [i for i in current.split(",") if i]
-    given = [i.strip() for i in value.split(",") if i.strip()]
-    if op == APPEND:
-        return ",".join(items + [i for i in given if i not in items])
-    return ",".join(i for i in items if i not in given)
 
 
 def _describe(

@@ -7,7 +7,9 @@ every result carries a Kafka `error_code` (runtime.broker.errors.ErrorCode).
 
 Membership lives in memory: after a broker restart clients find their member ids
 unknown and rejoin, as they do when a coordinator moves. Committed offsets go
-through OffsetStore into __consumer_offsets and survive.
+through OffsetStore into __consumer_offsets and survive, and so does each group's
+protocol type (written when a generation first completes with a new one), so an
+Empty group still lists as a "consumer" group after a restart.
 
 Waiting: join() parks a future on the member until the rebalance ends (every member
 rejoined, or the rebalance timeout passed); sync() parks one until the leader's
@@ -33,6 +35,7 @@ from runtime.broker.group_admin import (
 )
 from runtime.broker.groups import Group, GroupState, JoinResult, Member, SyncResult
 from runtime.errors import RecordTooLargeError, StorageError, StreamsRuntimeError
+from runtime.log.group_metadata import GroupMetadata
 from runtime.log.offsets import Commit, OffsetStore
 from runtime.logs import RateLimitedLog
 from runtime.types import TopicPartition
@@ -94,8 +97,6 @@ class GroupCoordinator(GroupAdministration):
         self._partition_exists = partition_exists
         self._storage_errors = RateLimitedLog(logger)
         self._groups: dict[str, Group] = {}
-        # of groups gone empty and forgotten (their offsets stay): what ListGroups shows
-        self._protocol_types: dict[str, str] = {}
         self._commit_lock = asyncio.Lock()
         self._lifecycle = Lifecycle.UNOPENED
         self._expiry_task: asyncio.Task[None] | None = None
@@ -146,8 +147,6 @@ class GroupCoordinator(GroupAdministration):
             group.expire(now)
             if group.state is GroupState.EMPTY and not group.pending:
                 del self._groups[group_id]
-                if group.protocol_type:
-                    self._protocol_types[group_id] = group.protocol_type
 
     # --- membership ------------------------------------------------------------
 
@@ -220,7 +219,27 @@ class GroupCoordinator(GroupAdministration):
         waiter = joining.join_waiter = asyncio.get_running_loop().create_future()
         self._groups[group_id] = group
         group.join(joining, protocol_type, now, self._initial_delay_s)
-        return await waiter
+        result = await waiter
+        if result.error_code == ErrorCode.NONE:
+            await self._record_group(group_id, result)
+        return result
+
+    async def _record_group(self, group_id: str, joined: JoinResult) -> None:
+        """Persists the group's protocol type when it is new; a failure to write it
+        costs only how an Empty group lists after a restart, so the join stands."""
+        async with self._commit_lock:
+            known = self._offsets.metadata(group_id)
+            if not joined.protocol_type or (
+                known is not None and known.protocol_type == joined.protocol_type
+            ):
+                return
+            meta = GroupMetadata(
+                joined.protocol_type, joined.generation_id, joined.protocol_name, joined.leader_id
+            )
+            try:
+                await asyncio.to_thread(self._offsets.record_group, group_id, meta)
+            except (OSError, StreamsRuntimeError) as exc:
+                logger.warning("group metadata not written group=%s error=%r", group_id, exc)
 
     def _check_join(self, group_id: str, session_timeout_ms: int) -> ErrorCode | None:
         low_ms, high_ms = self._session_timeout_range_ms

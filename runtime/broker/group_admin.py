@@ -59,7 +59,6 @@ class GroupAdministration:
     """The coordinator's state these answers read (set by GroupCoordinator)."""
 
     _groups: dict[str, Group]
-    _protocol_types: dict[str, str]
     _offsets: OffsetStore
     _lifecycle: Lifecycle
     _commit_lock: asyncio.Lock
@@ -68,17 +67,22 @@ class GroupAdministration:
     # --- administration --------------------------------------------------------
 
     def list_groups(self) -> list[GroupListing]:
-        """Groups with members or pending ids, and groups known only by their offsets (Empty)."""
+        """Groups with members or pending ids, and Empty groups known by their offsets
+        (with the protocol type last recorded for them)."""
         listings = {
             group_id: GroupListing(group_id, group.protocol_type or "", group.state.value)
             for group_id, group in self._groups.items()
         }
         for group_id in self._offsets.groups():
-            protocol_type = self._protocol_types.get(group_id, "")
+            protocol_type = self._known_protocol_type(group_id)
             listings.setdefault(
                 group_id, GroupListing(group_id, protocol_type, GroupState.EMPTY.value)
             )
         return sorted(listings.values())
+
+    def _known_protocol_type(self, group_id: str) -> str:
+        meta = self._offsets.metadata(group_id)
+        return meta.protocol_type if meta is not None else ""
 
     def describe_group(self, group_id: str) -> GroupDescription:
         """DescribeGroups; an unknown group is Dead (v6+ servers answer GROUP_ID_NOT_FOUND).
@@ -91,7 +95,7 @@ class GroupAdministration:
         if group is None:
             known = bool(self._offsets.fetch(group_id))
             state = GroupState.EMPTY if known else GroupState.DEAD
-            protocol_type = self._protocol_types.get(group_id, "") if known else ""
+            protocol_type = self._known_protocol_type(group_id) if known else ""
             return GroupDescription(ErrorCode.NONE, group_id, state.value, protocol_type)
         stable = group.state is GroupState.STABLE
         members = tuple(
@@ -157,7 +161,6 @@ class GroupAdministration:
         if group is None and not self._offsets.fetch(group_id):
             return ErrorCode.GROUP_ID_NOT_FOUND
         self._groups.pop(group_id, None)
-        self._protocol_types.pop(group_id, None)
         try:
             async with self._commit_lock:
                 await asyncio.to_thread(self._offsets.delete_group, group_id)

@@ -370,6 +370,30 @@ class Log:
         """The config of a topic created without settings of its own."""
         return self._default_config
 
+    def set_default_config(self, config: TopicConfig) -> None:
+        """New defaults (dynamic broker configs): every topic follows them in the
+        configs it does not set itself, persisted, from the next append or pass."""
+        with self._lock:
+            self._check_open()
+            topics = {
+                name: TopicInfo(
+                    name,
+                    info.partitions,
+                    TopicConfig.from_configs(info.config.override_configs(), config),
+                )
+                for name, info in self._topics.items()
+            }
+            if self._path is not None:
+                self._save_catalog(topics)
+            for name, info in topics.items():
+                for partition in self._partitions.get(name, ()):
+                    partition.config = info.config
+            before = self._default_config.to_configs()
+            self._topics = topics
+            self._default_config = config
+        changed = {k: v for k, v in config.to_configs().items() if before.get(k) != v}
+        logger.info("default topic config set changed=%s", changed)
+
     def alter_config(self, name: str, config: TopicConfig) -> TopicInfo:
         """Give a topic a new config, persisted, applied from the next append and
         the next retention or compaction pass."""

@@ -10,7 +10,9 @@ Record format (big-endian; strings are int16 length + UTF-8):
 
 All commits of a group go to partition crc32(group) % partitions of
 __consumer_offsets, one batch per commit() call, so a commit is atomic and the
-newest record per key wins when the topic is replayed on construction.
+newest record per key wins when the topic is replayed on construction. A
+group's metadata record (runtime/log/group_metadata.py, key version 2) goes to
+the same partition.
 """
 
 from __future__ import annotations
@@ -22,6 +24,15 @@ from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 from runtime.errors import CorruptRecordError
+from runtime.log.group_metadata import (
+    GROUP_KEY_VERSION,
+    GroupMetadata,
+    decode_group_key,
+    decode_group_value,
+    encode_group_key,
+    encode_group_value,
+    key_version,
+)
 from runtime.log.manager import Log
 from runtime.log.records import decode_batches, encode_batch, iter_batches
 from runtime.types import TopicPartition
@@ -112,6 +123,7 @@ class OffsetStore:
         self._log = log
         self._lock = threading.Lock()
         self._commits: dict[str, dict[TopicPartition, Commit]] = {}
+        self._metadata: dict[str, GroupMetadata] = {}
         topics = log.topics()
         if OFFSETS_TOPIC in topics:
             self._partitions = topics[OFFSETS_TOPIC].partitions
@@ -126,7 +138,11 @@ class OffsetStore:
         while offset < end:
             data = self._log.read(tp, offset, _READ_BYTES)
             for record in decode_batches(data):
-                if record.key is not None:
+                if record.key is None:
+                    continue
+                if key_version(record.key) == GROUP_KEY_VERSION:
+                    self._apply_metadata(decode_group_key(record.key), record.value)
+                else:
                     group, committed = decode_key(record.key)
                     self._apply(group, committed, record.value)
             offset = max(offset + 1, *(h.next_offset for _, h in iter_batches(data)))
@@ -140,6 +156,12 @@ class OffsetStore:
                     del self._commits[group]
         else:
             self._commits.setdefault(group, {})[tp] = decode_value(value)
+
+    def _apply_metadata(self, group: str, value: bytes | None) -> None:
+        if value is None:
+            self._metadata.pop(group, None)
+        else:
+            self._metadata[group] = decode_group_value(value)
 
     def _partition_of(self, group: str) -> TopicPartition:
         return TopicPartition(OFFSETS_TOPIC, zlib.crc32(group.encode()) % self._partitions)
@@ -170,8 +192,22 @@ class OffsetStore:
         return {tp: commits[tp] for tp in tps if tp in commits}
 
     def groups(self) -> list[str]:
+        """Groups with commits: those a coordinator knows when they are Empty (as Kafka
+        drops an Empty group without offsets, its metadata alone does not count)."""
         with self._lock:
             return sorted(self._commits)
+
+    def metadata(self, group: str) -> GroupMetadata | None:
+        with self._lock:
+            return self._metadata.get(group)
+
+    def record_group(self, group: str, meta: GroupMetadata) -> None:
+        """Write down what kind of group this is (it outlives the group's members)."""
+        with self._lock:
+            now_ms = int(self._log_clock_ms())
+            record = (encode_group_key(group), encode_group_value(meta, now_ms), now_ms, ())
+            self._log.append(self._partition_of(group), encode_batch([record]))
+            self._metadata[group] = meta
 
     def delete_offsets(self, group: str, tps: Iterable[TopicPartition]) -> None:
         """Tombstone the commits of these partitions (OffsetDelete), in one batch."""
@@ -189,14 +225,18 @@ class OffsetStore:
                 del self._commits[group]
 
     def delete_group(self, group: str) -> None:
+        """Tombstone the group's commits and its metadata, in one batch."""
         with self._lock:
-            commits = self._commits.get(group)
-            if not commits:
+            commits = self._commits.get(group, {})
+            if not commits and group not in self._metadata:
                 return
             now_ms = int(self._log_clock_ms())
             records = [(encode_key(group, tp), None, now_ms, ()) for tp in commits]
+            if group in self._metadata:
+                records.append((encode_group_key(group), None, now_ms, ()))
             self._log.append(self._partition_of(group), encode_batch(records))
-            del self._commits[group]
+            self._commits.pop(group, None)
+            self._metadata.pop(group, None)
 
     def _log_clock_ms(self) -> float:
         return self._log.clock() * 1000

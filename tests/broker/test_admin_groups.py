@@ -233,10 +233,34 @@ def test_an_empty_group_keeps_its_protocol_type(broker, admin, kp_admin):
     assert "emptied" in [g.group_id for g in classic.valid]
     modern = admin.list_consumer_groups(types={ConsumerGroupType.CONSUMER}).result(TIMEOUT_S)
     assert modern.valid == []
+    _assert_empty_consumer_group(admin, kp_admin, "emptied")
+    kp_admin.close()  # kafka-python leaks sockets the restart breaks
+    broker.restart()  # the group is loaded from __consumer_offsets with its type
+    fresh = AdminClient({"bootstrap.servers": broker.bootstrap})
+    fresh_kp = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=10_000)
+    try:
+        _assert_empty_consumer_group(fresh, fresh_kp, "emptied")
+    finally:
+        fresh_kp.close()
+    assert committed(fresh, "emptied", [TP("empty-type", 0)]) == {("empty-type", 0): 1}
+
+
+def _assert_empty_consumer_group(
+    admin: AdminClient, kp_admin: KafkaAdminClient, group: str
+) -> None:
+    """ListGroups and DescribeGroups, by both clients: Empty, protocol type "consumer"."""
+    listed = admin.list_consumer_groups().result(TIMEOUT_S)
+    [found] = [g for g in listed.valid if g.group_id == group]
+    assert not found.is_simple_consumer_group
+    assert found.state == ConsumerGroupState.EMPTY
+    described = admin.describe_consumer_groups([group])[group].result(TIMEOUT_S)
+    assert not described.is_simple_consumer_group
+    assert described.state == ConsumerGroupState.EMPTY
+    assert described.members == []
     listed_kp = kp_admin.list_groups()
-    assert {"group_id": "emptied", "protocol_type": "consumer"}.items() <= _only(
-        listed_kp, "emptied"
-    )
+    assert {"group_id": group, "protocol_type": "consumer"}.items() <= _only(listed_kp, group)
+    described_kp = kp_admin.describe_groups([group])[group]
+    assert (described_kp["group_state"], described_kp["protocol_type"]) == ("Empty", "consumer")
 
 
 # --- the KIP-848 consumer protocol, and every version -----------------------------------

@@ -523,8 +523,9 @@ def test_commits_survive_a_new_coordinator_over_the_same_log(log_path):
     async def check(log: Log) -> None:
         async with coordinator(log) as (coord, _):
             assert await coord.fetch_offsets("g", [A0]) == {A0: (42, "kept", -1)}
-            assert coord.list_groups() == [("g", "", "Empty")]
-            assert coord.describe_group("g").state == "Empty"
+            assert coord.list_groups() == [("g", "consumer", "Empty")]  # its type kept
+            described = coord.describe_group("g")
+            assert (described.state, described.protocol_type) == ("Empty", "consumer")
 
     with Log.open(log_path) as log:
         asyncio.run(commit(log))

@@ -1,6 +1,18 @@
 from __future__ import annotations
 
+import pytest
+
+from runtime.errors import CorruptRecordError
 from runtime.log import Log, OffsetStore
+from runtime.log.group_metadata import (
+    GROUP_KEY_VERSION,
+    GroupMetadata,
+    decode_group_key,
+    decode_group_value,
+    encode_group_key,
+    encode_group_value,
+    key_version,
+)
 from runtime.log.offsets import (
     OFFSETS_TOPIC,
     Commit,
@@ -58,3 +70,33 @@ def test_key_and_value_encoding_roundtrip():
     # version 1 values (no leader epoch) still decode
     legacy = bytes.fromhex("0001000000000000007b00000004") + b"meta" + bytes(8)
     assert decode_value(legacy) == Commit(123, "meta", -1)
+
+
+def test_a_groups_metadata_survives_reopen_and_delete_group_tombstones_it(tmp_path):
+    meta = GroupMetadata("consumer", 3, "range", "member-1")
+    with Log.open(tmp_path) as log:
+        store = OffsetStore(log, partitions=2)
+        store.commit("g1", {A0: (10, "")})
+        store.record_group("g1", meta)
+        store.record_group("only-meta", GroupMetadata("connect"))
+        store.record_group("gone", meta)
+        store.delete_group("gone")
+    with Log.open(tmp_path) as log:
+        store = OffsetStore(log)
+        assert store.metadata("g1") == meta
+        assert store.fetch("g1") == {A0: (10, "", -1)}  # offset records still decode
+        assert store.metadata("gone") is None
+        assert store.metadata("only-meta") == GroupMetadata("connect")
+        assert store.groups() == ["g1"]  # those with offsets: metadata alone keeps none
+
+
+def test_group_metadata_encoding_roundtrip_and_refusals():
+    meta = GroupMetadata("consumer", 7, None, None)
+    key = encode_group_key("grüppe")
+    assert key_version(key) == GROUP_KEY_VERSION
+    assert decode_group_key(key) == "grüppe"
+    assert decode_group_value(encode_group_value(meta, 5)) == meta
+    with pytest.raises(CorruptRecordError):
+        decode_group_value(b"\x00\x09")  # a version from the future
+    with pytest.raises(CorruptRecordError):
+        decode_group_value(b"\x00\x03\x00\x20con")  # a string past the value's end
