@@ -161,7 +161,7 @@ class TablePartition:
                 base = await append(self.changelog, chunk)
                 self.pending.append((writes, base + len(chunk) - 1))
         if append is None and len(self.cache) > CACHE_ENTRIES_MAX:
-            self.cache.clear()
+            self.cache = dict(self.dirty)  # what this flush wrote is in the store now
         return len(records)
 
     def apply_pending(self) -> None:
@@ -170,7 +170,9 @@ class TablePartition:
             self.store.apply(writes, offset)
         self.pending = []
         if len(self.cache) > CACHE_ENTRIES_MAX:
-            self.cache.clear()
+            # Writes not in the store yet are only in the cache, `dirty` and
+            # `flushing`: a cache emptied of them would read the store's older value.
+            self.cache = {**self.flushing, **self.dirty}
 
     def discard_uncommitted(self) -> None:
         """The transaction aborted: forget what it and the unflushed writes held."""

@@ -51,3 +51,23 @@ def test_items_during_a_flush_still_show_the_entries_being_written():
         assert part.flushing == {}
 
     asyncio.run(main())
+
+
+def test_a_full_cache_emptied_after_a_flush_keeps_the_writes_made_during_it(monkeypatch):
+    monkeypatch.setattr("streams.table.CACHE_ENTRIES_MAX", 2)
+
+    async def main():
+        part = _partition()
+        for i, key in enumerate("abc"):
+            part.set(key, i)
+        transport = _SlowChangelog()
+        flush = asyncio.create_task(part.flush(transport, 1 << 20))  # type: ignore[arg-type]
+        await wait_until_async(lambda: transport.appends == 1, timeout_s=5, what="the append")
+        part.set("a", part.get("a") + 10)  # an update while the flush is under way
+        transport.release.set()
+        assert await flush == 3
+        assert len(part.cache) <= 2
+        assert part.get("a") == 10  # not the store's 0
+        assert part.get("b") == 1  # read back from the store
+
+    asyncio.run(main())
