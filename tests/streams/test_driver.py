@@ -184,6 +184,8 @@ def test_read_of_an_unknown_topic_name_is_a_clear_error(tmp_path):
                 driver.read("nope")
             with pytest.raises(ValueError, match="seconds must be >= 0"):
                 await driver.advance_time(-1)
+            with pytest.raises(DriverError, match="no windowed table"):
+                await driver.advance_stream_time(by=1)
 
     asyncio.run(main())
 
