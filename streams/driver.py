@@ -20,7 +20,9 @@ Time is the driver's: records take `driver.now` unless given a timestamp, and
 their due times. Stream time (what closes windows and sessions) moves with the
 records' timestamps, per partition, or by hand with `advance_stream_time`.
 Offsets are committed only by `commit()` (and when the driver closes), so what
-`crash()` loses is what the test says.
+`crash()` loses is what the test says. Under `processing_guarantee="exactly_once"`
+the worker commits transactions: what agents send is seen by other agents and by
+`read()` once `commit()` commits it.
 """
 
 from __future__ import annotations
@@ -265,8 +267,11 @@ class TestDriver:
         await self.settle()
 
     async def commit(self) -> None:
-        """Flush the changelogs and sinks and commit what was processed."""
+        """Flush the changelogs and sinks and commit what was processed (under
+        exactly_once, what the transaction sent then reaches the agents reading it,
+        processed before this returns)."""
         await self.worker.commit()
+        await self.settle()
 
     async def crash(self) -> None:
         """Stop the worker as a crash would (no flush of table writes, no commit), then
@@ -336,7 +341,8 @@ class TestDriver:
                         )
                     assert worker.producer is not None
                     await worker.producer.flush()
-                    if await _quiet(worker):
+                    quiet = _quiet_committed if self._exactly_once else _quiet
+                    if await quiet(worker):
                         return
                     await asyncio.sleep(0)
         except TimeoutError:
@@ -352,6 +358,18 @@ class TestDriver:
                 raise KeyError(f"no topic {topic!r} in app {self.app.id!r}: pass the Topic")
             return found
         return topic
+
+
+async def _quiet_committed(worker: Worker) -> bool:
+    """_quiet for a read_committed reader: a transaction's marker (and what an
+    aborted one wrote) sits below the end offset, but a fetch there returns nothing."""
+    conductor = worker.conductor
+    assert conductor is not None
+    for tp, position in conductor.positions.items():
+        _, end = await worker.transport.offsets(tp)
+        if position < end and await worker.transport.fetch(tp, position, max_wait_s=0):
+            return False
+    return all(channel.drained.is_set() for channel in conductor.channels())
 
 
 class _Crashed(RuntimeError):

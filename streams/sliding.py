@@ -206,6 +206,8 @@ class SlidingTable:
         self._update(key, "set", value)
 
     def _update(self, key: Any, op: str, operand: Any) -> None:
+        from streams.table import _DELETED
+
         event = current_event()
         t = _ms(time.time() if event is None else event.message.timestamp)
         store, part = self._state(key)
@@ -230,14 +232,17 @@ class SlidingTable:
         for start in self._windows_holding(records, starts, t):
             if start + size < close:
                 continue  # closed: not updated, nor created
+            wkey = (key, start / 1000)
             i = bisect.bisect_left(starts, start)
             if i < len(starts) and starts[i] == start:
-                value = self.table[(key, start / 1000)]
+                value = store.get(wkey)  # the partition's own: no routing per window
+                if value is _DELETED:
+                    value = self.table.default()  # type: ignore[misc]
             else:
                 starts.insert(i, start)
                 value = self._fold(records, start, start + size)
                 self._pend(part, key, start)
-            self.table[(key, start / 1000)] = fn(value, operand)
+            store.set(wkey, fn(value, operand))
         right = t + 1
         if (
             not _holds(starts, right)
@@ -245,7 +250,7 @@ class SlidingTable:
             and self._fold_count(records, right, right + size)  # records after t, in size
         ):
             bisect.insort(starts, right)
-            self.table[(key, right / 1000)] = self._fold(records, right, right + size)
+            store.set((key, right / 1000), self._fold(records, right, right + size))
             self._pend(part, key, right)
         seq = part.seq
         part.seq += 1

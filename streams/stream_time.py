@@ -62,6 +62,9 @@ def install(table: Table, hidden: Callable[[Any], bool] = is_hidden) -> None:
 
 
 def write(part: TablePartition, seconds: float) -> None:
+    held = part.cache.get(STREAM_TIME_KEY)
+    if isinstance(held, StreamTime) and held.seconds == seconds:
+        return  # an event that did not move stream time: no changelog record
     part.set(STREAM_TIME_KEY, StreamTime(seconds))
 
 

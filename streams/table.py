@@ -293,6 +293,10 @@ class Table:
     def discard_uncommitted(self) -> None:
         for part in self.partitions.values():
             part.discard_uncommitted()
+        if self.windowed is not None:  # what windows know in memory: back to the store's
+            for p in list(self.partitions):
+                self.windowed.on_released(p)
+                self.windowed.on_recovered(p)
 
     def close(self) -> None:
         for part in self.partitions.values():

@@ -184,6 +184,8 @@ def test_read_of_an_unknown_topic_name_is_a_clear_error(tmp_path):
                 driver.read("nope")
             with pytest.raises(ValueError, match="seconds must be >= 0"):
                 await driver.advance_time(-1)
+            with pytest.raises(DriverError, match="no windowed table"):
+                await driver.advance_stream_time(by=1)
 
     asyncio.run(main())
 
@@ -230,5 +232,44 @@ def test_advance_stream_time_closes_windows_and_sessions_without_a_record(tmp_pa
                 await driver.advance_stream_time(to=1, by=1)
             with pytest.raises(ValueError, match="no partition 5"):
                 await driver.advance_stream_time(by=1, partition=5)
+
+    asyncio.run(main())
+
+
+def test_an_exactly_once_app_sends_downstream_at_each_commit(tmp_path):
+    app = streams.App("drveos", broker="memory://", data_dir=str(tmp_path))
+    app.set_processing_guarantee("exactly_once")
+    numbers = app.topic("numbers", partitions=1)
+    doubled = app.topic("doubled", partitions=1)
+    sums = app.topic("sums", partitions=1)
+    running = app.Table("running", default=int, partitions=1)
+
+    @app.agent(numbers, sink=[doubled])
+    async def double(stream):
+        async for n in stream:
+            yield 2 * n
+
+    @app.agent(doubled, sink=[sums])
+    async def total(stream):
+        async for n in stream:
+            running["sum"] += n
+            yield running["sum"]
+
+    async def main():
+        async with TestDriver(app) as driver:
+            await driver.send(numbers, 1)
+            await driver.send(numbers, 2)
+            assert driver.read_values(doubled) == []  # not committed yet
+            await driver.commit()  # 2 and 4 committed: `total` reads them
+            assert driver.read_values(doubled) == [2, 4]
+            assert driver.read_values(sums) == []
+            await driver.send(numbers, 3)
+            await driver.crash()  # the open transaction (sums 2, 6; doubled 6) aborted
+            await driver.commit()  # 3 and 2, 4 processed again, committed once
+            assert driver.read_values(doubled) == [6]
+            assert driver.read_values(sums) == [2, 6]
+            await driver.commit()
+            assert driver.read_values(sums) == [12]
+            assert running["sum"] == 12
 
     asyncio.run(main())

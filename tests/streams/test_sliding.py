@@ -197,3 +197,56 @@ def test_delta_set_and_expiry_of_the_buffered_records(tmp_path):
     assert reads == [(5, 0), (7, 0), (9, 5)]
     assert buffered == 3
     assert left == ["~stream-time"] and windows == []  # all past size + grace / expires
+
+
+def _model_with_grace(
+    events: list[tuple[int, str]], size: int, grace: int
+) -> tuple[dict[tuple[str, float], int], int]:
+    """Arrival by arrival, by brute force over every record so far: the windows the
+    records define that hold the new one (and its right window), updated or made
+    while open (end + grace >= stream time); records no open window holds dropped."""
+    windows: dict[tuple[str, int], int] = {}
+    kept: list[tuple[int, str]] = []
+    stream_time, dropped = None, 0
+    for t, key in events:
+        stream_time = t if stream_time is None else max(stream_time, t)
+        close = stream_time - grace
+        if t + size < close:
+            dropped += 1
+            continue
+        mine = [r for r, k in kept if k == key]
+        starts = {r - size for r in [*mine, t]} | {r + 1 for r in mine}
+        for start in sorted(starts):
+            if not start <= t <= start + size or start + size < close:
+                continue
+            old = windows.get((key, start))
+            windows[(key, start)] = (
+                old + 1 if old is not None else 1 + sum(start <= r <= start + size for r in mine)
+            )
+        right = t + 1
+        inside = sum(right <= r <= right + size for r in mine)
+        if (key, right) not in windows and right + size >= close and inside:
+            windows[(key, right)] = inside
+        kept.append((t, key))
+    return {(k, s / 1000): n for (k, s), n in windows.items()}, dropped
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_random_input_with_late_records_matches_the_arrival_model(tmp_path, seed):
+    rng = random.Random(seed)
+    events = []
+    for i in range(80):
+        t = i * 500 + rng.choice([0, 0, -125 * rng.randrange(0, 120)])  # up to 15 s late
+        events.append((max(t, 0), rng.choice("ab")))
+    app, clicks, table, _ = _app(tmp_path, 4, grace=2, expires=1000)
+
+    async def main():
+        async with TestDriver(app) as driver:
+            for t, key in events:
+                await driver.send(clicks, 1, key=key, timestamp=t / 1000)
+            return dict(table.items())
+
+    stored = asyncio.run(main())
+    expected, dropped = _model_with_grace(events, 4000, 2000)
+    assert dropped > 0 and table.late_dropped == dropped
+    assert stored == expected

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import streams
+from runtime.client.errors import TransactionAbortableError
 from streams.driver import TestDriver
 
 APPS = Path(__file__).parent / "apps"
@@ -42,6 +43,8 @@ async def run(
                 await driver.commit()
             elif plan.get(i) == "crash":
                 await driver.crash()
+            elif plan.get(i) == "abort":
+                await abort_a_commit(driver)
         tables = {kind: sorted(app.tables[kind].items()) for kind in KINDS}
         await driver.advance_stream_time(by=100)  # closes every window
         await driver.commit()
@@ -75,7 +78,28 @@ PLANS = {
     "crash right after a commit": {9: "commit", 10: "crash", 25: "commit"},
     "crash long after a commit": {5: "commit", 17: "crash", 30: "commit", 36: "crash"},
     "crash before any commit": {12: "crash", 20: "commit"},
+    "aborted transactions": {6: "commit", 14: "abort", 22: "abort", 30: "commit"},
 }
+
+
+async def abort_a_commit(driver: TestDriver) -> None:
+    """A commit whose transaction the broker refuses: the worker aborts it and
+    processes again, in the same process, what followed the last commit."""
+    commits = driver.worker.transactions
+    assert commits is not None
+    writer = commits.writer
+    real_commit, aborts = writer.commit, commits.aborts
+
+    async def refuse(offsets, group):
+        raise TransactionAbortableError("injected by the test")
+
+    writer.commit = refuse  # type: ignore[method-assign]
+    try:
+        await driver.commit()
+    finally:
+        writer.commit = real_commit  # type: ignore[method-assign]
+    assert commits.aborts == aborts + 1
+    await driver.settle()
 
 
 @pytest.mark.parametrize("plan", list(PLANS), ids=list(PLANS))
