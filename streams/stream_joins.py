@@ -418,11 +418,13 @@ def check_streams_copartitioned(left: Topic, right: Topic, windows: JoinWindows)
         listed = ", ".join(f"{name} has {n}" for name, n in counts.items())
         raise ConfigurationError(
             f"join of topic {left.name!r} with topic {right.name!r}: not co-partitioned "
-            f"({listed} partitions); declare them with the same partitions="
+            f"({listed} partitions); declare them with the same partitions=, or join "
+            "with repartition=True (the stream through a repartition topic partitioned "
+            "like the other, the JoinWindows declared with its partitions=)"
         )
     if left.key_codec.dumps != right.key_codec.dumps:
         raise ConfigurationError(
             f"join of topic {left.name!r} with topic {right.name!r}: not co-partitioned "
             "(their keys are encoded by different codecs, so one key hashes to different "
-            "partitions); give both the same key_type"
+            "partitions); give both the same key_type, or join with repartition=True"
         )
