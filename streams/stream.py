@@ -201,7 +201,13 @@ class Stream:
 
     @overload
     def join(
-        self, other: Topic, *, how: StreamJoinHow = "inner", windows: JoinWindows
+        self,
+        other: Topic,
+        *,
+        how: StreamJoinHow = "inner",
+        key: Callable[[Any], Any] | None = None,
+        repartition: bool = False,
+        windows: JoinWindows,
     ) -> StreamJoin: ...
 
     def join(
@@ -220,7 +226,8 @@ class Stream:
         `key(value)` when given); a GlobalTable takes a `key` function of the value.
 
         With a topic and `windows=app.JoinWindows(...)`: a windowed stream-stream
-        join (see stream_joins.py)."""
+        join (see stream_joins.py); `repartition=True` (and `key=`) sends this
+        stream through a repartition topic partitioned like that topic first."""
         from streams.joins import JoinedStream
         from streams.topic import Topic
 
@@ -232,12 +239,17 @@ class Stream:
                     f"join with topic {other.name!r}: a stream-stream join buffers both sides "
                     "in windows=app.JoinWindows(name, within=seconds)"
                 )
-            if key is not None or repartition:
+            if key is not None and not repartition:
                 raise ConfigurationError(
-                    "join with a topic: key= and repartition= are for a join with a table "
-                    "(group_by the streams to re-key them)"
+                    f"join with topic {other.name!r}: key= re-keys the stream through a "
+                    "repartition topic: pass repartition=True too"
                 )
-            return StreamJoin(self, other, windows, how=how)
+            left = self
+            if repartition:
+                left = self._repartition(
+                    other.name, other.key_type, other.key_codec.dumps, other.partitions, key
+                )
+            return StreamJoin(left, other, windows, how=how)
         if isinstance(other, Stream):
             raise ConfigurationError(
                 "join: a stream joins a table, or a topic with windows=app.JoinWindows(...); "
@@ -250,25 +262,37 @@ class Stream:
         return JoinedStream(self, other, how=how, key=key)
 
     def _repartition_for(self, table: Table, key: Callable[[Any], Any] | None) -> Stream:
-        """This stream through `<app>-<agent>-<table>-repartition`, keyed (by the
-        event's key, or `key(value)`) and partitioned like `table`."""
-        from streams.topic import Topic
-
         if table.route_by_key or getattr(table, "windowed", None) is not None:
             raise ConfigurationError(
                 f"join: repartition=True is for an app.Table, not {table!r} (a GlobalTable "
                 "needs no co-partitioning)"
             )
+        return self._repartition(
+            table.name, table.key_type, table._dump_key, table.partition_count, key
+        )
+
+    def _repartition(
+        self,
+        name: str,
+        key_type: Any,
+        dump_key: Callable[[Any], bytes],
+        partitions: int,
+        key: Callable[[Any], Any] | None,
+    ) -> Stream:
+        """This stream through `<app>-<agent>-<name>-repartition`, keyed (by the
+        event's key, or `key(value)`) with `dump_key`'s codec, in `partitions`."""
+        from streams.topic import Topic
+
         source = self.source
         ctx = self.context
         topic = Topic(
             ctx.wiring,
-            f"{ctx.wiring.app_id}-{ctx.agent_name}-{table.name}-repartition",
-            key_type=table.key_type,
-            key_serializer=getattr(table._dump_key, "__self__", None),
+            f"{ctx.wiring.app_id}-{ctx.agent_name}-{name}-repartition",
+            key_type=key_type,
+            key_serializer=getattr(dump_key, "__self__", None),
             value_type=source.value_type if source else None,
             value_serializer=source.value_codec if source else None,
-            partitions=table.partition_count,
+            partitions=partitions,
             internal=True,
         )
         return self._forward_to(topic, key)

@@ -46,6 +46,7 @@ itself if it closed at once unmatched.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import heapq
 import logging
 import math
@@ -92,8 +93,8 @@ class _Buffered:
     stream_time: dict[bytes, float] = field(
         default_factory=lambda: {LEFT: -math.inf, RIGHT: -math.inf}
     )
-    # (side, key bytes) -> {(timestamp, offset): None}, in arrival order
-    entries: dict[tuple[bytes, bytes], dict[tuple[float, int], None]] = field(default_factory=dict)
+    # (side, key bytes) -> sorted [(timestamp, offset)]: a match is a bisected slice
+    entries: dict[tuple[bytes, bytes], list[tuple[float, int]]] = field(default_factory=dict)
     # side -> heap of (close time, timestamp, offset, key bytes): the next to close first
     closing: dict[bytes, list[tuple[float, float, int, bytes]]] = field(
         default_factory=lambda: {LEFT: [], RIGHT: []}
@@ -167,8 +168,10 @@ class JoinWindows(Table):
                 (state.stream_time[raw_key[1:]],) = struct.unpack(">d", raw_value)
                 continue
             side, ts, offset, key = _split(raw_key)
-            state.entries.setdefault((side, key), {})[(ts, offset)] = None
+            state.entries.setdefault((side, key), []).append((ts, offset))
             state.closing[side].append((self.close_time(side, ts), ts, offset, key))
+        for bucket in state.entries.values():
+            bucket.sort()
         for heap in state.closing.values():
             heapq.heapify(heap)
 
@@ -336,7 +339,9 @@ class StreamJoin:
             stored = part.get(raw_key)
             bucket = state.entries.get((side, key))
             if bucket is not None:
-                bucket.pop((ts, offset), None)
+                i = bisect.bisect_left(bucket, (ts, offset))
+                if i < len(bucket) and bucket[i] == (ts, offset):
+                    del bucket[i]
                 if not bucket:
                     del state.entries[(side, key)]
             if stored is _DELETED:
@@ -359,12 +364,12 @@ class StreamJoin:
             low, high = ts - windows.after_s, ts + windows.before_s
         raw_key = _entry_key(side, ts, offset, key)
         if part.get(raw_key) is _DELETED:  # not a replay of an event buffered already
-            bucket = state.entries.setdefault((side, key), {})
-            bucket[(ts, offset)] = None
+            bisect.insort(state.entries.setdefault((side, key), []), (ts, offset))
             heapq.heappush(state.closing[side], (windows.close_time(side, ts), ts, offset, key))
-        candidates = sorted(
-            entry for entry in state.entries.get((other, key), ()) if low <= entry[0] <= high
-        )
+        bucket = state.entries.get((other, key), [])
+        lo = bisect.bisect_left(bucket, (low, -1))
+        hi = bisect.bisect_right(bucket, (high, math.inf))
+        candidates = bucket[lo:hi]
         matched = False
         for other_ts, other_offset in candidates:
             other_key = _entry_key(other, other_ts, other_offset, key)
@@ -418,11 +423,13 @@ def check_streams_copartitioned(left: Topic, right: Topic, windows: JoinWindows)
         listed = ", ".join(f"{name} has {n}" for name, n in counts.items())
         raise ConfigurationError(
             f"join of topic {left.name!r} with topic {right.name!r}: not co-partitioned "
-            f"({listed} partitions); declare them with the same partitions="
+            f"({listed} partitions); declare them with the same partitions=, or join "
+            "with repartition=True (the stream through a repartition topic partitioned "
+            "like the other, the JoinWindows declared with its partitions=)"
         )
     if left.key_codec.dumps != right.key_codec.dumps:
         raise ConfigurationError(
             f"join of topic {left.name!r} with topic {right.name!r}: not co-partitioned "
             "(their keys are encoded by different codecs, so one key hashes to different "
-            "partitions); give both the same key_type"
+            "partitions); give both the same key_type, or join with repartition=True"
         )
