@@ -158,13 +158,15 @@ class TablePlacement:
         """A partition this worker kept across a rebalance: usually nobody wrote
         its changelog meanwhile, but a worker the group had dropped for a while
         (paused past its session timeout) got it back from another owner. Then
-        the store replays what that one wrote, and the cache, stale, goes."""
+        the store replays what that one wrote, the cache, stale, goes, and what the
+        table keeps in memory (windows, sessions, join buffers) is rebuilt."""
         part = table.partitions[p]
         result = await recover_store(
             self._transport, part.store, part.changelog, settle_s=SETTLE_MAX_S
         )
         if result.records:
             part.cache.clear()
+            (table.windowed or table).on_recovered(p)  # windows and join buffers too
             logger.warning(
                 "table=%s partition=%d was written by another worker meanwhile: "
                 "%d changelog records replayed",
