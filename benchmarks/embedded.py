@@ -38,6 +38,7 @@ from runtime.log import FlushPolicy, Log
 from runtime.log.records import decode_batch_rows, encode_batch, iter_batches
 from runtime.partitioner import partition_for_key
 from runtime.types import TopicPartition
+from streams.gc_tuning import freeze_after_startup
 from streams.topic import Topic
 from streams.wiring import Wiring
 from streams.worker import Worker
@@ -173,6 +174,7 @@ async def _run_count(data: Path, events: int, partitions: int) -> dict[str, floa
     start = time.perf_counter()
     gc_time.__enter__()
     await worker.start()
+    freeze_after_startup()  # as `streams worker` does
     try:
         started = time.perf_counter()
         async with asyncio.timeout(TIMEOUT_S):
@@ -246,7 +248,7 @@ def _decode_only(log_dir: Path, partitions: int) -> tuple[float, float]:
                 chunks = [decode_batch_rows(data, pos, header) for pos, header in batches]
                 t1 = time.perf_counter()
                 for rows in chunks:
-                    topic.decode(rows, p)
+                    topic.decode_batch(rows, p)
                 events_s += time.perf_counter() - t1
                 read_s += t1 - t0
                 position = batches[-1][1].next_offset

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from streams.channel import Channel
 from streams.event import Event, set_current_event
+from streams.event_batch import EventBatch
 from streams.model import FieldDescriptor
 
 if TYPE_CHECKING:
@@ -103,8 +104,39 @@ class Stream:
         return self._values()
 
     async def _values(self) -> AsyncIterator[Any]:
-        async for event in self.events():
-            yield event.value
+        # events() without an Event per record: the channel stands for the
+        # current event (current_event() builds one only when asked).
+        if self._ready is not None:
+            await self._ready.wait()
+        channel = self.channel
+        predicates = self._predicates
+        try:
+            while True:
+                batch = await channel.get()
+                if batch is None:
+                    return
+                values = batch.values if type(batch) is EventBatch else [e.value for e in batch]
+                set_current_event(channel)
+                for i, value in enumerate(values):
+                    channel.position = i
+                    if channel.paused and not await channel.wait_resumed():
+                        break  # rewound by an aborted transaction: fetched again
+                    channel.busy = True
+                    if predicates and not await _passes(predicates, value):
+                        channel.busy = False
+                        if channel.paused:
+                            channel.note_idle()
+                        continue
+                    yield value
+                    channel.busy = False
+                    if channel.paused:
+                        channel.note_idle()
+                else:
+                    channel.position = len(values)
+        finally:
+            channel.busy = False
+            channel.note_idle()
+            set_current_event(None)
 
     async def items(self) -> AsyncIterator[tuple[Any, Any]]:
         async for event in self.events():

@@ -18,6 +18,7 @@ from runtime.types import TopicPartition
 from streams.codec import Codec, JSONCodec, RawCodec, StrCodec, get_codec
 from streams.errors import KeyDecodeError, ValueDecodeError
 from streams.event import Event, Message, current_event
+from streams.event_batch import EventBatch
 from streams.model import Record as Model
 from streams.schema_codecs import FORMATS as SCHEMA_FORMATS
 from streams.schema_codecs import schema_codec
@@ -72,6 +73,14 @@ def row_loader_for(typ: Any, codec: Codec) -> Callable[[bytes], Any]:
 
 def _same(data: bytes) -> bytes:
     return data
+
+
+def _load_column(load: Callable[[bytes], Any], raw: tuple[bytes | None, ...]) -> list[Any]:
+    if load is _same:
+        return list(raw)
+    if None in raw:
+        return [None if b is None else load(b) for b in raw]
+    return list(map(load, raw))
 
 
 class Topic:
@@ -129,6 +138,28 @@ class Topic:
 
     def encode_value(self, value: Any) -> bytes | None:
         return None if value is None else self.value_codec.dumps(value)
+
+    def decode_batch(self, rows: Sequence[RecordRow], partition: int) -> EventBatch:
+        """Decode rows of one partition into columns, one codec call per column
+        where the codecs allow (see `decode` for undecodable records)."""
+        if not rows:
+            return EventBatch(self.name, partition, [], [], [], [], [])
+        offsets, timestamps, raw_keys, raw_values, headers = zip(*rows, strict=True)
+        try:
+            keys = _load_column(self._load_key_row, raw_keys)
+            values = _load_column(self._load_value_row, raw_values)
+        except Exception:
+            events = self.decode(rows, partition)  # names or skips the bad records
+            return EventBatch(
+                self.name,
+                partition,
+                [e.message.offset for e in events],
+                [e.message.timestamp_ms for e in events],
+                [e.key for e in events],
+                [e.value for e in events],
+                [e.message.headers for e in events],
+            )
+        return EventBatch(self.name, partition, offsets, timestamps, keys, values, headers)
 
     def decode(self, rows: Sequence[RecordRow], partition: int) -> list[Event]:
         """Decode stored records (rows of one partition) into events, a batch at a time.
