@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from runtime.compression import codec_id
 from runtime.log.config import validate_topic_name
 from runtime.log.records import Header, RecordRow
 from runtime.partitioner import partition_for_key
@@ -103,8 +104,11 @@ class Topic:
         partitions: int | None = None,
         config: Mapping[str, str] | None = None,
         internal: bool = False,
+        compression: str | None = None,
     ) -> None:
         validate_topic_name(name)
+        self.codec = codec_id(compression if compression is not None else wiring.compression)
+        self.compression = compression  # None: the app's
         if partitions is not None and partitions < 1:
             raise ValueError(f"topic {name!r}: partitions must be >= 1, got {partitions}")
         self._wiring = wiring
