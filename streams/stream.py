@@ -290,7 +290,7 @@ class Stream:
             async for event in self.events():
                 key = event.key if get_key is None else get_key(event.value)
                 msg = event.message
-                topic.send_soon(key, event.value, timestamp=msg.timestamp, headers=msg.headers)
+                topic.send_nowait(key, event.value, timestamp=msg.timestamp, headers=msg.headers)
 
         ready = asyncio.Event()
         task = asyncio.get_running_loop().create_task(forward(), name=f"forward->{topic.name}")

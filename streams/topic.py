@@ -260,21 +260,8 @@ class Topic:
         headers: Sequence[Header] | Mapping[str, bytes] | None = None,
     ) -> asyncio.Future[RecordMetadata]:
         """Buffer a record without waiting; returns a future of its metadata."""
-        key_bytes = self.encode_key(key)
-        value_bytes = self.encode_value(value)
-        if partition is None:
-            partition = self.partition_for(key_bytes)
-        elif not 0 <= partition < self.partitions:
-            raise ValueError(
-                f"topic {self.name!r} has {self.partitions} partitions, no partition {partition}"
-            )
-        ts_ms = int((time.time() if timestamp is None else timestamp) * 1000)
-        hdrs: Sequence[Header] = (
-            tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers or ())
-        )
-        producer = self._wiring.producer_for(self)
-        offset_future = producer.send_nowait(
-            TopicPartition(self.name, partition), key_bytes, value_bytes, ts_ms, hdrs
+        offset_future, partition, ts_ms = self._buffer(
+            key, value, partition, timestamp, headers, want_future=True
         )
         assert offset_future is not None
         result: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
@@ -293,6 +280,53 @@ class Topic:
 
         offset_future.add_done_callback(_done)
         return result
+
+    def send_nowait(
+        self,
+        key: Any = None,
+        value: Any = None,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Sequence[Header] | Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Buffer a record and ask for no result: no future per record. A batch
+        that fails still fails the worker's next flush, so an offset is never
+        committed past it (what agent sinks and group_by forwarders use)."""
+        self._buffer(key, value, partition, timestamp, headers, want_future=False)
+
+    def _buffer(
+        self,
+        key: Any,
+        value: Any,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Sequence[Header] | Mapping[str, bytes] | None,
+        *,
+        want_future: bool,
+    ) -> tuple[asyncio.Future[int] | None, int, int]:
+        key_bytes = self.encode_key(key)
+        value_bytes = self.encode_value(value)
+        if partition is None:
+            partition = self.partition_for(key_bytes)
+        elif not 0 <= partition < self.partitions:
+            raise ValueError(
+                f"topic {self.name!r} has {self.partitions} partitions, no partition {partition}"
+            )
+        ts_ms = int((time.time() if timestamp is None else timestamp) * 1000)
+        hdrs: Sequence[Header] = (
+            tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers or ())
+        )
+        producer = self._wiring.producer_for(self)
+        offset_future = producer.send_nowait(
+            TopicPartition(self.name, partition),
+            key_bytes,
+            value_bytes,
+            ts_ms,
+            hdrs,
+            want_future=want_future,
+        )
+        return offset_future, partition, ts_ms
 
     async def send(
         self,
