@@ -87,3 +87,23 @@ def test_values_of_a_stream_build_no_event_but_current_event_sees_the_record(mon
         ("c", 12, 1),
     ]
     assert current_event() is None
+
+
+def test_items_of_a_stream_build_no_event_and_filters_see_values(monkeypatch):
+    def no_events(*args: object) -> None:
+        raise AssertionError("an Event was built per record")
+
+    async def main() -> list[tuple[object, object]]:
+        channel = Channel()
+        stream = Stream(channel, StreamContext(Wiring("app"), "agent"))
+        channel.put_nowait(_topic().decode_batch(ROWS, 0))
+        monkeypatch.setattr(EventBatch, "__iter__", no_events)
+        monkeypatch.setattr(EventBatch, "__getitem__", no_events)
+        seen = []
+        async for key, value in stream.filter(lambda v: v is not None).items():
+            seen.append((key, value))
+            if len(seen) == 2:
+                break
+        return seen
+
+    assert asyncio.run(main()) == [("a", {"n": 1}), (None, {"n": 2})]
