@@ -34,6 +34,7 @@ class Event:
     the rest of the event."""
 
     __slots__ = ("_batch", "_index", "_message", "key", "value")
+    __match_args__ = ("key", "value", "message")  # as the dataclass it replaces
 
     def __init__(self, key: Any, value: Any, message: Message) -> None:
         self.key = key

@@ -35,6 +35,10 @@ def test_a_batch_gives_the_events_decode_gives():
     assert batch[1].message == Message("events", 3, 11, 1001, (("h", b"v"),))
     assert batch[-1].offset == 12 and batch[1:] == list(batch)[1:]
     assert len(topic.decode_batch([], 0)) == 0
+    match batch[0]:  # positional patterns, as on the dataclass Event was
+        case Event(key, value, message):
+            assert (key, value, message.offset) == ("a", {"n": 1}, 10)
+    assert repr(batch[2]).startswith("Event(key='c', value=None, message=Message(")
 
 
 def test_columns_of_different_lengths_are_refused():
