@@ -71,6 +71,9 @@ class App:
                        broker --http` serves one).
     metrics_topic:     where each worker writes its own metrics every
                        metrics_interval_s (streams/metrics_topic.py); None: nowhere.
+    compression:       the codec of every batch the app writes: "gzip", "snappy",
+                       "lz4", "zstd" or None (default); app.topic(compression=)
+                       chooses per topic (streams/compression.py).
     """
 
     def __init__(
