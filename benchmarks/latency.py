@@ -1,7 +1,7 @@
 """End-to-end latency of the keyed count on `kafka://` at a fixed rate, alone.
 
     python -m benchmarks.latency [--rate E] [--partitions P] [--latency-s S]
-                                 [--keys K] [--json FILE|-]
+                                 [--keys K] [--linger-ms L] [--json FILE|-]
 
 The latency phase of benchmarks.workers (one `streams broker` process, one
 worker process of benchmarks.count_app; a confluent-kafka producer sends E
@@ -9,6 +9,12 @@ events/s for S seconds after a warm-up second, each value its send wall time;
 latency is from that time until the agent counted the event), without its
 throughput runs, so that a change to the wait on the path can be measured in
 a minute: p50, p99, p99.9 and the worker's and broker's CPU share.
+
+With the producer's linger.ms 1 (as benchmarks.workers) and 8 partitions,
+10,000 events/s arrive as thousands of small produce requests a second, which
+the broker queues: most of the latency is then spent before the worker's
+fetch returns the events; --linger-ms 5 (fewer, larger requests) shows the
+rest of the path.
 """
 
 from __future__ import annotations
@@ -35,8 +41,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         broker = stack.enter_context(running_broker("os"))
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="latency-bench-")))
         results["latency"] = run_latency(
-            broker, tmp, args.partitions, args.keys, args.rate, args.latency_s
+            broker,
+            tmp,
+            args.partitions,
+            args.keys,
+            args.rate,
+            args.latency_s,
+            linger_ms=args.linger_ms,
         )
+    results["linger_ms"] = args.linger_ms
     results["load_after"] = os.getloadavg()[0]
     return results
 
@@ -47,7 +60,8 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"end-to-end latency on kafka:// ({lat['target_rate']:,.0f} events/s over "
-            f"{lat['partitions']:.0f} partitions for {lat['duration_s']:.1f} s; load average "
+            f"{lat['partitions']:.0f} partitions for {lat['duration_s']:.1f} s, producer "
+            f"linger.ms {results['linger_ms']:g}; load average "
             f"{results['load_before']:.1f} before, {results['load_after']:.1f} after)",
             f"  achieved rate  {lat['achieved_rate']:>10,.0f} events/s",
             f"  p50 {lat['p50_ms']:.2f} ms  p99 {lat['p99_ms']:.2f} ms  "
@@ -64,6 +78,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--latency-s", type=float, default=6.0)
     parser.add_argument("--keys", type=int, default=10_000)
+    parser.add_argument(
+        "--linger-ms",
+        type=float,
+        default=1.0,
+        help="the producer's linger.ms (1: thousands of small produce requests a second)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write results as JSON ('-': stdout)")
     args = parser.parse_args(argv)
     if min(args.rate, args.partitions, args.keys) < 1 or args.latency_s <= 0:
