@@ -398,6 +398,7 @@ def run_latency(
     duration_s: float,
     extra_env: dict[str, str] | None = None,
     label: str = "",
+    linger_ms: float = 1.0,
 ) -> dict[str, float]:
     app_id = f"latency-{partitions}p{label}"
     topic = f"{LATENCY_TOPIC}-{partitions}p{label}"
@@ -419,7 +420,7 @@ def run_latency(
             **CLIENT_CONFIG,
             "bootstrap.servers": broker.bootstrap,
             "partitioner": "murmur2_random",
-            "linger.ms": 1,
+            "linger.ms": linger_ms,
             "acks": 1,
             "compression.type": "none",
         }

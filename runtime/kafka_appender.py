@@ -37,6 +37,7 @@ from runtime.client.errors import (
     NoCompatibleVersionError,
 )
 from runtime.client.offsets import LATEST, list_offsets
+from runtime.compression import CompressionChoice, compress_batch
 from runtime.log.records import CRC_START, crc32c, iter_batches
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.types import TopicPartition
@@ -92,12 +93,15 @@ class Appender:
         self._producer_lock = asyncio.Lock()
         self._sequences: dict[TopicPartition, tuple[tuple[int, int], int]] = {}
         self._locks: dict[TopicPartition, asyncio.Lock] = {}
+        self.compression: CompressionChoice | None = None
 
     async def append(self, tp: TopicPartition, batch: bytes | bytearray) -> int:
         """The base offset the leader stored `batch` at; KafkaError if refused for
         good, the last error once `timeout_s` passed."""
         lock = self._locks.setdefault(tp, asyncio.Lock())
         async with lock:
+            if self.compression is not None:  # before stamping: a retry sends the same bytes
+                batch = compress_batch(batch, self.compression(tp.topic))
             return await self._append(tp, batch)
 
     async def _append(self, tp: TopicPartition, batch: bytes | bytearray) -> int:

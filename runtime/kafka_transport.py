@@ -57,6 +57,7 @@ from runtime.client.isolation import (
 from runtime.client.offsets import EARLIEST, LATEST, commit_offsets, fetch_committed, list_offsets
 from runtime.client.security import parse_kafka_url
 from runtime.client.transactions import TransactionalProducer
+from runtime.compression import CompressionChoice
 from runtime.errors import (
     CorruptRecordError,
     InvalidTopicError,
@@ -146,7 +147,20 @@ class KafkaTransport:
     def transactional_producer(self, transactional_id: str, **kwargs: Any) -> TransactionalProducer:
         """A transactional producer on this transport's cluster (kwargs: those of
         TransactionalProducer); call its init_transactions() before use."""
-        return TransactionalProducer(self._cluster, transactional_id, **kwargs)
+        producer = TransactionalProducer(self._cluster, transactional_id, **kwargs)
+        producer.set_compression(
+            self._chosen_codec
+        )  # asked per batch: set_compression may come later
+        return producer
+
+    def _chosen_codec(self, topic: str) -> int:
+        choose = self._appender.compression
+        return 0 if choose is None else choose(topic)
+
+    def set_compression(self, choose: CompressionChoice | None) -> None:
+        """Compress the framework's batches, per topic as `choose` says (appends and
+        transactional producers)."""
+        self._appender.compression = choose
 
     def transactional_writer(
         self, transactional_id: str, *, transaction_timeout_ms: int

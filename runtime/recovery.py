@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from runtime.log.records import decode_batches
+from runtime.log.key_values import key_values_into
+from runtime.log.records import decode_batch_rows, iter_batches
 from runtime.transport import Transport
 from runtime.types import TopicPartition
 from stores.base import Store
@@ -86,18 +87,15 @@ async def recover_store(
     last_report = started
     while position < end:
         data = await transport.fetch(changelog, position, max_bytes=fetch_bytes, max_wait_s=0)
-        records = [r for r in decode_batches(data) if position <= r.offset < end]
-        if not records:
+        applied_to, count = _apply_fetched(store, data, position, end)
+        if applied_to is None:
             if not data:
                 break
             # Only control or compacted-away offsets in this range: skip past them.
             position = _next_position(data, position)
             continue
-        for i in range(0, len(records), APPLY_CHUNK_RECORDS):
-            chunk = records[i : i + APPLY_CHUNK_RECORDS]
-            store.apply({r.key: r.value for r in chunk if r.key is not None}, chunk[-1].offset)
-        done += len(records)
-        position = records[-1].offset + 1
+        done += count
+        position = applied_to + 1
         now = time.monotonic()
         if now - last_report >= PROGRESS_INTERVAL_S:
             progress(changelog, done, total, done / (now - started))
@@ -134,9 +132,43 @@ async def _settled_offsets(
     return start, end
 
 
-def _next_position(data: bytes, position: int) -> int:
-    from runtime.log.records import iter_batches
+def _apply_fetched(store: Store, data: bytes, position: int, end: int) -> tuple[int | None, int]:
+    """Apply the records of `data` in [position, end) to `store`, a WriteBatch of
+    up to APPLY_CHUNK_RECORDS at a time (one dict per chunk: the last value of
+    each key). Whole batches are read for their keys and values only
+    (key_values.py): building a Record per record was half the cost of
+    recovery. Returns (the last offset applied or None, records)."""
+    writes: dict[bytes, bytes | None] = {}
+    last: int | None = None
+    count = pending = 0
+    for pos, header in iter_batches(data):
+        if header.next_offset <= position or header.base_offset >= end:
+            continue
+        if position <= header.base_offset and header.next_offset <= end:
+            records = key_values_into(writes, data, pos, header)
+            if not records:
+                continue
+            last = header.next_offset - 1
+        else:  # a batch across `position` or `end`: only some of its records
+            rows = [row for row in decode_batch_rows(data, pos, header) if position <= row[0] < end]
+            if not rows:
+                continue
+            for _, _, key, value, _ in rows:
+                if key is not None:
+                    writes[key] = value
+            last, records = rows[-1][0], len(rows)
+        count += records
+        pending += records
+        if pending >= APPLY_CHUNK_RECORDS:
+            store.apply(writes, last)
+            writes, pending = {}, 0
+    if pending:
+        assert last is not None
+        store.apply(writes, last)
+    return last, count
 
+
+def _next_position(data: bytes, position: int) -> int:
     last = position
     for _, header in iter_batches(data):
         last = max(last, header.next_offset)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
 
 from runtime.client.isolation import READ_COMMITTED, IsolationLevel, isolation_code
+from runtime.compression import CompressionChoice, compress_batch
 from runtime.log.config import FlushPolicy, TopicInfo
 from runtime.log.manager import Log
 from runtime.log.offsets import OffsetStore
@@ -57,6 +58,7 @@ class Transport(Protocol):
     async def topics(self) -> dict[str, TopicInfo]: ...
     async def topic(self, name: str) -> TopicInfo | None: ...
     async def append(self, tp: TopicPartition, batch: bytes | bytearray) -> int: ...
+    def set_compression(self, choose: CompressionChoice | None) -> None: ...
     async def fetch(
         self, tp: TopicPartition, offset: int, *, max_bytes: int = 1 << 20, max_wait_s: float = 0.5
     ) -> bytes: ...
@@ -101,6 +103,7 @@ class EmbeddedTransport:
         self._offsets: OffsetStore | None = None
         # Parked fetches, by the partitions whose next append wakes them.
         self._waiters: dict[TopicPartition | None, set[asyncio.Event]] = {}
+        self._compression: CompressionChoice | None = None
 
     @property
     def offset_store(self) -> OffsetStore:
@@ -163,9 +166,11 @@ class EmbeddedTransport:
         return self.log.topics().get(name)
 
     async def append(self, tp: TopicPartition, batch: bytes | bytearray) -> int:
-        offset = self.log.append(tp, batch)
-        self.notify_append(tp)
-        return offset
+        return self._append_now(tp, batch)
+
+    def set_compression(self, choose: CompressionChoice | None) -> None:
+        """Store the framework's batches compressed, per topic as `choose` says."""
+        self._compression = choose
 
     def notify_append(self, tp: TopicPartition) -> None:
         """Wake fetches parked on `tp` (for appends made on the log directly)."""
@@ -252,6 +257,8 @@ class EmbeddedTransport:
         )
 
     def _append_now(self, tp: TopicPartition, batch: bytes | bytearray) -> int:
+        if self._compression is not None:
+            batch = compress_batch(batch, self._compression(tp.topic))
         offset = self.log.append(tp, batch)
         self.notify_append(tp)
         return offset

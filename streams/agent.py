@@ -130,7 +130,7 @@ class Agent:
             if isinstance(sink, Agent):
                 await sink.send(value=value)
             elif isinstance(sink, Topic):
-                sink.send_soon(value=value)
+                sink.send_nowait(value=value)
             else:
                 result = sink(value)
                 if inspect.isawaitable(result):

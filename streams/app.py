@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from croniter import croniter
 
+from runtime.compression import codec_id
 from runtime.errors import InvalidTopicError
 from streams.agent import Agent, AgentFun, Sink
 from streams.codec import Codec
@@ -71,6 +72,9 @@ class App:
                        broker --http` serves one).
     metrics_topic:     where each worker writes its own metrics every
                        metrics_interval_s (streams/metrics_topic.py); None: nowhere.
+    compression:       the codec of every batch the app writes: "gzip", "snappy",
+                       "lz4", "zstd" or None (default); app.topic(compression=)
+                       chooses per topic (streams/compression.py).
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class App:
         schema_registry_url: str | None = None,
         metrics_topic: str | None = "streams-metrics",
         metrics_interval_s: float = 5.0,
+        compression: str | None = None,
     ) -> None:
         if not id:
             raise ConfigurationError("an app needs an id")
@@ -118,6 +123,10 @@ class App:
             raise ConfigurationError("session_timeout_s must be > 0")
         if metrics_interval_s <= 0:
             raise ConfigurationError("metrics_interval_s must be > 0")
+        try:
+            codec_id(compression)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
         self.metrics_topic = metrics_topic
         self.metrics_interval_s = metrics_interval_s
         self.id = id
@@ -136,6 +145,7 @@ class App:
             default_partitions=topic_partitions,
             on_decode_error=on_decode_error,
             schema_registry_url=schema_registry_url,
+            compression=compression,
         )
         self.topics: dict[str, Topic] = {}
         self.agents: dict[str, Agent] = {}
@@ -182,6 +192,7 @@ class App:
         value_serializer: str | Codec | None = None,
         partitions: int | None = None,
         config: Mapping[str, str] | None = None,
+        compression: str | None = None,
     ) -> Topic:
         topic = Topic(
             self.wiring,
@@ -192,6 +203,7 @@ class App:
             value_serializer=value_serializer,
             partitions=partitions,
             config=config,
+            compression=compression,
         )
         self.topics[name] = topic
         return topic

@@ -19,17 +19,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Sequence
 
 from runtime.stats import LatencyStats
 from runtime.types import TopicPartition
 from streams.event import Event
+from streams.event_batch import EventBatch
 
 
 class Channel:
     def __init__(self, maxsize_batches: int = 4) -> None:
         if maxsize_batches < 1:
             raise ValueError("maxsize_batches must be >= 1")
-        self._queue: deque[list[Event]] = deque()
+        self._queue: deque[Sequence[Event]] = deque()
         self._maxsize = maxsize_batches
         self._not_empty = asyncio.Event()
         self._not_full = asyncio.Event()
@@ -41,8 +43,9 @@ class Channel:
         self._dropped: dict[TopicPartition, int] = {}
         self._held: dict[TopicPartition, int] = {}
         self._advanced = asyncio.Event()  # set each time the reader takes a batch
-        self.batch: list[Event] = []
+        self.batch: Sequence[Event] = []
         self.position = 0
+        self.partition = 0  # of every event in `batch`
         # Set by the worker: how long the reader takes over each batch it gets.
         self.stats: LatencyStats | None = None
         self._taken_at = 0.0
@@ -105,11 +108,20 @@ class Channel:
             self._discarded = True
         self.batch, self.position = [], 0
 
+    # --- the current event, for streams that hand out values (EventCursor) ------
+
+    def current(self) -> Event | None:
+        batch, position = self.batch, self.position
+        return batch[position] if position < len(batch) else None
+
+    def current_partition(self) -> int | None:
+        return self.partition if self.position < len(self.batch) else None
+
     @property
     def closed(self) -> bool:
         return self._closed
 
-    async def put(self, batch: list[Event]) -> bool:
+    async def put(self, batch: Sequence[Event]) -> bool:
         """Queue a batch, waiting for room. False when the channel is closed."""
         if not await self.wait_room():
             return False
@@ -130,7 +142,7 @@ class Channel:
     def has_room(self) -> bool:
         return len(self._queue) < self._maxsize and not self._closed
 
-    def put_nowait(self, batch: list[Event]) -> None:
+    def put_nowait(self, batch: Sequence[Event]) -> None:
         """Queue a batch now; the caller made sure there is room (wait_room)."""
         if self._closed:
             raise RuntimeError("channel is closed")
@@ -145,7 +157,7 @@ class Channel:
         self.drained.clear()
         self._not_empty.set()
 
-    async def get(self) -> list[Event] | None:
+    async def get(self) -> Sequence[Event] | None:
         """The next batch; None once closed. Marks the previous batch processed."""
         stats = self.stats
         if stats is not None and self._taken_at:
@@ -166,6 +178,9 @@ class Channel:
         self._not_full.set()
         self.batch = batch
         self.position = 0
+        self.partition = (
+            batch.partition if type(batch) is EventBatch else batch[0].message.partition
+        )
         if self.stats is not None:
             self._taken_at = time.perf_counter()
         return batch
@@ -201,7 +216,7 @@ class Channel:
                 offset = offsets.pop(tp, None)
                 if offset is not None and offset < lowest.get(tp, offset + 1):
                     lowest[tp] = offset
-        kept: deque[list[Event]] = deque()
+        kept: deque[Sequence[Event]] = deque()
         for batch in self._queue:
             tp = _tp_of(batch)
             if tp not in tps:
@@ -262,6 +277,6 @@ class Channel:
         return pending
 
 
-def _tp_of(batch: list[Event]) -> TopicPartition:
+def _tp_of(batch: Sequence[Event]) -> TopicPartition:
     first = batch[0].message
     return TopicPartition(first.topic, first.partition)

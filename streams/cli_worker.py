@@ -25,6 +25,7 @@ from runtime.errors import StreamsRuntimeError
 from runtime.shared_log import DEFAULT_LISTEN, SharedLog
 from runtime.transport import EmbeddedTransport
 from streams.cli_common import Context, common_options, setup_logging
+from streams.gc_tuning import freeze_after_startup
 from streams.progress import recovery_progress
 from streams.status import DEFAULT_INTERVAL_S, report_forever
 
@@ -97,6 +98,7 @@ async def _run(
             await transport.start()  # (started already if shared) the worker's start finds it open
             before = set(await transport.topics())
         await worker.start()
+        freeze_after_startup()
         click.echo(banner(app, transport, shared, worker), err=True)
         if before is not None:
             _log_topics(app.id, before, set(await transport.topics()))

@@ -193,7 +193,7 @@ class Conductor:
                 i += 1
             if rows and rows[0][0] < position:
                 rows = [r for r in rows if r[0] >= position]
-            events = topic.decode(rows, partition) if rows else []
+            events = topic.decode_batch(rows, partition)
             if events:
                 for channel in channels:
                     channel.put_nowait(events)

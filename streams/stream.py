@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
@@ -25,6 +25,7 @@ from runtime.types import TopicPartition
 from streams.channel import Channel
 from streams.errors import ConfigurationError
 from streams.event import Event, set_current_event
+from streams.event_batch import EventBatch
 from streams.model import FieldDescriptor
 
 if TYPE_CHECKING:
@@ -104,15 +105,48 @@ class Stream:
             set_current_event(None)
 
     def __aiter__(self) -> AsyncIterator[Any]:
-        return self._values()
+        return self._without_events(_values_of, keyed=False)
 
-    async def _values(self) -> AsyncIterator[Any]:
-        async for event in self.events():
-            yield event.value
+    async def _without_events(
+        self, pick: Callable[[Sequence[Event]], Sequence[Any]], *, keyed: bool
+    ) -> AsyncIterator[Any]:
+        # events() without an Event per record: `pick` takes a batch's values
+        # (or key, value pairs) at once and the channel stands for the current
+        # event (current_event() builds one only when asked).
+        if self._ready is not None:
+            await self._ready.wait()
+        channel = self.channel
+        predicates = self._predicates
+        try:
+            while True:
+                batch = await channel.get()
+                if batch is None:
+                    return
+                items = pick(batch)
+                set_current_event(channel)
+                for i, item in enumerate(items):
+                    channel.position = i
+                    if channel.paused and not await channel.wait_resumed():
+                        break  # rewound by an aborted transaction: fetched again
+                    channel.busy = True
+                    if predicates and not await _passes(predicates, item[1] if keyed else item):
+                        channel.busy = False
+                        if channel.paused:
+                            channel.note_idle()
+                        continue
+                    yield item
+                    channel.busy = False
+                    if channel.paused:
+                        channel.note_idle()
+                else:
+                    channel.position = len(items)
+        finally:
+            channel.busy = False
+            channel.note_idle()
+            set_current_event(None)
 
-    async def items(self) -> AsyncIterator[tuple[Any, Any]]:
-        async for event in self.events():
-            yield event.key, event.value
+    def items(self) -> AsyncIterator[tuple[Any, Any]]:
+        return self._without_events(_items_of, keyed=True)
 
     async def enumerate(self, start: int = 0) -> AsyncIterator[tuple[int, Any]]:
         i = start
@@ -356,7 +390,7 @@ class Stream:
             async for event in self.events():
                 key = event.key if get_key is None else get_key(event.value)
                 msg = event.message
-                topic.send_soon(key, event.value, timestamp=msg.timestamp, headers=msg.headers)
+                topic.send_nowait(key, event.value, timestamp=msg.timestamp, headers=msg.headers)
 
         ready = asyncio.Event()
         task = asyncio.get_running_loop().create_task(forward(), name=f"forward->{topic.name}")
@@ -404,6 +438,16 @@ class _TakeBuffer:
 
     def partitions(self) -> set[TopicPartition]:
         return {tp for _, tp, _ in self.events}
+
+
+def _values_of(batch: Sequence[Event]) -> Sequence[Any]:
+    return batch.values if type(batch) is EventBatch else [e.value for e in batch]
+
+
+def _items_of(batch: Sequence[Event]) -> Sequence[tuple[Any, Any]]:
+    if type(batch) is EventBatch:
+        return list(zip(batch.keys, batch.values, strict=True))
+    return [(e.key, e.value) for e in batch]
 
 
 async def _passes(predicates: tuple[Callable[[Any], Any], ...], value: Any) -> bool:

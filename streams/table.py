@@ -29,7 +29,7 @@ from runtime.partitioner import partition_for_key
 from runtime.types import TopicPartition
 from stores.base import Store
 from streams.codec import Codec, get_codec
-from streams.event import current_event
+from streams.event import current_partition
 from streams.sessions import SessionTable, SessionWindow
 from streams.topic import Topic, codec_for_type, loader_for
 from streams.window import HoppingWindow, TumblingWindow
@@ -306,10 +306,8 @@ class Table:
     # --- routing ------------------------------------------------------------
 
     def _partition(self, key: Any) -> TablePartition:
-        event = None if self.route_by_key else current_event()
-        if event is not None:
-            number = event.message.partition
-        else:
+        number = None if self.route_by_key else current_partition()
+        if number is None:
             number = partition_for_key(self._route_key(key), self.partition_count)
         part = self.partitions.get(number)
         if part is None:
@@ -329,8 +327,8 @@ class Table:
     # TablePartition.get/set (on a cache hit): `table[key] += 1` runs per event.
 
     def __getitem__(self, key: Any) -> Any:
-        event = None if self.route_by_key else current_event()
-        part = None if event is None else self.partitions.get(event.message.partition)
+        number = None if self.route_by_key else current_partition()
+        part = None if number is None else self.partitions.get(number)
         if part is None:
             part = self._partition(key)
         value = part.cache.get(key, _MISSING)
@@ -343,8 +341,8 @@ class Table:
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        event = None if self.route_by_key else current_event()
-        part = None if event is None else self.partitions.get(event.message.partition)
+        number = None if self.route_by_key else current_partition()
+        part = None if number is None else self.partitions.get(number)
         if part is None:
             part = self._partition(key)
         part.cache[key] = value

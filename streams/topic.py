@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from runtime.compression import codec_id
 from runtime.log.config import validate_topic_name
 from runtime.log.records import Header, RecordRow
 from runtime.partitioner import partition_for_key
@@ -18,6 +19,7 @@ from runtime.types import TopicPartition
 from streams.codec import Codec, JSONCodec, RawCodec, StrCodec, get_codec
 from streams.errors import KeyDecodeError, ValueDecodeError
 from streams.event import Event, Message, current_event
+from streams.event_batch import EventBatch
 from streams.model import Record as Model
 from streams.schema_codecs import FORMATS as SCHEMA_FORMATS
 from streams.schema_codecs import schema_codec
@@ -74,6 +76,14 @@ def _same(data: bytes) -> bytes:
     return data
 
 
+def _load_column(load: Callable[[bytes], Any], raw: tuple[bytes | None, ...]) -> list[Any]:
+    if load is _same:
+        return list(raw)
+    if None in raw:
+        return [None if b is None else load(b) for b in raw]
+    return list(map(load, raw))
+
+
 class Topic:
     """A topic of the app's log. Create with `app.topic(...)`.
 
@@ -94,8 +104,11 @@ class Topic:
         partitions: int | None = None,
         config: Mapping[str, str] | None = None,
         internal: bool = False,
+        compression: str | None = None,
     ) -> None:
         validate_topic_name(name)
+        self.codec = codec_id(compression if compression is not None else wiring.compression)
+        self.compression = compression  # None: the app's
         if partitions is not None and partitions < 1:
             raise ValueError(f"topic {name!r}: partitions must be >= 1, got {partitions}")
         self._wiring = wiring
@@ -129,6 +142,28 @@ class Topic:
 
     def encode_value(self, value: Any) -> bytes | None:
         return None if value is None else self.value_codec.dumps(value)
+
+    def decode_batch(self, rows: Sequence[RecordRow], partition: int) -> EventBatch:
+        """Decode rows of one partition into columns, one codec call per column
+        where the codecs allow (see `decode` for undecodable records)."""
+        if not rows:
+            return EventBatch(self.name, partition, [], [], [], [], [])
+        offsets, timestamps, raw_keys, raw_values, headers = zip(*rows, strict=True)
+        try:
+            keys = _load_column(self._load_key_row, raw_keys)
+            values = _load_column(self._load_value_row, raw_values)
+        except Exception:
+            events = self.decode(rows, partition)  # names or skips the bad records
+            return EventBatch(
+                self.name,
+                partition,
+                [e.message.offset for e in events],
+                [e.message.timestamp_ms for e in events],
+                [e.key for e in events],
+                [e.value for e in events],
+                [e.message.headers for e in events],
+            )
+        return EventBatch(self.name, partition, offsets, timestamps, keys, values, headers)
 
     def decode(self, rows: Sequence[RecordRow], partition: int) -> list[Event]:
         """Decode stored records (rows of one partition) into events, a batch at a time.
@@ -225,21 +260,8 @@ class Topic:
         headers: Sequence[Header] | Mapping[str, bytes] | None = None,
     ) -> asyncio.Future[RecordMetadata]:
         """Buffer a record without waiting; returns a future of its metadata."""
-        key_bytes = self.encode_key(key)
-        value_bytes = self.encode_value(value)
-        if partition is None:
-            partition = self.partition_for(key_bytes)
-        elif not 0 <= partition < self.partitions:
-            raise ValueError(
-                f"topic {self.name!r} has {self.partitions} partitions, no partition {partition}"
-            )
-        ts_ms = int((time.time() if timestamp is None else timestamp) * 1000)
-        hdrs: Sequence[Header] = (
-            tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers or ())
-        )
-        producer = self._wiring.producer_for(self)
-        offset_future = producer.send_nowait(
-            TopicPartition(self.name, partition), key_bytes, value_bytes, ts_ms, hdrs
+        offset_future, partition, ts_ms = self._buffer(
+            key, value, partition, timestamp, headers, want_future=True
         )
         assert offset_future is not None
         result: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
@@ -258,6 +280,53 @@ class Topic:
 
         offset_future.add_done_callback(_done)
         return result
+
+    def send_nowait(
+        self,
+        key: Any = None,
+        value: Any = None,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
+        headers: Sequence[Header] | Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Buffer a record and ask for no result: no future per record. A batch
+        that fails still fails the worker's next flush, so an offset is never
+        committed past it (what agent sinks and group_by forwarders use)."""
+        self._buffer(key, value, partition, timestamp, headers, want_future=False)
+
+    def _buffer(
+        self,
+        key: Any,
+        value: Any,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Sequence[Header] | Mapping[str, bytes] | None,
+        *,
+        want_future: bool,
+    ) -> tuple[asyncio.Future[int] | None, int, int]:
+        key_bytes = self.encode_key(key)
+        value_bytes = self.encode_value(value)
+        if partition is None:
+            partition = self.partition_for(key_bytes)
+        elif not 0 <= partition < self.partitions:
+            raise ValueError(
+                f"topic {self.name!r} has {self.partitions} partitions, no partition {partition}"
+            )
+        ts_ms = int((time.time() if timestamp is None else timestamp) * 1000)
+        hdrs: Sequence[Header] = (
+            tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers or ())
+        )
+        producer = self._wiring.producer_for(self)
+        offset_future = producer.send_nowait(
+            TopicPartition(self.name, partition),
+            key_bytes,
+            value_bytes,
+            ts_ms,
+            hdrs,
+            want_future=want_future,
+        )
+        return offset_future, partition, ts_ms
 
     async def send(
         self,

@@ -37,6 +37,7 @@ class Wiring:
     default_partitions: int = 8
     on_decode_error: str = "stop"
     schema_registry_url: str | None = None  # None: $STREAMS_SCHEMA_REGISTRY
+    compression: str | None = None  # the producer side's codec (streams.compression)
     dead_letters: Topic | None = None  # where on_decode_error="dead-letter" copies records
     transport: Transport | None = None
     producer: Producer | None = None

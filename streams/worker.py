@@ -51,6 +51,7 @@ from runtime.types import TopicPartition
 from stores import store_directory
 from streams.agent import Agent, AgentError
 from streams.channel import Channel
+from streams.compression import compression_choice
 from streams.conductor import Conductor, declare_topic
 from streams.exactly_once import TransactionalCommits, worker_directory, worker_name
 from streams.partitioning import common_partitions, copartition_tables, warn_partition_mismatch
@@ -218,6 +219,9 @@ class Worker:
         assert self.conductor is not None and self.producer is not None
         loop = asyncio.get_running_loop()
         infos = await declare_app_topics(app, self.transport, copartitioned=self.group_mode)
+        compression = compression_choice(app.wiring.compression, app.topics)
+        if compression is not None:
+            self.transport.set_compression(compression)
         for name, info in infos.items():
             self.producer.set_max_message_bytes(name, info.config.max_message_bytes)
         copartition_tables(app)

@@ -19,6 +19,10 @@ Invariants:
   take a new producer id, so later batches never reuse its sequence numbers;
 - buffered bytes are bounded by `buffer_bytes_max`: send() waits for room.
 
+`compression` ("gzip", "snappy", "lz4", "zstd"; None: none) compresses each
+batch's records as it is encoded (runtime.compression); set_compression()
+chooses the codec per topic instead.
+
 Retriable errors and broken connections are retried with exponential backoff
 (refreshing metadata first when leadership may have moved) for up to `retries`
 attempts and `delivery_timeout_ms`.
@@ -46,6 +50,7 @@ from runtime.client.errors import (
     KafkaTimeoutError,
     is_retriable,
 )
+from runtime.compression import CompressionChoice, codec_id, compress_batch
 from runtime.log.records import HEADER_SIZE, Header, OutRecord, encode_batch
 from runtime.partitioner import partition_for_key
 from runtime.protocol.codes import ApiKey, ErrorCode
@@ -111,6 +116,7 @@ class Producer:
         retry_backoff_max_ms: float = 1000,
         request_timeout_ms: int = 30_000,
         delivery_timeout_ms: int = 120_000,
+        compression: str | None = None,
     ) -> None:
         if acks not in (0, 1, -1):
             raise ValueError(f"acks must be 0, 1 or -1 (all), got {acks}")
@@ -136,6 +142,12 @@ class Producer:
         self._producer: tuple[int, int] | None = None
         self._producer_lock = asyncio.Lock()
         self._closed = False
+        codec = codec_id(compression)  # a bad name fails here, not at the first send
+        self._compression: CompressionChoice | None = (lambda _: codec) if codec else None
+
+    def set_compression(self, choose: CompressionChoice | None) -> None:
+        """Choose the codec per topic (None: uncompressed), for batches encoded from now."""
+        self._compression = choose
 
     async def __aenter__(self) -> Producer:
         return self
@@ -368,7 +380,7 @@ class Producer:
     async def _encode(self, part: _Partition, batch: _Batch) -> None:
         if not self._idempotent:
             if batch.encoded is None:
-                batch.encoded = bytes(encode_batch(batch.records))
+                batch.encoded = self._compressed(batch.tp, encode_batch(batch.records))
             return
         producer = await self._producer_id()
         if batch.encoded is not None and batch.producer == producer:
@@ -376,16 +388,22 @@ class Producer:
         if part.sequence_producer != producer:
             part.sequence_producer, part.sequence = producer, 0
         batch.producer, batch.base_sequence = producer, part.sequence
-        batch.encoded = bytes(
+        batch.encoded = self._compressed(
+            batch.tp,
             encode_batch(
                 batch.records,
                 producer_id=producer[0],
                 producer_epoch=producer[1],
                 base_sequence=part.sequence,
                 attributes=self._batch_attributes,
-            )
+            ),
         )
         part.sequence = (part.sequence + len(batch.records)) % _SEQUENCE_MOD
+
+    def _compressed(self, tp: TopicPartition, encoded: bytearray) -> bytes:
+        if self._compression is not None:
+            return bytes(compress_batch(encoded, self._compression(tp.topic)))
+        return bytes(encoded)
 
     async def _send_once(self, batch: _Batch) -> int:
         tp = batch.tp
