@@ -1,9 +1,9 @@
-"""Decompressing the records part of a batch: gzip, snappy, lz4 and zstd.
+"""The records part of a batch compressed and decompressed: gzip, snappy, lz4, zstd.
 
 The codec is the low three bits of a batch's attributes (batch_header.py). Snappy
-comes raw (librdkafka) or xerial-framed (the Java clients); lz4 is the LZ4 frame
-format. A payload that does not decompress raises CorruptRecordError naming the
-batch's base offset.
+is read raw (librdkafka) or xerial-framed (the Java clients) and written raw
+(Java reads it too); lz4 is the LZ4 frame format. A payload that does not
+decompress raises CorruptRecordError naming the batch's base offset.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from runtime.log.batch_header import (
 )
 
 CODECS = frozenset((COMPRESSION_GZIP, COMPRESSION_SNAPPY, COMPRESSION_LZ4, COMPRESSION_ZSTD))
-"""The codecs this module decodes (COMPRESSION_NONE needs no decoding)."""
+"""The codecs this module encodes and decodes (COMPRESSION_NONE needs no decoding)."""
 
 _XERIAL_MAGIC = b"\x82SNAPPY\x00"  # Java clients' framed snappy
 _LENGTH = struct.Struct(">i")
@@ -59,3 +59,18 @@ def _decompress(codec: int, data: bytes) -> bytes:
         out += cramjam.snappy.decompress_raw(data[pos : pos + size])
         pos += size
     return bytes(out)
+
+
+def compress(codec: int, data: bytes) -> bytes:
+    """Records in a Kafka codec: gzip, raw snappy (what librdkafka writes; Java reads
+    it too), the LZ4 frame format, zstd."""
+    if codec == COMPRESSION_GZIP:
+        packer = zlib.compressobj(wbits=31)
+        return packer.compress(data) + packer.flush()
+    if codec == COMPRESSION_SNAPPY:
+        return bytes(cramjam.snappy.compress_raw(data))
+    if codec == COMPRESSION_LZ4:
+        return bytes(cramjam.lz4.compress(data))
+    if codec == COMPRESSION_ZSTD:
+        return bytes(cramjam.zstd.compress(data))
+    raise ValueError(f"compression codec {codec} is unknown")
