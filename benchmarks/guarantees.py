@@ -35,7 +35,7 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from benchmarks.broker import CLIENT_CONFIG, create_topic, running_broker
+from benchmarks.broker_process import CLIENT_CONFIG, create_topic, running_broker
 from benchmarks.embedded import machine
 from benchmarks.runs import Best
 from benchmarks.workers import (

@@ -68,19 +68,18 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from benchmarks.broker import (
+from benchmarks.broker import LATENCY_P99_TARGET_MS
+from benchmarks.broker_process import (
     CLIENT_CONFIG,
-    LATENCY_P99_TARGET_MS,
     PHASE_TIMEOUT_S,
     READY_TIMEOUT_S,
     STOP_TIMEOUT_S,
     BrokerProcess,
-    Phase,
-    _paced_send,
     create_topic,
     running_broker,
 )
 from benchmarks.embedded import COUNT_TARGET_EVENTS_PER_S, machine
+from benchmarks.phases import Phase, paced_send
 from benchmarks.runs import Best
 
 TOPIC = "events"
@@ -445,7 +444,7 @@ def run_latency(
                 producer.produce(topic, str(now_ns).encode(), key=encoded[rng.randrange(keys)])
 
             phase = Phase(broker)
-            _, measured_start, measured_end = _paced_send(
+            _, measured_start, measured_end = paced_send(
                 send, producer.poll, total, rate, warmup, phase
             )
             phase.stop()
