@@ -20,27 +20,32 @@ def check_client_batch(
     view: memoryview, tp: TopicPartition, config: TopicConfig, now_ms: int
 ) -> tuple[memoryview, BatchHeader]:
     """The batch to store for `view` and its header, or the error saying why not."""
-    coords = {"topic": tp.topic, "partition": tp.partition}
     size = view.nbytes
     if size > config.max_message_bytes:
         raise RecordTooLargeError(
             f"batch of {size} bytes for {tp} exceeds max.message.bytes {config.max_message_bytes}",
-            **coords,
+            **_coords(tp),
         )
     try:
         header = validate_batch(view)
     except CorruptRecordError as exc:
-        raise CorruptRecordError(f"{tp}: {exc}", **coords) from None
+        raise CorruptRecordError(f"{tp}: {exc}", **_coords(tp)) from None
     if header.size != size:
         raise CorruptRecordError(
             f"{tp}: {size - header.size} bytes follow the batch; append takes exactly one batch",
-            **coords,
+            **_coords(tp),
         )
     if header.is_control:
-        raise CorruptRecordError(f"{tp}: control batches cannot be appended by clients", **coords)
+        raise CorruptRecordError(
+            f"{tp}: control batches cannot be appended by clients", **_coords(tp)
+        )
     try:
         return prepare_batch(view, header, config, now_ms)
     except InvalidRecordError as exc:
-        located = InvalidRecordError(f"{tp}: {exc}", **coords)
+        located = InvalidRecordError(f"{tp}: {exc}", **_coords(tp))
         located.record_indexes = exc.record_indexes
         raise located from None
+
+
+def _coords(tp: TopicPartition) -> dict[str, object]:
+    return {"topic": tp.topic, "partition": tp.partition}
