@@ -35,14 +35,14 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from benchmarks.broker import CLIENT_CONFIG, create_topic, running_broker
+from benchmarks.broker_process import CLIENT_CONFIG, create_topic, running_broker
+from benchmarks.count_topics import produce_events
 from benchmarks.embedded import machine
 from benchmarks.runs import Best
-from benchmarks.workers import (
+from benchmarks.worker_phases import (
     COMMIT_INTERVAL_S,
     LATENCY_WARMUP_S,
     TOPIC,
-    produce_events,
     run_count,
     run_latency,
 )

@@ -30,7 +30,8 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.broker import Phase, create_topic, running_broker
+from benchmarks.broker_process import create_topic, running_broker
+from benchmarks.phases import Phase
 from runtime.client.connection import Connection
 from runtime.kafka_transport import KafkaTransport
 from runtime.log.records import encode_batch, iter_batches

@@ -28,9 +28,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from benchmarks.broker import running_broker
+from benchmarks.broker_process import running_broker
 from benchmarks.embedded import machine
-from benchmarks.workers import run_latency
+from benchmarks.worker_phases import run_latency
 
 TARGET_P99_MS = 5.0
 

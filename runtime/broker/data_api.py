@@ -80,46 +80,49 @@ class DataApi:
         )
         responses = []
         for topic in body["topics"]:
-            parts = []
             denied = None
             if txn_denied:
                 denied = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
             elif not self._access.topic(peer, Operation.WRITE, topic["name"]):
                 denied = ErrorCode.TOPIC_AUTHORIZATION_FAILED
-            for part in topic["partitions"]:
-                tp = TopicPartition(topic["name"], part["partition_index"])
-                config = self._config(tp.topic)
-                append_time = -1
-                refused: list[dict] = []
-                if denied is not None:
-                    code, base = denied, -1
-                elif acks not in (0, 1, -1):
-                    code, base = ErrorCode.INVALID_REQUIRED_ACKS, -1
-                elif acks == -1 and config is not None and config.min_insync_replicas > 1:
-                    # one node is one in-sync replica: fewer than the topic asks for
-                    code, base = ErrorCode.NOT_ENOUGH_REPLICAS, -1
-                else:
-                    code, base, refused = self._append(tp, part["records"])
-                start = -1
-                if code == ErrorCode.NONE:
-                    start = self._log.offsets(tp)[0]
-                    if config is not None and config.log_append_time:
-                        append_time = parse_header(self._log.read(tp, base, 1)).max_timestamp
-                parts.append(
-                    {
-                        "partition_index": tp.partition,
-                        "error_code": code,
-                        "base_offset": base,
-                        "log_append_time_ms": append_time,
-                        "log_start_offset": start,
-                        "record_errors": refused,
-                        "error_message": _RECORD_ERROR if refused else None,
-                    }
+            parts = [
+                self._produce_one(
+                    TopicPartition(topic["name"], part["partition_index"]),
+                    part["records"],
+                    acks,
+                    denied,
                 )
+                for part in topic["partitions"]
+            ]
             responses.append({"name": topic["name"], "partitions": parts})
         if acks == 0:
             return None
         return {"responses": responses}
+
+    def _produce_one(
+        self, tp: TopicPartition, records: Any, acks: int, denied: int | None
+    ) -> dict[str, Any]:
+        """A partition's produce answer: the batch appended, or why not."""
+        config = self._config(tp.topic)
+        refusal = _produce_refusal(acks, config, denied)
+        if refusal is not None:
+            code, base, refused = refusal, -1, []
+        else:
+            code, base, refused = self._append(tp, records)
+        start = append_time = -1
+        if code == ErrorCode.NONE:
+            start = self._log.offsets(tp)[0]
+            if config is not None and config.log_append_time:
+                append_time = parse_header(self._log.read(tp, base, 1)).max_timestamp
+        return {
+            "partition_index": tp.partition,
+            "error_code": code,
+            "base_offset": base,
+            "log_append_time_ms": append_time,
+            "log_start_offset": start,
+            "record_errors": refused,
+            "error_message": _RECORD_ERROR if refused else None,
+        }
 
     def _config(self, topic: str) -> TopicConfig | None:
         try:
@@ -301,6 +304,19 @@ class DataApi:
             if record.offset >= offset:
                 return record.timestamp_ms
         return -1
+
+
+def _produce_refusal(acks: int, config: TopicConfig | None, denied: int | None) -> int | None:
+    """The error code a produce to a partition is refused with before its batch is
+    looked at (authorization, acks), or None."""
+    if denied is not None:
+        return denied
+    if acks not in (0, 1, -1):
+        return ErrorCode.INVALID_REQUIRED_ACKS
+    if acks == -1 and config is not None and config.min_insync_replicas > 1:
+        # one node is one in-sync replica: fewer than the topic asks for
+        return ErrorCode.NOT_ENOUGH_REPLICAS
+    return None
 
 
 def _fetch_error(tp: TopicPartition, code: int) -> dict[str, Any]:

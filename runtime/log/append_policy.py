@@ -17,11 +17,9 @@ A batch that needs none of this is returned as it came, never copied.
 from __future__ import annotations
 
 import struct
-import zlib
-
-import cramjam
 
 from runtime.errors import InvalidRecordError
+from runtime.log.compression import compress
 from runtime.log.config import TopicConfig
 from runtime.log.records import (
     COMPRESSION_GZIP,
@@ -111,18 +109,3 @@ def _recode(records: list, header: BatchHeader, codec: int) -> bytearray:
     attributes = (header.attributes & ~COMPRESSION_MASK & ~TIMESTAMP_LOG_APPEND) | codec
     _INT16.pack_into(out, _ATTRIBUTES_AT, attributes)
     return out
-
-
-def compress(codec: int, data: bytes) -> bytes:
-    """Records in a Kafka codec: gzip, raw snappy (what librdkafka writes; Java reads
-    it too), the LZ4 frame format, zstd."""
-    if codec == COMPRESSION_GZIP:
-        packer = zlib.compressobj(wbits=31)
-        return packer.compress(data) + packer.flush()
-    if codec == COMPRESSION_SNAPPY:
-        return bytes(cramjam.snappy.compress_raw(data))
-    if codec == COMPRESSION_LZ4:
-        return bytes(cramjam.lz4.compress(data))
-    if codec == COMPRESSION_ZSTD:
-        return bytes(cramjam.zstd.compress(data))
-    raise ValueError(f"compression codec {codec} is unknown")

@@ -1,14 +1,8 @@
 """Log: every topic partition of one data directory (or of memory).
 
-Directory format:
-
-    <data dir>/.lock                  the data-directory lock (lock.py)
-    <data dir>/topics.json            the topic catalog (catalog.py)
-    <data dir>/<topic>-<partition>/   one partition's segments (partition.py)
-    <data dir>/deleting/<topic>-<partition>/
-                                      a delete marker: the directory of a partition
-                                      of a topic being deleted, emptied, removed once
-                                      the catalog no longer names the topic
+Directory format: `<data dir>/.lock`, the data-directory lock (lock.py), and
+the catalog, partition directories and delete markers of data_dir.py, which
+takes the file steps below.
 
 Deleting a topic works on a full disk (only step 3 needs space, and by then
 step 2 has freed some):
@@ -37,10 +31,8 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -52,18 +44,15 @@ from runtime.errors import (
     TopicExistsError,
     UnknownTopicError,
 )
-from runtime.log.catalog import CATALOG_FILE, load_catalog, save_catalog
 from runtime.log.config import FlushPolicy, TopicConfig, TopicInfo, validate_topic_name
-from runtime.log.deleting import PARTITION_DIR, empty_directory, entries, marked_topics, rename_into
+from runtime.log.data_dir import DataDir, topic_storage_error
 from runtime.log.lock import DataDirLock
 from runtime.log.maintenance import Maintenance
 from runtime.log.partition import Partition
-from runtime.log.storage import FileRegion, fsync_dir
+from runtime.log.storage import FileRegion
 from runtime.types import TopicPartition
 
 logger = logging.getLogger(__name__)
-
-DELETING_DIR = "deleting"
 
 
 class Log:
@@ -77,6 +66,7 @@ class Log:
         clock: Callable[[], float],
     ) -> None:
         self._path = path
+        self._disk = None if path is None else DataDir(path)
         self._flush = flush
         self._default_config = default_config
         self._clock = clock
@@ -84,7 +74,6 @@ class Log:
         self._dir_lock: DataDirLock | None = None
         self._topics: dict[str, TopicInfo] = {}
         self._partitions: dict[str, list[Partition]] = {}
-        self._pending_deletes: set[str] = set()  # topics with markers, still in the catalog file
         self._closed = False
         self._maintenance = Maintenance(self._all_partitions, clock, path)
 
@@ -111,73 +100,16 @@ class Log:
         return log
 
     def _load(self) -> None:
-        assert self._path is not None
-        # a catalog write cut short by a crash: it holds space and nothing else
-        (self._path / (CATALOG_FILE + ".tmp")).unlink(missing_ok=True)
-        topics = load_catalog(self._path)
-        self._pending_deletes = marked_topics(self._path / DELETING_DIR) & topics.keys()
-        self._topics = {k: v for k, v in topics.items() if k not in self._pending_deletes}
-        self._remove_strays(self._path)
-        self._finish_deletes_on_open(self._path)
+        assert self._disk is not None
+        self._topics = self._disk.load()
         for info in self._topics.values():
             self._partitions[info.name] = [
                 self._open_partition(info, p) for p in range(info.partitions)
             ]
         logger.info("log opened path=%s topics=%d", self._path, len(self._topics))
 
-    def _remove_strays(self, directory: Path) -> None:
-        for entry in directory.iterdir():
-            match = PARTITION_DIR.fullmatch(entry.name)
-            if not match or not entry.is_dir():
-                continue
-            info = self._topics.get(match["topic"])
-            if info is None or int(match["partition"]) >= info.partitions:
-                logger.warning("removing partition directory of no topic path=%s", entry)
-                shutil.rmtree(entry, ignore_errors=True)
-
-    def _finish_deletes_on_open(self, directory: Path) -> None:
-        for marker in entries(directory / DELETING_DIR):
-            empty_directory(marker)
-        if self._pending_deletes:
-            logger.warning(
-                "finishing deletes cut short topics=%s", ",".join(sorted(self._pending_deletes))
-            )
-        try:
-            (directory / DELETING_DIR).mkdir(exist_ok=True)  # now, while there is space
-            self._finish_deletes()
-        except (OSError, StorageError) as exc:
-            logger.warning("cannot finish deletes yet; retried later error=%s", exc)
-
-    def _finish_deletes(self) -> None:
-        """Drop the pending deletes from the catalog file, then remove every marker.
-
-        Raises StorageError when the catalog cannot be written (the markers stay)."""
-        assert self._path is not None
-        if self._pending_deletes:
-            self._save_catalog(self._topics)
-        else:
-            self._remove_markers(self._path)
-
-    def _save_catalog(self, topics: dict[str, TopicInfo]) -> None:
-        """Write the catalog; once it no longer names the pending deletes, their
-        markers go."""
-        assert self._path is not None
-        save_catalog(self._path, topics)
-        if self._pending_deletes and not self._pending_deletes & topics.keys():
-            self._remove_markers(self._path)
-
-    def _remove_markers(self, directory: Path) -> None:
-        trash = directory / DELETING_DIR
-        markers = entries(trash)
-        for marker in markers:
-            shutil.rmtree(marker, ignore_errors=True)
-        if markers:
-            with contextlib.suppress(OSError):
-                fsync_dir(trash)
-        self._pending_deletes.clear()
-
     def _open_partition(self, info: TopicInfo, partition: int) -> Partition:
-        directory = None if self._path is None else self._path / f"{info.name}-{partition}"
+        directory = None if self._disk is None else self._disk.partition_dir(info.name, partition)
         return Partition.open(
             TopicPartition(info.name, partition), directory, info.config, self._flush, self._clock
         )
@@ -236,15 +168,15 @@ class Log:
             topics = {**self._topics, name: info}
             opened: list[Partition] = []
             try:
-                if self._path is not None:
-                    self._clear_markers(name)
+                if self._disk is not None:
+                    self._disk.clear_markers(name, self._topics)
                 for p in range(partitions):
                     opened.append(self._open_partition(info, p))
-                if self._path is not None:
-                    self._save_catalog(topics)
+                if self._disk is not None:
+                    self._disk.save_catalog(topics)
             except (OSError, StorageError) as exc:
                 self._discard(info, opened)
-                raise _topic_storage_error("creating the topic", name, exc) from exc
+                raise topic_storage_error("creating the topic", name, exc) from exc
             # partitions before the topic: a reader on another thread that sees
             # the topic finds its partitions (the broker creates off the loop)
             self._partitions[name] = opened
@@ -252,27 +184,12 @@ class Log:
         logger.info("topic created topic=%s partitions=%d", name, partitions)
         return info
 
-    def _clear_markers(self, name: str) -> None:
-        """No marker may name a topic being created: open would delete it."""
-        assert self._path is not None
-        trash = self._path / DELETING_DIR
-        if name not in marked_topics(trash):
-            return
-        self._finish_deletes()
-        if name in marked_topics(trash):
-            raise StorageError(
-                f"topic {name!r}: the delete markers of an earlier topic of this name "
-                f"cannot be removed from {trash}",
-                topic=name,
-            )
-
     def _discard(self, info: TopicInfo, opened: list[Partition]) -> None:
         """Undo a create cut short: close what it opened, remove its directories."""
         for partition in opened:
             partition.close(seal=False)
-        if self._path is not None:
-            for p in range(info.partitions):
-                shutil.rmtree(self._path / f"{info.name}-{p}", ignore_errors=True)
+        if self._disk is not None:
+            self._disk.remove_partition_dirs(info.name, range(info.partitions))
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic and free its space, crash-safely and on a full disk (see
@@ -282,16 +199,15 @@ class Log:
             info = self._topics.get(name)
             if info is None:
                 raise UnknownTopicError(f"topic {name!r} does not exist", topic=name)
-            if self._path is not None:
-                self._mark_deleted(self._path, info)
-                self._pending_deletes.add(name)
+            if self._disk is not None:
+                self._disk.mark_deleted(info)
             self._topics = {k: v for k, v in self._topics.items() if k != name}
             for partition in self._partitions.pop(name):
                 partition.close(seal=False)
-            if self._path is not None:
-                self._free_space(self._path, info)
+            if self._disk is not None:
+                self._disk.free_space(info)
                 try:
-                    self._save_catalog(self._topics)
+                    self._disk.save_catalog(self._topics)
                 except StorageError as exc:
                     logger.warning(
                         "topic deleted, catalog rewrite deferred topic=%s error=%s", name, exc
@@ -323,47 +239,21 @@ class Log:
             try:
                 for p in range(info.partitions, count):
                     opened.append(self._open_partition(altered, p))
-                if self._path is not None:
-                    self._save_catalog({**self._topics, name: altered})
+                if self._disk is not None:
+                    self._disk.save_catalog({**self._topics, name: altered})
             except (OSError, StorageError) as exc:
                 for partition in opened:
                     partition.close(seal=False)
-                    if self._path is not None:
-                        shutil.rmtree(self._path / f"{name}-{partition.tp.partition}", True)
-                raise _topic_storage_error("altering the topic", name, exc) from exc
+                if self._disk is not None:
+                    added = range(info.partitions, info.partitions + len(opened))
+                    self._disk.remove_partition_dirs(name, added)
+                raise topic_storage_error("altering the topic", name, exc) from exc
             for partition in self._partitions[name]:
                 partition.config = config
             self._partitions[name] = [*self._partitions[name], *opened]
             self._topics = {**self._topics, name: altered}
         logger.info("topic altered topic=%s partitions=%d", name, count)
         return altered
-
-    def _mark_deleted(self, directory: Path, info: TopicInfo) -> None:
-        trash = directory / DELETING_DIR
-        try:
-            trash.mkdir(exist_ok=True)
-            rename_into(directory, trash, f"{info.name}-0")
-            fsync_dir(trash)
-        except OSError as exc:
-            raise _topic_storage_error("deleting the topic", info.name, exc) from exc
-        for p in range(1, info.partitions):
-            try:
-                rename_into(directory, trash, f"{info.name}-{p}")
-            except OSError as exc:  # committed already: it is removed where it is
-                logger.warning(
-                    "cannot move partition directory topic=%s partition=%d error=%r",
-                    info.name,
-                    p,
-                    exc,
-                )
-        with contextlib.suppress(OSError):
-            fsync_dir(trash)
-            fsync_dir(directory)
-
-    def _free_space(self, directory: Path, info: TopicInfo) -> None:
-        for p in range(info.partitions):
-            empty_directory(directory / DELETING_DIR / f"{info.name}-{p}")
-            shutil.rmtree(directory / f"{info.name}-{p}", ignore_errors=True)
 
     @property
     def default_config(self) -> TopicConfig:
@@ -383,8 +273,8 @@ class Log:
                 )
                 for name, info in self._topics.items()
             }
-            if self._path is not None:
-                self._save_catalog(topics)
+            if self._disk is not None:
+                self._disk.save_catalog(topics)
             for name, info in topics.items():
                 for partition in self._partitions.get(name, ()):
                     partition.config = info.config
@@ -402,8 +292,8 @@ class Log:
             info = self.topic(name)
             changed = TopicInfo(name, info.partitions, config)
             topics = {**self._topics, name: changed}
-            if self._path is not None:
-                self._save_catalog(topics)
+            if self._disk is not None:
+                self._disk.save_catalog(topics)
             for partition in self._partitions[name]:
                 partition.config = config
             self._topics = topics
@@ -425,12 +315,12 @@ class Log:
             try:
                 for p in range(info.partitions, count):
                     opened.append(self._open_partition(grown, p))
-                if self._path is not None:
-                    self._save_catalog({**self._topics, name: grown})
+                if self._disk is not None:
+                    self._disk.save_catalog({**self._topics, name: grown})
             except (OSError, StorageError) as exc:
                 for partition in opened:
                     partition.delete()
-                raise _topic_storage_error("adding partitions", name, exc) from exc
+                raise topic_storage_error("adding partitions", name, exc) from exc
             self._partitions[name] = [*self._partitions[name], *opened]
             self._topics = {**self._topics, name: grown}
         logger.info("partitions added topic=%s partitions=%d", name, count)
@@ -542,9 +432,3 @@ class Log:
 
     def stop_background(self) -> None:
         self._maintenance.stop()
-
-
-def _topic_storage_error(what: str, topic: str, exc: OSError | StorageError) -> StorageError:
-    if isinstance(exc, StorageError):
-        return StorageError(f"topic {topic!r}: {exc}", errno=exc.errno, topic=topic)
-    return StorageError.from_os_error(what, exc, topic=topic)

@@ -39,16 +39,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.errors import (
-    CorruptRecordError,
-    InvalidRecordError,
     LogClosedError,
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
     ProducerFencedError,
-    RecordTooLargeError,
     StorageError,
 )
-from runtime.log.append_policy import prepare_batch
+from runtime.log.append_checks import check_client_batch
 from runtime.log.config import FlushPolicy, TopicConfig
 from runtime.log.loader import load_partition
 from runtime.log.log_start import (
@@ -80,7 +77,6 @@ from runtime.types import TopicPartition
 logger = logging.getLogger(__name__)
 
 _INT32_MAX = 2**31 - 1
-_LEFTOVER_SUFFIXES = (".cleaned", ".tmp")
 
 
 class Partition:
@@ -166,35 +162,10 @@ class Partition:
         An idempotent producer's retry of a batch already stored is not stored
         again: the answer is the offset it was stored at. A batch that breaks its
         producer's sequence raises OutOfOrderSequenceError; one of an older
-        producer epoch, ProducerFencedError."""
+        producer epoch, ProducerFencedError. The checks before it are
+        append_checks.py's."""
         view = memoryview(batch).cast("B")
-        size = view.nbytes
-        if size > self.config.max_message_bytes:
-            raise RecordTooLargeError(
-                f"batch of {size} bytes for {self.tp} exceeds max.message.bytes "
-                f"{self.config.max_message_bytes}",
-                **self._coords(),
-            )
-        try:
-            header = validate_batch(view)
-        except CorruptRecordError as exc:
-            raise CorruptRecordError(f"{self.tp}: {exc}", **self._coords()) from None
-        if header.size != size:
-            raise CorruptRecordError(
-                f"{self.tp}: {size - header.size} bytes follow the batch; "
-                "append takes exactly one batch",
-                **self._coords(),
-            )
-        if header.is_control:
-            raise CorruptRecordError(
-                f"{self.tp}: control batches cannot be appended by clients", **self._coords()
-            )
-        try:
-            view, header = prepare_batch(view, header, self.config, int(self._clock() * 1000))
-        except InvalidRecordError as exc:
-            located = InvalidRecordError(f"{self.tp}: {exc}", **self._coords())
-            located.record_indexes = exc.record_indexes
-            raise located from None
+        view, header = check_client_batch(view, self.tp, self.config, int(self._clock() * 1000))
         idempotent = is_idempotent(header)
         with self._lock:
             self._check_open()

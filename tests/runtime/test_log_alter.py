@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from runtime.errors import StorageError, UnknownTopicError
-from runtime.log import manager
+from runtime.log import data_dir
 from runtime.log.manager import Log
 from runtime.log.records import encode_batch
 from runtime.types import TopicPartition
@@ -45,7 +45,7 @@ def test_a_failed_catalog_write_changes_nothing(tmp_path, monkeypatch):
         def full_disk(*args, **kwargs):
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(manager, "save_catalog", full_disk)
+        monkeypatch.setattr(data_dir, "save_catalog", full_disk)
         with pytest.raises(StorageError):
             log.alter_topic("t", partitions=2, configs={"retention.ms": "5"})
         assert log.topic("t").partitions == 1

@@ -15,8 +15,9 @@ from log_helpers import ManualClock, make_batch, seq_batch
 
 from runtime.errors import StorageError, UnknownTopicError
 from runtime.log.catalog import CATALOG_FILE, load_catalog
+from runtime.log.data_dir import DELETING_DIR
 from runtime.log.faults import DiskFaults
-from runtime.log.manager import DELETING_DIR, Log
+from runtime.log.manager import Log
 from runtime.log.offsets import OffsetStore
 from runtime.log.records import decode_batches
 from runtime.types import TopicPartition

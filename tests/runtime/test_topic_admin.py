@@ -8,7 +8,8 @@ from log_helpers import ManualClock, make_batch, seq_batch
 
 from runtime.errors import InvalidRecordError, OffsetOutOfRangeError
 from runtime.log import Log
-from runtime.log.append_policy import CODECS, compress
+from runtime.log.append_policy import CODECS
+from runtime.log.compression import compress
 from runtime.log.config import TopicConfig
 from runtime.log.records import (
     COMPRESSION_GZIP,
