@@ -225,3 +225,29 @@ def test_a_left_table_join_on_every_transport(make_app):
 
     asyncio.run(main())
     assert sorted(updates) == [("a", (F1, Z1)), ("b", (F2, None))]
+
+
+def test_a_joined_row_carries_the_later_of_both_sides_times_across_a_crash(tmp_path):
+    parts = _app(tmp_path)
+    z2 = Zone(city="Rome")
+    # Out of order on purpose: a row's time is the later of its sides' last update
+    # times (the causing event's time counting for a delete), not the causing time.
+    steps = [("fares", F1, 10.0), ("zones", Z1, 5.0), ("zones", z2, 7.0), ("fares", F2, 3.0)]
+    steps.append(("zones", None, 1.0))
+    expected = {"inner": [10.0, 10.0, 7.0, 3.0], "left": [10.0, 10.0, 10.0, 7.0, 3.0]}
+
+    async def main() -> None:
+        async with TestDriver(parts["app"]) as driver:
+            for i, (side, value, at) in enumerate(steps):
+                await driver.send(parts[side], value, key="a", timestamp=at)
+                if i == 1:  # the times recovered from the changelog carry on
+                    await driver.commit()
+                    await driver.crash()
+                    assert parts["joined"]["left"].timestamp_of("a") == 10.0
+            for how, times in expected.items():
+                assert [r.timestamp for r in driver.read(parts["sinks"][how])] == times, how
+            assert parts["joined"]["left"].timestamp_of("a") == 3.0
+            assert parts["joined"]["inner"].timestamp_of("a") == 3.0  # its deletion's
+            assert parts["joined"]["left"].timestamp_of("b") is None
+
+    asyncio.run(main())
