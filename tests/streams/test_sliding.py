@@ -8,9 +8,11 @@ import random
 from typing import Any
 
 import pytest
+from waiting import wait_until_async
 
 import streams
 from streams.driver import TestDriver
+from streams.worker import Worker
 
 
 def _app(tmp_path, size: float = 10, **sliding: Any) -> tuple[streams.App, Any, Any, list]:
@@ -250,3 +252,50 @@ def test_random_input_with_late_records_matches_the_arrival_model(tmp_path, seed
     expected, dropped = _model_with_grace(events, 4000, 2000)
     assert dropped > 0 and table.late_dropped == dropped
     assert stored == expected
+
+
+def test_sliding_windows_on_every_transport(make_app):
+    app = make_app("slx")
+    clicks = app.topic("slx-clicks", key_type=str, partitions=1)
+    finals: list[streams.FinalResult] = []
+    table = app.Table("recent", default=int).sliding(
+        10, grace=5, emit="final", on_final=finals.append
+    )
+    done: list[float] = []
+
+    @app.agent(clicks)
+    async def count(stream):
+        async for event in stream.events():
+            table[event.key] += 1
+            done.append(event.message.timestamp)
+
+    # Stream time 24 closes the windows ending at 8, 12 and 18.001; 20 is out of
+    # order within grace, 5 late (5 + 10 + 5 < 24); 100 closes the rest.
+    sent = [8, 12, 24, 20, 5, 100]
+
+    async def main():
+        async with Worker(app):
+            for ts in sent:
+                await clicks.send(key="k", value=ts, timestamp=ts)
+            await wait_until_async(lambda: len(done) == len(sent), timeout_s=30.0, what="events")
+            assert table.late_dropped == 1
+            # the windows by start; those closed long ago may be expired already
+            assert [w for w in table.windows("k") if w[1] > 12] == [
+                (8.001, 18.001, 1),
+                (10.0, 20.0, 2),
+                (12.001, 22.001, 1),
+                (14.0, 24.0, 2),
+                (20.001, 30.001, 1),
+                (90.0, 100.0, 1),
+            ]
+
+    asyncio.run(main())
+    assert [(f.start, f.end, f.value) for f in finals] == [
+        (-2.0, 8.0, 1),
+        (2.0, 12.0, 2),
+        (8.001, 18.001, 1),
+        (10.0, 20.0, 2),
+        (12.001, 22.001, 1),
+        (14.0, 24.0, 2),
+        (20.001, 30.001, 1),
+    ]
