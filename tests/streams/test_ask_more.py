@@ -72,3 +72,20 @@ def test_a_reply_decodes_into_a_record_or_fails_clearly(tmp_path):
                 await quote.ask("a", timeout=20, value_type=dict)
 
     asyncio.run(main())
+
+
+def test_the_reply_topic_is_planned_when_the_app_has_agents(tmp_path):
+    from streams.topic_plan import app_topics
+
+    app = streams.App("askplan", broker="memory://", data_dir=str(tmp_path))
+    source = app.topic("questions", partitions=3)
+    assert "askplan-replies" not in [s.name for s in app_topics(app)]  # none to ask
+
+    @app.agent(source)
+    async def answer(stream):
+        async for value in stream:
+            yield value
+
+    planned = {s.name: s for s in app_topics(app)}
+    assert planned["askplan-replies"].partitions == 1
+    assert planned["askplan-replies"].configs == (("retention.ms", "3600000"),)
