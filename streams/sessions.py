@@ -32,7 +32,6 @@ for sessions, stream time and lateness alike; the counters stay on the table.
 from __future__ import annotations
 
 import bisect
-import copy
 import heapq
 import itertools
 import logging
@@ -45,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from streams import stream_time
 from streams.codec import get_codec
 from streams.errors import ConfigurationError
-from streams.table_time import RelativeTo, field_time, table_time
+from streams.table_time import TimeViews
 from streams.window_close import (
     EmitMode,
     FinalResult,
@@ -121,7 +120,7 @@ class _PartitionState:
         return self.stream_time
 
 
-class SessionTable:
+class SessionTable(TimeViews):
     """A table of sessions per key; create with `app.Table(..., default=).session(gap)`."""
 
     def __init__(
@@ -150,7 +149,6 @@ class SessionTable:
         self.on_final = None if on_final is None else final_sink(on_final)
         self.late_dropped = 0
         self.emitted = 0
-        self._relative_to: RelativeTo = "stream"
         self._parts: dict[int, _PartitionState] = {}
         self._seq = itertools.count()
         _store_keys_as_json(table)
@@ -163,30 +161,6 @@ class SessionTable:
     @property
     def changelog(self) -> Topic:
         return self.table.changelog
-
-    # relative_to_*: a view sharing the sessions, whose events are at another time.
-    def relative_to_stream(self) -> SessionTable:
-        return self._view("stream")
-
-    def relative_to_now(self) -> SessionTable:
-        return self._view("now")
-
-    def relative_to_field(self, field: Any) -> SessionTable:
-        return self._view(field_time(field))
-
-    def _view(self, relative_to: RelativeTo) -> SessionTable:
-        view = copy.copy(self)
-        view._relative_to = relative_to
-        view.__dict__["_shared"] = self._root
-        return view
-
-    @property
-    def _root(self) -> SessionTable:
-        return self.__dict__.get("_shared", self)
-
-    def timestamp(self) -> float:
-        """The time the current event is at for this table (or view)."""
-        return table_time(self._relative_to)
 
     # --- reads ------------------------------------------------------------------
 

@@ -300,3 +300,47 @@ def test_sliding_windows_on_every_transport(make_app):
         (14.0, 24.0, 2),
         (20.001, 30.001, 1),
     ]
+
+
+class Hit(streams.Record):
+    page: str
+    at: float
+    forget: bool = False
+
+
+def test_del_and_relative_to_field_on_a_sliding_table(tmp_path):
+    app = streams.App("sldel", broker="memory://", data_dir=str(tmp_path))
+    hits = app.topic("hits", value_type=Hit, partitions=1)
+    recent = app.Table("recent", key_type=str, default=int).sliding(10, grace=100)
+    by_field = recent.relative_to_field(Hit.at)
+    reads: list[int] = []
+
+    @app.agent(hits)
+    async def count(stream):
+        async for hit in stream:
+            if hit.forget:
+                del by_field[hit.page]
+            else:
+                by_field[hit.page] += 1
+                reads.append(by_field[hit.page].current())
+
+    async def main() -> None:
+        async with TestDriver(app) as driver:
+            # record timestamps 1000 s on: the windows follow the field instead
+            for i, at in enumerate([0.0, 4.0]):
+                await driver.send(hits, Hit(page="p", at=at), timestamp=1000.0 + i)
+            assert recent.windows("p") == [(-10.0, 0.0, 1), (-6.0, 4.0, 2), (0.001, 10.001, 1)]
+            await driver.send(hits, Hit(page="p", at=5.0, forget=True), timestamp=1002.0)
+            assert recent.windows("p") == [] and dict(recent.items()) == {}
+            # the buffered records went too: [-2, 8] holds the new record only
+            await driver.send(hits, Hit(page="p", at=8.0), timestamp=1003.0)
+            assert recent.windows("p") == [(-2.0, 8.0, 1)]
+            await driver.send(hits, Hit(page="p", at=-200.0), timestamp=1004.0)  # late
+            assert recent.late_dropped == 1  # counted on the table, not the view
+            await driver.commit()
+            await driver.crash()  # the tombstones reached the changelog
+            assert recent.windows("p") == [(-2.0, 8.0, 1)]
+        # current() of the view is at the field's time: [-210, -200] holds nothing
+        assert reads == [1, 2, 1, 0]
+
+    asyncio.run(main())
