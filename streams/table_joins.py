@@ -147,19 +147,22 @@ class JoinedTable(Table):
 
     def _side_changed(self, side: int, key: Any) -> None:
         source = (self.left, self.right)[side]
-        # A joined side brings its own row's time.
-        joined = isinstance(source, JoinedTable)
-        cause = source.timestamp_of(key) if joined else _event_time()
+        cause = None
+        if isinstance(source, JoinedTable):  # a joined side brings its own row's time
+            cause = source.timestamp_of(key)
+        if cause is None:
+            cause = _event_time()
         times = list(self.times.get(key) or (None, None, None))
         other = times[1 - side]
         known = [t for t in (cause, other) if t is not None]
         times[side] = cause if key in source else None
         times[2] = max(known) if known else None
-        self._recompute(key, times[2])
+        # Kept before the row changes: a join of this join reads it then.
         if times[0] is None and times[1] is None:
             self.times.pop(key, None)
         else:
             self.times[key] = times
+        self._recompute(key, times[2])
 
     def _recompute(self, key: Any, timestamp: float | None) -> None:
         left = self.left.get(key, _ABSENT)

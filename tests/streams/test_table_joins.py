@@ -251,3 +251,33 @@ def test_a_joined_row_carries_the_later_of_both_sides_times_across_a_crash(tmp_p
             assert parts["joined"]["left"].timestamp_of("b") is None
 
     asyncio.run(main())
+
+
+def test_a_join_of_a_join_takes_the_joined_rows_time(tmp_path):
+    app = streams.App("tjts", broker="memory://", data_dir=str(tmp_path))
+    writes = app.topic("writes", partitions=1)
+    tables = {name: app.Table(name, partitions=1) for name in ("a", "b", "c")}
+    ab = tables["a"].join(tables["b"], joiner=lambda a, b: a + b, name="ab")
+    abc = ab.join(tables["c"], how="left", joiner=lambda ab, c: [ab, c], name="abc")
+
+    @app.agent(writes)
+    async def write(stream):
+        async for table, value in stream.items():
+            tables[table]["k"] = value
+
+    async def main() -> None:
+        async with TestDriver(app) as driver:
+            times = []
+            for table, value, at in [
+                ("a", 1, 5.0),
+                ("b", 10, 3.0),
+                ("c", 100, 1.0),
+                ("b", 20, 9.0),
+            ]:
+                await driver.send(writes, value, key=table, timestamp=at)
+                times.append((ab.timestamp_of("k"), abc.timestamp_of("k")))
+            # abc's row is at ab's row time (5, then 9), not at the event's (1 for c)
+            assert times == [(5.0, None), (5.0, 5.0), (5.0, 5.0), (9.0, 9.0)]
+            assert abc["k"] == [21, 100]
+
+    asyncio.run(main())
