@@ -78,11 +78,13 @@ class Agent:
         """Send a value to the agent's source topic."""
         return await self.source.send(key, value, **kwargs)
 
-    async def ask(self, value: Any = None, *, key: Any = None, timeout: float = 30.0) -> Any:
+    async def ask(
+        self, value: Any = None, *, key: Any = None, timeout: float = 30.0, value_type: Any = None
+    ) -> Any:
         """Send `value` to the agent and return what the agent yields for it
-        (JSON-decoded); AskError if the agent raised on it, TimeoutError after
-        `timeout` seconds. See streams.ask."""
-        return await replies_for(self._wiring).ask(self, value, key, timeout)
+        (JSON-decoded, into a `value_type` Record if given); AskError if the
+        agent raised on it, TimeoutError after `timeout` seconds. See streams.ask."""
+        return await replies_for(self._wiring).ask(self, value, key, timeout, value_type)
 
     async def run(self, channel: Channel, index: int = 0) -> None:
         """Run one instance over `channel` until the channel closes."""

@@ -17,6 +17,12 @@ its worker; the asker raises AskError. No reply within `timeout` seconds is
 a TimeoutError (asyncio's), and a reply that comes later is ignored. A worker
 answers only its own app's reply topic (a header naming another is ignored).
 
+An agent over `stream.take(n, within=)` handles lists: what it yields for a
+list (or the error it raises) answers every request in the list, so each asker
+gets the value computed from its own request's batch. `ask(...,
+value_type=Model)` decodes the reply into that model (a reply that does not fit
+is an AskError).
+
 Each asker reads the reply topic from its end as of its first ask (before it
 sends a request, so no reply is missed) and keeps the replies whose
 correlation ids it waits for; `PENDING_MAX` bounds how many it waits for.
@@ -41,7 +47,8 @@ from runtime.log.records import decode_batches, iter_batches
 from runtime.types import TopicPartition
 from streams.codec import get_codec
 from streams.errors import AskError
-from streams.event import Event, current_event
+from streams.event import Event, current_batch, current_event
+from streams.model import Record
 from streams.topic import Topic
 
 if TYPE_CHECKING:
@@ -79,9 +86,15 @@ class Replies:
         self._reader: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
 
-    async def ask(self, agent: Agent, value: Any, key: Any, timeout: float) -> Any:
+    async def ask(
+        self, agent: Agent, value: Any, key: Any, timeout: float, value_type: Any = None
+    ) -> Any:
         if timeout <= 0:
             raise ValueError(f"ask: timeout must be > 0 seconds, not {timeout!r}")
+        if value_type is not None and not (
+            isinstance(value_type, type) and issubclass(value_type, Record)
+        ):
+            raise TypeError(f"ask: value_type must be a streams.Record class, not {value_type!r}")
         if len(self.pending) >= PENDING_MAX:
             raise AskError(f"ask {agent.name!r}: {PENDING_MAX} asks wait already", agent.name)
         await self._start()
@@ -98,7 +111,7 @@ class Replies:
                 status, data = await future
         finally:
             self.pending.pop(correlation, None)
-        return _result(agent.name, status, data)
+        return _result(agent.name, status, data, value_type)
 
     async def _start(self) -> None:
         async with self._starting:
@@ -151,7 +164,7 @@ class Replies:
                 future.cancel()
 
 
-def _result(agent: str, status: bytes, data: bytes | None) -> Any:
+def _result(agent: str, status: bytes, data: bytes | None, value_type: Any = None) -> Any:
     value = None if data is None else orjson.loads(data)
     if status == b"error":
         error = value if isinstance(value, dict) else {}
@@ -160,7 +173,19 @@ def _result(agent: str, status: bytes, data: bytes | None) -> Any:
             agent,
             error_type=error.get("type"),
         )
-    return value
+    if value_type is None or value is None:
+        return value
+    if not isinstance(value, dict):
+        raise AskError(
+            f"agent {agent!r} replied {value!r}, not an object to make a {value_type.__name__} of",
+            agent,
+        )
+    try:
+        return value_type.from_dict(value)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise AskError(
+            f"agent {agent!r} replied {value!r}, not a {value_type.__name__}: {exc}", agent
+        ) from exc
 
 
 def replies_for(wiring: Wiring) -> Replies:
@@ -188,26 +213,32 @@ def asked(event: Event | None) -> tuple[str, bytes] | None:
 
 async def reply(wiring: Wiring, value: Any, *, error: BaseException | None = None) -> None:
     """Answer the current event if it is a request (the agent yielded `value`,
-    or raised `error`). Only the app's own reply topic is answered: a header
-    naming another (a stray or hostile record) must not make the worker write
-    to, or create, a topic it does not know."""
-    where = asked(current_event())
-    if where is None:
+    or raised `error`), or each request of the list from `take()` the agent
+    handles. Only the app's own reply topic is answered: a header naming
+    another (a stray or hostile record) must not make the worker write to, or
+    create, a topic it does not know."""
+    batch = current_batch()
+    events = batch if batch is not None else (current_event(),)
+    requests = [where for where in map(asked, events) if where is not None]
+    if not requests:
         return
-    reply_to, correlation = where
     topic = _reply_topic(wiring)
-    if reply_to != topic.name:
-        logger.debug("not answering a request whose reply-to is %r, not %s", reply_to, topic.name)
-        return
     if error is None:
         status, data = b"ok", get_codec("json").dumps(value)
     else:
         status = b"error"
         data = orjson.dumps({"type": type(error).__name__, "message": str(error)})
-    future = topic.send_soon(key=correlation, value=data, headers=((STATUS, status),))
-    if error is not None:  # the worker stops next: the reply must be out first
+    sent = []
+    for reply_to, correlation in requests:
+        if reply_to != topic.name:
+            logger.debug(
+                "not answering a request whose reply-to is %r, not %s", reply_to, topic.name
+            )
+            continue
+        sent.append(topic.send_soon(key=correlation, value=data, headers=((STATUS, status),)))
+    if error is not None and sent:  # the worker stops next: the replies must be out first
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(future, RETRY_S * 10)
+            await asyncio.wait_for(asyncio.gather(*sent), RETRY_S * 10)
 
 
 def _reply_topic(wiring: Wiring) -> Topic:

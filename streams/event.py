@@ -104,3 +104,19 @@ def current_partition() -> int | None:
 
 # ContextVar.set itself (no Python frame): streams call it per event.
 set_current_event: Callable[[Event | EventCursor | None], object] = _current_event.set
+
+
+# The events of the list `stream.take()` yields, while the agent handles it: an
+# ask among them is answered by what the agent yields for the list.
+_current_batch: ContextVar[tuple[Event, ...] | None] = ContextVar(
+    "streams_current_batch", default=None
+)
+
+
+def current_batch() -> tuple[Event, ...] | None:
+    """The events of the list from `stream.take()` the running agent handles, if any."""
+    return _current_batch.get()
+
+
+def set_current_batch(events: tuple[Event, ...] | None) -> None:
+    _current_batch.set(events)

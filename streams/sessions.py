@@ -22,6 +22,11 @@ value goes once to `on_final` when it closes, sessions closing first emitted fir
 After a restart, stream time resumes from the one recorded in the changelog with
 the last commit (streams.stream_time; at least the newest session end in the
 store), and the sessions still open are emitted when they close.
+
+`del visits[user]` deletes the session holding the event's time (a tombstone; its
+final result is not emitted). `relative_to_now()` and `relative_to_field(f)` are
+views sharing the sessions whose events are at the wall clock or at a field's time,
+for sessions, stream time and lateness alike; the counters stay on the table.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ import itertools
 import logging
 import math
 import operator
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from streams import stream_time
 from streams.codec import get_codec
 from streams.errors import ConfigurationError
-from streams.event import current_event
+from streams.table_time import TimeViews
 from streams.window_close import (
     EmitMode,
     FinalResult,
@@ -116,7 +120,7 @@ class _PartitionState:
         return self.stream_time
 
 
-class SessionTable:
+class SessionTable(TimeViews):
     """A table of sessions per key; create with `app.Table(..., default=).session(gap)`."""
 
     def __init__(
@@ -184,11 +188,21 @@ class SessionTable:
             return  # `table[k] += x` already wrote through the SessionSet
         self._update(key, lambda _: value)
 
+    def __delitem__(self, key: Any) -> None:
+        """Delete the session of `key` holding the current event's time, if any."""
+        t = self.timestamp()
+        part = self._state(key)
+        sessions = part.by_key.get(key) or []
+        for i, (start, end) in enumerate(sessions):
+            if start <= t <= end:
+                del sessions[i]  # a final pending for it is skipped: no longer held
+                del self.table[(key, start, end)]
+                return
+
     def _update(self, key: Any, fn: Callable[[Any], Any]) -> Session | None:
         """Put the current event in its session, set that session's value to
         fn(merged value); the session, or None when the event was late."""
-        event = current_event()
-        t = time.time() if event is None else event.message.timestamp
+        t = self.timestamp()
         store = self.table._partition((key, 0.0, 0.0))
         number = store.changelog.partition
         part = self._parts.setdefault(number, _PartitionState())
@@ -201,7 +215,7 @@ class SessionTable:
         start = min([t, *(s for s, _ in joined)])
         end = max([t, *(e for _, e in joined)])
         if window.closes_at(end) < now or any(window.closes_at(e) < now for _, e in joined):
-            self.late_dropped += 1
+            self._root.late_dropped += 1
             logger.debug(
                 "late event dropped table=%s partition=%d key=%r timestamp=%s stream_time=%s",
                 self.name,
@@ -247,7 +261,7 @@ class SessionTable:
             if value is _DELETED:
                 continue
             self.on_final(FinalResult(key, session[0], session[1], value))
-            self.emitted += 1
+            self._root.emitted += 1
 
     # --- lifecycle (driven by the worker) ------------------------------------------
 
@@ -378,8 +392,7 @@ class SessionSet:
 
     def current(self) -> Any:
         """The value of the session holding the current event's time, else None."""
-        event = current_event()
-        t = time.time() if event is None else event.message.timestamp
+        t = self.table.timestamp()
         for start, end, value in self.table.sessions(self.key):
             if start <= t <= end:
                 return value

@@ -27,6 +27,13 @@ restart sees the records before it) until no open window can hold them. Windows
 are deleted `expires` seconds after their end (default `size + grace`). Stored
 window keys are `(key, start)`; the buffered records and the stream time are kept
 out of `items()`.
+
+`del recent[user]` forgets the key: its windows and buffered records (tombstones;
+pending finals are not emitted), so later records start from `default()` (a
+window is the fold of the records it holds, so deleting only some windows would
+leave the others and the next ones inconsistent). `relative_to_now()` and
+`relative_to_field(f)` are views sharing the data whose records are at the wall
+clock or at a field's time, stream time and lateness included.
 """
 
 from __future__ import annotations
@@ -41,8 +48,8 @@ from typing import TYPE_CHECKING, Any
 
 from streams import stream_time
 from streams.errors import ConfigurationError
-from streams.event import current_event
 from streams.sessions import _store_keys_as_json
+from streams.table_time import TimeViews
 from streams.window_close import EmitMode, FinalResult, FinalSink, check_grace, final_sink
 
 if TYPE_CHECKING:
@@ -120,7 +127,7 @@ def _hidden(key: Any) -> bool:
     return not (isinstance(key, tuple) and len(key) == 2)
 
 
-class SlidingTable:
+class SlidingTable(TimeViews):
     """A table of sliding windows; create with `app.Table(..., default=).sliding(size)`."""
 
     def __init__(
@@ -205,17 +212,24 @@ class SlidingTable:
             return  # `table[k] += x` already wrote through the SlidingSet
         self._update(key, "set", value)
 
+    def __delitem__(self, key: Any) -> None:
+        """Forget `key` here: its windows and its buffered records (tombstones)."""
+        store, part = self._state(key)
+        for start in part.windows.pop(key, []):  # a final pending for one is skipped
+            store.delete((key, start / 1000))
+        for t, seq, op, _ in part.records.pop(key, []):
+            store.delete((key, t / 1000, seq, op))
+
     def _update(self, key: Any, op: str, operand: Any) -> None:
         from streams.table import _DELETED
 
-        event = current_event()
-        t = _ms(time.time() if event is None else event.message.timestamp)
+        t = _ms(self.timestamp())
         store, part = self._state(key)
         now = part.advance(t)
         stream_time.write(store, now / 1000)
         size, close = self.window.size_ms, now - self.window.grace_ms
         if t + size < close:
-            self.late_dropped += 1
+            self._root.late_dropped += 1
             logger.debug(
                 "late event dropped table=%s partition=%d key=%r timestamp=%s stream_time=%s",
                 self.name,
@@ -307,7 +321,7 @@ class SlidingTable:
                     continue
                 self.on_final(FinalResult(key, start / 1000, (start + size) / 1000, value))
                 emitted += 1
-        self.emitted += emitted
+        self._root.emitted += emitted
         return emitted
 
     # --- lifecycle (driven by the worker and the test driver) ------------------------
@@ -437,8 +451,7 @@ class SlidingSet:
         return self._apply("and", other)
 
     def _time(self) -> float:
-        event = current_event()
-        return time.time() if event is None else event.message.timestamp
+        return self.table.timestamp()
 
     def current(self) -> Any:
         """The aggregate over the `size` up to the current event's time."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, overload
 from runtime.types import TopicPartition
 from streams.channel import Channel
 from streams.errors import ConfigurationError
-from streams.event import Event, set_current_event
+from streams.event import Event, set_current_batch, set_current_event
 from streams.event_batch import EventBatch
 from streams.model import FieldDescriptor
 
@@ -211,9 +211,11 @@ class Stream:
                         continue
                     batch = buffer.values()
                     channel.holding = buffer.partitions()
+                    set_current_batch(tuple(e for e, _, _ in buffer.events))
                     buffer.events = []
                     channel.busy = True
                     yield batch
+                    set_current_batch(None)
                     channel.busy = False
                     if channel.paused:
                         channel.note_idle()

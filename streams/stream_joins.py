@@ -19,7 +19,8 @@ Each side has a stream time per partition, the newest timestamp it has seen
 there (kept in the changelog too):
 
 - an event more than `grace` behind its own side's stream time is late:
-  dropped, counted in `late_dropped`, logged at DEBUG;
+  dropped, counted in `late_dropped` (and the worker's
+  `streams_join_late_dropped_total{join=}`), logged at DEBUG;
 - an event's window closes once the *other* side's stream time passes its end
   plus `grace` (`tl + after + grace` for a left event, `tr + before + grace` for
   a right one): no event still to come from the other side can join it. It

@@ -21,6 +21,12 @@ recomputed row (None for a deleted one) also goes to `sink`: a topic (a
 tombstone for a deletion) or a function of (key, value), the update stream of
 the join.
 
+Each row carries the joined timestamp (Kafka Streams': the later of the two
+sides' update times, the causing event's time counting for a delete):
+`joined.timestamp_of(k)`, and the time of the record sent to a `sink` topic.
+Each side's last update time per key lives in a companion table
+`<name>-times` (changelogged, so recovery keeps it).
+
 The derived table is a Table like any other: read it, join it again, recover it
 from its own changelog `<app>-<name>-changelog` (it is flushed with the sides, and
 an event replayed after a crash recomputes its rows again). The three tables must
@@ -46,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["JoinedTable", "PairCodec", "TableJoinHow", "join_tables"]
 
 TableJoinHow = Literal["inner", "left", "outer"]
+_Emit = Callable[[Any, Any, "float | None"], None]
 _ABSENT = object()
 _NONE_LENGTH = 0xFFFFFFFF
 
@@ -110,8 +117,18 @@ class JoinedTable(Table):
         self._joiner = joiner or _pair
         self._sink = _sink(sink)
         self._checked = False
-        left.on_change.append(self._recompute)
-        right.on_change.append(self._recompute)
+        # [left time, right time, row time] per key; a side's time is None while
+        # that side does not hold the key. Kept apart from the rows, since an inner
+        # or left join has no row to keep an unmatched side's time in.
+        self.times = Table(
+            left._wiring,
+            f"{name}-times",
+            key_type=left.key_type,
+            key_serializer=getattr(left._dump_key, "__self__", None),
+            partitions=left.changelog._declared_partitions,
+        )
+        left.on_change.append(lambda key: self._side_changed(0, key))
+        right.on_change.append(lambda key: self._side_changed(1, key))
 
     def __repr__(self) -> str:
         return f"<JoinedTable {self.name}: {self.left.name} {self.how} join {self.right.name}>"
@@ -122,7 +139,32 @@ class JoinedTable(Table):
             self._checked = True
         return super().attach(partition, store)
 
-    def _recompute(self, key: Any) -> None:
+    def timestamp_of(self, key: Any) -> float | None:
+        """The joined timestamp of row `key`'s last update (its deletion included):
+        the later of its sides' update times; None once neither side holds it."""
+        times = self.times.get(key)
+        return None if times is None else times[2]
+
+    def _side_changed(self, side: int, key: Any) -> None:
+        source = (self.left, self.right)[side]
+        cause = None
+        if isinstance(source, JoinedTable):  # a joined side brings its own row's time
+            cause = source.timestamp_of(key)
+        if cause is None:
+            cause = _event_time()
+        times = list(self.times.get(key) or (None, None, None))
+        other = times[1 - side]
+        known = [t for t in (cause, other) if t is not None]
+        times[side] = cause if key in source else None
+        times[2] = max(known) if known else None
+        # Kept before the row changes: a join of this join reads it then.
+        if times[0] is None and times[1] is None:
+            self.times.pop(key, None)
+        else:
+            self.times[key] = times
+        self._recompute(key, times[2])
+
+    def _recompute(self, key: Any, timestamp: float | None) -> None:
         left = self.left.get(key, _ABSENT)
         right = self.right.get(key, _ABSENT)
         how = self.how
@@ -137,14 +179,14 @@ class JoinedTable(Table):
                 None if left is _ABSENT else left, None if right is _ABSENT else right
             )
             self[key] = value
-            self._emit(key, value)
+            self._emit(key, value, timestamp)
         elif key in self:
             del self[key]
-            self._emit(key, None)
+            self._emit(key, None, timestamp)
 
-    def _emit(self, key: Any, value: Any) -> None:
+    def _emit(self, key: Any, value: Any, timestamp: float | None) -> None:
         if self._sink is not None:
-            self._sink(key, value)
+            self._sink(key, value, timestamp)
 
 
 def join_tables(
@@ -183,6 +225,7 @@ def join_tables(
         sink=sink,
     )
     add_table(table)
+    add_table(table.times)
     return table
 
 
@@ -208,7 +251,12 @@ def _pair(left: Any, right: Any) -> tuple[Any, Any]:
     return left, right
 
 
-def _sink(sink: Topic | Callable[[Any, Any], Any] | None) -> Callable[[Any, Any], Any] | None:
+def _event_time() -> float | None:
+    event = current_event()
+    return None if event is None else event.message.timestamp
+
+
+def _sink(sink: Topic | Callable[[Any, Any], Any] | None) -> _Emit | None:
     from streams.topic import Topic
 
     if sink is None:
@@ -216,13 +264,15 @@ def _sink(sink: Topic | Callable[[Any, Any], Any] | None) -> Callable[[Any, Any]
     if isinstance(sink, Topic):
         topic = sink
 
-        def send(key: Any, value: Any) -> None:
-            event = current_event()
-            topic.send_soon(
-                key, value, timestamp=None if event is None else event.message.timestamp
-            )
+        def send(key: Any, value: Any, timestamp: float | None) -> None:
+            topic.send_soon(key, value, timestamp=timestamp)
 
         return send
     if not callable(sink):
         raise TypeError(f"join: sink must be a topic or a function of (key, value), not {sink!r}")
-    return sink
+    function = sink
+
+    def call(key: Any, value: Any, timestamp: float | None) -> None:
+        function(key, value)
+
+    return call

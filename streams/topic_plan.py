@@ -70,7 +70,9 @@ def spec(name: str, partitions: int, configs: Mapping[str, str] | None) -> Topic
 def app_topics(app: App, existing: Mapping[str, TopicInfo] | None = None) -> list[TopicSpec]:
     """Every topic the app's worker would create: its topics, then its tables'
     changelogs (co-partitioned with the agents' topics, as the worker makes them,
-    counting those that exist with the partitions they have)."""
+    counting those that exist with the partitions they have), then the reply
+    topic of `agent.ask()` when the app has agents (made by the first ask or
+    reply where the cluster lets it)."""
     existing = existing or {}
     out = [spec(t.name, effective_partitions(t, existing), t.config) for t in app.topics.values()]
     counts = {effective_partitions(a.source, existing) for a in app.agents.values()}
@@ -81,6 +83,10 @@ def app_topics(app: App, existing: Mapping[str, TopicInfo] | None = None) -> lis
         if changelog._declared_partitions is None and common is not None:
             partitions = common
         out.append(spec(changelog.name, partitions, changelog.config))
+    if app.agents:  # any agent can be asked; the reply topic is otherwise made on first ask
+        from streams.ask import REPLY_CONFIG, reply_topic_name
+
+        out.append(spec(reply_topic_name(app.wiring.app_id), 1, REPLY_CONFIG))
     seen: set[str] = set()
     return [s for s in out if not (s.name in seen or seen.add(s.name))]
 

@@ -20,6 +20,7 @@ of ListOffsets a second at most.
     streams_recovered_partitions{table}            partitions recovered so far
     streams_window_late_dropped_total{table}       late events windowed tables dropped
     streams_window_finals_emitted_total{table}     final window results emitted
+    streams_join_late_dropped_total{join}          late events stream-stream joins dropped
     streams_commit_seconds                          commit latency (histogram)
     streams_commits_total, streams_rebalances_total, streams_revocations_total
     streams_assigned_partitions, streams_agent_state{agent,state}
@@ -47,6 +48,7 @@ from runtime.errors import StreamsRuntimeError
 from runtime.stats import LatencyStats
 from runtime.types import TopicPartition
 from stores.errors import StoreError
+from streams.stream_joins import JoinWindows
 
 if TYPE_CHECKING:
     from streams.worker import Worker
@@ -231,6 +233,11 @@ def _buckets(stats: LatencyStats) -> list[tuple[str, float]]:
 
 
 def _window_metrics(worker: Worker) -> Iterator[Metric]:
+    joins = CounterMetricFamily(
+        "streams_join_late_dropped",
+        "Late events a stream-stream join dropped (more than grace behind its side)",
+        labels=["join"],
+    )
     late = CounterMetricFamily(
         "streams_window_late_dropped",
         "Late events a windowed table dropped (its window closed by stream time)",
@@ -242,6 +249,8 @@ def _window_metrics(worker: Worker) -> Iterator[Metric]:
         labels=["table"],
     )
     for table in sorted(worker.app.tables.values(), key=lambda t: t.name):
+        if isinstance(table, JoinWindows):
+            joins.add_metric([table.name], table.late_dropped)
         windowed = table.windowed
         if windowed is None:
             continue
@@ -251,6 +260,7 @@ def _window_metrics(worker: Worker) -> Iterator[Metric]:
         finals.add_metric([table.name], emitted)
     yield late
     yield finals
+    yield joins
 
 
 def _table_metrics(worker: Worker, snapshot: Snapshot) -> Iterator[Metric]:

@@ -12,6 +12,7 @@ import pytest
 from waiting import wait_until_async
 
 import streams
+from streams.driver import TestDriver
 from streams.worker import Worker
 
 # (timestamp, key) with gap 10 and grace 5; a session [s, e] closes once
@@ -268,3 +269,44 @@ def test_random_out_of_order_events_match_a_brute_force_model(tmp_path, seed):
     expected = _reference_sessions(events, 5.0, 10.0)
     assert expected[1] > 0 and len(expected[0]) > 10  # the data does exercise both
     assert asyncio.run(main()) == expected
+
+
+class Visit(streams.Record):
+    user: str
+    at: float
+    leave: bool = False
+
+
+def test_del_and_relative_to_field_on_a_session_table(tmp_path):
+    app = streams.App("sessdel", broker="memory://", data_dir=str(tmp_path))
+    visits_in = app.topic("visits-in", value_type=Visit, partitions=1)
+    visits = app.Table("visits", key_type=str, default=int).session(10)
+    by_field = visits.relative_to_field(Visit.at)
+
+    @app.agent(visits_in)
+    async def count(stream):
+        async for visit in stream:
+            if visit.leave:
+                del by_field[visit.user]  # the session holding the visit's own time
+            else:
+                by_field[visit.user] += 1
+
+    async def main() -> None:
+        async with TestDriver(app) as driver:
+            # record timestamps 1000 s on: the sessions follow the field instead
+            for i, at in enumerate([0.0, 5.0, 30.0, 31.0]):
+                await driver.send(visits_in, Visit(user="u", at=at), timestamp=1000.0 + i)
+            assert visits.sessions("u") == [(0.0, 5.0, 2), (30.0, 31.0, 2)]
+            await driver.send(visits_in, Visit(user="u", at=3.0, leave=True), timestamp=1004.0)
+            assert visits.sessions("u") == [(30.0, 31.0, 2)]
+            assert dict(visits.items()) == {("u", 30.0, 31.0): 2}
+            await driver.send(visits_in, Visit(user="u", at=12.0, leave=True), timestamp=1005.0)
+            assert visits.sessions("u") == [(30.0, 31.0, 2)]  # no session holds 12: nothing
+            # late by the field's time (stream time 31): counted on the table
+            await driver.send(visits_in, Visit(user="u", at=-100.0), timestamp=1006.0)
+            assert visits.late_dropped == 1
+        assert visits.relative_to_now().timestamp() >= 1_700_000_000  # the wall clock
+        with pytest.raises(TypeError, match="needs a model field"):
+            visits.relative_to_field("at")
+
+    asyncio.run(main())

@@ -8,9 +8,11 @@ import random
 from typing import Any
 
 import pytest
+from waiting import wait_until_async
 
 import streams
 from streams.driver import TestDriver
+from streams.worker import Worker
 
 
 def _app(tmp_path, size: float = 10, **sliding: Any) -> tuple[streams.App, Any, Any, list]:
@@ -250,3 +252,95 @@ def test_random_input_with_late_records_matches_the_arrival_model(tmp_path, seed
     expected, dropped = _model_with_grace(events, 4000, 2000)
     assert dropped > 0 and table.late_dropped == dropped
     assert stored == expected
+
+
+def test_sliding_windows_on_every_transport(make_app):
+    app = make_app("slx")
+    clicks = app.topic("slx-clicks", key_type=str, partitions=1)
+    finals: list[streams.FinalResult] = []
+    table = app.Table("recent", default=int).sliding(
+        10, grace=5, emit="final", on_final=finals.append
+    )
+    done: list[float] = []
+
+    @app.agent(clicks)
+    async def count(stream):
+        async for event in stream.events():
+            table[event.key] += 1
+            done.append(event.message.timestamp)
+
+    # Stream time 24 closes the windows ending at 8, 12 and 18.001; 20 is out of
+    # order within grace, 5 late (5 + 10 + 5 < 24); 100 closes (and expires) the rest.
+    sent = [8, 12, 24, 20, 5, 100]
+
+    async def main():
+        async with Worker(app):
+            for ts in sent[:-1]:
+                await clicks.send(key="k", value=ts, timestamp=ts)
+            await wait_until_async(lambda: len(done) == 5, timeout_s=30.0, what="5 events")
+            assert table.late_dropped == 1
+            # the windows by start, before 100 expires them; [-2, 8] may be already
+            assert [w for w in table.windows("k") if w[1] > 12] == [
+                (8.001, 18.001, 1),
+                (10.0, 20.0, 2),
+                (12.001, 22.001, 1),
+                (14.0, 24.0, 2),
+                (20.001, 30.001, 1),
+            ]
+            await clicks.send(key="k", value=100, timestamp=100)
+            await wait_until_async(lambda: len(finals) == 7, timeout_s=30.0, what="7 finals")
+
+    asyncio.run(main())
+    assert [(f.start, f.end, f.value) for f in finals] == [
+        (-2.0, 8.0, 1),
+        (2.0, 12.0, 2),
+        (8.001, 18.001, 1),
+        (10.0, 20.0, 2),
+        (12.001, 22.001, 1),
+        (14.0, 24.0, 2),
+        (20.001, 30.001, 1),
+    ]
+
+
+class Hit(streams.Record):
+    page: str
+    at: float
+    forget: bool = False
+
+
+def test_del_and_relative_to_field_on_a_sliding_table(tmp_path):
+    app = streams.App("sldel", broker="memory://", data_dir=str(tmp_path))
+    hits = app.topic("hits", value_type=Hit, partitions=1)
+    recent = app.Table("recent", key_type=str, default=int).sliding(10, grace=100)
+    by_field = recent.relative_to_field(Hit.at)
+    reads: list[int] = []
+
+    @app.agent(hits)
+    async def count(stream):
+        async for hit in stream:
+            if hit.forget:
+                del by_field[hit.page]
+            else:
+                by_field[hit.page] += 1
+                reads.append(by_field[hit.page].current())
+
+    async def main() -> None:
+        async with TestDriver(app) as driver:
+            # record timestamps 1000 s on: the windows follow the field instead
+            for i, at in enumerate([0.0, 4.0]):
+                await driver.send(hits, Hit(page="p", at=at), timestamp=1000.0 + i)
+            assert recent.windows("p") == [(-10.0, 0.0, 1), (-6.0, 4.0, 2), (0.001, 10.001, 1)]
+            await driver.send(hits, Hit(page="p", at=5.0, forget=True), timestamp=1002.0)
+            assert recent.windows("p") == [] and dict(recent.items()) == {}
+            # the buffered records went too: [-2, 8] holds the new record only
+            await driver.send(hits, Hit(page="p", at=8.0), timestamp=1003.0)
+            assert recent.windows("p") == [(-2.0, 8.0, 1)]
+            await driver.send(hits, Hit(page="p", at=-200.0), timestamp=1004.0)  # late
+            assert recent.late_dropped == 1  # counted on the table, not the view
+            await driver.commit()
+            await driver.crash()  # the tombstones reached the changelog
+            assert recent.windows("p") == [(-2.0, 8.0, 1)]
+        # current() of the view is at the field's time: [-210, -200] holds nothing
+        assert reads == [1, 2, 1, 0]
+
+    asyncio.run(main())

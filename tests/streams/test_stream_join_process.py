@@ -1,21 +1,29 @@
 """Real worker processes with a windowed stream-stream join: one buffers the views
 and stops, the next joins the clicks with them and is killed with SIGKILL midway,
-the last finishes. The buffers come back from their changelog on disk each time,
-and every pair is in the output (at least once)."""
+the last finishes. The buffers come back from their changelog each time, and every
+pair is in the output (at least once); on `log://` and on `kafka://` (a `streams
+broker` process)."""
 
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import orjson
 import pytest
+from broker_process import start_broker
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_reading import read_records_to_end
 
 from runtime.log.config import FlushPolicy
 from runtime.log.manager import Log
 from runtime.log.records import decode_batches, encode_batch
 from runtime.partitioner import partition_for_key
 from runtime.types import TopicPartition
+
+__all__ = ["start_broker"]  # a fixture: importing it offers it to these tests
 
 APPS = Path(__file__).parent / "apps"
 EVENTS = 300  # per topic
@@ -35,12 +43,15 @@ def _ends() -> list[str]:
     return sorted(found.values())
 
 
-def _events() -> dict[str, list[tuple[str, str, float]]]:
-    views = [(f"k{i % KEYS}", f"v{i}", float(i)) for i in range(EVENTS)]
-    clicks = [(f"k{j % KEYS}", f"c{j}", j + 0.5) for j in range(EVENTS)]
+Events = dict[str, list[tuple[str, str, float]]]
+
+
+def _events(base: float) -> Events:
+    views = [(f"k{i % KEYS}", f"v{i}", base + i) for i in range(EVENTS)]
+    clicks = [(f"k{j % KEYS}", f"c{j}", base + j + 0.5) for j in range(EVENTS)]
     for key in _ends():
-        views.append((key, f"v-{key}", 10_000.0))
-        clicks.append((key, f"c-{key}", 10_000.0))
+        views.append((key, f"v-{key}", base + 10_000.0))
+        clicks.append((key, f"c-{key}", base + 10_000.0))
     return {"views": views, "clicks": clicks}
 
 
@@ -53,19 +64,43 @@ def _expected(events: dict[str, list[tuple[str, str, float]]]) -> set[tuple[str,
     }
 
 
-def _produce(log_dir: Path, events: dict[str, list[tuple[str, str, float]]]) -> None:
+def _by_partition(rows: list[tuple[str, str, float]]) -> dict[int, list]:
+    by_partition: dict[int, list] = {}
+    for key, value, ts in rows:
+        kb = key.encode()
+        by_partition.setdefault(partition_for_key(kb, PARTITIONS), []).append(
+            (kb, orjson.dumps(value), int(ts * 1000), ())
+        )
+    return by_partition
+
+
+def _produce(log_dir: Path, events: Events) -> None:
     with Log.open(log_dir, flush=FlushPolicy("os")) as log:
         for topic, rows in events.items():
             if topic not in log.topics():
                 log.create_topic(topic, PARTITIONS)
-            by_partition: dict[int, list] = {}
-            for key, value, ts in rows:
-                kb = key.encode()
-                by_partition.setdefault(partition_for_key(kb, PARTITIONS), []).append(
-                    (kb, orjson.dumps(value), int(ts * 1000), ())
-                )
-            for p, records in by_partition.items():
+            for p, records in _by_partition(rows).items():
                 log.append(TopicPartition(topic, p), encode_batch(records))
+
+
+def _produce_to_kafka(bootstrap: str, events: Events) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
+    for topic, rows in events.items():
+        for p, records in _by_partition(rows).items():
+            for key, value, ts_ms, _ in records:
+                producer.produce(topic, value, key, partition=p, timestamp=ts_ms)
+    assert producer.flush(30) == 0
+
+
+def _kafka_output(bootstrap: str, expect: int) -> list[tuple[str, str, str]]:
+    rows = read_records_to_end(bootstrap, "joined", PARTITIONS, "read_uncommitted", expect=expect)
+    out = []
+    for records in rows.values():
+        for key, value in records:
+            assert key is not None
+            view, click = orjson.loads(value)
+            out.append((key.decode(), view, click))
+    return out
 
 
 def _output(log_dir: Path) -> list[tuple[str, str, str]]:
@@ -85,18 +120,32 @@ def _output(log_dir: Path) -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.slow
-def test_a_killed_worker_recovers_its_join_buffers_and_misses_no_pair(tmp_path, worker_process):
+@pytest.mark.parametrize("transport", ["log", "kafka"])
+def test_a_killed_worker_recovers_its_join_buffers_and_misses_no_pair(
+    tmp_path, transport, worker_process, start_broker
+):
     data = tmp_path / "data"
-    events = _events()
-    args = ("-l", "warning", "--web", "none")
+    # Recent timestamps: a broker's retention judges by them.
+    events = _events(float(int(time.time())))
+    args: tuple[str, ...] = ("-l", "warning", "--web", "none")
     env = {"JOIN_APP_DATA": str(data)}
+    if transport == "log":
+        produce = lambda rows: _produce(data / "log", rows)  # noqa: E731
+    else:
+        broker = start_broker("--partitions", str(PARTITIONS))
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        made = admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in ("views", "clicks")])
+        for future in made.values():
+            future.result(timeout=30)
+        produce = lambda rows: _produce_to_kafka(broker.bootstrap, rows)  # noqa: E731
+        args += ("--broker", f"kafka://{broker.bootstrap}")
     # Views only, buffered and committed by a clean stop.
-    _produce(data / "log", {"views": events["views"], "clicks": []})
+    produce({"views": events["views"], "clicks": []})
     first = worker_process("join_app", APPS, *args, env=env)
     first.wait_log(f"buffered views={len(events['views'])}")
     assert first.stop() == 0
     # Then the clicks, which join the views from the changelog, and a kill midway.
-    _produce(data / "log", {"clicks": events["clicks"]})
+    produce({"clicks": events["clicks"]})
     second = worker_process("join_app", APPS, *args, env=env)
     second.wait_log("join results=200")
     assert second.stop(signal.SIGKILL) == -signal.SIGKILL
@@ -106,8 +155,11 @@ def test_a_killed_worker_recovers_its_join_buffers_and_misses_no_pair(tmp_path, 
         third.wait_log(f"joined the last events key={key}")
     assert third.stop() == 0
 
-    out = _output(data / "log")
     expected = _expected(events)
+    if transport == "log":
+        out = _output(data / "log")
+    else:
+        out = _kafka_output(broker.bootstrap, len(expected))
     # Each view pairs with the clicks 20 s before, at, and 20 s after it, where there are.
     assert len(expected) == 3 * EVENTS - 2 * KEYS + len(_ends())
     assert set(out) == expected  # nothing lost, nothing made up

@@ -4,6 +4,7 @@ expiry, a crash mid-window, and one run on every transport."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from typing import Any
 
@@ -325,3 +326,35 @@ def test_a_stream_join_key_needs_repartition(tmp_path):
 
     asyncio.run(main())
     assert errors and "pass repartition=True too" in errors[0]
+
+
+def test_late_join_events_are_counted_in_the_worker_metrics_and_logged(tmp_path, caplog):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from streams.web.metrics import WorkerMetrics
+
+    parts = _app(tmp_path, "inner")
+    caplog.set_level(logging.DEBUG, logger="streams.stream_joins")
+
+    def late_dropped(worker: Any) -> dict[str, float]:
+        text = WorkerMetrics(worker).render().decode()
+        return {
+            s.labels["join"]: s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == "streams_join_late_dropped_total"
+        }
+
+    async def main() -> None:
+        async with TestDriver(parts["app"]) as driver:
+            await driver.send(parts["L"], "v1", key="a", timestamp=20)
+            assert late_dropped(driver.worker) == {"views-clicks": 0}
+            await driver.send(parts["L"], "v0", key="a", timestamp=14)  # 6 s > grace 5 s
+            await driver.send(parts["R"], "c0", key="a", timestamp=1)  # its side's first: kept
+            await driver.send(parts["L"], "v2", key="a", timestamp=15)  # within grace: kept
+            assert late_dropped(driver.worker) == {"views-clicks": 1}
+
+    asyncio.run(main())
+    dropped = [r for r in caplog.records if "late event dropped" in r.getMessage()]
+    assert [r.levelno for r in dropped] == [logging.DEBUG]
+    assert "timestamp=14" in dropped[0].getMessage()

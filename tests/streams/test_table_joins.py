@@ -225,3 +225,59 @@ def test_a_left_table_join_on_every_transport(make_app):
 
     asyncio.run(main())
     assert sorted(updates) == [("a", (F1, Z1)), ("b", (F2, None))]
+
+
+def test_a_joined_row_carries_the_later_of_both_sides_times_across_a_crash(tmp_path):
+    parts = _app(tmp_path)
+    z2 = Zone(city="Rome")
+    # Out of order on purpose: a row's time is the later of its sides' last update
+    # times (the causing event's time counting for a delete), not the causing time.
+    steps = [("fares", F1, 10.0), ("zones", Z1, 5.0), ("zones", z2, 7.0), ("fares", F2, 3.0)]
+    steps.append(("zones", None, 1.0))
+    expected = {"inner": [10.0, 10.0, 7.0, 3.0], "left": [10.0, 10.0, 10.0, 7.0, 3.0]}
+
+    async def main() -> None:
+        async with TestDriver(parts["app"]) as driver:
+            for i, (side, value, at) in enumerate(steps):
+                await driver.send(parts[side], value, key="a", timestamp=at)
+                if i == 1:  # the times recovered from the changelog carry on
+                    await driver.commit()
+                    await driver.crash()
+                    assert parts["joined"]["left"].timestamp_of("a") == 10.0
+            for how, times in expected.items():
+                assert [r.timestamp for r in driver.read(parts["sinks"][how])] == times, how
+            assert parts["joined"]["left"].timestamp_of("a") == 3.0
+            assert parts["joined"]["inner"].timestamp_of("a") == 3.0  # its deletion's
+            assert parts["joined"]["left"].timestamp_of("b") is None
+
+    asyncio.run(main())
+
+
+def test_a_join_of_a_join_takes_the_joined_rows_time(tmp_path):
+    app = streams.App("tjts", broker="memory://", data_dir=str(tmp_path))
+    writes = app.topic("writes", partitions=1)
+    tables = {name: app.Table(name, partitions=1) for name in ("a", "b", "c")}
+    ab = tables["a"].join(tables["b"], joiner=lambda a, b: a + b, name="ab")
+    abc = ab.join(tables["c"], how="left", joiner=lambda ab, c: [ab, c], name="abc")
+
+    @app.agent(writes)
+    async def write(stream):
+        async for table, value in stream.items():
+            tables[table]["k"] = value
+
+    async def main() -> None:
+        async with TestDriver(app) as driver:
+            times = []
+            for table, value, at in [
+                ("a", 1, 5.0),
+                ("b", 10, 3.0),
+                ("c", 100, 1.0),
+                ("b", 20, 9.0),
+            ]:
+                await driver.send(writes, value, key=table, timestamp=at)
+                times.append((ab.timestamp_of("k"), abc.timestamp_of("k")))
+            # abc's row is at ab's row time (5, then 9), not at the event's (1 for c)
+            assert times == [(5.0, None), (5.0, 5.0), (5.0, 5.0), (9.0, 9.0)]
+            assert abc["k"] == [21, 100]
+
+    asyncio.run(main())

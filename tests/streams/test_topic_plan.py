@@ -68,7 +68,8 @@ def test_the_dry_run_prints_the_plan_and_creates_nothing(monkeypatch, tmp_path):
     lines = plan.output.strip().splitlines()
     assert "exists  events partitions=8" in lines
     creates = [line for line in lines if line.startswith("create  streams topics --broker log://")]
-    assert len(creates) == 2  # the changelog, and the default on_decode_error's dead letters
+    # the changelog, the default on_decode_error's dead letters, agent.ask()'s replies
+    assert len(creates) == 3
     assert any(
         line.endswith(
             "create counter-counts-changelog --partitions 8 --config cleanup.policy=compact"
@@ -76,6 +77,10 @@ def test_the_dry_run_prints_the_plan_and_creates_nothing(monkeypatch, tmp_path):
         for line in creates
     )
     assert any(line.endswith("create counter-dead-letters --partitions 1") for line in creates)
+    assert any(
+        line.endswith("create counter-replies --partitions 1 --config retention.ms=3600000")
+        for line in creates
+    )
     listing = runner.invoke(cli, ["topics", "--data", data])
     assert "counter-counts-changelog" not in listing.output  # nothing was created
     done = runner.invoke(cli, args[:-1], catch_exceptions=False)

@@ -15,6 +15,7 @@ app = streams.App(
     "joinapp",
     data_dir=os.environ.get("JOIN_APP_DATA", "./streams-data"),
     commit_interval_s=0.2,
+    session_timeout_s=2.0,  # on kafka://: the killed worker's partitions come back soon
 )
 views = app.topic("views", key_type=str, partitions=2)
 clicks = app.topic("clicks", key_type=str, partitions=2)
