@@ -29,10 +29,11 @@ class Event(streams.Record):
     sent_ns: int
 
 
+_commit_interval = os.environ.get("BENCH_COMMIT_INTERVAL_S")  # default: the App's
 app = streams.App(
     os.environ.get("BENCH_APP_ID", "peers-streams"),
     store="rocksdb://",
-    commit_interval_s=float(os.environ.get("BENCH_COMMIT_INTERVAL_S", "1.0")),
+    commit_interval_s=float(_commit_interval) if _commit_interval else None,
     topic_partitions=PARTITIONS,
 )
 source = app.topic(
