@@ -75,9 +75,15 @@ class Channel:
         self.paused = False
         self._resumed.set()
 
+    @property
+    def in_hand(self) -> bool:
+        """The reader is processing an event, or a list take() handed out (whose
+        reader may meanwhile skip filtered events, and clear `busy`)."""
+        return self.busy or bool(self.holding)
+
     async def wait_idle(self) -> None:
         """Wait until the reader is between events (call pause() first)."""
-        while self.busy and not self._closed:
+        while self.in_hand and not self._closed:
             self._idle.clear()
             await self._idle.wait()
 

@@ -242,6 +242,8 @@ class Stream:
         finally:
             if pending is not None:
                 pending.cancel()
+            # A list left unhandled (the agent raised): its offsets stay held.
+            channel.holding = set()
             await events.aclose()
 
     @overload

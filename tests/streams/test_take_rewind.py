@@ -155,3 +155,39 @@ def test_a_commit_cutting_right_after_a_full_list_commits_past_its_last_event():
 
     # 0 and 1 are processed: the cut is at 2, not at 1 (1 would be processed twice).
     assert asyncio.run(main())[0] == {0: 2}
+
+
+def test_a_commit_waits_for_a_list_while_the_reader_skips_filtered_events():
+    async def main() -> tuple[bool, list[list[int]]]:
+        channel = Channel()
+        channel.put_nowait(_batch(range(1)))
+        asked, answer = asyncio.Event(), asyncio.Event()
+
+        async def not_1(value: int) -> bool:
+            if value == 1:
+                asked.set()
+                await answer.wait()
+            return value != 1
+
+        handled: list[list[int]] = []
+        idle_during_the_list = True
+        async for values in _stream(channel).filter(not_1).take(10, within=0.05):
+            handled.append(values)
+            if len(handled) == 2:
+                break
+            # A list cut by `within` is handled; the reader reads on meanwhile and
+            # is filtering 1 when a commit starts: 1 is skipped during the pause.
+            channel.put_nowait(_batch(range(1, 3)))
+            await asyncio.wait_for(asked.wait(), TIMEOUT_S)
+            channel.pause()
+            idle = asyncio.ensure_future(channel.wait_idle())
+            answer.set()
+            await wait_until_async(lambda: not channel.busy, timeout_s=TIMEOUT_S, what="1 skipped")
+            for _ in range(5):  # the commit's turn, were the channel idle
+                await asyncio.sleep(0)
+            idle_during_the_list = idle.done()
+            idle.add_done_callback(lambda _: channel.resume())
+        return idle_during_the_list, handled
+
+    # Not idle while the list is handled; the commit cuts once it is, then 2 comes.
+    assert asyncio.run(main()) == (False, [[0], [2]])
