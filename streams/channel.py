@@ -54,8 +54,11 @@ class Channel:
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._idle = asyncio.Event()
-        self._discarded = False  # the batch in hand was rewound while paused
         self.rewinds = 0  # how many times discard_all() forgot what was given out
+        # `rewinds` when `batch` was taken: a reader (or take() holding an event
+        # the reader handed it) whose batch was taken before the last rewind goes
+        # no further with it, whether or not the channel is still paused.
+        self.batch_rewinds = 0
         # Revoked partitions (drop) until a batch of theirs comes again, and how
         # many times each was revoked: take() forgets what it buffered of them.
         self.revoked: set[TopicPartition] = set()
@@ -72,9 +75,15 @@ class Channel:
         self.paused = False
         self._resumed.set()
 
+    @property
+    def in_hand(self) -> bool:
+        """The reader is processing an event, or a list take() handed out (whose
+        reader may meanwhile skip filtered events, and clear `busy`)."""
+        return self.busy or bool(self.holding)
+
     async def wait_idle(self) -> None:
         """Wait until the reader is between events (call pause() first)."""
-        while self.busy and not self._closed:
+        while self.in_hand and not self._closed:
             self._idle.clear()
             await self._idle.wait()
 
@@ -86,14 +95,11 @@ class Channel:
     async def wait_unpaused(self) -> None:
         await self._resumed.wait()
 
-    async def wait_resumed(self) -> bool:
-        """For the reader, at a pause: False if the batch in hand was rewound
-        meanwhile (discard_all), so it must not go on with it."""
-        await self._resumed.wait()
-        if self._discarded:
-            self._discarded = False
-            return False
-        return True
+    @property
+    def rewound(self) -> bool:
+        """Whether the batch the reader took was rewound since (discard_all):
+        its events, those handed out too, are fetched again."""
+        return self.batch_rewinds != self.rewinds
 
     def discard_all(self) -> None:
         """Forget every queued batch and the rest of the one in hand (an aborted
@@ -104,8 +110,6 @@ class Channel:
         self._held.clear()
         self._not_full.set()
         self._not_empty.clear()
-        if self.position < len(self.batch):
-            self._discarded = True
         self.batch, self.position = [], 0
 
     # --- the current event, for streams that hand out values (EventCursor) ------
@@ -178,6 +182,7 @@ class Channel:
         self._not_full.set()
         self.batch = batch
         self.position = 0
+        self.batch_rewinds = self.rewinds
         self.partition = (
             batch.partition if type(batch) is EventBatch else batch[0].message.partition
         )

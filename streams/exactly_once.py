@@ -172,7 +172,7 @@ class TransactionalCommits:
 async def _wait_idle(channels: list[Channel]) -> None:
     """Until every reader is between events: an event half processed would
     leave half its writes in this transaction and its offset out of it."""
-    busy = [asyncio.ensure_future(c.wait_idle()) for c in channels if c.busy]
+    busy = [asyncio.ensure_future(c.wait_idle()) for c in channels if c.in_hand]
     if not busy:
         return
     try:

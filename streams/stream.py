@@ -82,9 +82,14 @@ class Stream:
                 batch = await channel.get()
                 if batch is None:
                     return
+                # Checked before each event, paused or not: a rewind while the
+                # reader was parked at its yield (take() holding the event) too.
+                rewinds = channel.rewinds
                 for i, event in enumerate(batch):
                     channel.position = i
-                    if channel.paused and not await channel.wait_resumed():
+                    if channel.paused:
+                        await channel.wait_unpaused()
+                    if channel.rewinds != rewinds:
                         break  # rewound by an aborted transaction: fetched again
                     channel.busy = True
                     if predicates and not await _passes(predicates, event.value):
@@ -123,10 +128,13 @@ class Stream:
                 if batch is None:
                     return
                 items = pick(batch)
+                rewinds = channel.rewinds
                 set_current_event(channel)
                 for i, item in enumerate(items):
                     channel.position = i
-                    if channel.paused and not await channel.wait_resumed():
+                    if channel.paused:
+                        await channel.wait_unpaused()
+                    if channel.rewinds != rewinds:
                         break  # rewound by an aborted transaction: fetched again
                     channel.busy = True
                     if predicates and not await _passes(predicates, item[1] if keyed else item):
@@ -198,6 +206,13 @@ class Stream:
                             yield buffer.values()
                         return
                     pending = None
+                    if channel.rewound:
+                        continue  # handed out before an aborted transaction: fetched again
+                    # Buffered and held now: for a commit the reader is between
+                    # events (it waits at its yield, asking nothing of this one).
+                    channel.busy = False
+                    if channel.paused:
+                        channel.note_idle()
                     if not buffer.valid():
                         deadline = loop.time() + within
                     if not buffer.add(event):
@@ -216,6 +231,10 @@ class Stream:
                     channel.busy = True
                     yield batch
                     set_current_batch(None)
+                    if pending is None:
+                        # The reader waits at its yield of the list's last event,
+                        # processed now: a commit may cut past it.
+                        channel.position += 1
                     channel.busy = False
                     if channel.paused:
                         channel.note_idle()
@@ -223,6 +242,8 @@ class Stream:
         finally:
             if pending is not None:
                 pending.cancel()
+            # A list left unhandled (the agent raised): its offsets stay held.
+            channel.holding = set()
             await events.aclose()
 
     @overload
