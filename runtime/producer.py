@@ -83,6 +83,7 @@ class Producer:
         self._batch_bytes_max = batch_bytes_max
         self._max_message_bytes = max_message_bytes if max_message_bytes is not None else {}
         self._buffers: dict[TopicPartition, _Buffer] = {}
+        self._limits: dict[str, int] = {}  # a topic's batch size limit, asked per record
         self._locks: dict[TopicPartition, asyncio.Lock] = {}
         self._linger_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -94,6 +95,7 @@ class Producer:
 
     def set_max_message_bytes(self, topic: str, limit: int) -> None:
         self._max_message_bytes[topic] = limit
+        self._limits.pop(topic, None)
 
     def send_nowait(
         self,
@@ -115,9 +117,12 @@ class Producer:
         size = (len(key) if key else 0) + (len(value) if value else 0) + _RECORD_OVERHEAD_MAX
         for hkey, hvalue in headers:
             size += len(hkey) + (len(hvalue) if hvalue else 0) + 10
-        limit = min(
-            self._max_message_bytes.get(tp.topic, self._batch_bytes_max), self._batch_bytes_max
-        )
+        limit = self._limits.get(tp.topic)
+        if limit is None:
+            limit = self._limits[tp.topic] = min(
+                self._max_message_bytes.get(tp.topic, self._batch_bytes_max),
+                self._batch_bytes_max,
+            )
         if size + HEADER_SIZE > limit:
             raise RecordTooLargeError(
                 f"record of {size} bytes is larger than the maximum of {limit} bytes "

@@ -126,6 +126,7 @@ class Topic:
         self.config = dict(config or {})
         self.internal = internal
         self.partitions: int = partitions or wiring.default_partitions
+        self._tps: dict[int, TopicPartition] = {}  # one per partition, not one per record
 
     def __repr__(self) -> str:
         return f"<Topic {self.name} partitions={self.partitions}>"
@@ -268,7 +269,7 @@ class Topic:
         producer = self._wiring.producer_for(self)
         pending = PendingSend(asyncio.get_running_loop(), self.name, partition, ts_ms)
         producer.send_nowait(
-            TopicPartition(self.name, partition),
+            self._tp(partition),
             key_bytes,
             value_bytes,
             ts_ms,
@@ -293,13 +294,19 @@ class Topic:
             key, value, partition, timestamp, headers
         )
         self._wiring.producer_for(self).send_nowait(
-            TopicPartition(self.name, partition),
+            self._tp(partition),
             key_bytes,
             value_bytes,
             ts_ms,
             hdrs,
             want_future=False,
         )
+
+    def _tp(self, partition: int) -> TopicPartition:
+        tp = self._tps.get(partition)
+        if tp is None:
+            tp = self._tps[partition] = TopicPartition(self.name, partition)
+        return tp
 
     def _prepare(
         self,
