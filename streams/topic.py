@@ -247,8 +247,11 @@ class Topic:
     def partition_for(self, key_bytes: bytes | None) -> int:
         if key_bytes is None:
             event = current_event()
-            if event is not None and event.message.topic == self.name:
-                return event.message.partition
+            if event is not None:
+                batch = event._batch  # its topic and partition without building the Message
+                source = event.message if batch is None else batch
+                if source.topic == self.name:
+                    return source.partition
             return self._wiring.round_robin(self.name, self.partitions)
         return partition_for_key(key_bytes, self.partitions)
 
