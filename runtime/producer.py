@@ -20,6 +20,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from runtime.errors import RecordTooLargeError
 from runtime.log.records import HEADER_SIZE, Header, OutRecord, encode_batch
@@ -37,12 +38,25 @@ Append = Callable[[TopicPartition, list[OutRecord]], Awaitable[int]]
 """Store one partition's records as one batch (or in order); the first one's offset."""
 
 
+class Settle(Protocol):
+    """What a record's slot needs of a future: the producer settles it with the
+    record's offset or its batch's error (asyncio.Future is one)."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, offset: int, /) -> None: ...
+
+    def set_exception(self, error: BaseException, /) -> None: ...
+
+    def exception(self) -> BaseException | None: ...
+
+
 @dataclass(slots=True)
 class _Buffer:
     records: list[tuple[bytes | None, bytes | None, int, Sequence[Header]]] = field(
         default_factory=list
     )
-    futures: list[asyncio.Future[int] | None] = field(default_factory=list)
+    futures: list[Settle | None] = field(default_factory=list)
     size: int = HEADER_SIZE
 
 
@@ -69,6 +83,7 @@ class Producer:
         self._batch_bytes_max = batch_bytes_max
         self._max_message_bytes = max_message_bytes if max_message_bytes is not None else {}
         self._buffers: dict[TopicPartition, _Buffer] = {}
+        self._limits: dict[str, int] = {}  # a topic's batch size limit, asked per record
         self._locks: dict[TopicPartition, asyncio.Lock] = {}
         self._linger_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -80,6 +95,7 @@ class Producer:
 
     def set_max_message_bytes(self, topic: str, limit: int) -> None:
         self._max_message_bytes[topic] = limit
+        self._limits.pop(topic, None)
 
     def send_nowait(
         self,
@@ -90,16 +106,23 @@ class Producer:
         headers: Sequence[Header] = (),
         *,
         want_future: bool = True,
+        settle: Settle | None = None,
     ) -> asyncio.Future[int] | None:
-        """Buffer one record; the batch goes out on linger, size or flush."""
+        """Buffer one record; the batch goes out on linger, size or flush.
+
+        `settle` takes the place of the returned future (None is returned then):
+        the caller's own future-like object, settled with the offset."""
         if self._closed:
             raise RuntimeError("producer is closed")
         size = (len(key) if key else 0) + (len(value) if value else 0) + _RECORD_OVERHEAD_MAX
         for hkey, hvalue in headers:
             size += len(hkey) + (len(hvalue) if hvalue else 0) + 10
-        limit = min(
-            self._max_message_bytes.get(tp.topic, self._batch_bytes_max), self._batch_bytes_max
-        )
+        limit = self._limits.get(tp.topic)
+        if limit is None:
+            limit = self._limits[tp.topic] = min(
+                self._max_message_bytes.get(tp.topic, self._batch_bytes_max),
+                self._batch_bytes_max,
+            )
         if size + HEADER_SIZE > limit:
             raise RecordTooLargeError(
                 f"record of {size} bytes is larger than the maximum of {limit} bytes "
@@ -113,9 +136,11 @@ class Producer:
         elif buf.size + size > limit or len(buf.records) >= self._batch_records_max:
             self._start_drain(tp)
             buf = self._buffers[tp] = _Buffer()
-        future = asyncio.get_running_loop().create_future() if want_future else None
+        future = (
+            asyncio.get_running_loop().create_future() if want_future and settle is None else None
+        )
         buf.records.append((key, value, timestamp_ms, headers))
-        buf.futures.append(future)
+        buf.futures.append(future if settle is None else settle)
         buf.size += size
         if self._linger_task is None or self._linger_task.done():
             self._linger_task = asyncio.get_running_loop().create_task(self._linger())

@@ -339,11 +339,17 @@ class TestDriver:
                         raise DriverError(f"the app failed: {failure.result()!r}") from (
                             failure.result()
                         )
-                    assert worker.producer is not None
-                    await worker.producer.flush()
+                    producer = worker.producer
+                    assert producer is not None
+                    await producer.flush()
                     quiet = _quiet_committed if self._exactly_once else _quiet
                     if await quiet(worker):
-                        return
+                        # Agents run while a flush waits, and may have buffered
+                        # more: settled once a flush after the quiet appends nothing.
+                        appended = sum(producer.records_out.values())
+                        await producer.flush()
+                        if sum(producer.records_out.values()) == appended:
+                            return
                     await asyncio.sleep(0)
         except TimeoutError:
             raise DriverError(

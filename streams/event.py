@@ -52,7 +52,8 @@ class Event:
 
     @property
     def partition(self) -> int:
-        return self.message.partition
+        batch = self._batch  # the partition without building the Message
+        return self.message.partition if batch is None else batch.partition
 
     @property
     def offset(self) -> int:

@@ -108,8 +108,32 @@ class JoinedStream:
 
     async def events(self) -> AsyncIterator[tuple[Event, Any]]:
         """(event, table_value) for each event kept by the join."""
+        if not self.table.route_by_key:
+            async for pair in self._copartitioned_events():
+                yield pair
+            return
         async for event in self.stream.events():
             table_value = self._lookup(event)
+            if table_value is _ABSENT:
+                continue  # inner join: no table value for this key yet
+            yield event, table_value
+
+    async def _copartitioned_events(self) -> AsyncIterator[tuple[Event, Any]]:
+        """events() with a Table: the key is in the table partition numbered like
+        the event's (co-partitioned, checked when the join was made), so the
+        lookup neither hashes the key nor asks for the current event."""
+        from streams.table import _DELETED
+
+        partitions, absent = self.table.partitions, None if self.how == "left" else _ABSENT
+        async for event in self.stream.events():
+            batch = event._batch  # the partition without building the event's Message
+            part = partitions.get(event.message.partition if batch is None else batch.partition)
+            if part is None:
+                table_value = self._lookup(event)  # raises, naming the unassigned partition
+            else:
+                table_value = part.get(event.key)
+                if table_value is _DELETED:
+                    table_value = absent
             if table_value is _ABSENT:
                 continue  # inner join: no table value for this key yet
             yield event, table_value

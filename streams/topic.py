@@ -21,6 +21,7 @@ from streams.errors import KeyDecodeError, ValueDecodeError
 from streams.event import Event, Message, current_event
 from streams.event_batch import EventBatch
 from streams.model import Record as Model
+from streams.pending_send import PendingSend
 from streams.schema_codecs import FORMATS as SCHEMA_FORMATS
 from streams.schema_codecs import schema_codec
 
@@ -125,6 +126,7 @@ class Topic:
         self.config = dict(config or {})
         self.internal = internal
         self.partitions: int = partitions or wiring.default_partitions
+        self._tps: dict[int, TopicPartition] = {}  # one per partition, not one per record
 
     def __repr__(self) -> str:
         return f"<Topic {self.name} partitions={self.partitions}>"
@@ -245,8 +247,11 @@ class Topic:
     def partition_for(self, key_bytes: bytes | None) -> int:
         if key_bytes is None:
             event = current_event()
-            if event is not None and event.message.topic == self.name:
-                return event.message.partition
+            if event is not None:
+                batch = event._batch  # its topic and partition without building the Message
+                source = event.message if batch is None else batch
+                if source.topic == self.name:
+                    return source.partition
             return self._wiring.round_robin(self.name, self.partitions)
         return partition_for_key(key_bytes, self.partitions)
 
@@ -258,28 +263,23 @@ class Topic:
         partition: int | None = None,
         timestamp: float | None = None,
         headers: Sequence[Header] | Mapping[str, bytes] | None = None,
-    ) -> asyncio.Future[RecordMetadata]:
-        """Buffer a record without waiting; returns a future of its metadata."""
-        offset_future, partition, ts_ms = self._buffer(
-            key, value, partition, timestamp, headers, want_future=True
+    ) -> PendingSend:
+        """Buffer a record without waiting; returns a future of its metadata
+        (a PendingSend: an asyncio future is made only if it is awaited)."""
+        key_bytes, value_bytes, partition, ts_ms, hdrs = self._prepare(
+            key, value, partition, timestamp, headers
         )
-        assert offset_future is not None
-        result: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-        name = self.name
-
-        def _done(f: asyncio.Future[int]) -> None:
-            if result.done():
-                return
-            if f.cancelled():
-                result.cancel()
-            elif f.exception() is not None:
-                result.set_exception(f.exception())  # type: ignore[arg-type]
-                result.exception()
-            else:
-                result.set_result(RecordMetadata(name, partition, f.result(), ts_ms))
-
-        offset_future.add_done_callback(_done)
-        return result
+        producer = self._wiring.producer_for(self)
+        pending = PendingSend(asyncio.get_running_loop(), self.name, partition, ts_ms)
+        producer.send_nowait(
+            self._tp(partition),
+            key_bytes,
+            value_bytes,
+            ts_ms,
+            hdrs,
+            settle=pending,
+        )
+        return pending
 
     def send_nowait(
         self,
@@ -293,20 +293,34 @@ class Topic:
         """Buffer a record and ask for no result: no future per record. A batch
         that fails still fails the worker's next flush, so an offset is never
         committed past it (what agent sinks and group_by forwarders use)."""
-        self._buffer(key, value, partition, timestamp, headers, want_future=False)
+        key_bytes, value_bytes, partition, ts_ms, hdrs = self._prepare(
+            key, value, partition, timestamp, headers
+        )
+        self._wiring.producer_for(self).send_nowait(
+            self._tp(partition),
+            key_bytes,
+            value_bytes,
+            ts_ms,
+            hdrs,
+            want_future=False,
+        )
 
-    def _buffer(
+    def _tp(self, partition: int) -> TopicPartition:
+        tp = self._tps.get(partition)
+        if tp is None:
+            tp = self._tps[partition] = TopicPartition(self.name, partition)
+        return tp
+
+    def _prepare(
         self,
         key: Any,
         value: Any,
         partition: int | None,
         timestamp: float | None,
         headers: Sequence[Header] | Mapping[str, bytes] | None,
-        *,
-        want_future: bool,
-    ) -> tuple[asyncio.Future[int] | None, int, int]:
-        key_bytes = self.encode_key(key)
-        value_bytes = self.encode_value(value)
+    ) -> tuple[bytes | None, bytes | None, int, int, Sequence[Header]]:
+        key_bytes = None if key is None else self.key_codec.dumps(key)
+        value_bytes = None if value is None else self.value_codec.dumps(value)
         if partition is None:
             partition = self.partition_for(key_bytes)
         elif not 0 <= partition < self.partitions:
@@ -314,19 +328,13 @@ class Topic:
                 f"topic {self.name!r} has {self.partitions} partitions, no partition {partition}"
             )
         ts_ms = int((time.time() if timestamp is None else timestamp) * 1000)
-        hdrs: Sequence[Header] = (
-            tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers or ())
-        )
-        producer = self._wiring.producer_for(self)
-        offset_future = producer.send_nowait(
-            TopicPartition(self.name, partition),
-            key_bytes,
-            value_bytes,
-            ts_ms,
-            hdrs,
-            want_future=want_future,
-        )
-        return offset_future, partition, ts_ms
+        if not headers:
+            hdrs: Sequence[Header] = ()
+        elif isinstance(headers, Mapping):
+            hdrs = tuple(headers.items())
+        else:
+            hdrs = tuple(headers)
+        return key_bytes, value_bytes, partition, ts_ms, hdrs
 
     async def send(
         self,
@@ -336,7 +344,7 @@ class Topic:
         partition: int | None = None,
         timestamp: float | None = None,
         headers: Sequence[Header] | Mapping[str, bytes] | None = None,
-    ) -> asyncio.Future[RecordMetadata]:
+    ) -> PendingSend:
         """Buffer a record; `await` the returned future to wait until stored."""
         future = self.send_soon(
             key, value, partition=partition, timestamp=timestamp, headers=headers

@@ -102,6 +102,19 @@ def _write_varint(out: bytearray, value: int) -> None:
     out.append(value)
 
 
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    _write_varint(out, value)
+    return bytes(out)
+
+
+# The zigzag varints of 0 .. _SMALL_MAX-1 (1 or 2 bytes each, ~600 KB): the
+# lengths, offset deltas and timestamp deltas of a batch's records are nearly
+# all small, and a list lookup costs less than a Python call per field.
+_SMALL_MAX = 8192
+_SMALL_VARINTS = [_varint_bytes(v) for v in range(_SMALL_MAX)]
+
+
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     b = buf[pos]
     if b < 0x80:
@@ -182,32 +195,41 @@ def _encode(
     out = bytearray(HEADER_SIZE)
     body = bytearray()
     write = _write_varint
+    # Every varint below is of a value >= 0 (base_ts is the batch's least timestamp).
+    small, n, varint = _SMALL_VARINTS, _SMALL_MAX, _varint_bytes
     for delta, key, value, ts, headers in rows:
         body.clear()
         body.append(0)  # record attributes
-        write(body, ts - base_ts)
-        write(body, delta)
+        ts_delta = ts - base_ts
+        body += small[ts_delta] if ts_delta < n else varint(ts_delta)
+        body += small[delta] if delta < n else varint(delta)
         if key is None:
             body.append(1)  # zigzag(-1)
         else:
-            write(body, len(key))
+            size = len(key)
+            body += small[size] if size < n else varint(size)
             body += key
         if value is None:
             body.append(1)
         else:
-            write(body, len(value))
+            size = len(value)
+            body += small[size] if size < n else varint(size)
             body += value
-        write(body, len(headers))
-        for hkey, hvalue in headers:
-            hk = hkey.encode()
-            write(body, len(hk))
-            body += hk
-            if hvalue is None:
-                body.append(1)
-            else:
-                write(body, len(hvalue))
-                body += hvalue
-        write(out, len(body))
+        if not headers:
+            body.append(0)
+        else:
+            write(body, len(headers))
+            for hkey, hvalue in headers:
+                hk = hkey.encode()
+                write(body, len(hk))
+                body += hk
+                if hvalue is None:
+                    body.append(1)
+                else:
+                    write(body, len(hvalue))
+                    body += hvalue
+        size = len(body)
+        out += small[size] if size < n else varint(size)
         out += body
     _HEADER.pack_into(
         out,
