@@ -40,6 +40,7 @@ from runtime.client.errors import (
     TransactionAbortedError,
 )
 from runtime.client.group import ConsumerGroupMetadata
+from runtime.errors import StorageError
 from runtime.log.config import FlushPolicy
 from runtime.log.lock import DataDirLock, lock_directories
 from runtime.producer import Producer
@@ -534,7 +535,10 @@ class Worker:
 
         def done(t: asyncio.Task[Any]) -> None:
             if not t.cancelled() and t.exception() is not None:
-                logger.error("%s failed: %r", name, t.exception(), exc_info=t.exception())
+                exc = t.exception()
+                # a write the log refused (a full disk) names its topic: no traceback
+                trace = None if isinstance(exc, StorageError) else exc
+                logger.error("%s failed: %r", name, exc, exc_info=trace)
                 self._fail(t.exception())  # type: ignore[arg-type]
 
         task.add_done_callback(done)

@@ -11,7 +11,6 @@ the restart test comes last in the module.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 from broker_process import REPO, BrokerProcess, free_port, free_ports
+from click.testing import CliRunner
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicCollection
 from confluent_kafka.admin import (
     AclBinding,
@@ -35,6 +35,8 @@ from confluent_kafka.admin import (
 from kcat_runner import kcat
 from secure_setup import Listeners, Login, Pki, add_user, broker_args
 from waiting import wait_until
+
+from streams.cli import cli
 
 with warnings.catch_warnings():
     # kafka-python 3.0 loads its schemas with importlib.resources.read_text
@@ -464,15 +466,10 @@ def test_a_client_certificate_is_its_subjects_principal(acl_broker) -> None:
 def streams_acls(acl_broker: AclBroker, user: str, *args: str) -> subprocess.CompletedProcess:
     login = Login("SASL_PLAINTEXT", MECHANISM, user, password_of(user))
     url, env = login.streams_url(acl_broker.pki, acl_broker.listeners.sasl_plaintext)
-    return subprocess.run(
-        [sys.executable, "-m", "streams", "acls", *args, "--broker", url],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
+    # in this process: a second's start-up saved per call
+    command = ["acls", *args, "--broker", url]
+    done = CliRunner().invoke(cli, command, env=env)
+    return subprocess.CompletedProcess(command, done.exit_code, done.stdout, done.stderr)
 
 
 def test_the_streams_acls_command_adds_lists_and_removes(acl_broker) -> None:

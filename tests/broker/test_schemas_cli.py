@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
+
+from streams.cli import cli
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +21,7 @@ V2 = {**V1, "fields": [*V1["fields"], {"name": "n", "type": "int", "default": 0}
 BREAKS = {**V1, "fields": [*V1["fields"], {"name": "n", "type": "int"}]}
 
 
-def schemas(broker, *args: str) -> subprocess.CompletedProcess[str]:
+def schemas_process(broker, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "streams", "schemas", *args, "--registry", broker.http],
         cwd=REPO,
@@ -29,12 +32,17 @@ def schemas(broker, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def schemas(broker, *args: str) -> Result:
+    """The same command in this process: a second's start-up saved per call."""
+    return CliRunner().invoke(cli, ["schemas", *args, "--registry", broker.http])
+
+
 def test_register_list_show_check_delete(broker, tmp_path) -> None:
     files = {}
     for name, schema in (("v1", V1), ("v2", V2), ("breaks", BREAKS)):
         files[name] = tmp_path / f"{name}.avsc"
         files[name].write_text(json.dumps(schema))
-    registered = schemas(broker, "register", "rides-value", str(files["v1"]))
+    registered = schemas_process(broker, "register", "rides-value", str(files["v1"]))
     assert registered.returncode == 0, registered.stderr
     first_id = int(registered.stdout)
     listed = schemas(broker, "list")
@@ -42,15 +50,15 @@ def test_register_list_show_check_delete(broker, tmp_path) -> None:
     shown = schemas(broker, "show", "rides-value")
     assert json.loads(shown.stdout) == V1
     refused = schemas(broker, "check", "rides-value", str(files["breaks"]))
-    assert refused.returncode == 1 and "a field without a default" in refused.stderr
+    assert refused.exit_code == 1 and "a field without a default" in refused.stderr
     assert schemas(broker, "check", "rides-value", str(files["v2"])).stdout.strip() == "compatible"
     conflict = schemas(broker, "register", "rides-value", str(files["breaks"]))
-    assert conflict.returncode != 0 and "409" in conflict.stderr
+    assert conflict.exit_code != 0 and "409" in conflict.stderr
     deleted = schemas(broker, "delete", "rides-value")
-    assert deleted.returncode == 0 and "[1]" in deleted.stderr
+    assert deleted.exit_code == 0 and "[1]" in deleted.stderr
     assert schemas(broker, "list").stdout.strip() == ""
     missing = schemas(broker, "show", "rides-value")
-    assert missing.returncode != 0 and "not found" in missing.stderr
+    assert missing.exit_code != 0 and "not found" in missing.stderr
 
 
 def test_tail_shows_schema_encoded_records_decoded_through_the_registry(broker) -> None:

@@ -1,0 +1,18 @@
+"""The test suite's collection order: test files with `slow` tests (the process-heavy
+reliability runs) first, every file's tests still together and in their order.
+
+The suite runs on several pytest-xdist processes, one file at a time each
+(`--dist loadfile --no-loadscope-reorder`, pyproject.toml). Handing out the long
+files first keeps the run from ending with one process busy on a kill loop while
+the others idle. (Here, not in tests/: a conftest there would put tests/ on
+sys.path, where tests/stores would shadow the stores package.)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: order kept within
