@@ -49,6 +49,7 @@ from streams.window_close import (
     EmitMode,
     FinalResult,
     FinalSink,
+    check_emit,
     check_grace,
     final_sink,
 )
@@ -136,12 +137,7 @@ class SessionTable(TimeViews):
             raise ConfigurationError(
                 f"session table {table.name!r} needs default= (the value a new session starts at)"
             )
-        if emit not in ("update", "final"):
-            raise ValueError(f"emit must be 'update' or 'final', got {emit!r}")
-        if emit == "final" and on_final is None:
-            raise ValueError("emit='final' needs on_final= (a function or a topic)")
-        if emit == "update" and on_final is not None:
-            raise ValueError("on_final= needs emit='final'")
+        check_emit(emit, on_final)
         self.table = table
         self.window = window
         self.name = table.name

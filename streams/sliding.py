@@ -50,7 +50,14 @@ from streams import stream_time
 from streams.errors import ConfigurationError
 from streams.sessions import _store_keys_as_json
 from streams.table_time import TimeViews
-from streams.window_close import EmitMode, FinalResult, FinalSink, check_grace, final_sink
+from streams.window_close import (
+    EmitMode,
+    FinalResult,
+    FinalSink,
+    check_emit,
+    check_grace,
+    final_sink,
+)
 
 if TYPE_CHECKING:
     from runtime.transport import Transport
@@ -142,12 +149,7 @@ class SlidingTable(TimeViews):
             raise ConfigurationError(
                 f"sliding table {table.name!r} needs default= (the value a window starts at)"
             )
-        if emit not in ("update", "final"):
-            raise ValueError(f"emit must be 'update' or 'final', got {emit!r}")
-        if emit == "final" and on_final is None:
-            raise ValueError("emit='final' needs on_final= (a function or a topic)")
-        if emit == "update" and on_final is not None:
-            raise ValueError("on_final= needs emit='final'")
+        check_emit(emit, on_final)
         self.table = table
         self.window = window
         self.name = table.name

@@ -87,6 +87,16 @@ def final_sink(on_final: Topic | FinalSink) -> FinalSink:
     return on_final
 
 
+def check_emit(emit: EmitMode, on_final: Topic | FinalSink | None) -> None:
+    """`emit` and `on_final` go together: a final result needs somewhere to go."""
+    if emit not in ("update", "final"):
+        raise ValueError(f"emit must be 'update' or 'final', got {emit!r}")
+    if emit == "final" and on_final is None:
+        raise ValueError("emit='final' needs on_final= (a function or a topic)")
+    if emit == "update" and on_final is not None:
+        raise ValueError("on_final= needs emit='final'")
+
+
 def make_closer(
     grace: float | None,
     emit: EmitMode,
@@ -95,20 +105,15 @@ def make_closer(
 ) -> WindowCloser | None:
     """The closer for a windowed table's settings; None keeps the old behaviour
     (every event applied, however late)."""
-    if emit not in ("update", "final"):
-        raise ValueError(f"emit must be 'update' or 'final', got {emit!r}")
+    check_emit(emit, on_final)
     grace_s = check_grace(grace)
     if emit == "final":
-        if on_final is None:
-            raise ValueError("emit='final' needs on_final= (a function or a topic)")
         grace_s = grace_s or 0.0
         if expires is not None and expires < grace_s:
             raise ValueError(
                 f"expires ({expires}) must be >= grace ({grace_s}): a window must not be "
                 "deleted before it closes and its final value is emitted"
             )
-    elif on_final is not None:
-        raise ValueError("on_final= needs emit='final'")
     if grace_s is None:
         return None
     return WindowCloser(grace_s, None if on_final is None else final_sink(on_final))
