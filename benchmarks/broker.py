@@ -41,9 +41,7 @@ the client, is the limit.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from benchmarks.broker_phases import (
@@ -56,7 +54,7 @@ from benchmarks.broker_phases import (
 )
 from benchmarks.broker_process import running_broker
 from benchmarks.embedded import machine
-from benchmarks.runs import Best
+from benchmarks.runs import Best, write_json
 from benchmarks.tcp_baseline import TCP_WRITE_BYTES, run_tcp
 
 PRODUCE_TARGET_MSGS_PER_S = 500_000
@@ -246,10 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--messages, --runs, --partitions and --latency-s must be positive")
     results = run_all(args)
     print(report(results), flush=True)
-    if args.json == "-":
-        print(json.dumps(results))
-    elif args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(results, args.json)
 
 
 if __name__ == "__main__":

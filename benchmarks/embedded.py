@@ -20,7 +20,6 @@ import asyncio
 import cProfile
 import gc
 import io
-import json
 import platform
 import pstats
 import random
@@ -34,6 +33,7 @@ import orjson
 
 import streams
 from benchmarks.log_bench import run_log_benchmark
+from benchmarks.runs import write_json
 from runtime.log import FlushPolicy, Log
 from runtime.log.records import decode_batch_rows, encode_batch, iter_batches
 from runtime.partitioner import partition_for_key
@@ -366,10 +366,7 @@ def main(argv: list[str] | None = None) -> None:
             "keyed_count": count["events_per_s"] >= COUNT_TARGET_EVENTS_PER_S,
         },
     }
-    if args.json == "-":
-        print(json.dumps(results))
-    elif args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(results, args.json)
 
 
 if __name__ == "__main__":

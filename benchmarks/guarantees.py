@@ -23,7 +23,6 @@ benchmarks.workers (whose phases this reuses), once per guarantee:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from confluent_kafka import Consumer
 from benchmarks.broker_process import CLIENT_CONFIG, create_topic, running_broker
 from benchmarks.count_topics import produce_events
 from benchmarks.embedded import machine
-from benchmarks.runs import Best
+from benchmarks.runs import Best, write_json
 from benchmarks.worker_phases import (
     COMMIT_INTERVAL_S,
     LATENCY_WARMUP_S,
@@ -211,10 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--latency-s and --commit-interval-s must be positive")
     results = run_all(args)
     print(report(results), flush=True)
-    if args.json == "-":
-        print(json.dumps(results))
-    elif args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(results, args.json)
 
 
 if __name__ == "__main__":

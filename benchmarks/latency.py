@@ -20,7 +20,6 @@ rest of the path.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from typing import Any
 
 from benchmarks.broker_process import running_broker
 from benchmarks.embedded import machine
+from benchmarks.runs import write_json
 from benchmarks.worker_phases import run_latency
 
 TARGET_P99_MS = 5.0
@@ -90,10 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--rate, --partitions, --keys and --latency-s must be positive")
     results = run(args)
     print(report(results), flush=True)
-    if args.json == "-":
-        print(json.dumps(results))
-    elif args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(results, args.json)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from typing import Any
 from rocksdict import Rdict, WriteBatch
 
 from benchmarks.embedded import machine
+from benchmarks.runs import write_json
 from runtime.log import FlushPolicy, Log
 from runtime.log.records import encode_batch
 from runtime.recovery import APPLY_CHUNK_RECORDS, recover_store
@@ -141,10 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     info = machine()
     result = run(args.records, args.keys)
     print(report(info, result), flush=True)
-    if args.json == "-":
-        print(json.dumps({"machine": info, "recovery": result}))
-    elif args.json:
-        Path(args.json).write_text(json.dumps({"machine": info, "recovery": result}, indent=2))
+    write_json({"machine": info, "recovery": result}, args.json)
 
 
 if __name__ == "__main__":

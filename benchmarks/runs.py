@@ -1,9 +1,19 @@
-"""Best-of-N bookkeeping shared by the benchmarks."""
+"""Best-of-N bookkeeping and the results file, shared by the benchmarks."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+
+def write_json(results: Any, dest: str | None) -> None:
+    """`--json FILE`: the results as JSON in FILE, or on stdout for '-'."""
+    if dest == "-":
+        print(json.dumps(results))
+    elif dest:
+        Path(dest).write_text(json.dumps(results, indent=2) + "\n")
 
 
 @dataclass

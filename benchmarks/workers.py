@@ -44,7 +44,6 @@ the cores, and 2 workers cannot reach twice the rate of 1.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -57,7 +56,7 @@ from benchmarks.broker import LATENCY_P99_TARGET_MS
 from benchmarks.broker_process import running_broker
 from benchmarks.count_topics import produce_events
 from benchmarks.embedded import COUNT_TARGET_EVENTS_PER_S, machine
-from benchmarks.runs import Best
+from benchmarks.runs import Best, write_json
 from benchmarks.worker_phases import TOPIC, run_count, run_latency
 from benchmarks.workers_report import report
 
@@ -134,10 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--latency-s x --rate gives no event to measure after the warm-up")
     results = run_all(args)
     print(report(results), flush=True)
-    if args.json == "-":
-        print(json.dumps(results))
-    elif args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(results, args.json)
 
 
 if __name__ == "__main__":

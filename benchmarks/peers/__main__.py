@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from benchmarks.peers import envs, report, spec, systems
 from benchmarks.peers.harness import run_all
+from benchmarks.runs import write_json
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -54,10 +54,7 @@ def main(argv: list[str]) -> None:
         f"{results['load_after'][0]:.2f} after; {results['elapsed_s']:.0f} s"
     )
     print(report.markdown(results["table"], args.rate))
-    if args.json == "-":
-        print(json.dumps(results))
-    elif args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(results, args.json)
 
 
 if __name__ == "__main__":
