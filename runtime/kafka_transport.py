@@ -24,12 +24,15 @@ a TransactionalProducer on this transport's cluster. read_uncommitted is the
 default, and fetches then return the stored bytes as they are.
 
 A read_committed fetch returns whole committed batches, never a marker or an
-aborted batch, so its bytes may end before the offsets it read past (or be
-empty though it read some). Callers compute their next position from the
-batches they get; so that they never read the same skipped batches again, the
-transport remembers per partition where such a skipped run ended and starts
-the next fetch of its first offset there (everything in it is decided and
-invisible to read_committed readers, so skipping it is always right).
+aborted batch, so its bytes may end before the offsets it read past. An answer
+of nothing but markers and aborted batches is read past at once (a broker may
+answer one batch per partition: librdkafka's mock cluster does), so an empty
+fetch means nothing is there to read yet, as for read_uncommitted. Callers
+compute their next position from the batches they get; so that they never
+read the same skipped batches again, the transport remembers per partition
+where such a skipped run ended and starts the next fetch of its first offset
+there (everything in it is decided and invisible to read_committed readers,
+so skipping it is always right).
 """
 
 from __future__ import annotations
@@ -276,6 +279,38 @@ class KafkaTransport:
         skip = self._skips.pop(tp, None)
         if skip is not None and skip[0] == offset:
             offset = skip[1]
+        while True:
+            part = await self._fetch_part(tp, offset, max_bytes, max_wait_s)
+            if part is None:  # failed in a way that passes: the caller asks again
+                self._remember_skip(tp, asked, offset)
+                return b""
+            records = part["records"] or b""
+            if self._isolation != READ_COMMITTED:
+                return bytes(records)
+            aborted = [
+                (a["producer_id"], a["first_offset"]) for a in part["aborted_transactions"] or ()
+            ]
+            kept, read_to = committed_batches(records, aborted, offset)
+            if kept or read_to <= offset:
+                break
+            # Only markers and aborted batches: read on past them at once, as a
+            # consumer does, so an empty answer means nothing to read there yet
+            # (a broker that answers one batch per partition, as librdkafka's
+            # mock does, else ends every read at a marker).
+            offset, max_wait_s = read_to, 0
+        kept_to = max([asked, *(h.next_offset for _, h in iter_batches(kept))])
+        self._remember_skip(tp, kept_to, read_to)
+        return kept
+
+    def _remember_skip(self, tp: TopicPartition, kept_to: int, read_to: int) -> None:
+        if read_to > kept_to:
+            self._skips[tp] = (kept_to, read_to)
+
+    async def _fetch_part(
+        self, tp: TopicPartition, offset: int, max_bytes: int, max_wait_s: float
+    ) -> dict | None:
+        """The Fetch answer's part for `tp`; None after a failure that passes
+        (backed off and the leaders refreshed)."""
         try:
             if max_wait_s > 0:
                 part = await self._fetcher.fetch(tp, offset, max_bytes, max_wait_s)
@@ -285,26 +320,16 @@ class KafkaTransport:
             if isinstance(exc, KafkaError) and not exc.retriable:
                 raise _translate(exc) from exc
             await self._retry_later(tp, exc)
-            return b""
+            return None
         code = part["error_code"]
         if code != ErrorCode.NONE:
             error = KafkaError(code, topic=tp.topic, partition=tp.partition, offset=offset)
             if not error.retriable:
                 raise _translate(error)
             await self._retry_later(tp, error)
-            return b""
+            return None
         self._fetch_failures.pop(tp, None)
-        records = part["records"] or b""
-        if self._isolation != READ_COMMITTED:
-            return bytes(records)
-        aborted = [
-            (a["producer_id"], a["first_offset"]) for a in part["aborted_transactions"] or ()
-        ]
-        kept, read_to = committed_batches(records, aborted, offset)
-        kept_to = max([asked, *(h.next_offset for _, h in iter_batches(kept))])
-        if read_to > kept_to:
-            self._skips[tp] = (kept_to, read_to)
-        return kept
+        return part
 
     async def _retry_later(self, tp: TopicPartition, error: Exception) -> None:
         """A fetch failed in a way that passes (a leader moved, a broker is down):

@@ -119,3 +119,30 @@ def test_a_waiting_fetch_is_answered_by_its_own_partitions_news_or_its_wait():
                 assert transport._fetcher.requests <= 4
 
     run(main(), timeout_s=30)
+
+
+def test_a_read_committed_fetch_reads_on_past_a_lone_transaction_marker(mock_cluster):
+    # The mock answers one batch per partition, so each commit marker comes in an
+    # answer of its own; read until an empty answer, as a table's recovery or a
+    # reader of a topic's contents does, and every committed record is there.
+    mock_cluster.create_topic("committed", 1)
+    tp = TopicPartition("committed", 0)
+
+    async def main():
+        async with KafkaTransport(mock_cluster.url, isolation_level="read_committed") as transport:
+            producer = transport.transactional_producer("marker-reader", linger_ms=0)
+            await producer.init_transactions()
+            for i in range(3):
+                await producer.begin_transaction()
+                await producer.send_and_wait(tp, f"v{i}".encode())
+                await producer.commit_transaction()
+            await producer.close()
+            assert await transport.high_watermark(tp) == 6  # three records, three markers
+            seen, position = [], 0
+            while data := await transport.fetch(tp, position, max_wait_s=0):
+                records = list(decode_batches(data))
+                seen += [r.value for r in records if r.offset >= position]
+                position = records[-1].offset + 1
+            assert seen == [b"v0", b"v1", b"v2"]
+
+    run(main(), timeout_s=30)
