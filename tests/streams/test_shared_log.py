@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from broker_process import free_port
+from child_process import REPO
 from click.testing import CliRunner
 from kcat_runner import kcat
 from waiting import wait_until
-from worker_process import REPO
 
 from runtime.errors import DataDirLockedError
 from runtime.kafka_transport import KafkaTransport

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from child_process import REPO
 
-REPO = Path(__file__).resolve().parents[2]  # tests/support/ -> the repository
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 20.0
 READY_LINE = "broker ready on "

@@ -6,20 +6,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from broker_process import REPO, free_port
+from broker_process import free_port
+from child_process import REPO, ChildProcess
 
-STOP_TIMEOUT_S = 20.0
 
-
-class WorkerProcess:
+class WorkerProcess(ChildProcess):
     """`python -m streams -A APP worker --web 127.0.0.1:PORT ...`."""
 
     def __init__(
@@ -35,31 +32,8 @@ class WorkerProcess:
         command = [sys.executable, "-m", "streams", "-A", app, "worker", "--data", str(data)]
         command += ["--web", f"127.0.0.1:{self.web_port}", "-l", "info", *args]
         paths = [str(pythonpath)] if pythonpath else []
-        variables = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        variables["PYTHONPATH"] = os.pathsep.join([*paths, str(REPO)])
-        self.log: list[str] = []
-        self.proc = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=variables,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._drain = threading.Thread(target=self._read, daemon=True)
-        self._drain.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.log.append(line)
-
-    def text(self) -> str:
-        return "".join(self.log)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
+        variables = {**(env or {}), "PYTHONPATH": os.pathsep.join([*paths, str(REPO)])}
+        super().__init__(command, variables)
 
     def get(self, path: str, timeout_s: float = 10.0) -> tuple[int, Any]:
         """(status, JSON body) of GET path; (0, None) while nothing listens."""
@@ -74,14 +48,4 @@ class WorkerProcess:
 
     def stop(self) -> int:
         """SIGTERM (if running), then wait; SIGKILL past the timeout. The exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait(STOP_TIMEOUT_S)
-        self._drain.join(STOP_TIMEOUT_S)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-        return code
+        return self.reap(signal.SIGTERM)

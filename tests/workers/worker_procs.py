@@ -13,7 +13,6 @@ import os
 import random
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -23,14 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker_process import free_port
+from child_process import REPO, ChildProcess
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from waiting import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).parent / "apps"
 READY_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 20.0
 PARTITIONS = 8
 TOPIC = "events"
 CHANGELOG = "tally-counts-changelog"
@@ -38,61 +36,13 @@ CHANGELOG = "tally-counts-changelog"
 QUIET = {"log.connection.close": False, "log_level": 3}
 
 
-class Process:
+class Process(ChildProcess):
     """A child process whose stderr lines are collected by a thread."""
 
-    def __init__(self, command: list[str], env: dict[str, str], ready_line: str | None) -> None:
-        self.log: list[str] = []
-        self._ready = threading.Event()
-        self._ready_line = ready_line
-        self.proc = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._drain = threading.Thread(target=self._read, daemon=True)
-        self._drain.start()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.log.append(line)
-            if self._ready_line is not None and line.startswith(self._ready_line):
-                self._ready.set()
-        self._ready.set()
-
-    def text(self) -> str:
-        return "".join(self.log)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
     def wait_ready(self) -> None:
-        if not self._ready.wait(READY_TIMEOUT_S) or not self.alive():
+        if not self.ready.wait(READY_TIMEOUT_S) or not self.alive():
             self.reap(signal.SIGKILL)
             raise AssertionError(f"not ready in {READY_TIMEOUT_S}s:\n{self.text()}")
-
-    def reap(self, sig: int) -> int:
-        """Send `sig` (if still running), wait for the exit and the last stderr line."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            code = self.proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait(STOP_TIMEOUT_S)
-        self._drain.join(STOP_TIMEOUT_S)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-        return code
 
     def kill(self) -> None:
         """SIGKILL: a crash."""
