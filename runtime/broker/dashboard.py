@@ -15,8 +15,6 @@ REST proxy's authentication when it has one.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import time
 from collections import deque
@@ -32,13 +30,9 @@ from runtime.broker.metrics import BrokerMetrics, api_name
 from runtime.errors import LogClosedError, UnknownTopicError
 from runtime.transport import EmbeddedTransport
 from runtime.types import TopicPartition
-from runtime.web_assets import ASSETS, SHARED
+from runtime.web_assets.dashboard_base import DashboardBase
 
 STATIC = Path(__file__).parent / "static"
-FILES = {"broker.js": (STATIC, "application/javascript")} | {
-    name: (ASSETS, kind) for name, kind in SHARED.items()
-}
-SAMPLE_INTERVAL_S = 1.0
 HISTORY_S = 300
 RATE_WINDOW_S = 5.0
 STATE_MAX_AGE_S = 1.0
@@ -46,7 +40,7 @@ STATE_MAX_AGE_S = 1.0
 Sample = tuple[float, int, int, int, int]  # time, records in, records out, bytes in, bytes out
 
 
-class BrokerDashboard:
+class BrokerDashboard(DashboardBase):
     def __init__(
         self,
         transport: EmbeddedTransport,
@@ -54,6 +48,7 @@ class BrokerDashboard:
         coordinator: Callable[[], GroupCoordinator | None],
         connections: Callable[[], int],
     ) -> None:
+        super().__init__(STATIC / "broker.html", STATIC / "broker.js")
         self._transport = transport
         self._metrics = metrics
         self._coordinator = coordinator
@@ -62,44 +57,12 @@ class BrokerDashboard:
         self.samples: deque[Sample] = deque(maxlen=HISTORY_S + 1)
         self._state: dict[str, Any] = {}
         self._state_at = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    def add_to(self, app: web.Application) -> None:
-        app.router.add_get("/", self.page)
-        app.router.add_get("/static/{name}", self.static)
-        app.router.add_get("/api/dashboard", self.api)
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._sample(), name="dashboard")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def page(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / "broker.html")
-
-    async def static(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
-        found = FILES.get(name)
-        if found is None:
-            raise web.HTTPNotFound(text=f"no static file {name!r}")
-        directory, kind = found
-        return web.FileResponse(directory / name, headers={"Content-Type": kind})
 
     async def api(self, request: web.Request) -> web.Response:
         if time.monotonic() - self._state_at >= STATE_MAX_AGE_S:
             self._state = await self.gather()
             self._state_at = time.monotonic()
         return web.Response(body=orjson.dumps(self._state), content_type="application/json")
-
-    async def _sample(self) -> None:
-        while True:
-            self.take_sample()
-            await asyncio.sleep(SAMPLE_INTERVAL_S)
 
     def take_sample(self) -> None:
         m = self._metrics

@@ -11,7 +11,6 @@ asks, at most once per `STATE_MAX_AGE_S` however many browsers poll.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 from collections import deque
@@ -22,7 +21,7 @@ from aiohttp import web
 
 from runtime.errors import StreamsRuntimeError
 from runtime.types import TopicPartition
-from runtime.web_assets import ASSETS, SHARED
+from runtime.web_assets.dashboard_base import DashboardBase
 from streams.web.metrics import WorkerMetrics, agent_states
 from streams.web.responses import error_response, json_response
 
@@ -30,18 +29,15 @@ if TYPE_CHECKING:
     from streams.worker import Worker
 
 STATIC = Path(__file__).parent / "static"
-STATIC_FILES = {"dashboard.js": (STATIC, "application/javascript")} | {
-    name: (ASSETS, kind) for name, kind in SHARED.items()
-}
-SAMPLE_INTERVAL_S = 1.0
 HISTORY_S = 300
 RATE_WINDOW_S = 5.0  # events/s shown now: over the last few seconds, not one jittery tick
 STATE_MAX_AGE_S = 1.0
 GATHER_TIMEOUT_S = 10.0
 
 
-class Dashboard:
+class Dashboard(DashboardBase):
     def __init__(self, worker: Worker, metrics: WorkerMetrics) -> None:
+        super().__init__(STATIC / "dashboard.html", STATIC / "dashboard.js")
         self.worker = worker
         self.metrics = metrics
         self.started_at = time.time()
@@ -52,35 +48,11 @@ class Dashboard:
         self._state_lock = asyncio.Lock()
         self._ends: dict[str, int] = {}  # per topic, the sum of its end offsets...
         self._ends_at = 0.0  # ...when last gathered (monotonic)
-        self._task: asyncio.Task[None] | None = None
-
-    def add_to(self, app: web.Application) -> None:
-        app.router.add_get("/", self.page)
-        app.router.add_get("/static/{name}", self.static)
-        app.router.add_get("/api/dashboard", self.api)
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._sample(), name="dashboard")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     # --- handlers --------------------------------------------------------------------
 
-    async def page(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / "dashboard.html")
-
-    async def static(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
-        found = STATIC_FILES.get(name)
-        if found is None:
-            return error_response(404, "not_found", f"no static file {name!r}")
-        directory, kind = found
-        return web.FileResponse(directory / name, headers={"Content-Type": kind})
+    def not_found(self, message: str) -> web.StreamResponse:
+        return error_response(404, "not_found", message)
 
     async def api(self, request: web.Request) -> web.Response:
         async with self._state_lock:  # browsers polling at once share one gathering
@@ -93,11 +65,6 @@ class Dashboard:
         return json_response(self.state)
 
     # --- sampling --------------------------------------------------------------------
-
-    async def _sample(self) -> None:
-        while True:
-            self.take_sample()
-            await asyncio.sleep(SAMPLE_INTERVAL_S)
 
     def take_sample(self) -> None:
         worker = self.worker
