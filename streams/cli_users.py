@@ -9,7 +9,9 @@ where other users of the machine could read it.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
 import click
 
@@ -68,10 +70,8 @@ def add(
         raise click.BadParameter(str(exc), param_hint="NAME") from exc
     password = _read_password(password_stdin)
     credentials = {m: new_credential(m, password, iterations) for m in mechanisms or MECHANISMS}
-    try:
+    with _file_errors():
         users_file.set_user(path, name, credentials)
-    except UsersFileError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"user {name} set in {path} ({', '.join(sorted(credentials))})", err=True)
 
 
@@ -80,10 +80,8 @@ def add(
 @users_option
 def remove(name: str, path: str) -> None:
     """Remove user NAME."""
-    try:
+    with _file_errors():
         removed = users_file.remove_user(path, name)
-    except UsersFileError as exc:
-        raise click.ClickException(str(exc)) from exc
     if not removed:
         raise click.ClickException(f"no user {name!r} in {path}")
     click.echo(f"user {name} removed from {path}", err=True)
@@ -93,13 +91,20 @@ def remove(name: str, path: str) -> None:
 @users_option
 def list_users(path: str) -> None:
     """The users, with their mechanisms and iteration counts."""
-    try:
+    with _file_errors():
         known = users_file.load(path)
-    except UsersFileError as exc:
-        raise click.ClickException(str(exc)) from exc
     for name, credentials in sorted(known.items()):
         mechanisms = ",".join(f"{m}:{c.iterations}" for m, c in sorted(credentials.items()))
         click.echo(f"{name}\t{mechanisms}")
+
+
+@contextlib.contextmanager
+def _file_errors() -> Iterator[None]:
+    """A users or tokens file that cannot be read or written: one clear error."""
+    try:
+        yield
+    except UsersFileError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -149,10 +154,8 @@ def add_token(name: str, path: str) -> None:
 @tokens_option
 def remove_token(name: str, path: str) -> None:
     """Remove NAME's token."""
-    try:
+    with _file_errors():
         removed = tokens_file.remove_token(path, name)
-    except UsersFileError as exc:
-        raise click.ClickException(str(exc)) from exc
     if not removed:
         raise click.ClickException(f"no token for {name!r} in {path}")
     click.echo(f"token for {name} removed from {path}", err=True)
@@ -162,9 +165,7 @@ def remove_token(name: str, path: str) -> None:
 @tokens_option
 def list_tokens(path: str) -> None:
     """The names that have a token."""
-    try:
+    with _file_errors():
         names = sorted(tokens_file.load(path))
-    except UsersFileError as exc:
-        raise click.ClickException(str(exc)) from exc
     for name in names:
         click.echo(name)
