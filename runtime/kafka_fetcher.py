@@ -25,12 +25,12 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from dataclasses import dataclass, field
 
 from runtime.client.cluster import Cluster, backoff_s
 from runtime.client.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+from runtime.client.fetch_requests import check_fetch_answer, fetch_body
 from runtime.log.records import iter_batches
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.types import TopicPartition
@@ -245,41 +245,17 @@ class Fetcher:
         *,
         lane: str,
     ) -> dict:
-        ordered = sorted(positions.items())
-        body = {
-            "replica_id": -1,
-            "max_wait_ms": max_wait_ms,
-            "min_bytes": 1,
-            "max_bytes": min(REQUEST_BYTES_MAX, sum(b for _, (_, b) in ordered)),
-            "isolation_level": self._isolation,
-            "session_id": 0,
-            "session_epoch": -1,
-            "topics": [
-                {
-                    "topic": topic,
-                    "partitions": [
-                        {
-                            "partition": tp.partition,
-                            "current_leader_epoch": -1,
-                            "fetch_offset": offset,
-                            "log_start_offset": -1,
-                            "partition_max_bytes": max_bytes,
-                        }
-                        for tp, (offset, max_bytes) in group
-                    ],
-                }
-                for topic, group in itertools.groupby(ordered, key=lambda item: item[0].topic)
-            ],
-            "forgotten_topics_data": [],
-            "rack_id": "",
-        }
+        body = fetch_body(
+            positions,
+            max_wait_ms=max_wait_ms,
+            min_bytes=1,
+            max_bytes=min(REQUEST_BYTES_MAX, sum(b for _, b in positions.values())),
+            isolation=self._isolation,
+        )
         conn = await self._cluster.connection(node, lane, patient=False)
         self.requests += 1
         response = await conn.request(ApiKey.FETCH, body, timeout_s=max_wait_ms / 1000 + _SLACK_S)
-        code = response.get("error_code", 0)
-        if code != ErrorCode.NONE:  # a whole-request error (librdkafka's mock sends them)
-            raise KafkaError(code, "Fetch")
-        return response
+        return check_fetch_answer(response)
 
 
 def _has_news(answer: dict) -> bool:

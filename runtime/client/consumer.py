@@ -47,6 +47,7 @@ from runtime.client.errors import (
     KafkaError,
     KafkaTimeoutError,
 )
+from runtime.client.fetch_requests import check_fetch_answer, fetch_body
 from runtime.client.isolation import (
     READ_COMMITTED,
     IsolationLevel,
@@ -300,42 +301,20 @@ class Consumer:
         self, node: int, positions: dict[TopicPartition, int], params: tuple[int, int, int]
     ) -> FetchAnswer:
         max_wait_ms, min_bytes, max_bytes = params
-        ordered = sorted(positions.items())
-        body = {
-            "replica_id": -1,
-            "max_wait_ms": max_wait_ms,
-            "min_bytes": min_bytes,
-            "max_bytes": max_bytes,
-            "isolation_level": self._isolation,
-            "session_id": 0,
-            "session_epoch": -1,
-            "topics": [
-                {
-                    "topic": topic,
-                    "partitions": [
-                        {
-                            "partition": tp.partition,
-                            "current_leader_epoch": -1,
-                            "fetch_offset": offset,
-                            "log_start_offset": -1,
-                            "partition_max_bytes": self._partition_max_bytes,
-                        }
-                        for tp, offset in group
-                    ],
-                }
-                for topic, group in itertools.groupby(ordered, key=lambda item: item[0].topic)
-            ],
-            "forgotten_topics_data": [],
-            "rack_id": "",
-        }
+        limit = self._partition_max_bytes
+        body = fetch_body(
+            {tp: (offset, limit) for tp, offset in positions.items()},
+            max_wait_ms=max_wait_ms,
+            min_bytes=min_bytes,
+            max_bytes=max_bytes,
+            isolation=self._isolation,
+        )
         try:
             conn = await self._cluster.connection(node, self._lane)
             response = await conn.request(
                 ApiKey.FETCH, body, timeout_s=max_wait_ms / 1000 + _FETCH_SLACK_S
             )
-            code = response.get("error_code", 0)
-            if code != ErrorCode.NONE:  # a whole-request error (librdkafka's mock sends them)
-                raise KafkaError(code, "Fetch")
+            check_fetch_answer(response)
         except (KafkaConnectionError, KafkaTimeoutError, KafkaError) as exc:
             if isinstance(exc, KafkaError) and not exc.retriable:
                 raise
