@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from runtime.log.records import OutRecord, decode_batches, encode_batch, iter_batches
+from runtime.log.records import decode_batches, iter_batches
 from runtime.types import TopicPartition
 from stores import StoreError
 from streams.table import (
@@ -89,18 +88,11 @@ class GlobalPartition(TablePartition):
         batch_bytes_max: int,
         append: Append | None,
     ) -> int:
-        now_ms = int(time.time() * 1000)
         items = list(dirty.items())
-        records: list[OutRecord] = [
-            (self.dump_key(k), None if v is _DELETED else self.dump_value(v), now_ms, ())
-            for k, v in items
-        ]
+        records = self.changelog_records(dirty)
         done = 0
         for chunk in _chunks(records, batch_bytes_max // 2):
-            if append is None:
-                base = await transport.append(self.changelog, encode_batch(chunk))
-            else:
-                base = await append(self.changelog, chunk)
+            base = await self.append_chunk(chunk, transport, append)
             for i, (key, value) in enumerate(items[done : done + len(chunk)]):
                 self.inflight[key] = (base + i, value)
             done += len(chunk)

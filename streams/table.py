@@ -146,23 +146,33 @@ class TablePartition:
         batch_bytes_max: int,
         append: Append | None,
     ) -> int:
-        now_ms = int(time.time() * 1000)
-        dump_key, dump_value = self.dump_key, self.dump_value
-        records: list[OutRecord] = [
-            (dump_key(k), None if v is _DELETED else dump_value(v), now_ms, ())
-            for k, v in dirty.items()
-        ]
+        records = self.changelog_records(dirty)
         for chunk in _chunks(records, batch_bytes_max // 2):
             writes = {k: v for k, v, _, _ in chunk}
+            base = await self.append_chunk(chunk, transport, append)
             if append is None:
-                base = await transport.append(self.changelog, encode_batch(chunk))
                 self.store.apply(writes, base + len(chunk) - 1)
             else:
-                base = await append(self.changelog, chunk)
                 self.pending.append((writes, base + len(chunk) - 1))
         if append is None and len(self.cache) > CACHE_ENTRIES_MAX:
             self.cache = dict(self.dirty)  # what this flush wrote is in the store now
         return len(records)
+
+    def changelog_records(self, dirty: dict[Any, Any]) -> list[OutRecord]:
+        now_ms = int(time.time() * 1000)
+        dump_key, dump_value = self.dump_key, self.dump_value
+        return [
+            (dump_key(k), None if v is _DELETED else dump_value(v), now_ms, ())
+            for k, v in dirty.items()
+        ]
+
+    async def append_chunk(
+        self, chunk: list[OutRecord], transport: Transport, append: Append | None
+    ) -> int:
+        """Append to the changelog (in the transaction's `append` if any); the base offset."""
+        if append is None:
+            return await transport.append(self.changelog, encode_batch(chunk))
+        return await append(self.changelog, chunk)
 
     def apply_pending(self) -> None:
         """The transaction of the pending writes committed: into the store."""
