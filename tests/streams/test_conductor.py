@@ -85,8 +85,9 @@ def test_revoke_commits_no_further_than_the_batch_in_hand():
             await conductor.start()
             batch = await channel.get()  # in hand: offsets 0..99
             assert batch is not None and batch[0].offset == 0
-            while channel.has_room:  # the fetcher queues more behind it
-                await asyncio.sleep(0.01)
+            await wait_until_async(  # the fetcher queues more behind it
+                lambda: not channel.has_room, timeout_s=10, what="a full channel"
+            )
             assert conductor.positions[TP] > 100
             revoke = asyncio.create_task(conductor.revoke({0}))
             await asyncio.sleep(0.05)
