@@ -11,8 +11,9 @@ from __future__ import annotations
 import signal
 
 import pytest
+from child_process import STOP_TIMEOUT_S
 from waiting import wait_until
-from worker_procs import STOP_TIMEOUT_S, assignment, create_topic, produce
+from worker_procs import assignment, create_topic, produce
 
 pytestmark = pytest.mark.slow
 
