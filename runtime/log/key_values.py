@@ -6,11 +6,13 @@ and headers; replaying a changelog into a store only needs each key's last
 value, so this reader steps over the timestamp and offset deltas without
 computing them, jumps over the headers by the record's length and writes
 straight into a dict (the last value of a key wins, as in the log).
+The compiled twin (_crecords.c) is used when records.py uses it.
 """
 
 from __future__ import annotations
 
 from runtime.errors import CorruptRecordError
+from runtime.log import records
 from runtime.log.records import CONTROL, BatchHeader, _read_varint, _records_bytes
 
 
@@ -22,7 +24,17 @@ def key_values_into(
     has none. No CRC check (as decode_batch_rows)."""
     if header.attributes & CONTROL:
         return 0
-    data = _records_bytes(buf, pos, header)
+    compiled = records._crecords
+    if compiled is not None:
+        data, start, stop = records.records_span(buf, pos, header)
+        return compiled.key_values_into(
+            writes, data, start, stop, header.base_offset, header.record_count
+        )
+    return _key_values_into(writes, _records_bytes(buf, pos, header), header)
+
+
+def _key_values_into(writes: dict[bytes, bytes | None], data: bytes, header: BatchHeader) -> int:
+    """The reference reader (the compiled key_values_into is its twin)."""
     read = _read_varint
     p = 0
     try:

@@ -8,10 +8,14 @@ Invariants:
   offset delta, key, value, headers. Compressed batches compress the records
   part as a whole; gzip, snappy (raw or xerial-framed), lz4 (frame) and zstd are decoded.
 - An encoded batch has a valid CRC (see batch_header.py for what it covers).
+- The readers use the compiled twins in _crecords.c when it was built and the
+  environment variable STREAMS_PURE_PYTHON is not set; the Python functions
+  here are the fallback and the reference (same rows, same errors).
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +44,13 @@ from runtime.log.batch_header import (
 )
 from runtime.log.compression import decompress_records
 
+try:
+    if os.environ.get("STREAMS_PURE_PYTHON"):
+        raise ImportError("STREAMS_PURE_PYTHON is set")
+    from runtime.log import _crecords
+except ImportError:  # built without a C compiler, or asked not to use it
+    _crecords = None  # type: ignore[assignment]
+
 __all__ = [
     "COMPRESSION_GZIP",
     "COMPRESSION_LZ4",
@@ -61,6 +72,7 @@ __all__ = [
     "OutRecord",
     "Record",
     "RecordRow",
+    "compiled",
     "control_type",
     "crc32c",
     "decode_batch",
@@ -121,15 +133,21 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
         return (b >> 1) ^ -(b & 1), pos + 1
     result = b & 0x7F
     shift = 7
-    while True:
+    while shift < 63:
         pos += 1
         b = buf[pos]
         result |= (b & 0x7F) << shift
         if b < 0x80:
             return (result >> 1) ^ -(result & 1), pos + 1
         shift += 7
-        if shift > 63:
-            raise CorruptRecordError("varint longer than 10 bytes")
+    pos += 1
+    b = buf[pos]  # the tenth byte: bit 63 and nothing above it
+    if b & 0x80:
+        raise CorruptRecordError("varint longer than 10 bytes")
+    if b > 1:
+        raise CorruptRecordError("varint overflows 64 bits")
+    result |= b << 63
+    return (result >> 1) ^ -(result & 1), pos + 1
 
 
 # --- encode ----------------------------------------------------------------
@@ -255,12 +273,31 @@ def _encode(
 # --- decode ----------------------------------------------------------------
 
 
+def compiled() -> bool:
+    """Whether the compiled reader (_crecords) is in use."""
+    return _crecords is not None
+
+
 def _records_bytes(buf: bytes, pos: int, header: BatchHeader) -> bytes:
     start, end = pos + HEADER_SIZE, pos + header.size
     codec = header.compression
     if codec == COMPRESSION_NONE:
         return bytes(buf[start:end]) if pos or end != len(buf) else bytes(buf[start:])
     return decompress_records(codec, bytes(buf[start:end]), header.base_offset)
+
+
+def records_span(buf: bytes, pos: int, header: BatchHeader) -> tuple[bytes, int, int]:
+    """(data, start, stop): the records part of the batch at `pos` is
+    data[start:stop], `buf` itself unless the batch is compressed (no copy)."""
+    if header.attributes & COMPRESSION_MASK:
+        data = _records_bytes(buf, pos, header)
+        return data, 0, len(data)
+    return buf, pos + HEADER_SIZE, pos + header.size
+
+
+def log_append_time(header: BatchHeader) -> int | None:
+    """Every record's timestamp under log-append time; None: base + delta."""
+    return header.max_timestamp if header.attributes & TIMESTAMP_LOG_APPEND else None
 
 
 RecordRow = tuple[int, int, bytes | None, bytes | None, tuple[Header, ...]]
@@ -273,8 +310,8 @@ def decode_batch(buf: bytes | bytearray | memoryview, pos: int = 0) -> list[Reco
     header = parse_header(buf, pos)
     if header.is_control:
         return []
-    data = _records_bytes(bytes(buf) if not isinstance(buf, bytes) else buf, pos, header)
-    return [Record(*row) for row in _decode_rows(data, header)]
+    data = bytes(buf) if not isinstance(buf, bytes) else buf
+    return [Record(*row) for row in decode_batch_rows(data, pos, header)]
 
 
 def decode_batch_rows(buf: bytes, pos: int, header: BatchHeader) -> list[RecordRow]:
@@ -282,10 +319,22 @@ def decode_batch_rows(buf: bytes, pos: int, header: BatchHeader) -> list[RecordR
     (from iter_batches), as rows; [] for a control batch. No CRC check."""
     if header.attributes & CONTROL:
         return []
-    return _decode_rows(_records_bytes(buf, pos, header), header)
+    if _crecords is None:
+        return _decode_rows(_records_bytes(buf, pos, header), header)
+    data, start, stop = records_span(buf, pos, header)
+    return _crecords.decode_rows(
+        data,
+        start,
+        stop,
+        header.base_offset,
+        header.base_timestamp,
+        log_append_time(header),
+        header.record_count,
+    )
 
 
 def _decode_rows(data: bytes, header: BatchHeader) -> list[RecordRow]:
+    """The reference reader (the compiled decode_rows is its twin)."""
     # Varints are read inline when they fit in one byte (lengths under 64,
     # deltas under 64): a call per varint is most of the cost otherwise.
     base_offset = header.base_offset
@@ -411,9 +460,7 @@ def decode_batches(buf: bytes | bytearray | memoryview) -> list[Record]:
     data = buf if isinstance(buf, bytes) else bytes(buf)
     out: list[Record] = []
     for pos, header in iter_batches(data):
-        if header.is_control:
-            continue
-        out += [Record(*row) for row in _decode_rows(_records_bytes(data, pos, header), header)]
+        out += [Record(*row) for row in decode_batch_rows(data, pos, header)]
     return out
 
 

@@ -1,0 +1,11 @@
+"""The compiled record-batch reader (runtime/log/_crecords.c); the rest of the
+build is in pyproject.toml. optional=True: without a C compiler the install
+still succeeds and runtime.log.records uses its pure-Python reader."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension("runtime.log._crecords", ["runtime/log/_crecords.c"], optional=True),
+    ]
+)
