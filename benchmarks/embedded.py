@@ -35,7 +35,8 @@ import streams
 from benchmarks.log_bench import run_log_benchmark
 from benchmarks.runs import write_json
 from runtime.log import FlushPolicy, Log
-from runtime.log.records import decode_batch_rows, encode_batch, iter_batches
+from runtime.log.record_columns import RecordColumns, decode_batch_columns
+from runtime.log.records import encode_batch, iter_batches
 from runtime.partitioner import partition_for_key
 from runtime.types import TopicPartition
 from streams.gc_tuning import freeze_after_startup
@@ -247,7 +248,7 @@ def run_count(
 
 def _decode_only(log_dir: Path, partitions: int) -> tuple[float, float]:
     """The worker's decode path without the worker, over the whole topic:
-    seconds for Log.read + decode into rows, and for rows -> events."""
+    seconds for Log.read + decode into columns, and for columns -> events."""
     topic = Topic(Wiring("bench"), TOPIC, key_type=str, partitions=partitions)
     read_s = events_s = 0.0
     with Log.open(log_dir) as log:
@@ -258,10 +259,13 @@ def _decode_only(log_dir: Path, partitions: int) -> tuple[float, float]:
                 t0 = time.perf_counter()
                 data = log.read(tp, position, 1 << 20)
                 batches = list(iter_batches(data))
-                chunks = [decode_batch_rows(data, pos, header) for pos, header in batches]
+                chunks = []
+                for pos, header in batches:  # one batch a chunk, as the worker decodes
+                    decode_batch_columns(data, pos, header, columns := RecordColumns())
+                    chunks.append(columns)
                 t1 = time.perf_counter()
-                for rows in chunks:
-                    topic.decode_batch(rows, p)
+                for columns in chunks:
+                    topic.decode_batch(columns, p)
                 events_s += time.perf_counter() - t1
                 read_s += t1 - t0
                 position = batches[-1][1].next_offset
@@ -323,7 +327,7 @@ def report(info: dict[str, str], log: dict[str, float], count: dict[str, Any]) -
         f"({int(count['gc_collections']):,} collections of the cyclic garbage collector)",
         "  the same work alone (no worker), over the same records:",
         f"    read+decode    {count['read_decode_s']:>14.3f} s   "
-        f"({ev / count['read_decode_s']:,.0f} records/s: Log.read, decode_batch_rows)",
+        f"({ev / count['read_decode_s']:,.0f} records/s: Log.read, decode_batch_columns)",
         f"    to events      {count['to_events_s']:>14.3f} s   "
         f"({ev / count['to_events_s']:,.0f} events/s: Topic.decode, key str + value json)",
         f"    the rest       {rest_s:>14.3f} s   (of processing: agent loop, table updates, "

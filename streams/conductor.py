@@ -19,7 +19,8 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from runtime.log.records import BatchHeader, RecordRow, decode_batch_rows, iter_batches
+from runtime.log.record_columns import RecordColumns, decode_batch_columns
+from runtime.log.records import BatchHeader, iter_batches
 from runtime.transport import Transport
 from runtime.types import TopicPartition
 from streams.channel import Channel
@@ -184,16 +185,14 @@ class Conductor:
                     if not await channel.wait_room():
                         return False
             position = self.positions[tp]
-            rows: list[RecordRow] = []
+            columns = RecordColumns()
             while i < len(batches):
                 pos, header = batches[i]
-                if rows and len(rows) + header.record_count > chunk_max:
+                if columns and len(columns) + header.record_count > chunk_max:
                     break
-                rows += decode_batch_rows(data, pos, header)
+                decode_batch_columns(data, pos, header, columns, position)
                 i += 1
-            if rows and rows[0][0] < position:
-                rows = [r for r in rows if r[0] >= position]
-            events = topic.decode_batch(rows, partition)
+            events = topic.decode_batch(columns, partition)
             if events:
                 for channel in channels:
                     channel.put_nowait(events)

@@ -13,6 +13,7 @@ import orjson
 
 from runtime.compression import codec_id
 from runtime.log.config import validate_topic_name
+from runtime.log.record_columns import RecordColumns
 from runtime.log.records import Header, RecordRow
 from runtime.partitioner import partition_for_key
 from runtime.types import TopicPartition
@@ -77,7 +78,7 @@ def _same(data: bytes) -> bytes:
     return data
 
 
-def _load_column(load: Callable[[bytes], Any], raw: tuple[bytes | None, ...]) -> list[Any]:
+def _load_column(load: Callable[[bytes], Any], raw: Sequence[bytes | None]) -> list[Any]:
     if load is _same:
         return list(raw)
     if None in raw:
@@ -145,16 +146,23 @@ class Topic:
     def encode_value(self, value: Any) -> bytes | None:
         return None if value is None else self.value_codec.dumps(value)
 
-    def decode_batch(self, rows: Sequence[RecordRow], partition: int) -> EventBatch:
-        """Decode rows of one partition into columns, one codec call per column
-        where the codecs allow (see `decode` for undecodable records)."""
+    def decode_batch(self, rows: Sequence[RecordRow] | RecordColumns, partition: int) -> EventBatch:
+        """Decode rows (or columns) of one partition into columns, one codec call
+        per column where the codecs allow (see `decode` for undecodable records)."""
         if not rows:
             return EventBatch(self.name, partition, [], [], [], [], [])
-        offsets, timestamps, raw_keys, raw_values, headers = zip(*rows, strict=True)
+        if isinstance(rows, RecordColumns):  # no tuple per record to take apart
+            offsets, timestamps, raw_keys, raw_values, headers = (
+                rows.offsets, rows.timestamps, rows.keys, rows.values, rows.headers
+            )  # fmt: skip
+        else:
+            offsets, timestamps, raw_keys, raw_values, headers = zip(*rows, strict=True)
         try:
             keys = _load_column(self._load_key_row, raw_keys)
             values = _load_column(self._load_value_row, raw_values)
         except Exception:
+            if isinstance(rows, RecordColumns):
+                rows = rows.rows()
             events = self.decode(rows, partition)  # names or skips the bad records
             return EventBatch(
                 self.name,

@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+from runtime.log.record_columns import RecordColumns
 from streams.channel import Channel
 from streams.errors import ValueDecodeError
 from streams.event import Event, Message, current_event, current_partition
@@ -39,6 +40,20 @@ def test_a_batch_gives_the_events_decode_gives():
         case Event(key, value, message):
             assert (key, value, message.offset) == ("a", {"n": 1}, 10)
     assert repr(batch[2]).startswith("Event(key='c', value=None, message=Message(")
+
+
+def _columns(rows: list[tuple]) -> RecordColumns:
+    return RecordColumns(*(list(column) for column in zip(*rows, strict=True)))
+
+
+def test_record_columns_give_the_batch_rows_give():
+    topic = _topic()
+    batch = topic.decode_batch(_columns(ROWS), 3)
+    assert list(batch) == list(topic.decode_batch(ROWS, 3))
+    assert len(topic.decode_batch(RecordColumns(), 0)) == 0
+    with pytest.raises(ValueDecodeError) as info:  # the bad record is named, as from rows
+        topic.decode_batch(_columns([*ROWS, (13, 1003, b"d", b"{not json", ())]), 2)
+    assert (info.value.partition, info.value.offset) == (2, 13)
 
 
 def test_columns_of_different_lengths_are_refused():
