@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from runtime.log.key_values import key_values_into
 from runtime.log.records import decode_batch_rows, iter_batches
@@ -30,7 +30,13 @@ from stores.base import Store
 
 logger = logging.getLogger(__name__)
 
-APPLY_CHUNK_RECORDS = 10_000
+# A store write holds the last value of each key read since the previous one:
+# a changelog updates the same keys over and over, and each key RocksDB does not
+# insert saves most of a record's recovery cost. Bounded by the distinct keys
+# held (~150 bytes of objects each beyond their data, checked once a fetch) and
+# by the bytes of batches read (the data): about 64 MB at most.
+APPLY_KEYS_MAX = 200_000
+APPLY_BYTES_MAX = 32 << 20
 PROGRESS_INTERVAL_S = 1.0
 SETTLE_MAX_S = 15.0  # past the exactly_once transaction timeout (10 s) and its check
 SETTLE_POLL_S = 0.05
@@ -43,6 +49,20 @@ class RecoveryResult:
     start_offset: int
     end_offset: int
     seconds: float
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Writes read from the changelog and not yet in the store."""
+
+    writes: dict[bytes, bytes | None] = field(default_factory=dict)
+    last: int | None = None  # the last offset read into `writes`
+    bytes_read: int = 0
+
+    def apply_to(self, store: Store) -> None:
+        if self.last is not None:
+            store.apply(self.writes, self.last)
+        self.writes, self.last, self.bytes_read = {}, None, 0
 
 
 Progress = Callable[[TopicPartition, int, int, float], None]
@@ -85,21 +105,25 @@ async def recover_store(
     start_position = position
     done = 0
     last_report = started
+    pending = _Pending()
     while position < end:
         data = await transport.fetch(changelog, position, max_bytes=fetch_bytes, max_wait_s=0)
-        applied_to, count = _apply_fetched(store, data, position, end)
-        if applied_to is None:
+        read_to, count = _read_fetched(pending, data, position, end)
+        if pending.bytes_read >= APPLY_BYTES_MAX or len(pending.writes) >= APPLY_KEYS_MAX:
+            pending.apply_to(store)
+        if read_to is None:
             if not data:
                 break
             # Only control or compacted-away offsets in this range: skip past them.
             position = _next_position(data, position)
             continue
         done += count
-        position = applied_to + 1
+        position = read_to + 1
         now = time.monotonic()
         if now - last_report >= PROGRESS_INTERVAL_S:
             progress(changelog, done, total, done / (now - started))
             last_report = now
+    pending.apply_to(store)
     seconds = time.monotonic() - started
     if total:
         progress(changelog, done, total, done / seconds if seconds > 0 else float(done))
@@ -132,15 +156,16 @@ async def _settled_offsets(
     return start, end
 
 
-def _apply_fetched(store: Store, data: bytes, position: int, end: int) -> tuple[int | None, int]:
-    """Apply the records of `data` in [position, end) to `store`, a WriteBatch of
-    up to APPLY_CHUNK_RECORDS at a time (one dict per chunk: the last value of
-    each key). Whole batches are read for their keys and values only
+def _read_fetched(
+    pending: _Pending, data: bytes, position: int, end: int
+) -> tuple[int | None, int]:
+    """Read the records of `data` in [position, end) into `pending` (the last
+    value of each key). Whole batches are read for their keys and values only
     (key_values.py): building a Record per record was half the cost of
-    recovery. Returns (the last offset applied or None, records)."""
-    writes: dict[bytes, bytes | None] = {}
+    recovery. Returns (the last offset read or None, records)."""
+    writes = pending.writes
     last: int | None = None
-    count = pending = 0
+    count = 0
     for pos, header in iter_batches(data):
         if header.next_offset <= position or header.base_offset >= end:
             continue
@@ -158,13 +183,9 @@ def _apply_fetched(store: Store, data: bytes, position: int, end: int) -> tuple[
                     writes[key] = value
             last, records = rows[-1][0], len(rows)
         count += records
-        pending += records
-        if pending >= APPLY_CHUNK_RECORDS:
-            store.apply(writes, last)
-            writes, pending = {}, 0
-    if pending:
-        assert last is not None
-        store.apply(writes, last)
+        pending.bytes_read += header.size
+    if last is not None:
+        pending.last = last
     return last, count
 
 

@@ -92,11 +92,15 @@ class RocksDBStore:
         if offset < 0:
             raise ValueError(f"offset must be >= 0, got {offset}")
         batch = WriteBatch(raw_mode=True)
-        for key, value in writes.items():
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
+        put = batch.put
+        if None in writes.values():
+            for key, value in writes.items():
+                if value is None:
+                    batch.delete(key)
+                else:
+                    put(key, value)
+        else:  # no tombstone: the loop runs in C (put returns None, any() goes on)
+            any(map(put, writes.keys(), writes.values()))
         batch.put(_OFFSET_KEY, _OFFSET.pack(offset), self._meta)
         try:
             self._db.write(batch)
