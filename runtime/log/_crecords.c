@@ -526,6 +526,8 @@ done:
     return result;
 }
 
+PyObject *crecords_encode_records(PyObject *self, PyObject *args); /* _crecords_encode.c */
+
 static PyMethodDef methods[] = {
     {"decode_rows", decode_rows, METH_VARARGS,
      "decode_rows(buf, start, stop, base_offset, base_ts, log_append_ts, record_count)\n"
@@ -538,13 +540,17 @@ static PyMethodDef methods[] = {
     {"key_values_into", key_values_into, METH_VARARGS,
      "key_values_into(writes, buf, start, stop, base_offset, record_count)\n"
      "Put key -> value (None: a tombstone) of each keyed record into writes."},
+    {"encode_records", crecords_encode_records, METH_VARARGS,
+     "encode_records(records, offset_deltas)\n"
+     "(batch, base_ts, max_ts): a zeroed header and the records, or None for input\n"
+     "only the Python encoder handles."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "runtime.log._crecords",
-    "Compiled twins of the record batch readers in records.py and key_values.py.", -1,
-    methods,
+    "Compiled twins of the record batch readers and writer in records.py and key_values.py.", -1,
+    methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC

@@ -168,8 +168,14 @@ def encode_batch(
     """Encode records (uncompressed) into one batch with a valid CRC."""
     if not records:
         raise ValueError("a batch needs at least one record")
-    rows = [(delta, *record) for delta, record in enumerate(records)]
-    return _encode(rows, base_offset, producer_id, producer_epoch, base_sequence, attributes)
+    encoded = None if _crecords is None else _crecords.encode_records(records, None)
+    if encoded is None:  # the reference, for what the compiled encoder leaves to it
+        rows = [(delta, *record) for delta, record in enumerate(records)]
+        return _encode(rows, base_offset, producer_id, producer_epoch, base_sequence, attributes)
+    out, base_ts, max_ts = encoded
+    counts = (len(records) - 1, len(records))
+    ids = (producer_id, producer_epoch, base_sequence)
+    return _finish(out, base_offset, attributes, counts, (base_ts, max_ts), ids)
 
 
 def encode_batch_with_offsets(
@@ -188,13 +194,21 @@ def encode_batch_with_offsets(
         raise ValueError("a batch needs at least one record")
     base = records[0].offset if base_offset is None else base_offset
     last = base - 1
-    rows = []
+    outs: list[OutRecord] = []
+    deltas = []
     for r in records:
         if r.offset <= last:
             raise ValueError(f"record offsets must increase from {base}: got {r.offset}")
         last = r.offset
-        rows.append((r.offset - base, r.key, r.value, r.timestamp_ms, r.headers))
-    return _encode(rows, base, producer_id, producer_epoch, base_sequence, attributes)
+        outs.append((r.key, r.value, r.timestamp_ms, r.headers))
+        deltas.append(r.offset - base)
+    encoded = None if _crecords is None else _crecords.encode_records(outs, deltas)
+    if encoded is None:
+        rows = [(delta, *out) for delta, out in zip(deltas, outs, strict=True)]
+        return _encode(rows, base, producer_id, producer_epoch, base_sequence, attributes)
+    out, base_ts, max_ts = encoded
+    ids = (producer_id, producer_epoch, base_sequence)
+    return _finish(out, base, attributes, (deltas[-1], len(outs)), (base_ts, max_ts), ids)
 
 
 _Row = tuple[int, bytes | None, bytes | None, int, Sequence[Header]]
@@ -249,6 +263,22 @@ def _encode(
         size = len(body)
         out += small[size] if size < n else varint(size)
         out += body
+    counts = (rows[-1][0], len(rows))
+    ids = (producer_id, producer_epoch, base_sequence)
+    return _finish(out, base_offset, attributes, counts, (base_ts, max_ts), ids)
+
+
+def _finish(
+    out: bytearray,
+    base_offset: int,
+    attributes: int,
+    counts: tuple[int, int],
+    timestamps: tuple[int, int],
+    ids: tuple[int, int, int],
+) -> bytearray:
+    """Fill in the header of `out` (header room, then the records) and its CRC:
+    counts (last offset delta, records), timestamps (base, max), ids
+    (producer id, epoch, base sequence)."""
     _HEADER.pack_into(
         out,
         0,
@@ -258,13 +288,10 @@ def _encode(
         MAGIC,
         0,
         attributes,
-        rows[-1][0],
-        base_ts,
-        max_ts,
-        producer_id,
-        producer_epoch,
-        base_sequence,
-        len(rows),
+        counts[0],
+        *timestamps,
+        *ids,
+        counts[1],
     )
     struct.pack_into(">I", out, 17, crc32c(memoryview(out)[CRC_START:]))
     return out
