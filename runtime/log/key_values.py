@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from runtime.errors import CorruptRecordError
 from runtime.log import records
-from runtime.log.records import CONTROL, BatchHeader, _read_varint, _records_bytes
+from runtime.log.record_rows import _read_varint
+from runtime.log.records import CONTROL, BatchHeader, _records_bytes
 
 
 def key_values_into(
