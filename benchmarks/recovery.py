@@ -131,6 +131,9 @@ def report(info: dict[str, str], result: dict[str, Any]) -> str:
             f"{TARGET_RECORDS_PER_S:,}: {'ok' if ok else 'BELOW TARGET'})",
             f"  per CPU second   raw {result['raw_write_records_per_cpu_s']:,.0f}, recovery "
             f"{result['recovery_records_per_cpu_s']:,.0f} records/s (steadier on a busy machine)",
+            "  (a store write holds the last value of each key read since the previous one: "
+            "fewer writes than records",
+            "   when keys repeat; --keys equal to --records writes every record)",
         ]
     )
 

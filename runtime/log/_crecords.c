@@ -376,16 +376,6 @@ done:
     return rows;
 }
 
-static int
-append_new(PyObject *list, PyObject *item)
-{
-    if (item == NULL)
-        return -1;
-    int failed = PyList_Append(list, item);
-    Py_DECREF(item);
-    return failed;
-}
-
 static PyObject *
 decode_columns(PyObject *self, PyObject *args)
 {
@@ -422,14 +412,18 @@ decode_columns(PyObject *self, PyObject *args)
             Py_DECREF(f.headers);
             continue;
         }
-        failed = append_new(cols[0], add_int(b.base_offset, f.offset_delta)) ||
-                 append_new(cols[1], timestamp(&b, f.ts_delta, &last_delta, &last_ts)) ||
-                 append_new(cols[2], f.key_len < 0 ? Py_NewRef(Py_None)
-                                                   : slice_bytes(d, f.key_pos, f.key_len, n)) ||
-                 append_new(cols[3], f.value_len < 0
-                                         ? Py_NewRef(Py_None)
-                                         : slice_bytes(d, f.value_pos, f.value_len, n)) ||
-                 append_new(cols[4], f.headers);
+        PyObject *row[5] = {
+            add_int(b.base_offset, f.offset_delta),
+            timestamp(&b, f.ts_delta, &last_delta, &last_ts),
+            f.key_len < 0 ? Py_NewRef(Py_None) : slice_bytes(d, f.key_pos, f.key_len, n),
+            f.value_len < 0 ? Py_NewRef(Py_None) : slice_bytes(d, f.value_pos, f.value_len, n),
+            f.headers,
+        };
+        for (int c = 0; c < 5; c++) {
+            if (!failed && (row[c] == NULL || PyList_Append(cols[c], row[c]) < 0))
+                failed = 1;
+            Py_XDECREF(row[c]);
+        }
         added++;
     }
     Py_XDECREF(last_ts);
