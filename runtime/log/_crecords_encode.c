@@ -1,14 +1,15 @@
 /* Compiled twin of records.py _encode: the records part of a batch (magic 2).
  *
- * encode_records(records, offset_deltas) takes (key, value, timestamp_ms,
- * headers) records, keys and values bytes, bytearray or None, headers a tuple
- * or list of (str, bytes | bytearray | None) pairs, timestamps int64, and the
- * offset delta of each record (None: its index). It returns (batch, base_ts,
- * max_ts): a bytearray of a zeroed 61-byte header (records.py fills it in and
- * computes the CRC) followed by the records, byte for byte what _encode
- * writes. For anything else (other types, timestamps outside int64, a header
- * key that is not UTF-8-encodable) it returns None and the Python encoder,
- * the reference, does the work and raises what it raises.
+ * encode_records(records, offset_deltas) takes a list or tuple of (key,
+ * value, timestamp_ms, headers) records, keys and values bytes, bytearray or
+ * None, headers a tuple or list of (str, bytes | bytearray | None) pairs,
+ * timestamps int64, and the offset delta of each record (None: its index).
+ * It returns (batch, base_ts, max_ts): a bytearray of a zeroed 61-byte header
+ * (records.py fills it in and computes the CRC) followed by the records, byte
+ * for byte what _encode writes. For anything else (other types, timestamps
+ * outside int64, a header key that is not UTF-8-encodable) it returns None
+ * and the Python encoder, the reference, does the work and raises what it
+ * raises.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -208,6 +209,8 @@ crecords_encode_records(PyObject *self, PyObject *args)
     PyObject *records, *deltas;
     if (!PyArg_ParseTuple(args, "OO", &records, &deltas))
         return NULL;
+    if (!PyList_CheckExact(records) && !PyTuple_CheckExact(records))
+        Py_RETURN_NONE; /* iterating another sequence could consume it */
     PyObject *seq = PySequence_Fast(records, "records must be a sequence");
     if (seq == NULL)
         return NULL;

@@ -11,6 +11,7 @@ interpreter, fails the run.
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import struct
@@ -348,6 +349,13 @@ def test_batches_keeping_offsets_come_out_the_same(recs, gaps) -> None:
     finally:
         records._crecords = saved
     assert decode_batch(compiled) == kept
+
+
+@needs_compiled
+def test_records_in_another_sequence_are_left_to_python() -> None:
+    recs = collections.deque([(b"k", b"v", 1, ())])
+    assert records._crecords.encode_records(recs, None) is None
+    assert _encoded_both(recs)[0] == _encoded_both([(b"k", b"v", 1, ())])[1]
 
 
 @needs_compiled
