@@ -32,9 +32,9 @@ logger = logging.getLogger(__name__)
 
 # A store write holds the last value of each key read since the previous one:
 # a changelog updates the same keys over and over, and each key RocksDB does not
-# insert saves most of a record's recovery cost. Bounded by the distinct keys
-# held (~150 bytes of objects each beyond their data, checked once a fetch) and
-# by the bytes of batches read (the data): about 64 MB at most.
+# insert saves most of a record's recovery cost. Bounded, checked after each
+# batch, by the distinct keys held (~150 bytes of objects each beyond their
+# data) and by the bytes of batches read (the data): about 64 MB at most.
 APPLY_KEYS_MAX = 200_000
 APPLY_BYTES_MAX = 32 << 20
 PROGRESS_INTERVAL_S = 1.0
@@ -108,9 +108,7 @@ async def recover_store(
     pending = _Pending()
     while position < end:
         data = await transport.fetch(changelog, position, max_bytes=fetch_bytes, max_wait_s=0)
-        read_to, count = _read_fetched(pending, data, position, end)
-        if pending.bytes_read >= APPLY_BYTES_MAX or len(pending.writes) >= APPLY_KEYS_MAX:
-            pending.apply_to(store)
+        read_to, count = _read_fetched(store, pending, data, position, end)
         if read_to is None:
             if not data:
                 break
@@ -157,18 +155,19 @@ async def _settled_offsets(
 
 
 def _read_fetched(
-    pending: _Pending, data: bytes, position: int, end: int
+    store: Store, pending: _Pending, data: bytes, position: int, end: int
 ) -> tuple[int | None, int]:
     """Read the records of `data` in [position, end) into `pending` (the last
-    value of each key). Whole batches are read for their keys and values only
-    (key_values.py): building a Record per record was half the cost of
-    recovery. Returns (the last offset read or None, records)."""
-    writes = pending.writes
+    value of each key), and write it to `store` when it is full. Whole batches
+    are read for their keys and values only (key_values.py): building a Record
+    per record was half the cost of recovery. Returns (the last offset read or
+    None, records)."""
     last: int | None = None
     count = 0
     for pos, header in iter_batches(data):
         if header.next_offset <= position or header.base_offset >= end:
             continue
+        writes = pending.writes
         if position <= header.base_offset and header.next_offset <= end:
             records = key_values_into(writes, data, pos, header)
             if not records:
@@ -183,9 +182,10 @@ def _read_fetched(
                     writes[key] = value
             last, records = rows[-1][0], len(rows)
         count += records
-        pending.bytes_read += header.size
-    if last is not None:
         pending.last = last
+        pending.bytes_read += header.size
+        if pending.bytes_read >= APPLY_BYTES_MAX or len(writes) >= APPLY_KEYS_MAX:
+            pending.apply_to(store)
     return last, count
 
 

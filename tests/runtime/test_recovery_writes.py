@@ -67,7 +67,7 @@ async def _recover(
             for start in range(0, len(pairs), 50):
                 batch = [(k, v, 1_000, ()) for k, v in pairs[start : start + 50]]
                 await transport.append(CHANGELOG, encode_batch(batch))
-        # small fetches: the write bounds are checked once a fetch
+        # small fetches: a write per fetch would show
         await recover_store(transport, store, CHANGELOG, progress=lambda *a: None, fetch_bytes=3000)
     return pairs
 
