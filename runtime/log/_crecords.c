@@ -557,5 +557,9 @@ PyInit__crecords(void)
     Py_DECREF(errors);
     if (CorruptRecordError == NULL)
         return NULL;
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    /* records.py uses the module only when this matches the source it expects */
+    if (m != NULL && PyModule_AddIntConstant(m, "VERSION", 1) < 0)
+        Py_CLEAR(m);
+    return m;
 }

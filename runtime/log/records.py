@@ -17,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 from collections.abc import Sequence
@@ -47,12 +48,20 @@ from runtime.log.batch_header import (
 from runtime.log.compression import decompress_records
 from runtime.log.record_rows import Header, RecordRow, _decode_rows
 
+_CRECORDS_VERSION = 1  # VERSION in _crecords.c: a build of older source is not used
+
 try:
     if os.environ.get("STREAMS_PURE_PYTHON"):
         raise ImportError("STREAMS_PURE_PYTHON is set")
     from runtime.log import _crecords
 except ImportError:  # built without a C compiler, or asked not to use it
     _crecords = None  # type: ignore[assignment]
+if _crecords is not None and getattr(_crecords, "VERSION", None) != _CRECORDS_VERSION:
+    logging.getLogger(__name__).warning(
+        "runtime/log/_crecords was built from other source: using the pure-Python "
+        "record reader (rebuild it: pip install -e .)"
+    )
+    _crecords = None
 
 __all__ = [
     "COMPRESSION_GZIP",

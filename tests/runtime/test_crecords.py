@@ -15,6 +15,8 @@ import collections
 import functools
 import os
 import struct
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +61,21 @@ def test_the_extension_is_built_and_used() -> None:
         assert not records.compiled()
     else:
         assert records.compiled()
+
+
+def test_a_build_of_other_source_is_not_used() -> None:
+    # An in-place build left from older source (no rebuild after a pull) would
+    # lack functions or differ in them: the pure-Python reader takes over.
+    code = (
+        "import sys, types; sys.modules['runtime.log._crecords'] = types.ModuleType('x');"
+        "from runtime.log import records; print(records.compiled())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "STREAMS_PURE_PYTHON"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.stdout.strip() == "False", done.stderr
+    assert "built from other source" in done.stderr
 
 
 # --- batches built by hand -------------------------------------------------------
