@@ -1,10 +1,11 @@
-/* Compiled reader of the records part of a Kafka record batch (magic 2).
+/* Compiled reader of the records part of a Kafka record batch (magic 2); the
+ * encoder is _crecords_encode.c.
  *
- * The pure-Python functions in records.py and key_values.py are the reference:
+ * The pure-Python readers in record_rows.py and key_values.py are the reference:
  * every function here returns what its Python twin returns and raises the same
  * CorruptRecordError (message and offset) at the same record, whatever the
  * bytes say. Invariants:
- * - no byte outside buf[start:end] is read: every index is checked against
+ * - no byte outside buf[start:stop] is read: every index is checked against
  *   the records' length before it is read, and lengths from the data are
  *   compared, never added, to positions (no overflow);
  * - a position past the end is only ever compared (Python's slices clamp and
@@ -19,7 +20,7 @@ static PyObject *CorruptRecordError; /* runtime.errors.CorruptRecordError */
 
 enum { OK = 0, END = 1, LONG = 2, OVER = 3 };
 
-/* Zigzag varint at d[*p] (at most 10 bytes, at most 64 bits), as records.py
+/* Zigzag varint at d[*p] (at most 10 bytes, at most 64 bits), as record_rows.py
  * _read_varint. */
 static inline int
 read_varint(const uint8_t *d, Py_ssize_t n, Py_ssize_t *p, int64_t *out)
@@ -147,7 +148,7 @@ typedef struct {
     PyObject *headers; /* a new reference */
 } Fields;
 
-/* The headers at d[*p] (records.py _read_headers): 0 and a tuple in *out, or
+/* The headers at d[*p] (record_rows.py _read_headers): 0 and a tuple in *out, or
  * -1 with END/LONG/OVER in *status (0 when the error is already set). */
 static int
 read_headers(const uint8_t *d, Py_ssize_t n, Py_ssize_t *p, PyObject **out, int *status)
@@ -223,7 +224,7 @@ fail:
     return -1;
 }
 
-/* Parse the record at d[*p] (records.py _decode_rows, one turn of its loop).
+/* Parse the record at d[*p] (record_rows.py _decode_rows, one turn of its loop).
  * 0 with f filled, or -1 with an exception set. */
 static int
 read_record(const uint8_t *d, Py_ssize_t n, Py_ssize_t *p, int64_t base_offset, Fields *f)
