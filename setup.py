@@ -8,7 +8,8 @@ setup(
     ext_modules=[
         Extension(
             "runtime.log._crecords",
-            ["runtime/log/_crecords.c", "runtime/log/_crecords_encode.c"],
+            [f"runtime/log/_crecords{part}.c" for part in ("", "_decode", "_encode")],
+            depends=["runtime/log/_crecords.h"],
             optional=True,
         ),
     ]

@@ -11,9 +11,8 @@
  * and the Python encoder, the reference, does the work and raises what it
  * raises.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
+#include "_crecords.h"
+
 #include <string.h>
 
 #define HEADER_SIZE 61
