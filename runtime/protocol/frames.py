@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.protocol import produce_codec
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.errors import ProtocolError, UnsupportedVersionError
 from runtime.protocol.messages import APIS
@@ -55,6 +56,9 @@ def decode_request(frame: Buffer) -> tuple[RequestHeader, dict]:
     api = APIS.get(api_key)
     if api is None or not api.supports(api_version):
         raise UnsupportedVersionError(header)
+    body = _decode_by_hand(api_key, api_version, r)
+    if body is not None:
+        return header, body
     flexible = api.flexible(api_version)
     try:
         if flexible:
@@ -90,9 +94,36 @@ def _response_writer(header: RequestHeader, body: Mapping[str, Any]) -> Writer:
     w.buf += INT32.pack(header.correlation_id)
     if flexible and header.api_key != ApiKey.API_VERSIONS:
         w.buf += _NO_TAGS
+    if _encode_by_hand(header, w, body):
+        return w
     _, encode = api.response.codec(header.api_version, flexible)
     _encode(encode, w, body, api, header.api_version, "response")
     return w
+
+
+def _decode_by_hand(api_key: int, version: int, r: Reader) -> dict | None:
+    """The body of a Produce, the broker's most frequent request, by the
+    hand-written decoder; None for the schema to decode."""
+    if api_key == ApiKey.PRODUCE and version in produce_codec.VERSIONS:
+        return produce_codec.decode_request(r.buf, r.pos)
+    return None
+
+
+def _encode_by_hand(header: RequestHeader, w: Writer, body: Mapping[str, Any]) -> bool:
+    """Write a Produce response with the hand-written encoder; False, with
+    nothing written, for the schema to encode (a body it does not take, or
+    one it fails on: the schema then says what is wrong with it)."""
+    key, version = header.api_key, header.api_version
+    mark = len(w.buf)
+    try:
+        if key == ApiKey.PRODUCE and version in produce_codec.VERSIONS:
+            return produce_codec.encode_response(w, body, version)
+    except (struct.error, AttributeError, KeyError, TypeError, ValueError):
+        if w.chunks:  # records moved what was written into the chunks
+            w.buf = bytearray(w.chunks[0])
+            w.chunks.clear()
+        del w.buf[mark:]
+    return False
 
 
 def encode_request(
