@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.protocol import produce_codec
+from runtime.protocol import fetch_codec, produce_codec
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.errors import ProtocolError, UnsupportedVersionError
 from runtime.protocol.messages import APIS
@@ -102,22 +102,27 @@ def _response_writer(header: RequestHeader, body: Mapping[str, Any]) -> Writer:
 
 
 def _decode_by_hand(api_key: int, version: int, r: Reader) -> dict | None:
-    """The body of a Produce, the broker's most frequent request, by the
-    hand-written decoder; None for the schema to decode."""
+    """The body of a Produce or Fetch, the broker's most frequent requests, by
+    the hand-written decoders; None for the schema to decode."""
     if api_key == ApiKey.PRODUCE and version in produce_codec.VERSIONS:
         return produce_codec.decode_request(r.buf, r.pos)
+    if api_key == ApiKey.FETCH and version in fetch_codec.VERSIONS:
+        return fetch_codec.decode_request(r.buf, r.pos, version)
     return None
 
 
 def _encode_by_hand(header: RequestHeader, w: Writer, body: Mapping[str, Any]) -> bool:
-    """Write a Produce response with the hand-written encoder; False, with
-    nothing written, for the schema to encode (a body it does not take, or
-    one it fails on: the schema then says what is wrong with it)."""
+    """Write a Produce or Fetch response with the hand-written encoders; False,
+    with nothing written, for the schema to encode (a body they do not take,
+    or one they fail on: the schema then says what is wrong with it)."""
     key, version = header.api_key, header.api_version
     mark = len(w.buf)
     try:
         if key == ApiKey.PRODUCE and version in produce_codec.VERSIONS:
             return produce_codec.encode_response(w, body, version)
+        if key == ApiKey.FETCH and version in fetch_codec.VERSIONS:
+            fetch_codec.encode_response(w, body, version)
+            return True
     except (struct.error, AttributeError, KeyError, TypeError, ValueError):
         if w.chunks:  # records moved what was written into the chunks
             w.buf = bytearray(w.chunks[0])
