@@ -8,10 +8,11 @@ to thousands of them a second; the schema interpreter (schema.py) spends
 straight-line code: the same dicts, record chunks kept as they are (file
 regions too), nothing else copied.
 
-As in produce_codec: `decode_request` handles the well-formed request only
-and returns None for anything else, which the schema then decodes (and
-refuses with exactly its usual error). `encode_response` writes what the
-schema would. A test checks both give the same.
+As in produce_codec: `decode_request` (the broker's) and `decode_response`
+(our consumers') handle the well-formed frame only and return None for
+anything else, which the schema then decodes (and refuses with exactly its
+usual error). `encode_response` writes what the schema would. A test checks
+both give the same.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ _PART_V9 = struct.Struct(">iiqqi")  # + current leader epoch
 _ANSWER_V4 = struct.Struct(">ihqq")  # index, error, high watermark, last stable
 _ANSWER_V5 = struct.Struct(">ihqqq")  # + log start offset
 _ABORTED = struct.Struct(">qq")
+_ERROR_SESSION = struct.Struct(">hi")
 _NULL = b"\xff\xff\xff\xff"
 
 
@@ -180,3 +182,85 @@ def encode_response(w: Writer, body: Mapping[str, Any], version: int) -> None:
                 out += _I32.pack(part.get("preferred_read_replica", -1))
             w.records(part.get("records"))
             out = w.buf  # records may have started a new buffer
+
+
+def decode_response(buf: memoryview, pos: int, version: int) -> dict | None:
+    """The body of a Fetch v4-v11 response at `pos` of `buf` (records as views
+    into it), or None to decode it with the schema."""
+    try:
+        return _decode_response(buf, pos, version)
+    except (struct.error, _Unusual):
+        return None
+
+
+def _decode_response(buf: memoryview, pos: int, version: int) -> dict:
+    end = buf.nbytes
+    throttle = _I32.unpack_from(buf, pos)[0]
+    pos += 4
+    error_code = session_id = 0
+    if version >= 7:
+        error_code, session_id = _ERROR_SESSION.unpack_from(buf, pos)
+        pos += 6
+    layout = _ANSWER_V5 if version >= 5 else _ANSWER_V4
+    count = _count(buf, pos, end, 6)
+    pos += 4
+    responses = []
+    for _ in range(count):
+        name, pos = _string(buf, pos, end)
+        n = _count(buf, pos, end, layout.size + 8)
+        pos += 4
+        partitions = []
+        for _ in range(n):
+            part, pos = _answer(buf, pos, end, version, layout)
+            partitions.append(part)
+        responses.append({"topic": name, "partitions": partitions})
+    return {
+        "throttle_time_ms": throttle,
+        "error_code": error_code,
+        "session_id": session_id,
+        "responses": responses,
+    }
+
+
+def _answer(
+    buf: memoryview, pos: int, end: int, version: int, layout: struct.Struct
+) -> tuple[dict, int]:
+    fields = layout.unpack_from(buf, pos)
+    pos += layout.size
+    log_start = fields[4] if version >= 5 else -1
+    n = _I32.unpack_from(buf, pos)[0]
+    pos += 4
+    aborted: list[dict] | None = None
+    if n != -1:
+        if n < 0 or n * _ABORTED.size > end - pos:
+            raise _Unusual
+        aborted = [
+            {"producer_id": pid, "first_offset": first}
+            for pid, first in _ABORTED.iter_unpack(buf[pos : pos + n * _ABORTED.size])
+        ]
+        pos += n * _ABORTED.size
+    preferred = -1
+    if version >= 11:
+        preferred = _I32.unpack_from(buf, pos)[0]
+        pos += 4
+    size = _I32.unpack_from(buf, pos)[0]
+    pos += 4
+    records = None
+    if size != -1:
+        if size < 0 or pos + size > end:
+            raise _Unusual
+        records = buf[pos : pos + size]
+        pos += size
+    return {
+        "partition_index": fields[0],
+        "error_code": fields[1],
+        "high_watermark": fields[2],
+        "last_stable_offset": fields[3],
+        "log_start_offset": log_start,
+        "diverging_epoch": {"epoch": -1, "end_offset": -1},  # v12+ (tagged): defaults
+        "current_leader": {"leader_id": -1, "leader_epoch": -1},
+        "snapshot_id": {"end_offset": -1, "epoch": -1},
+        "aborted_transactions": aborted,
+        "preferred_read_replica": preferred,
+        "records": records,
+    }, pos

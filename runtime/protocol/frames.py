@@ -160,6 +160,10 @@ def decode_response(api_key: int, api_version: int, frame: Buffer) -> tuple[int,
     r = Reader(frame)
     try:
         correlation_id = r.int32()
+        if api_key == ApiKey.FETCH and api_version in fetch_codec.VERSIONS:
+            body = fetch_codec.decode_response(r.buf, r.pos, api_version)
+            if body is not None:  # by hand: what a consumer reads most
+                return correlation_id, body
         if api_key == ApiKey.API_VERSIONS and _is_unsupported_version(r):
             api_version = 0
         flexible = api.flexible(api_version)

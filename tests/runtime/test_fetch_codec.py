@@ -14,6 +14,7 @@ from runtime.protocol.errors import ProtocolError
 from runtime.protocol.frames import (
     RequestHeader,
     decode_request,
+    decode_response,
     encode_request,
     encode_response,
     encode_response_parts,
@@ -54,6 +55,67 @@ def test_a_response_encodes_to_the_schema_s_bytes(data, version):
     fast = Writer()
     fetch_codec.encode_response(fast, body, version)
     assert fast.getvalue() == _schema_bytes(body, version)
+
+
+def _plain(body: dict) -> dict:
+    """Records views as bytes, so that bodies compare by value."""
+    return {
+        **body,
+        "responses": [
+            {
+                **topic,
+                "partitions": [
+                    {**p, "records": None if p["records"] is None else bytes(p["records"])}
+                    for p in topic["partitions"]
+                ],
+            }
+            for topic in body["responses"]
+        ],
+    }
+
+
+def _response_by_schema(frame: bytes, version: int) -> tuple[int, dict]:
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(fetch_codec, "decode_response", lambda buf, pos, version: None)
+        return decode_response(ApiKey.FETCH, version, frame)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), version=st.sampled_from(VERSIONS))
+def test_a_response_decodes_as_the_schema_decodes_it(data, version):
+    body = data.draw(response_body(ApiKey.FETCH, version))
+    frame = encode_response(RequestHeader(ApiKey.FETCH, version, 4, None), body)[4:]
+    correlation_id, fast = decode_response(ApiKey.FETCH, version, frame)
+    expected_id, expected = _response_by_schema(frame, version)
+    assert correlation_id == expected_id == 4
+    assert _plain(fast) == _plain(expected)
+    assert fetch_codec.decode_response(memoryview(frame), 4, version) is not None
+
+
+@pytest.mark.parametrize("version", [4, 11])
+def test_every_truncated_response_is_refused_with_the_schema_s_error(version):
+    body = {
+        "responses": [
+            {
+                "topic": "t",
+                "partitions": [
+                    {
+                        "partition_index": 0,
+                        "high_watermark": 5,
+                        "aborted_transactions": [{"producer_id": 1, "first_offset": 2}],
+                        "records": b"r" * 20,
+                    }
+                ],
+            }
+        ]
+    }
+    frame = encode_response(RequestHeader(ApiKey.FETCH, version, 4, None), body)[4:]
+    for cut in range(4, len(frame)):
+        with pytest.raises(ProtocolError) as fast:
+            decode_response(ApiKey.FETCH, version, frame[:cut])
+        with pytest.raises(ProtocolError) as schema:
+            _response_by_schema(frame[:cut], version)
+        assert str(fast.value) == str(schema.value)
 
 
 def test_records_given_as_chunks_are_kept_as_chunks():
