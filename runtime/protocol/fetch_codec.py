@@ -11,8 +11,8 @@ regions too), nothing else copied.
 As in produce_codec: `decode_request` (the broker's) and `decode_response`
 (our consumers') handle the well-formed frame only and return None for
 anything else, which the schema then decodes (and refuses with exactly its
-usual error). `encode_response` writes what the schema would. A test checks
-both give the same.
+usual error). `encode_response` and `encode_request` write what the schema
+would. A test checks both give the same.
 """
 
 from __future__ import annotations
@@ -264,3 +264,51 @@ def _answer(
         "preferred_read_replica": preferred,
         "records": records,
     }, pos
+
+
+def encode_request(w: Writer, body: Mapping[str, Any], version: int) -> None:
+    """Write a Fetch v4-v11 request body (what our consumers send)."""
+    out = w.buf
+    out += _HEAD_V4.pack(
+        body.get("replica_id", -1),
+        body.get("max_wait_ms", 0),
+        body.get("min_bytes", 0),
+        body.get("max_bytes", 0x7FFFFFFF),
+        body.get("isolation_level", 0),
+    )
+    if version >= 7:
+        out += _SESSION.pack(body.get("session_id", 0), body.get("session_epoch", -1))
+    layout = _PART_V9 if version >= 9 else _PART_V5 if version >= 5 else _PART_V4
+    topics = body.get("topics", ())
+    out += _I32.pack(len(topics))
+    for topic in topics:
+        _name(out, topic.get("topic", ""))
+        parts = topic.get("partitions", ())
+        out += _I32.pack(len(parts))
+        for part in parts:
+            fields = [part.get("partition", 0)]
+            if version >= 9:
+                fields.append(part.get("current_leader_epoch", -1))
+            fields.append(part.get("fetch_offset", 0))
+            if version >= 5:
+                fields.append(part.get("log_start_offset", -1))
+            fields.append(part.get("partition_max_bytes", 0))
+            out += layout.pack(*fields)
+    if version >= 7:
+        forgotten = body.get("forgotten_topics_data", ())
+        out += _I32.pack(len(forgotten))
+        for topic in forgotten:
+            _name(out, topic.get("topic", ""))
+            numbers = topic.get("partitions", ())
+            out += _I32.pack(len(numbers))
+            out += struct.pack(f">{len(numbers)}i", *numbers)
+    if version >= 11:
+        _name(out, body.get("rack_id", ""))
+
+
+def _name(out: bytearray, name: str) -> None:
+    data = name.encode()
+    if len(data) > 0x7FFF:
+        raise ValueError(f"string of {len(data)} bytes is too long")
+    out += _I16.pack(len(data))
+    out += data

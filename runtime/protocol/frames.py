@@ -146,6 +146,13 @@ def encode_request(
     w.nullable_string(client_id)
     if flexible:
         w.buf += _NO_TAGS
+    if api_key == ApiKey.FETCH and api_version in fetch_codec.VERSIONS:
+        mark = len(w.buf)
+        try:  # by hand: what a consumer sends most; else the schema says what is wrong
+            fetch_codec.encode_request(w, body, api_version)
+            return w.frame()
+        except (struct.error, AttributeError, KeyError, TypeError, ValueError):
+            del w.buf[mark:]
     _, encode = api.request.codec(api_version, flexible)
     _encode(encode, w, body, api, api_version, "request")
     return w.frame()

@@ -50,6 +50,25 @@ def test_a_request_decodes_as_the_schema_decodes_it(data, version):
 
 @settings(max_examples=150, deadline=None)
 @given(data=st.data(), version=st.sampled_from(VERSIONS))
+def test_a_request_encodes_to_the_schema_s_bytes(data, version):
+    body = data.draw(request_body(ApiKey.FETCH, version))
+    _, encode = FETCH.request.codec(version, False)
+    by_schema = Writer()
+    encode(by_schema, body)
+    fast = Writer()
+    fetch_codec.encode_request(fast, body, version)
+    assert fast.getvalue() == by_schema.getvalue()
+    assert encode_request(ApiKey.FETCH, version, 5, "c", body)[15:] == by_schema.getvalue()
+
+
+def test_a_request_the_hand_encoder_cannot_take_gets_the_schema_s_error():
+    body = {"topics": [{"topic": None, "partitions": []}]}
+    with pytest.raises(ValueError, match="cannot encode Fetch v11 request"):
+        encode_request(ApiKey.FETCH, 11, 1, "c", body)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), version=st.sampled_from(VERSIONS))
 def test_a_response_encodes_to_the_schema_s_bytes(data, version):
     body = data.draw(response_body(ApiKey.FETCH, version))
     fast = Writer()
