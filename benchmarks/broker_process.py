@@ -2,18 +2,23 @@
 
 `running_broker(flush)` starts one on a free loopback port with a fresh data
 directory and stops it (SIGTERM, SIGKILL after STOP_TIMEOUT_S) whatever happened;
-`BrokerProcess.cpu_s()` reads its CPU seconds from /proc. `create_topic` and
+`BrokerProcess.cpu_s()` reads its CPU seconds from /proc; with `http=True` the
+broker also serves /metrics and `requests_by_api()` reads the requests it has
+answered, by API. `create_topic` and
 `high_watermarks` are the admin calls the benchmarks make on it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,14 +33,16 @@ PHASE_TIMEOUT_S = 120.0
 READY_LINE = "broker ready on "
 
 CLIENT_CONFIG: dict[str, Any] = {"log_level": 4}  # warnings and worse on stderr
+_REQUESTS = re.compile(r'^streams_broker_requests_total\{api="([a-z_]+)"\} ([0-9.e+]+)$', re.M)
 
 
 class BrokerProcess:
     """`python -m streams broker` on a free loopback port; stderr drained by a thread."""
 
-    def __init__(self, data_dir: Path, flush: str) -> None:
+    def __init__(self, data_dir: Path, flush: str, *, http: bool = False) -> None:
         self.data_dir = data_dir
         self.flush = flush
+        self.http_port = _free_port() if http else 0
         self.bootstrap = ""
         self.log: list[str] = []
         self._proc: subprocess.Popen[str] | None = None
@@ -61,6 +68,7 @@ class BrokerProcess:
             self.flush,
             "--loglevel",
             "warning",
+            *(["--http", f"127.0.0.1:{self.http_port}"] if self.http_port else []),
         ]
         self._proc = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -85,6 +93,12 @@ class BrokerProcess:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def requests_by_api(self) -> dict[str, float]:
+        """Requests answered so far, by API name (the broker's /metrics)."""
+        url = f"http://127.0.0.1:{self.http_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return requests_by_api(answer.read().decode())
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
@@ -101,10 +115,21 @@ class BrokerProcess:
             proc.stderr.close()
 
 
+def requests_by_api(metrics_text: str) -> dict[str, float]:
+    """streams_broker_requests_total by its api label, from /metrics text."""
+    return {api: float(n) for api, n in _REQUESTS.findall(metrics_text)}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @contextmanager
-def running_broker(flush: str) -> Iterator[BrokerProcess]:
+def running_broker(flush: str, *, http: bool = False) -> Iterator[BrokerProcess]:
     with tempfile.TemporaryDirectory(prefix="broker-bench-") as tmp:
-        broker = BrokerProcess(Path(tmp) / "data", flush)
+        broker = BrokerProcess(Path(tmp) / "data", flush, http=http)
         try:
             broker.start()
             yield broker

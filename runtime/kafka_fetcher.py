@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from dataclasses import dataclass, field
 
 from runtime.client.cluster import Cluster, backoff_s
 from runtime.client.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from runtime.client.fetch_requests import check_fetch_answer, fetch_body
-from runtime.log.records import iter_batches
+from runtime.log.records import HEADER_SIZE, LOG_OVERHEAD, parse_header
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.types import TopicPartition
 
@@ -42,6 +43,8 @@ EMPTY_ANSWER_PAUSE_S = 0.05
 AHEAD_IDLE_S = 5.0
 REQUEST_BYTES_MAX = 64 << 20  # a Fetch answer's total, like Kafka's fetch.max.bytes
 _SLACK_S = 30.0  # on top of max_wait for the answer to a Fetch
+_LENGTH = struct.Struct(">i")
+Buffer = bytes | bytearray | memoryview
 
 
 @dataclass(slots=True)
@@ -149,8 +152,7 @@ class Fetcher:
         if answer.get("error_code", 0) != ErrorCode.NONE:
             self._ahead.pop(tp, None)
             return
-        records = answer.get("records") or b""
-        following = max([offset, *(h.next_offset for _, h in iter_batches(records))])
+        following = _following(answer.get("records") or b"", offset)
         self._ahead[tp] = _Ahead(following, max_bytes, asyncio.get_running_loop().time())
 
     async def _serve(self, node: int, state: _Node) -> None:
@@ -256,6 +258,20 @@ class Fetcher:
         self.requests += 1
         response = await conn.request(ApiKey.FETCH, body, timeout_s=max_wait_ms / 1000 + _SLACK_S)
         return check_fetch_answer(response)
+
+
+def _following(records: Buffer, offset: int) -> int:
+    """The offset after the last whole batch of `records` (`offset` if none):
+    only batch lengths are read on the way to it, one header is parsed."""
+    pos, end, last = 0, len(records), -1
+    while end - pos >= HEADER_SIZE:
+        (length,) = _LENGTH.unpack_from(records, pos + 8)
+        if length < HEADER_SIZE - LOG_OVERHEAD or pos + LOG_OVERHEAD + length > end:
+            break  # a partial batch ends a fetch answer
+        last, pos = pos, pos + LOG_OVERHEAD + length
+    if last < 0:
+        return offset
+    return max(offset, parse_header(records, last).next_offset)
 
 
 def _has_news(answer: dict) -> bool:

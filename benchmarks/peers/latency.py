@@ -28,6 +28,7 @@ READY_TIMEOUT_S = 90.0
 DRAIN_TIMEOUT_S = 30.0
 CAUGHT_UP_MS = 250.0
 CAUGHT_UP_SAMPLES = 500
+POLL_S = 0.05
 
 
 class OutputReader:
@@ -52,10 +53,15 @@ class OutputReader:
         self._thread.start()
 
     def _run(self) -> None:
+        # consume(n, timeout) returns only once it has n messages or the timeout
+        # is over, which would add up to the timeout to every sample: wait for
+        # one message, then take what else is queued without waiting
         while not self._stop.is_set():
-            msgs = self._consumer.consume(10_000, timeout=0.05)
+            first = self._consumer.poll(POLL_S)
+            if first is None:
+                continue
             now = time.time_ns()
-            for msg in msgs:
+            for msg in [first, *self._consumer.consume(10_000, timeout=0)]:
                 if msg.error() is not None:
                     raise KafkaException(msg.error())
                 self.samples.append((orjson.loads(msg.value())["sent_ns"], now))

@@ -49,11 +49,17 @@ class ByteBudget:
         finally:
             self.release(n)
 
-    async def acquire(self, n: int) -> None:
+    def try_acquire(self, n: int) -> bool:
+        """Take n bytes if that needs no wait; False (nothing taken) otherwise."""
         if not 0 <= n <= self.capacity:
             raise ValueError(f"cannot reserve {n} bytes of a budget of {self.capacity}")
         if not self._waiters and self.in_use + n <= self.capacity:
             self._take(n)
+            return True
+        return False
+
+    async def acquire(self, n: int) -> None:
+        if self.try_acquire(n):
             return
         waiter = asyncio.get_running_loop().create_future()
         entry = (n, waiter)

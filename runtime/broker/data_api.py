@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -35,8 +36,9 @@ from runtime.errors import (
     StorageError,
     UnknownTopicError,
 )
+from runtime.log.batch_header import CONTROL, LOG_OVERHEAD, TRANSACTIONAL
 from runtime.log.config import TopicConfig
-from runtime.log.records import HEADER_SIZE, decode_batch, iter_batches, parse_header
+from runtime.log.records import HEADER_SIZE, decode_batch, parse_header
 from runtime.logs import RateLimitedLog
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.frames import RequestHeader
@@ -49,6 +51,9 @@ FETCH_WAIT_MAX_MS = 30_000
 READ_COMMITTED = 1
 MAX_TIMESTAMP = -3  # ListOffsets v7+ (KIP-734): the record with the newest timestamp
 STORAGE_ERROR_LOG_INTERVAL_S = 10.0
+_LENGTH_AT, _ATTRIBUTES_AT = 8, 21  # a batch header's batchLength and attributes
+_LENGTH = struct.Struct(">i")
+_ATTRIBUTES = struct.Struct(">h")
 
 
 class DataApi:
@@ -136,11 +141,14 @@ class DataApi:
             return ErrorCode.CORRUPT_MESSAGE, -1, []
         if tp.topic in INTERNAL_TOPICS:  # the coordinators' state: written by them only
             return ErrorCode.INVALID_TOPIC_EXCEPTION, -1, []
-        batches = list(iter_batches(records))
-        if len(batches) != 1 or batches[0][1].size != len(records):
+        # exactly one whole batch: its length field covers the rest (the log
+        # parses and checks the header itself; only a transaction's is read here)
+        (length,) = _LENGTH.unpack_from(records, _LENGTH_AT)
+        if length < HEADER_SIZE - LOG_OVERHEAD or length + LOG_OVERHEAD != len(records):
             return ErrorCode.INVALID_RECORD, -1, []
-        header = batches[0][1]
-        if header.is_transactional and not header.is_control:
+        (attributes,) = _ATTRIBUTES.unpack_from(records, _ATTRIBUTES_AT)
+        if attributes & TRANSACTIONAL and not attributes & CONTROL:
+            header = parse_header(records)
             code = self._check_transactional(header.producer_id, header.producer_epoch, tp)
             if code != ErrorCode.NONE:
                 return code, -1, []

@@ -4,9 +4,11 @@ A client may pipeline; answers keep its order. For each frame: the size is
 checked (a size outside [8, request_bytes_max] closes the connection before a
 byte of the body is read), that many bytes of the broker's request budget are
 reserved, the body is read into a buffer of exactly its size, answered, and the
-budget is given back once the answer is written. The request's memory is let go
-before the answer is sent, so the budget bounds what requests hold. Reading the
-body and writing the answer must each finish within request_timeout_ms.
+budget is given back once the answer is written (or queued to go out with the
+next ones: connection.py). The request's memory is let go before the answer is
+sent, so the budget bounds what requests hold. Reading the body and writing the
+answer must each finish within request_timeout_ms; neither is timed when it
+needs no wait (the body was read with the frame's size, the client reads on).
 
 A response goes out in parts, none of its large records copied: stored batches
 read from segment files are sent with sendfile, other large buffers written as
@@ -54,6 +56,7 @@ SIZE_MIN = 8  # api key, version, correlation id
 SASL_SIZE_MIN = 1  # a raw token: PLAIN's is 4 bytes and up
 
 _CLOSE = None  # what _answer returns to close the connection
+_PRODUCE_KEY = ApiKey.PRODUCE.to_bytes(2, "big")  # its handler never waits: answers can queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +111,17 @@ async def serve_connection(
         if not _size_fits(size, client, limits, conn, ratelog):
             return
         conn.busy = True
-        async with budget.reserve(size):
+        if not budget.try_acquire(size):
+            conn.flush()  # the answers so far go out while this one waits
+            await budget.acquire(size)
+        try:
             frame = bytearray(size)
-            if not await _in_time(conn.read_into(frame), timeout_s, conn, "request body"):
+            if not conn.read_now(frame) and not await _in_time(
+                conn.read_into(frame), timeout_s, conn, "request body"
+            ):
                 return
+            if conn.queued and frame[:2] != _PRODUCE_KEY:
+                conn.flush()  # other handlers may wait (a long poll, a rebalance)
             if client.authenticating:
                 parts, close = await _authenticate(frame, conn, handlers, client, ratelog)
             else:
@@ -119,10 +129,12 @@ async def serve_connection(
             del frame  # the request's memory goes now: the answer may wait on the client
             if parts is _CLOSE:
                 return
-            if not await _in_time(_send(conn, parts), timeout_s, conn, "answer"):
+            if not await _send_answer(conn, parts, timeout_s):
                 return
             if close:
                 return
+        finally:
+            budget.release(size)
         conn.busy = False
 
 
@@ -240,6 +252,19 @@ def _decode(
         return _CLOSE
 
 
+async def _send_answer(conn: Connection, parts: list, timeout_s: float) -> bool:
+    """Send an answer within timeout_s; False, with the connection aborted, if
+    it took longer. An answer of buffers (the common case) is queued at once,
+    and waited on only if the client is not reading fast enough."""
+    if any(isinstance(part, FileRegion) for part in parts):
+        return await _in_time(_send(conn, parts), timeout_s, conn, "answer")
+    for part in parts:
+        conn.write(part)
+    if conn.write_paused:
+        return await _in_time(conn.drain(), timeout_s, conn, "answer")
+    return True
+
+
 async def _send(conn: Connection, parts: list) -> None:
     """Write a response's parts in order; file regions go with sendfile."""
     for part in parts:
@@ -253,6 +278,7 @@ async def _send(conn: Connection, parts: list) -> None:
 async def _sendfile(conn: Connection, region: FileRegion) -> None:
     # loop.sendfile waits until what was written before has gone out, then has
     # the kernel copy the file's bytes to the socket.
+    conn.flush()
     loop = asyncio.get_running_loop()
     transport = conn.transport
     if transport is None or transport.is_closing():

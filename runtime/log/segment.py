@@ -12,6 +12,10 @@ Invariants:
 - `size` bytes are whole, valid batches: readers never look past `size`, and the
   appender moves `size` only after a write completed.
 - Relative offsets and positions fit int32 (the partition rolls before they would not).
+- `_starts` maps the base offset of each of the last RECENT_STARTS batches
+  tracked to its (position, size): a consumer at the head asks for the offset
+  after the last batch it got, which is the next batch's base offset, and
+  is then found without scanning the batches after an index entry.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from runtime.log.storage import FileRegion, FileStorage, MemoryStorage, Storage
 logger = logging.getLogger(__name__)
 
 SCAN_CHUNK_BYTES = 64 * 1024
+RECENT_STARTS = 512
 RECOVERY_CHUNK_BYTES = 1 << 20
 _MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
 _OFFSET_LENGTH = struct.Struct(">qi")
@@ -66,6 +71,7 @@ class Segment:
 
     __slots__ = (
         "_bytes_since_index",
+        "_starts",
         "base_offset",
         "created_ms",
         "directory",
@@ -88,6 +94,7 @@ class Segment:
         self.max_timestamp = -1
         self.created_ms: float | None = None
         self._bytes_since_index = 0
+        self._starts: dict[int, tuple[int, int]] = {}
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -147,6 +154,7 @@ class Segment:
         self.offset_index, self.time_index = OffsetIndex(), TimeIndex()
         self.size, self.next_offset, self.max_timestamp = 0, self.base_offset, -1
         self._bytes_since_index = 0
+        self._starts = {}
         buf, buf_pos, pos = b"", 0, 0
         while pos < size:
             rel = pos - buf_pos
@@ -190,6 +198,10 @@ class Segment:
             self.max_timestamp = header.max_timestamp
         self.size = pos + header.size
         self.next_offset = header.next_offset
+        starts = self._starts
+        starts[header.base_offset] = (pos, header.size)
+        if len(starts) > RECENT_STARTS:
+            del starts[next(iter(starts))]
 
     def append(
         self, base_offset: int, header: BatchHeader, batch: memoryview, *, sync: bool = False
@@ -274,6 +286,9 @@ class Segment:
 
     def locate(self, offset: int, end: int) -> tuple[int, int] | None:
         """(position, size) of the first batch holding an offset >= `offset`."""
+        recent = self._starts.get(offset)
+        if recent is not None and recent[0] + recent[1] <= end:
+            return recent
         start = self.offset_index.lookup(offset - self.base_offset)
         for pos, size, _, last, _ in self.batches(start, end):
             if last >= offset:
@@ -299,7 +314,8 @@ class Segment:
             return None
         pos, first_size = found
         limit = pos + min(max(first_size, max_bytes) if first_whole else max_bytes, end - pos)
-        stop = self._whole_batches_end(pos, limit)
+        # `end` is a batch boundary (the size, or a batch's start): nothing to scan up to it
+        stop = end if limit == end else self._whole_batches_end(pos, limit)
         return pos, stop - pos, stop >= end
 
     def _whole_batches_end(self, pos: int, limit: int) -> int:

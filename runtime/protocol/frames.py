@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.protocol import fetch_codec, produce_codec
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.protocol.errors import ProtocolError, UnsupportedVersionError
 from runtime.protocol.messages import APIS
@@ -55,6 +56,9 @@ def decode_request(frame: Buffer) -> tuple[RequestHeader, dict]:
     api = APIS.get(api_key)
     if api is None or not api.supports(api_version):
         raise UnsupportedVersionError(header)
+    body = _decode_by_hand(api_key, api_version, r)
+    if body is not None:
+        return header, body
     flexible = api.flexible(api_version)
     try:
         if flexible:
@@ -90,9 +94,41 @@ def _response_writer(header: RequestHeader, body: Mapping[str, Any]) -> Writer:
     w.buf += INT32.pack(header.correlation_id)
     if flexible and header.api_key != ApiKey.API_VERSIONS:
         w.buf += _NO_TAGS
+    if _encode_by_hand(header, w, body):
+        return w
     _, encode = api.response.codec(header.api_version, flexible)
     _encode(encode, w, body, api, header.api_version, "response")
     return w
+
+
+def _decode_by_hand(api_key: int, version: int, r: Reader) -> dict | None:
+    """The body of a Produce or Fetch, the broker's most frequent requests, by
+    the hand-written decoders; None for the schema to decode."""
+    if api_key == ApiKey.PRODUCE and version in produce_codec.VERSIONS:
+        return produce_codec.decode_request(r.buf, r.pos)
+    if api_key == ApiKey.FETCH and version in fetch_codec.VERSIONS:
+        return fetch_codec.decode_request(r.buf, r.pos, version)
+    return None
+
+
+def _encode_by_hand(header: RequestHeader, w: Writer, body: Mapping[str, Any]) -> bool:
+    """Write a Produce or Fetch response with the hand-written encoders; False,
+    with nothing written, for the schema to encode (a body they do not take,
+    or one they fail on: the schema then says what is wrong with it)."""
+    key, version = header.api_key, header.api_version
+    mark = len(w.buf)
+    try:
+        if key == ApiKey.PRODUCE and version in produce_codec.VERSIONS:
+            return produce_codec.encode_response(w, body, version)
+        if key == ApiKey.FETCH and version in fetch_codec.VERSIONS:
+            fetch_codec.encode_response(w, body, version)
+            return True
+    except (struct.error, AttributeError, KeyError, TypeError, ValueError):
+        if w.chunks:  # records moved what was written into the chunks
+            w.buf = bytearray(w.chunks[0])
+            w.chunks.clear()
+        del w.buf[mark:]
+    return False
 
 
 def encode_request(
@@ -110,6 +146,13 @@ def encode_request(
     w.nullable_string(client_id)
     if flexible:
         w.buf += _NO_TAGS
+    if api_key == ApiKey.FETCH and api_version in fetch_codec.VERSIONS:
+        mark = len(w.buf)
+        try:  # by hand: what a consumer sends most; else the schema says what is wrong
+            fetch_codec.encode_request(w, body, api_version)
+            return w.frame()
+        except (struct.error, AttributeError, KeyError, TypeError, ValueError):
+            del w.buf[mark:]
     _, encode = api.request.codec(api_version, flexible)
     _encode(encode, w, body, api, api_version, "request")
     return w.frame()
@@ -124,6 +167,10 @@ def decode_response(api_key: int, api_version: int, frame: Buffer) -> tuple[int,
     r = Reader(frame)
     try:
         correlation_id = r.int32()
+        if api_key == ApiKey.FETCH and api_version in fetch_codec.VERSIONS:
+            body = fetch_codec.decode_response(r.buf, r.pos, api_version)
+            if body is not None:  # by hand: what a consumer reads most
+                return correlation_id, body
         if api_key == ApiKey.API_VERSIONS and _is_unsupported_version(r):
             api_version = 0
         flexible = api.flexible(api_version)
