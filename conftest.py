@@ -11,6 +11,12 @@ sys.path, where tests/stores would shadow the stores package.)
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: property tests check results, not speed, and on a
+# shared 2-core machine one example can take longer than hypothesis's 200 ms.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
