@@ -28,6 +28,8 @@ from streams.event import Event, set_current_batch, set_current_event
 from streams.event_batch import EventBatch
 from streams.model import FieldDescriptor
 
+_new = object.__new__
+
 if TYPE_CHECKING:
     from streams.joins import JoinedStream, JoinHow
     from streams.stream_joins import JoinWindows, StreamJoin, StreamJoinHow
@@ -73,6 +75,62 @@ class Stream:
     # --- iteration -----------------------------------------------------------
 
     async def events(self) -> AsyncIterator[Event]:
+        # Per event: build it, note where the reader is, hand it out. The rest
+        # of the bookkeeping (a commit's pause, a rewind) is looked at once per
+        # batch and, per event, only when `channel.interrupts` moved.
+        if self._ready is not None:
+            await self._ready.wait()
+        channel = self.channel
+        predicates = self._predicates
+        try:
+            while True:
+                batch = await channel.get()
+                if batch is None:
+                    return
+                if not await _begin_batch(channel):
+                    continue  # rewound by an aborted transaction: fetched again
+                seen = channel.interrupts
+                if type(batch) is EventBatch:
+                    keys, values = batch.keys, batch.values
+                    for i in range(len(keys)):
+                        channel.position = i
+                        if channel.interrupts != seen:
+                            if not await _between_events(channel):
+                                break
+                            seen = channel.interrupts
+                        event = _new(Event)  # EventBatch.__getitem__ inlined
+                        event.key = keys[i]
+                        event.value = values[i]
+                        event._message = None
+                        event._batch = batch
+                        event._index = i
+                        if predicates and not await _passes(predicates, event.value):
+                            continue
+                        set_current_event(event)
+                        yield event
+                    else:
+                        _end_batch(channel)
+                    continue
+                for i, event in enumerate(batch):
+                    channel.position = i
+                    if channel.interrupts != seen:
+                        if not await _between_events(channel):
+                            break
+                        seen = channel.interrupts
+                    if predicates and not await _passes(predicates, event.value):
+                        continue
+                    set_current_event(event)
+                    yield event
+                else:
+                    _end_batch(channel)
+        finally:
+            channel.busy = False
+            channel.note_idle()
+            set_current_event(None)
+
+    async def _events_one_by_one(self) -> AsyncIterator[Event]:
+        """events() marking the reader idle between every two events, for
+        take(), which holds events the reader handed it (see channel.busy)."""
         if self._ready is not None:
             await self._ready.wait()
         channel = self.channel
@@ -127,27 +185,22 @@ class Stream:
                 batch = await channel.get()
                 if batch is None:
                     return
+                if not await _begin_batch(channel):
+                    continue  # rewound by an aborted transaction: fetched again
                 items = pick(batch)
-                rewinds = channel.rewinds
+                seen = channel.interrupts
                 set_current_event(channel)
                 for i, item in enumerate(items):
                     channel.position = i
-                    if channel.paused:
-                        await channel.wait_unpaused()
-                    if channel.rewinds != rewinds:
-                        break  # rewound by an aborted transaction: fetched again
-                    channel.busy = True
+                    if channel.interrupts != seen:
+                        if not await _between_events(channel):
+                            break
+                        seen = channel.interrupts
                     if predicates and not await _passes(predicates, item[1] if keyed else item):
-                        channel.busy = False
-                        if channel.paused:
-                            channel.note_idle()
                         continue
                     yield item
-                    channel.busy = False
-                    if channel.paused:
-                        channel.note_idle()
                 else:
-                    channel.position = len(items)
+                    _end_batch(channel)
         finally:
             channel.busy = False
             channel.note_idle()
@@ -185,7 +238,7 @@ class Stream:
             raise ValueError("take: max_ must be >= 1")
         if within <= 0:
             raise ValueError("take: within must be > 0 seconds")
-        events = self.events()
+        events = self._events_one_by_one()
         channel = self.channel
         buffer = _TakeBuffer(channel)
         loop = asyncio.get_running_loop()
@@ -471,6 +524,39 @@ def _items_of(batch: Sequence[Event]) -> Sequence[tuple[Any, Any]]:
     if type(batch) is EventBatch:
         return list(zip(batch.keys, batch.values, strict=True))
     return [(e.key, e.value) for e in batch]
+
+
+async def _begin_batch(channel: Channel) -> bool:
+    """Before the first event of the batch the reader took: wait out a commit's
+    pause; False if the batch was rewound meanwhile. The reader is busy from here
+    to the batch's end, but for the pauses it waits out between events."""
+    if channel.paused:
+        await channel.wait_unpaused()
+        if channel.rewound:
+            return False
+    channel.busy = True
+    return True
+
+
+async def _between_events(channel: Channel) -> bool:
+    """The reader is before its next event (`position`) and a commit paused or
+    rewound the channel since it last looked: idle while paused; False if rewound."""
+    if channel.paused:
+        channel.busy = False
+        channel.note_idle()
+        await channel.wait_unpaused()
+    if channel.rewound:
+        channel.busy = False  # what it held is forgotten: it waits for a fresh batch
+        return False
+    channel.busy = True
+    return True
+
+
+def _end_batch(channel: Channel) -> None:
+    channel.position = len(channel.batch)
+    channel.busy = False
+    if channel.paused:
+        channel.note_idle()
 
 
 async def _passes(predicates: tuple[Callable[[Any], Any], ...], value: Any) -> bool:
