@@ -269,17 +269,10 @@ class Topic:
         key_bytes, value_bytes, partition, ts_ms, hdrs = self._prepare(
             key, value, partition, timestamp, headers
         )
-        producer = self._wiring.producer_for(self)
-        pending = PendingSend(asyncio.get_running_loop(), self.name, partition, ts_ms)
-        producer.send_nowait(
-            self._tp(partition),
-            key_bytes,
-            value_bytes,
-            ts_ms,
-            hdrs,
-            settle=pending,
+        outcome, index = self._wiring.producer_for(self).send_batched(
+            self._tp(partition), key_bytes, value_bytes, ts_ms, hdrs
         )
-        return pending
+        return PendingSend(outcome, index, ts_ms)
 
     def send_nowait(
         self,
