@@ -162,14 +162,13 @@ class Producer:
 
         `settle` takes the place of the returned future (None is returned then):
         the caller's own future-like object, settled with the offset."""
-        buf, index = self._buffer_record(tp, key, value, timestamp_ms, headers)
+        _, index = self.send_batched(tp, key, value, timestamp_ms, headers)
         future = (
             asyncio.get_running_loop().create_future() if want_future and settle is None else None
         )
-        if settle is not None:
-            buf.futures.append((index, settle))
-        elif future is not None:
-            buf.futures.append((index, future))
+        if settle is not None or future is not None:
+            buf = self._buffers[(tp.topic, tp.partition)]  # the one the record went into
+            buf.futures.append((index, settle if settle is not None else future))  # type: ignore[arg-type]
         return future
 
     def send_batched(
@@ -182,17 +181,6 @@ class Producer:
     ) -> tuple[BatchOutcome, int]:
         """Buffer one record without a future of its own: its batch's outcome
         and its index in that batch (its offset is the batch's base + index)."""
-        buf, index = self._buffer_record(tp, key, value, timestamp_ms, headers)
-        return buf.outcome, index
-
-    def _buffer_record(
-        self,
-        tp: TopicPartition,
-        key: bytes | None,
-        value: bytes | None,
-        timestamp_ms: int,
-        headers: Sequence[Header],
-    ) -> tuple[_Buffer, int]:
         if self._closed:
             raise RuntimeError("producer is closed")
         size = (len(key) if key else 0) + (len(value) if value else 0) + _RECORD_OVERHEAD_MAX
@@ -215,7 +203,7 @@ class Producer:
         if not self._lingering:
             self._lingering = True
             self._linger_task = asyncio.get_running_loop().create_task(self._linger())
-        return buf, len(records) - 1
+        return buf.outcome, len(records) - 1
 
     def _next_buffer(self, tp: TopicPartition, slot: tuple[str, int], size: int) -> _Buffer:
         """A buffer with room for a record of `size` bytes; the full one, if

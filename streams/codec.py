@@ -42,23 +42,23 @@ def _dumps_json(obj: Any) -> bytes:
     return orjson.dumps(obj, default=_json_default)
 
 
-# How to encode a value, by its class (None: orjson as it is): one dict read per
-# value instead of an isinstance chain, and a Record's fields go to orjson as a
-# dict (its native path) instead of through `default=`, which costs several
-# times more.
-_encoders: dict[type, Callable[[Any], bytes] | None] = {}
+# How to encode a value, by its class: None for orjson as it is, an int for a
+# flat Record of that many fields (its fields go to orjson as a dict: its
+# native path, several times cheaper than `default=`), else a function. One
+# dict read per value instead of an isinstance chain.
+_encoders: dict[type, Callable[[Any], bytes] | int | None] = {}
 _UNKNOWN: Any = object()
 _ENCODERS_MAX = 1024  # classes made at run time must not grow it without bound
 
 
-def _encoder_for(cls: type) -> Callable[[Any], bytes] | None:
-    encode: Callable[[Any], bytes] | None
+def _encoder_for(cls: type) -> Callable[[Any], bytes] | int | None:
+    encode: Callable[[Any], bytes] | int | None
     if issubclass(cls, bytes | bytearray | memoryview):
         encode = _refuse_bytes
     elif issubclass(cls, Record):
         if not cls.__record_resolved__:
             return _encode_record  # its to_dict is compiled on first use: ask again later
-        encode = _flat_record_encoder(cls) if _is_flat(cls) else _encode_record
+        encode = len(cls.__record_fields__) if _is_flat(cls) else _encode_record
     else:
         encode = None
     if len(_encoders) >= _ENCODERS_MAX:
@@ -75,19 +75,6 @@ def _encode_record(obj: Record) -> bytes:
     return _dumps_json(obj.to_dict())
 
 
-def _flat_record_encoder(cls: type[Record]) -> Callable[[Any], bytes]:
-    count = len(cls.__record_fields__)
-
-    def encode(obj: Record) -> bytes:
-        fields = obj.__dict__
-        # Exactly the fields (nothing set besides them, none deleted): what to_dict returns.
-        if len(fields) == count:
-            return orjson.dumps(fields, default=_json_default)
-        return orjson.dumps(obj.to_dict(), default=_json_default)
-
-    return encode
-
-
 class JSONCodec:
     """JSON through orjson. Bytes are refused: send them with the ``raw`` codec."""
 
@@ -99,7 +86,14 @@ class JSONCodec:
             encode = _encoder_for(obj.__class__)
         if encode is None:
             return orjson.dumps(obj, default=_json_default)
-        return encode(obj)
+        if encode.__class__ is int:
+            fields = obj.__dict__
+            # Exactly the fields (nothing set besides them, none deleted): what
+            # to_dict returns, as orjson would encode it.
+            if len(fields) == encode:
+                return orjson.dumps(fields, default=_json_default)
+            return orjson.dumps(obj.to_dict(), default=_json_default)
+        return encode(obj)  # type: ignore[operator]
 
     def loads(self, data: bytes) -> Any:
         return orjson.loads(data)

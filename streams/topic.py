@@ -269,9 +269,13 @@ class Topic:
         key_bytes, value_bytes, partition, ts_ms, hdrs = self._prepare(
             key, value, partition, timestamp, headers
         )
-        outcome, index = self._wiring.producer_for(self).send_batched(
-            self._tp(partition), key_bytes, value_bytes, ts_ms, hdrs
-        )
+        producer = self._wiring.producer
+        if producer is None:
+            producer = self._wiring.producer_for(self)  # raises: not running
+        tp = self._tps.get(partition)
+        if tp is None:
+            tp = self._tp(partition)
+        outcome, index = producer.send_batched(tp, key_bytes, value_bytes, ts_ms, hdrs)
         return PendingSend(outcome, index, ts_ms)
 
     def send_nowait(
