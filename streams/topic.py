@@ -319,7 +319,11 @@ class Topic:
         key_bytes = None if key is None else self.key_codec.dumps(key)
         value_bytes = None if value is None else self.value_codec.dumps(value)
         if partition is None:
-            partition = self.partition_for(key_bytes)
+            partition = (
+                self.partition_for(None)
+                if key_bytes is None
+                else partition_for_key(key_bytes, self.partitions)  # partition_for, inlined
+            )
         elif not 0 <= partition < self.partitions:
             raise ValueError(
                 f"topic {self.name!r} has {self.partitions} partitions, no partition {partition}"
