@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 import streams
+from streams.gc_tuning import freeze_after_startup
 from streams.worker import Worker
 
 TIMEOUT_S = 300.0
@@ -72,6 +73,7 @@ async def _run(workload: str, n: int, keys: int, partitions: int) -> tuple[float
                     done.set()
 
     async with Worker(app) as worker:
+        freeze_after_startup()  # as `streams worker` does
         if workload == "join":
             for i in range(keys):
                 fills.send_soon(f"u{i}", {"name": f"n{i}", "tier": i % 3})

@@ -55,6 +55,9 @@ class Channel:
         self._resumed.set()
         self._idle = asyncio.Event()
         self.rewinds = 0  # how many times discard_all() forgot what was given out
+        # Moves on every pause() and discard_all(): a reader handing out a batch
+        # looks at pauses and rewinds only when it moved (see Stream.events).
+        self.interrupts = 0
         # `rewinds` when `batch` was taken: a reader (or take() holding an event
         # the reader handed it) whose batch was taken before the last rewind goes
         # no further with it, whether or not the channel is still paused.
@@ -69,6 +72,7 @@ class Channel:
 
     def pause(self) -> None:
         self.paused = True
+        self.interrupts += 1
         self._resumed.clear()
 
     def resume(self) -> None:
@@ -105,6 +109,7 @@ class Channel:
         """Forget every queued batch and the rest of the one in hand (an aborted
         transaction: the fetchers read them again from the last commit)."""
         self.rewinds += 1
+        self.interrupts += 1
         self._queue.clear()
         self._dropped.clear()
         self._held.clear()

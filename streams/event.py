@@ -106,6 +106,10 @@ def current_partition() -> int | None:
 # ContextVar.set itself (no Python frame): streams call it per event.
 set_current_event: Callable[[Event | EventCursor | None], object] = _current_event.set
 
+# ContextVar.get itself: what a stream set (an Event, a cursor or None), for
+# tables that look it up per event.
+current_event_or_cursor: Callable[[], Event | EventCursor | None] = _current_event.get
+
 
 # The events of the list `stream.take()` yields, while the agent handles it: an
 # ask among them is answered by what the agent yields for the list.

@@ -383,7 +383,11 @@ def _compile_to_dict(found: dict[str, FieldDescriptor]) -> Any:
             items.append(f"{name!r}: self.{name}")
     source = f"def to_dict(self):\n return {{{', '.join(items)}}}"
     exec(source, namespace)
-    return namespace["to_dict"]
+    to_dict = namespace["to_dict"]
+    # The dict is the instance's own fields, as they are: the JSON codec may
+    # encode the instance's __dict__ instead (streams.codec).
+    to_dict.__record_flat__ = not any(_may_hold_record(f.type) for f in found.values())
+    return to_dict
 
 
 def _plain(value: Any) -> Any:

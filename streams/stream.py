@@ -21,12 +21,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
-from runtime.types import TopicPartition
 from streams.channel import Channel
 from streams.errors import ConfigurationError
-from streams.event import Event, set_current_batch, set_current_event
+from streams.event import Event, set_current_event
 from streams.event_batch import EventBatch
 from streams.model import FieldDescriptor
+
+_new = object.__new__
 
 if TYPE_CHECKING:
     from streams.joins import JoinedStream, JoinHow
@@ -73,6 +74,9 @@ class Stream:
     # --- iteration -----------------------------------------------------------
 
     async def events(self) -> AsyncIterator[Event]:
+        # Per event: build it, note where the reader is, hand it out. The rest
+        # of the bookkeeping (a commit's pause, a rewind) is looked at once per
+        # batch and, per event, only when `channel.interrupts` moved.
         if self._ready is not None:
             await self._ready.wait()
         channel = self.channel
@@ -82,28 +86,42 @@ class Stream:
                 batch = await channel.get()
                 if batch is None:
                     return
-                # Checked before each event, paused or not: a rewind while the
-                # reader was parked at its yield (take() holding the event) too.
-                rewinds = channel.rewinds
+                if not await _begin_batch(channel):
+                    continue  # rewound by an aborted transaction: fetched again
+                seen = channel.interrupts
+                if type(batch) is EventBatch:
+                    keys, values = batch.keys, batch.values
+                    for i in range(len(keys)):
+                        channel.position = i
+                        if channel.interrupts != seen:
+                            if not await _between_events(channel):
+                                break
+                            seen = channel.interrupts
+                        event = _new(Event)  # EventBatch.__getitem__ inlined
+                        event.key = keys[i]
+                        event.value = values[i]
+                        event._message = None
+                        event._batch = batch
+                        event._index = i
+                        if predicates and not await _passes(predicates, event.value):
+                            continue
+                        set_current_event(event)
+                        yield event
+                    else:
+                        _end_batch(channel)
+                    continue
                 for i, event in enumerate(batch):
                     channel.position = i
-                    if channel.paused:
-                        await channel.wait_unpaused()
-                    if channel.rewinds != rewinds:
-                        break  # rewound by an aborted transaction: fetched again
-                    channel.busy = True
+                    if channel.interrupts != seen:
+                        if not await _between_events(channel):
+                            break
+                        seen = channel.interrupts
                     if predicates and not await _passes(predicates, event.value):
-                        channel.busy = False
-                        if channel.paused:
-                            channel.note_idle()
                         continue
                     set_current_event(event)
                     yield event
-                    channel.busy = False
-                    if channel.paused:
-                        channel.note_idle()
                 else:
-                    channel.position = len(batch)
+                    _end_batch(channel)
         finally:
             channel.busy = False
             channel.note_idle()
@@ -127,27 +145,22 @@ class Stream:
                 batch = await channel.get()
                 if batch is None:
                     return
+                if not await _begin_batch(channel):
+                    continue  # rewound by an aborted transaction: fetched again
                 items = pick(batch)
-                rewinds = channel.rewinds
+                seen = channel.interrupts
                 set_current_event(channel)
                 for i, item in enumerate(items):
                     channel.position = i
-                    if channel.paused:
-                        await channel.wait_unpaused()
-                    if channel.rewinds != rewinds:
-                        break  # rewound by an aborted transaction: fetched again
-                    channel.busy = True
+                    if channel.interrupts != seen:
+                        if not await _between_events(channel):
+                            break
+                        seen = channel.interrupts
                     if predicates and not await _passes(predicates, item[1] if keyed else item):
-                        channel.busy = False
-                        if channel.paused:
-                            channel.note_idle()
                         continue
                     yield item
-                    channel.busy = False
-                    if channel.paused:
-                        channel.note_idle()
                 else:
-                    channel.position = len(items)
+                    _end_batch(channel)
         finally:
             channel.busy = False
             channel.note_idle()
@@ -174,77 +187,16 @@ class Stream:
             tasks=self._tasks,
         )
 
-    async def take(self, max_: int, within: float) -> AsyncIterator[list[Any]]:
+    def take(self, max_: int, within: float) -> AsyncIterator[list[Any]]:
         """Lists of up to `max_` values, yielded when full or `within` seconds
         after the list's first value. Offsets of buffered values stay
         uncommitted until the list has been handled. Buffered values of a
         partition revoked meanwhile are dropped, not handled late: the
         partition's new owner reads them again from the commit, which stays
-        before them."""
-        if max_ < 1:
-            raise ValueError("take: max_ must be >= 1")
-        if within <= 0:
-            raise ValueError("take: within must be > 0 seconds")
-        events = self.events()
-        channel = self.channel
-        buffer = _TakeBuffer(channel)
-        loop = asyncio.get_running_loop()
-        deadline = 0.0
-        pending: asyncio.Task[Event] | None = None
-        try:
-            while True:
-                if pending is None:
-                    pending = loop.create_task(anext(events))  # type: ignore[arg-type]
-                timeout = None if not buffer.events else max(0.0, deadline - loop.time())
-                done, _ = await asyncio.wait({pending}, timeout=timeout)
-                if done:
-                    try:
-                        event = pending.result()
-                    except StopAsyncIteration:
-                        pending = None
-                        if buffer.valid():
-                            yield buffer.values()
-                        return
-                    pending = None
-                    if channel.rewound:
-                        continue  # handed out before an aborted transaction: fetched again
-                    # Buffered and held now: for a commit the reader is between
-                    # events (it waits at its yield, asking nothing of this one).
-                    channel.busy = False
-                    if channel.paused:
-                        channel.note_idle()
-                    if not buffer.valid():
-                        deadline = loop.time() + within
-                    if not buffer.add(event):
-                        continue  # of a revoked partition: skipped, held uncommitted
-                    if len(buffer.events) < max_:
-                        continue
-                if buffer.valid():
-                    # A list is processed like an event: not while a commit cuts.
-                    await channel.wait_unpaused()
-                    if not buffer.valid():
-                        continue
-                    batch = buffer.values()
-                    channel.holding = buffer.partitions()
-                    set_current_batch(tuple(e for e, _, _ in buffer.events))
-                    buffer.events = []
-                    channel.busy = True
-                    yield batch
-                    set_current_batch(None)
-                    if pending is None:
-                        # The reader waits at its yield of the list's last event,
-                        # processed now: a commit may cut past it.
-                        channel.position += 1
-                    channel.busy = False
-                    if channel.paused:
-                        channel.note_idle()
-                    channel.release()
-        finally:
-            if pending is not None:
-                pending.cancel()
-            # A list left unhandled (the agent raised): its offsets stay held.
-            channel.holding = set()
-            await events.aclose()
+        before them. See streams.stream_take."""
+        from streams.stream_take import take_lists
+
+        return take_lists(self, max_, within)
 
     @overload
     def join(
@@ -424,45 +376,6 @@ class Stream:
         return derived
 
 
-class _TakeBuffer:
-    """take()'s events, each with how many times its partition had been revoked
-    when it came: one revoked since is dropped (an aborted transaction's rewind
-    drops them all: they come again)."""
-
-    __slots__ = ("_channel", "_rewinds", "events")
-
-    def __init__(self, channel: Channel) -> None:
-        self._channel = channel
-        self._rewinds = channel.rewinds
-        self.events: list[tuple[Event, TopicPartition, int]] = []
-
-    def add(self, event: Event) -> bool:
-        """Buffer `event`, unless its partition is revoked (then it is only held)."""
-        channel = self._channel
-        channel.hold(event)
-        tp = TopicPartition(event.message.topic, event.message.partition)
-        if tp in channel.revoked:
-            return False
-        self.events.append((event, tp, channel.revocations.get(tp, 0)))
-        return True
-
-    def valid(self) -> bool:
-        """Whether any event is left, once the stale ones are gone."""
-        channel = self._channel
-        if channel.rewinds != self._rewinds:
-            self.events, self._rewinds = [], channel.rewinds
-        elif channel.revoked and self.events:
-            counts = channel.revocations
-            self.events = [e for e in self.events if counts.get(e[1], 0) == e[2]]
-        return bool(self.events)
-
-    def values(self) -> list[Any]:
-        return [event.value for event, _, _ in self.events]
-
-    def partitions(self) -> set[TopicPartition]:
-        return {tp for _, tp, _ in self.events}
-
-
 def _values_of(batch: Sequence[Event]) -> Sequence[Any]:
     return batch.values if type(batch) is EventBatch else [e.value for e in batch]
 
@@ -471,6 +384,39 @@ def _items_of(batch: Sequence[Event]) -> Sequence[tuple[Any, Any]]:
     if type(batch) is EventBatch:
         return list(zip(batch.keys, batch.values, strict=True))
     return [(e.key, e.value) for e in batch]
+
+
+async def _begin_batch(channel: Channel) -> bool:
+    """Before the first event of the batch the reader took: wait out a commit's
+    pause; False if the batch was rewound meanwhile. The reader is busy from here
+    to the batch's end, but for the pauses it waits out between events."""
+    if channel.paused:
+        await channel.wait_unpaused()
+        if channel.rewound:
+            return False
+    channel.busy = True
+    return True
+
+
+async def _between_events(channel: Channel) -> bool:
+    """The reader is before its next event (`position`) and a commit paused or
+    rewound the channel since it last looked: idle while paused; False if rewound."""
+    if channel.paused:
+        channel.busy = False
+        channel.note_idle()
+        await channel.wait_unpaused()
+    if channel.rewound:
+        channel.busy = False  # what it held is forgotten: it waits for a fresh batch
+        return False
+    channel.busy = True
+    return True
+
+
+def _end_batch(channel: Channel) -> None:
+    channel.position = len(channel.batch)
+    channel.busy = False
+    if channel.paused:
+        channel.note_idle()
 
 
 async def _passes(predicates: tuple[Callable[[Any], Any], ...], value: Any) -> bool:

@@ -29,7 +29,7 @@ from runtime.partitioner import partition_for_key
 from runtime.types import TopicPartition
 from stores.base import Store
 from streams.codec import Codec, get_codec
-from streams.event import current_partition
+from streams.event import Event, current_event_or_cursor, current_partition
 from streams.sessions import SessionTable, SessionWindow
 from streams.topic import Topic, codec_for_type, loader_for
 from streams.window import HoppingWindow, TumblingWindow
@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 _MISSING = object()
 _DELETED = object()
+_NOT_HERE: tuple[object, Any] = (object(), None)  # matches no event's batch
+_current_event = current_event_or_cursor
 CACHE_ENTRIES_MAX = 200_000
 
 Append = Callable[[TopicPartition, list[OutRecord]], Awaitable[int]]
@@ -251,6 +253,9 @@ class Table:
             internal=True,
         )
         self.partitions: dict[int, TablePartition] = {}
+        # The batch of events whose table partition was looked up last, and that
+        # partition: (_NO_BATCH, None) when nothing is noted (see _part_here).
+        self._here: tuple[object, Any] = _NOT_HERE
         self.recovered_records = 0
         self.route_by_key = False
         self.windowed: WindowedTable | SessionTable | SlidingTable | None = None
@@ -278,10 +283,12 @@ class Table:
             self._load_value,
         )
         self.partitions[partition] = part
+        self._here = _NOT_HERE
         return part
 
     def detach(self, partition: int) -> Store | None:
         """Stop serving `partition` here (its writes must be flushed); its store."""
+        self._here = _NOT_HERE
         part = self.partitions.pop(partition, None)
         return None if part is None else part.store
 
@@ -312,6 +319,7 @@ class Table:
         for part in self.partitions.values():
             part.store.close()
         self.partitions.clear()
+        self._here = _NOT_HERE
 
     # --- routing ------------------------------------------------------------
 
@@ -332,15 +340,37 @@ class Table:
         route = (key, 0.0) if self.windowed is not None else key  # windows route by key
         return partition_for_key(self._route_key(route), self.partition_count)
 
+    def _part_here(self, key: Any) -> TablePartition:
+        """The partition of the event being processed (else the key's), noted
+        for the next reads and writes of events of the same batch."""
+        if self.route_by_key:
+            return self._partition(key)
+        event = _current_event()
+        if event.__class__ is Event and event._batch is not None:  # type: ignore[union-attr]
+            batch = event._batch  # type: ignore[union-attr]
+            part = self.partitions.get(batch.partition)
+            if part is not None:
+                self._here = (batch, part)
+                return part
+        else:
+            number = current_partition()
+            part = None if number is None else self.partitions.get(number)
+            if part is not None:
+                return part
+        return self._partition(key)
+
     # --- dict interface ------------------------------------------------------
-    # __getitem__/__setitem__ inline _partition (for the event's partition) and
-    # TablePartition.get/set (on a cache hit): `table[key] += 1` runs per event.
+    # __getitem__/__setitem__ inline _part_here's memo (the partition of the
+    # current event's batch) and TablePartition.get/set (on a cache hit):
+    # `table[key] += 1` runs per event.
 
     def __getitem__(self, key: Any) -> Any:
-        number = None if self.route_by_key else current_partition()
-        part = None if number is None else self.partitions.get(number)
-        if part is None:
-            part = self._partition(key)
+        event = _current_event()
+        here = self._here
+        if event.__class__ is Event and event._batch is here[0]:  # type: ignore[union-attr]
+            part = here[1]
+        else:
+            part = self._part_here(key)
         value = part.cache.get(key, _MISSING)
         if value is _MISSING:
             value = part.get(key)
@@ -351,10 +381,12 @@ class Table:
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        number = None if self.route_by_key else current_partition()
-        part = None if number is None else self.partitions.get(number)
-        if part is None:
-            part = self._partition(key)
+        event = _current_event()
+        here = self._here
+        if event.__class__ is Event and event._batch is here[0]:  # type: ignore[union-attr]
+            part = here[1]
+        else:
+            part = self._part_here(key)
         part.cache[key] = value
         part.dirty[key] = value
         if self.on_change:
@@ -516,6 +548,7 @@ class GlobalTable(Table):
             self._load_value,
         )
         self.partitions[partition] = part
+        self._here = _NOT_HERE
         return part
 
 

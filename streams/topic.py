@@ -277,17 +277,14 @@ class Topic:
         key_bytes, value_bytes, partition, ts_ms, hdrs = self._prepare(
             key, value, partition, timestamp, headers
         )
-        producer = self._wiring.producer_for(self)
-        pending = PendingSend(asyncio.get_running_loop(), self.name, partition, ts_ms)
-        producer.send_nowait(
-            self._tp(partition),
-            key_bytes,
-            value_bytes,
-            ts_ms,
-            hdrs,
-            settle=pending,
-        )
-        return pending
+        producer = self._wiring.producer
+        if producer is None:
+            producer = self._wiring.producer_for(self)  # raises: not running
+        tp = self._tps.get(partition)
+        if tp is None:
+            tp = self._tp(partition)
+        outcome, index = producer.send_batched(tp, key_bytes, value_bytes, ts_ms, hdrs)
+        return PendingSend(outcome, index, ts_ms)
 
     def send_nowait(
         self,
@@ -330,7 +327,11 @@ class Topic:
         key_bytes = None if key is None else self.key_codec.dumps(key)
         value_bytes = None if value is None else self.value_codec.dumps(value)
         if partition is None:
-            partition = self.partition_for(key_bytes)
+            partition = (
+                self.partition_for(None)
+                if key_bytes is None
+                else partition_for_key(key_bytes, self.partitions)  # partition_for, inlined
+            )
         elif not 0 <= partition < self.partitions:
             raise ValueError(
                 f"topic {self.name!r} has {self.partitions} partitions, no partition {partition}"

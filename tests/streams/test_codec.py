@@ -110,3 +110,49 @@ def test_unknown_codec_lists_known_ones() -> None:
         assert name in str(info.value)
     with pytest.raises(TypeError):
         get_codec(42)  # type: ignore[arg-type]
+
+
+class _Point(Record):
+    x: int
+    y: int = 0
+
+
+class _Line(Record):
+    start: _Point
+    tags: set[str] = frozenset()  # type: ignore[assignment]
+
+
+def test_json_record_is_its_fields_whatever_else_the_instance_holds() -> None:
+    # A flat Record goes to orjson as its own __dict__: only while that is its fields.
+    codec = get_codec("json")
+    point = _Point(1, 2)
+    assert codec.dumps(point) == b'{"x":1,"y":2}'
+    point.note = "not a field"  # type: ignore[attr-defined]
+    assert codec.dumps(point) == b'{"x":1,"y":2}'
+    del point.note  # type: ignore[attr-defined]
+    del point.y
+    with pytest.raises(AttributeError):
+        codec.dumps(point)  # as to_dict: a field is missing
+
+
+def test_json_nested_records_sets_and_values_of_other_types() -> None:
+    codec = get_codec("json")
+    line = _Line(_Point(1), {"a"})
+    assert codec.loads(codec.dumps(line)) == {"start": {"x": 1, "y": 0}, "tags": ["a"]}
+    point = _Point(_Point(3), {"b"})  # fields are not checked by __init__: encoded as given
+    assert codec.loads(codec.dumps(point)) == {"x": {"x": 3, "y": 0}, "y": ["b"]}
+    assert codec.dumps([_Point(1, 1), {"p": _Point(2, 2)}]) == (
+        b'[{"x":1,"y":1},{"p":{"x":2,"y":2}}]'
+    )
+
+
+def test_json_refuses_bytes_subclasses_and_unknown_types_every_time() -> None:
+    class Blob(bytes):
+        pass
+
+    codec = get_codec("json")
+    for _ in range(2):  # the second time from the per-class cache
+        with pytest.raises(TypeError, match="raw"):
+            codec.dumps(Blob(b"x"))
+        with pytest.raises(TypeError, match="not JSON serializable"):
+            codec.dumps(object())
