@@ -87,10 +87,11 @@ class BrokerMetrics:
             name = topic["name"]
             for part in topic["partitions"]:
                 records = part["records"]
-                if (name, part["partition_index"]) in refused or not records:
-                    continue
+                if (name, part["partition_index"]) in refused or len(records or b"") < HEADER_SIZE:
+                    continue  # refused, or too short for a batch (acks=0 is not answered)
                 self.bytes_in[name] = self.bytes_in.get(name, 0) + len(records)
-                count = _records_in(records)
+                # appended, so one whole batch (data_api.py): its header's count
+                count = _U32.unpack_from(records, _COUNT_AT)[0]
                 self.records_in[name] = self.records_in.get(name, 0) + count
 
     def _fetched(self, response: dict) -> None:
