@@ -90,25 +90,32 @@ class DataApi:
                 denied = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
             elif not self._access.topic(peer, Operation.WRITE, topic["name"]):
                 denied = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            name = topic["name"]
+            config = self._config(name)  # once per topic, not per partition
             parts = [
                 self._produce_one(
-                    TopicPartition(topic["name"], part["partition_index"]),
+                    TopicPartition(name, part["partition_index"]),
                     part["records"],
                     acks,
+                    config,
                     denied,
                 )
                 for part in topic["partitions"]
             ]
-            responses.append({"name": topic["name"], "partitions": parts})
+            responses.append({"name": name, "partitions": parts})
         if acks == 0:
             return None
         return {"responses": responses}
 
     def _produce_one(
-        self, tp: TopicPartition, records: Any, acks: int, denied: int | None
+        self,
+        tp: TopicPartition,
+        records: Any,
+        acks: int,
+        config: TopicConfig | None,
+        denied: int | None,
     ) -> dict[str, Any]:
         """A partition's produce answer: the batch appended, or why not."""
-        config = self._config(tp.topic)
         refusal = _produce_refusal(acks, config, denied)
         if refusal is not None:
             code, base, refused = refusal, -1, []
@@ -116,9 +123,10 @@ class DataApi:
             code, base, refused = self._append(tp, records)
         start = append_time = -1
         if code == ErrorCode.NONE:
-            start = self._log.offsets(tp)[0]
+            log = self._transport.log
+            start = log.offsets(tp)[0]
             if config is not None and config.log_append_time:
-                append_time = parse_header(self._log.read(tp, base, 1)).max_timestamp
+                append_time = parse_header(log.read(tp, base, 1)).max_timestamp
         return {
             "partition_index": tp.partition,
             "error_code": code,

@@ -22,6 +22,7 @@ Each Broker has a registry of its own, never prometheus_client's global one.
 from __future__ import annotations
 
 import os
+import struct
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -50,6 +51,7 @@ PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 GROUP_STATES = ("Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead")
 _LENGTH_AT, _COUNT_AT = 8, 57  # a batch header's batchLength and recordsCount
 HEADERS_READ_BYTES = 64 * 1024
+_U32 = struct.Struct(">I")
 
 
 class BrokerMetrics:
@@ -85,10 +87,11 @@ class BrokerMetrics:
             name = topic["name"]
             for part in topic["partitions"]:
                 records = part["records"]
-                if (name, part["partition_index"]) in refused or not records:
-                    continue
+                if (name, part["partition_index"]) in refused or len(records or b"") < HEADER_SIZE:
+                    continue  # refused, or too short for a batch (acks=0 is not answered)
                 self.bytes_in[name] = self.bytes_in.get(name, 0) + len(records)
-                count = _records_in(records)
+                # appended, so one whole batch (data_api.py): its header's count
+                count = _U32.unpack_from(records, _COUNT_AT)[0]
                 self.records_in[name] = self.records_in.get(name, 0) + count
 
     def _fetched(self, response: dict) -> None:
@@ -120,11 +123,12 @@ def _records_in(chunk: Any) -> int:
 def _count_records(view: memoryview) -> tuple[int, int]:
     """(records, bytes) of the whole batches at the start of `view`."""
     position = count = 0
-    while position + HEADER_SIZE <= len(view):
-        length = int.from_bytes(view[position + _LENGTH_AT : position + _LENGTH_AT + 4], "big")
-        if position + 12 + length > len(view):
+    end = len(view)
+    while position + HEADER_SIZE <= end:
+        (length,) = _U32.unpack_from(view, position + _LENGTH_AT)
+        if position + 12 + length > end:
             break  # a batch cut by the read: not counted, the size ratio covers it
-        count += int.from_bytes(view[position + _COUNT_AT : position + _COUNT_AT + 4], "big")
+        count += _U32.unpack_from(view, position + _COUNT_AT)[0]
         position += 12 + length
     return count, position
 

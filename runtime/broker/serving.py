@@ -76,6 +76,7 @@ class _Client:
         self.advertised = listener.advertised
         self.principal = principal_of(conn.peercert) or ANONYMOUS
         self.session = SaslSession(listener.sasl, conn.host, ratelog) if listener.sasl else None
+        self._peer: Peer | None = None
 
     @property
     def authenticating(self) -> bool:
@@ -83,7 +84,11 @@ class _Client:
         return self.session is not None and self.session.principal is None
 
     def peer(self, header: RequestHeader) -> Peer:
-        return Peer(header.client_id or "", self.host, self.principal, self.advertised)
+        # a client sends every request with the same client id: one Peer serves them
+        peer, client_id = self._peer, header.client_id or ""
+        if peer is None or peer.client_id != client_id or peer.principal != self.principal:
+            peer = self._peer = Peer(client_id, self.host, self.principal, self.advertised)
+        return peer
 
     def after_step(self) -> None:
         session = self.session

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import crc32c as _crc32c
 
 from runtime.errors import CorruptRecordError
+from runtime.slotted import positional_builder
 
 HEADER_SIZE = 61
 LOG_OVERHEAD = 12  # base_offset + batch_length
@@ -91,10 +92,13 @@ class BatchHeader:
         return bool(self.attributes & TRANSACTIONAL)
 
 
+_build_header = positional_builder(BatchHeader)  # one per batch appended or walked
+
+
 def parse_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
     if len(buf) - pos < HEADER_SIZE:
         raise CorruptRecordError(f"batch header needs {HEADER_SIZE} bytes, got {len(buf) - pos}")
-    return BatchHeader(*_HEADER.unpack_from(buf, pos))
+    return _build_header(*_HEADER.unpack_from(buf, pos))
 
 
 def validate_batch(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
@@ -126,7 +130,7 @@ def iter_batches(
     does not check CRCs (use validate_batch for that)."""
     end = len(buf) if end is None else end
     while end - pos >= HEADER_SIZE:
-        header = BatchHeader(*_HEADER.unpack_from(buf, pos))
+        header = _build_header(*_HEADER.unpack_from(buf, pos))
         if header.batch_length < HEADER_SIZE - LOG_OVERHEAD or pos + header.size > end:
             return
         yield pos, header

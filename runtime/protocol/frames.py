@@ -26,6 +26,7 @@ from runtime.protocol.errors import ProtocolError, UnsupportedVersionError
 from runtime.protocol.messages import APIS
 from runtime.protocol.primitives import INT16, INT32, Buffer, Reader, Writer
 from runtime.protocol.schema import Api
+from runtime.slotted import positional_builder
 
 SUPPORTED: dict[int, tuple[int, int]] = {
     key: (api.min_version, api.max_version) for key, api in APIS.items()
@@ -44,6 +45,9 @@ class RequestHeader:
     client_id: str | None
 
 
+_build_header = positional_builder(RequestHeader)  # one per request the broker answers
+
+
 def decode_request(frame: Buffer) -> tuple[RequestHeader, dict]:
     """(header, body) of a request frame (the bytes after the size).
 
@@ -52,7 +56,7 @@ def decode_request(frame: Buffer) -> tuple[RequestHeader, dict]:
     body are memoryviews into `frame`."""
     r = Reader(frame)
     api_key, api_version, correlation_id = r.unpack(_REQUEST_HEADER)
-    header = RequestHeader(api_key, api_version, correlation_id, r.nullable_string())
+    header = _build_header(api_key, api_version, correlation_id, r.nullable_string())
     api = APIS.get(api_key)
     if api is None or not api.supports(api_version):
         raise UnsupportedVersionError(header)

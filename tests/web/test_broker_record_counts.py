@@ -48,3 +48,22 @@ def test_past_the_headers_read_the_count_goes_by_size(
 def test_in_memory_chunks_are_counted_exactly() -> None:
     batch = encode_batch([(b"k", b"v", 0, ())] * 7)
     assert metrics._records_in(batch + batch) == 14
+
+
+def test_produced_batches_are_counted_and_unanswered_garbage_is_not() -> None:
+    batch = encode_batch([(b"k", b"v", 0, ())] * 4)
+    body = {
+        "topics": [
+            {
+                "name": "t",
+                "partitions": [
+                    {"partition_index": 0, "records": batch},
+                    {"partition_index": 1, "records": b"short"},  # acks=0: not answered
+                    {"partition_index": 2, "records": None},
+                ],
+            }
+        ]
+    }
+    m = metrics.BrokerMetrics()
+    m._produced(body, None)
+    assert (m.records_in, m.bytes_in) == ({"t": 4}, {"t": len(batch)})
