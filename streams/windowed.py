@@ -8,16 +8,17 @@ tombstones, from the changelog.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from streams import stream_time
 from streams.codec import get_codec
-from streams.event import current_event
-from streams.table import _DELETED, Append, Table, TablePartition, _hashable
+from streams.event import Event, current_event, current_event_or_cursor
+from streams.table import _DELETED, _MISSING, Append, Table, TablePartition, _hashable
 from streams.topic import Topic
-from streams.window import Window, WindowRange
+from streams.window import TumblingWindow, Window, WindowRange
 from streams.window_close import WindowCloser
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class WindowedTable:
         self.closer = closer
         self.name = table.name
         self._relative_to = relative_to
+        self._root_table = self  # the table views share their windows with
         # Stored keys are JSON [key, start]; they route by the key alone, so a
         # window read outside an event finds the partition its writes went to.
         route_key = table._route_key
@@ -56,6 +58,11 @@ class WindowedTable:
         for part in table.partitions.values():
             part.dump_key, part.load_key = table._dump_key, table._load_key
         self._windows: dict[float, set[tuple[int, Any]]] = {}
+        # Partitions whose stored windows are all in _windows (on_recovered
+        # scanned them): a window missing there is not in the store either.
+        self._tracked: set[int] = set()
+        # (lo, hi, starts): the window starts of any timestamp in [lo, hi).
+        self._memo: tuple[float, float, tuple[float, ...]] = (0.0, 0.0, ())
         self.latest_timestamp = 0.0
         if closer is not None:
             stream_time.install(table)
@@ -89,22 +96,23 @@ class WindowedTable:
         view = WindowedTable.__new__(WindowedTable)
         view.__dict__.update(self.__dict__)
         view._relative_to = relative_to
-        view._shared = self
         return view
 
     @property
     def _root(self) -> WindowedTable:
-        return self.__dict__.get("_shared", self)
+        return self._root_table
 
     def timestamp(self) -> float:
         """The time windows are chosen by: the event's, now, or a field's."""
         rel = self._relative_to
-        event = current_event()
+        event = current_event_or_cursor()
+        if event.__class__ is not Event:
+            event = current_event()
         if rel == "now" or event is None:
             return time.time()
         if rel == "stream":
             return event.message.timestamp
-        return rel(event.value)  # type: ignore[operator]
+        return rel(event.value)  # type: ignore[operator, union-attr]
 
     # --- dict-ish interface ---------------------------------------------------
 
@@ -161,6 +169,66 @@ class WindowedTable:
             if wkey in self.table:
                 del self.table[wkey]
 
+    def _starts(self, ts: float) -> tuple[float, ...]:
+        """The starts of the windows holding `ts`, oldest first; for tumbling
+        windows remembered while events stay in the same window."""
+        lo, hi, starts = self._memo
+        if lo <= ts < hi:
+            return starts
+        ranges = self.window.ranges(ts)
+        starts = tuple(rng.start for rng in ranges)
+        if isinstance(self.window, TumblingWindow):
+            self._memo = (ranges[0].start, ranges[0].end, starts)
+        return starts
+
+    def _update(self, key: Any, op: Callable[[Any, Any], Any], operand: Any) -> None:
+        """`table[key] op= operand` in every window of the current time: the
+        per-event path, straight into the partition's cache and dirty writes."""
+        table = self.table
+        if self.closer is not None or table.on_change or table.route_by_key:
+            return self._update_each(key, op, operand)
+        ts = self.timestamp()
+        starts = self._starts(ts)
+        event, here = current_event_or_cursor(), table._here
+        if event.__class__ is Event and event._batch is here[0]:  # type: ignore[union-attr]
+            part = here[1]
+        else:
+            part = table._part_here((key, starts[0]))
+        root = self._root_table
+        number = part.changelog.partition
+        tracked = number in root._tracked
+        cache, dirty, default = part.cache, part.dirty, table.default
+        for start in starts:
+            wkey = (key, start)
+            value = cache.get(wkey, _MISSING)
+            if value is _MISSING or value is _DELETED or not tracked:
+                value = root._first_read(part, number, wkey, tracked)
+            if value is _DELETED:
+                if default is None:
+                    raise KeyError(wkey)
+                value = default()
+            cache[wkey] = dirty[wkey] = op(value, operand)
+        if ts > root.latest_timestamp:
+            root.latest_timestamp = ts
+
+    def _first_read(self, part: TablePartition, number: int, wkey: Any, tracked: bool) -> Any:
+        """A window's value not in the cache, noting the window for expiry; in
+        a tracked partition a window never noted is new: no store read."""
+        keys = self._windows.get(wkey[1])
+        if keys is None:
+            keys = self._windows[wkey[1]] = set()
+        member = (number, wkey)
+        if member in keys:
+            return part.get(wkey)
+        keys.add(member)
+        return _DELETED if tracked else part.get(wkey)
+
+    def _update_each(self, key: Any, op: Callable[[Any, Any], Any], operand: Any) -> None:
+        ts = self.timestamp()
+        for rng in self._open_ranges(key, ts):
+            self._set(key, rng.start, op(self._get(key, rng.start), operand), ts)
+        self._emit_closed(key)
+
     def _get(self, key: Any, start: float) -> Any:
         return self.table[(key, start)]
 
@@ -193,6 +261,7 @@ class WindowedTable:
 
     def on_recovered(self, partition: int) -> None:
         root = self._root
+        root._tracked.add(partition)
         found = []
         store = self.table.partitions[partition]
         for wkey, _ in store.items():
@@ -227,6 +296,7 @@ class WindowedTable:
     def on_released(self, partition: int) -> None:
         """The partition moved to another worker: forget its windows here."""
         root = self._root
+        root._tracked.discard(partition)
         if self.closer is not None:
             self.closer.released(partition)
         for start in list(root._windows):
@@ -265,6 +335,8 @@ class WindowedTable:
 
 
 def _as_seconds(value: Any) -> float:
+    if value.__class__ is float:
+        return value  # type: ignore[no-any-return]
     if hasattr(value, "timestamp"):
         return float(value.timestamp())
     return float(value)
@@ -279,31 +351,29 @@ class WindowSet:
         self.key = key
         self.table = table
 
-    def _apply(self, op: Callable[[Any, Any], Any], operand: Any) -> WindowSet:
-        table = self.table
-        ts = table.timestamp()
-        for rng in table._open_ranges(self.key, ts):
-            table._set(self.key, rng.start, op(table._get(self.key, rng.start), operand), ts)
-        table._emit_closed(self.key)
+    def __iadd__(self, other: Any) -> WindowSet:
+        self.table._update(self.key, operator.add, other)
         return self
 
-    def __iadd__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a + b, other)
-
     def __isub__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a - b, other)
+        self.table._update(self.key, operator.sub, other)
+        return self
 
     def __imul__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a * b, other)
+        self.table._update(self.key, operator.mul, other)
+        return self
 
     def __itruediv__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a / b, other)
+        self.table._update(self.key, operator.truediv, other)
+        return self
 
     def __ior__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a | b, other)
+        self.table._update(self.key, operator.or_, other)
+        return self
 
     def __iand__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a & b, other)
+        self.table._update(self.key, operator.and_, other)
+        return self
 
     def _at(self, timestamp: float) -> Any:
         return self.table._get(self.key, self.table.window.current(timestamp).start)
