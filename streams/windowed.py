@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from streams import stream_time
 from streams.codec import get_codec
 from streams.event import Event, current_event, current_event_or_cursor
@@ -48,13 +50,14 @@ class WindowedTable:
         self.name = table.name
         self._relative_to = relative_to
         self._root_table = self  # the table views share their windows with
+        self._field_getter: Callable[[Any], Any] | None = None  # relative_to_field's
         # Stored keys are JSON [key, start]; they route by the key alone, so a
         # window read outside an event finds the partition its writes went to.
         route_key = table._route_key
         json_codec = get_codec("json")
         table._route_key = lambda wkey: route_key(wkey[0])
         table._dump_key = json_codec.dumps
-        table._load_key = lambda data: _hashable(json_codec.loads(data))
+        table._load_key = _load_window_key
         for part in table.partitions.values():
             part.dump_key, part.load_key = table._dump_key, table._load_key
         self._windows: dict[float, set[tuple[int, Any]]] = {}
@@ -90,12 +93,15 @@ class WindowedTable:
         getter = getattr(field, "getter", None)
         if getter is None:
             raise TypeError(f"relative_to_field needs a model field, not {field!r}")
-        return self._view(lambda value: _as_seconds(getter(value)))
+        view = self._view(lambda value: _as_seconds(getter(value)))
+        view._field_getter = getter
+        return view
 
     def _view(self, relative_to: str | Callable[[Any], float]) -> WindowedTable:
         view = WindowedTable.__new__(WindowedTable)
         view.__dict__.update(self.__dict__)
         view._relative_to = relative_to
+        view._field_getter = None
         return view
 
     @property
@@ -187,9 +193,15 @@ class WindowedTable:
         table = self.table
         if self.closer is not None or table.on_change or table.route_by_key:
             return self._update_each(key, op, operand)
-        ts = self.timestamp()
+        event, getter = current_event_or_cursor(), self._field_getter
+        if getter is not None and event.__class__ is Event:
+            ts = getter(event.value)  # type: ignore[union-attr]
+            if ts.__class__ is not float:
+                ts = _as_seconds(ts)
+        else:
+            ts = self.timestamp()
         starts = self._starts(ts)
-        event, here = current_event_or_cursor(), table._here
+        here = table._here
         if event.__class__ is Event and event._batch is here[0]:  # type: ignore[union-attr]
             part = here[1]
         else:
@@ -332,6 +344,19 @@ class WindowedTable:
         self, transport: Transport, batch_bytes_max: int = 1 << 20, append: Append | None = None
     ) -> int:
         return await self.table.flush(transport, batch_bytes_max, append)
+
+
+def _load_window_key(data: bytes) -> Any:
+    """A stored key, `[key, start]` in JSON, as the tuple it was written from."""
+    key = orjson.loads(data)
+    if (
+        key.__class__ is list
+        and len(key) == 2
+        and key[0].__class__ is not list
+        and key[1].__class__ is not list
+    ):
+        return (key[0], key[1])
+    return _hashable(key)
 
 
 def _as_seconds(value: Any) -> float:

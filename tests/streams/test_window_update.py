@@ -118,3 +118,21 @@ def test_a_timestamp_that_is_not_finite_is_refused_and_changes_nothing():
     with pytest.raises(ValueError, match="finite"):
         windows["k"] += 1
     assert dict(windows.items()) == {("k", 0.0): 1}
+
+
+class Stamp(streams.Record):
+    at: int
+
+
+def test_a_field_view_takes_int_times_and_a_stream_view_the_record_time():
+    app = streams.App("upd", broker="memory://")
+    table = app.Table("t", default=int, key_type=str, partitions=1)
+    by_field = table.tumbling(10, expires=100).relative_to_field(Stamp.at)
+    by_record = by_field.relative_to_stream()
+    table.attach(0, MemoryStore())
+    by_field.on_recovered(0)
+    set_current_event(Event("k", Stamp(at=25), Message("t", 0, 0, 3_000)))
+    by_field["k"] += 1
+    by_record["k"] += 10  # at the record's 3 s
+    assert dict(by_field.items()) == {("k", 20.0): 1, ("k", 0.0): 10}
+    assert by_field.partition_stream_time(0) == 25.0
