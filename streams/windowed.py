@@ -191,7 +191,7 @@ class WindowedTable:
         """`table[key] op= operand` in every window of the current time: the
         per-event path, straight into the partition's cache and dirty writes."""
         table = self.table
-        if self.closer is not None or table.on_change or table.route_by_key:
+        if table.on_change or table.route_by_key:
             return self._update_each(key, op, operand)
         event, getter = current_event_or_cursor(), self._field_getter
         if getter is not None and event.__class__ is Event:
@@ -200,7 +200,13 @@ class WindowedTable:
                 ts = _as_seconds(ts)
         else:
             ts = self.timestamp()
-        starts = self._starts(ts)
+        closer = self.closer
+        if closer is None:
+            starts = self._starts(ts)
+        else:  # with a grace period: the windows stream time has not closed
+            starts = tuple(rng.start for rng in self._open_ranges(key, ts))
+            if not starts:
+                return self._emit_closed(key)
         here = table._here
         if event.__class__ is Event and event._batch is here[0]:  # type: ignore[union-attr]
             part = here[1]
@@ -222,6 +228,8 @@ class WindowedTable:
             cache[wkey] = dirty[wkey] = op(value, operand)
         if ts > root.latest_timestamp:
             root.latest_timestamp = ts
+        if closer is not None:
+            self._emit_closed(key)
 
     def _first_read(self, part: TablePartition, number: int, wkey: Any, tracked: bool) -> Any:
         """A window's value not in the cache, noting the window for expiry; in

@@ -136,3 +136,19 @@ def test_a_field_view_takes_int_times_and_a_stream_view_the_record_time():
     by_record["k"] += 10  # at the record's 3 s
     assert dict(by_field.items()) == {("k", 20.0): 1, ("k", 0.0): 10}
     assert by_field.partition_stream_time(0) == 25.0
+
+
+def test_with_a_grace_period_new_windows_read_nothing_and_late_events_are_dropped():
+    store = CountingStore()
+    app = streams.App("upd", broker="memory://")
+    table = app.Table("t", default=int, key_type=str, partitions=1)
+    windows = table.tumbling(10, expires=100, grace=5).relative_to_field(Tick.at)
+    table.attach(0, store)
+    windows.on_recovered(0)
+    store.gets = 0
+    for key, ts in [("a", 1.0), ("b", 2.0), ("a", 12.0), ("a", 16.0), ("b", 4.0), ("a", 9.0)]:
+        _at(key, ts)  # at 16 the window [0, 10) closes (end 10 + grace 5 <= 16)
+        windows[key] += 1
+    assert store.gets == 0
+    assert dict(windows.items()) == {("a", 0.0): 1, ("b", 0.0): 1, ("a", 10.0): 2}
+    assert windows.late_dropped == 2
