@@ -64,8 +64,8 @@ class WindowedTable:
         # Partitions whose stored windows are all in _windows (on_recovered
         # scanned them): a window missing there is not in the store either.
         self._tracked: set[int] = set()
-        # (lo, hi, starts): the window starts of any timestamp in [lo, hi).
-        self._memo: tuple[float, float, tuple[float, ...]] = (0.0, 0.0, ())
+        # (lo, hi, ranges): the windows of any timestamp in [lo, hi).
+        self._memo: tuple[float, float, tuple[WindowRange, ...]] = (0.0, 0.0, ())
         self.latest_timestamp = 0.0
         if closer is not None:
             stream_time.install(table)
@@ -136,22 +136,27 @@ class WindowedTable:
     def _open_ranges(self, key: Any, ts: float) -> list[WindowRange]:
         """The windows an update at `ts` goes to: all of them, or with a grace
         period those not yet closed by the partition's stream time."""
-        ranges = self.window.ranges(ts)
+        if self.closer is None:
+            return self.window.ranges(ts)
+        return self._admit(self.table._partition((key, 0.0)), key, ts)
+
+    def _admit(self, part: TablePartition, key: Any, ts: float) -> list[WindowRange]:
+        """The windows of `ts` the closer keeps open, stream time moved and recorded."""
         closer = self.closer
-        if closer is None:
-            return ranges
-        part = self.table._partition((key, 0.0))
+        assert closer is not None
         number = part.changelog.partition
-        kept = closer.admit(number, key, ts, ranges, self.name)
+        kept = closer.admit(number, key, ts, self._ranges(ts), self.name)
         stream_time.write(part, closer.stream_time[number])
-        for rng in kept:
-            closer.opened(number, key, rng)
+        if closer.on_final is not None:
+            for rng in kept:
+                closer.opened(number, key, rng)
         return kept
 
-    def _emit_closed(self, key: Any) -> None:
+    def _emit_closed(self, key: Any, part: TablePartition | None = None) -> None:
         closer = self.closer
         if closer is not None and closer.on_final is not None:
-            part = self.table._partition((key, 0.0))
+            if part is None:
+                part = self.table._partition((key, 0.0))
             closer.emit_closed(part.changelog.partition, self._read_final(part))
 
     def _read_final(self, part: TablePartition) -> Callable[[Any, float], Any]:
@@ -175,17 +180,16 @@ class WindowedTable:
             if wkey in self.table:
                 del self.table[wkey]
 
-    def _starts(self, ts: float) -> tuple[float, ...]:
-        """The starts of the windows holding `ts`, oldest first; for tumbling
-        windows remembered while events stay in the same window."""
-        lo, hi, starts = self._memo
+    def _ranges(self, ts: float) -> tuple[WindowRange, ...]:
+        """The windows holding `ts`, oldest first; for tumbling windows
+        remembered while events stay in the same window."""
+        lo, hi, ranges = self._memo
         if lo <= ts < hi:
-            return starts
-        ranges = self.window.ranges(ts)
-        starts = tuple(rng.start for rng in ranges)
+            return ranges
+        ranges = tuple(self.window.ranges(ts))
         if isinstance(self.window, TumblingWindow):
-            self._memo = (ranges[0].start, ranges[0].end, starts)
-        return starts
+            self._memo = (ranges[0].start, ranges[0].end, ranges)
+        return ranges
 
     def _update(self, key: Any, op: Callable[[Any, Any], Any], operand: Any) -> None:
         """`table[key] op= operand` in every window of the current time: the
@@ -200,24 +204,20 @@ class WindowedTable:
                 ts = _as_seconds(ts)
         else:
             ts = self.timestamp()
-        closer = self.closer
-        if closer is None:
-            starts = self._starts(ts)
-        else:  # with a grace period: the windows stream time has not closed
-            starts = tuple(rng.start for rng in self._open_ranges(key, ts))
-            if not starts:
-                return self._emit_closed(key)
         here = table._here
         if event.__class__ is Event and event._batch is here[0]:  # type: ignore[union-attr]
             part = here[1]
         else:
-            part = table._part_here((key, starts[0]))
+            part = table._part_here((key, 0.0))  # windows route by their key alone
+        closer = self.closer
+        # With a grace period, only the windows the stream time has not closed.
+        ranges = self._ranges(ts) if closer is None else self._admit(part, key, ts)
         root = self._root_table
         number = part.changelog.partition
         tracked = number in root._tracked
         cache, dirty, default = part.cache, part.dirty, table.default
-        for start in starts:
-            wkey = (key, start)
+        for rng in ranges:
+            wkey = (key, rng.start)
             value = cache.get(wkey, _MISSING)
             if value is _MISSING or value is _DELETED or not tracked:
                 value = root._first_read(part, number, wkey, tracked)
@@ -226,10 +226,10 @@ class WindowedTable:
                     raise KeyError(wkey)
                 value = default()
             cache[wkey] = dirty[wkey] = op(value, operand)
-        if ts > root.latest_timestamp:
+        if ranges and ts > root.latest_timestamp:
             root.latest_timestamp = ts
         if closer is not None:
-            self._emit_closed(key)
+            self._emit_closed(key, part)
 
     def _first_read(self, part: TablePartition, number: int, wkey: Any, tracked: bool) -> Any:
         """A window's value not in the cache, noting the window for expiry; in
