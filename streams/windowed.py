@@ -20,7 +20,7 @@ from streams.codec import get_codec
 from streams.event import Event, current_event, current_event_or_cursor
 from streams.table import _DELETED, _MISSING, Append, Table, TablePartition, _hashable
 from streams.topic import Topic
-from streams.window import TumblingWindow, Window, WindowRange
+from streams.window import Window, WindowRange
 from streams.window_close import WindowCloser
 
 if TYPE_CHECKING:
@@ -181,14 +181,15 @@ class WindowedTable:
                 del self.table[wkey]
 
     def _ranges(self, ts: float) -> tuple[WindowRange, ...]:
-        """The windows holding `ts`, oldest first; for tumbling windows
-        remembered while events stay in the same window."""
+        """The windows holding `ts`, oldest first, remembered while events
+        stay where the window says the same windows hold them."""
         lo, hi, ranges = self._memo
         if lo <= ts < hi:
             return ranges
         ranges = tuple(self.window.ranges(ts))
-        if isinstance(self.window, TumblingWindow):
-            self._memo = (ranges[0].start, ranges[0].end, ranges)
+        steady = self.window.steady(ts)
+        if steady is not None:
+            self._memo = (steady[0], steady[1], ranges)
         return ranges
 
     def _update(self, key: Any, op: Callable[[Any, Any], Any], operand: Any) -> None:

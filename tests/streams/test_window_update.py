@@ -152,3 +152,30 @@ def test_with_a_grace_period_new_windows_read_nothing_and_late_events_are_droppe
     assert store.gets == 0
     assert dict(windows.items()) == {("a", 0.0): 1, ("b", 0.0): 1, ("a", 10.0): 2}
     assert windows.late_dropped == 2
+
+
+@pytest.mark.parametrize(
+    ("size", "step"), [(10.0, None), (0.3, None), (1.0, 0.1), (0.9, 0.3), (10.0, 2.5), (1.0, 0.3)]
+)
+def test_remembered_windows_are_the_windows_of_every_timestamp(size, step):
+    import random
+
+    app = streams.App("upd", broker="memory://")
+    table = app.Table("t", default=int, key_type=str, partitions=1)
+    windows = table.tumbling(size) if step is None else table.hopping(size, step)
+    grid = windows.window
+    rng = random.Random(14)
+    edges = [k * (step or size) for k in range(-50, 50)]
+    stamps = [rng.uniform(-20, 20) for _ in range(2000)] + edges
+    stamps += [e + d for e in edges for d in (-1e-9, 1e-9)]
+    rng.shuffle(stamps)
+    for ts in sorted(stamps[:500]) + stamps:  # in order (the memo kept), then not
+        assert windows._ranges(ts) == tuple(grid.ranges(ts)), ts
+
+
+def test_the_steady_interval_is_promised_only_where_the_windows_cannot_change():
+    from streams.window import HoppingWindow, TumblingWindow
+
+    assert TumblingWindow(10).steady(15.0) == (10.0, 20.0)
+    assert HoppingWindow(10, 5).steady(12.0) == (10.0, 15.0)
+    assert HoppingWindow(1.0, 0.3).steady(0.5) is None  # size not a multiple of step
