@@ -54,9 +54,8 @@ class WindowedTable:
         # Stored keys are JSON [key, start]; they route by the key alone, so a
         # window read outside an event finds the partition its writes went to.
         route_key = table._route_key
-        json_codec = get_codec("json")
         table._route_key = lambda wkey: route_key(wkey[0])
-        table._dump_key = json_codec.dumps
+        table._dump_key = _dump_window_key
         table._load_key = _load_window_key
         for part in table.partitions.values():
             part.dump_key, part.load_key = table._dump_key, table._load_key
@@ -353,6 +352,19 @@ class WindowedTable:
         self, transport: Transport, batch_bytes_max: int = 1 << 20, append: Append | None = None
     ) -> int:
         return await self.table.flush(transport, batch_bytes_max, append)
+
+
+_json = get_codec("json")
+
+
+def _dump_window_key(key: Any) -> bytes:
+    """The JSON codec's bytes for a window key: orjson as it is when it can (its
+    `default=` costs as much as the encoding), copied to their exact size as the
+    codec does; the codec itself for what orjson alone cannot encode."""
+    try:
+        return memoryview(orjson.dumps(key)).tobytes()
+    except TypeError:
+        return _json.dumps(key)
 
 
 def _load_window_key(data: bytes) -> Any:

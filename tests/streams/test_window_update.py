@@ -179,3 +179,25 @@ def test_the_steady_interval_is_promised_only_where_the_windows_cannot_change():
     assert TumblingWindow(10).steady(15.0) == (10.0, 20.0)
     assert HoppingWindow(10, 5).steady(12.0) == (10.0, 15.0)
     assert HoppingWindow(1.0, 0.3).steady(0.5) is None  # size not a multiple of step
+
+
+class Zone(streams.Record):
+    name: str
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        ("user-00042", 1764547200.0),
+        ('zürich "quoted" \\ \n', -10.0),
+        (7, 1e16),
+        ((1, "a"), 0.5),
+        (Zone(name="z"), 20.0),
+        ("~stream-time"),
+    ],
+)
+def test_window_keys_are_stored_as_the_json_codec_writes_them(key):
+    from streams.codec import get_codec
+    from streams.windowed import _dump_window_key
+
+    assert _dump_window_key(key) == get_codec("json").dumps(key)
