@@ -56,6 +56,10 @@ class Window(Protocol):
         """True once `latest_timestamp` is `expires_s` or more past the window's end."""
         ...
 
+    def steady(self, timestamp: float) -> tuple[float, float] | None:
+        """An interval around `timestamp` where `ranges` does not change, if known."""
+        ...
+
 
 def _check_positive(name: str, value: float) -> float:
     value = float(value)
@@ -122,6 +126,16 @@ class _Grid:
     def ranges(self, timestamp: float) -> list[WindowRange]:
         oldest, newest, span = self._indexes(timestamp)
         return [self._range(k, span) for k in range(oldest, newest + 1)]
+
+    def steady(self, timestamp: float) -> tuple[float, float] | None:
+        """`[lo, hi)` around `timestamp` where `ranges` gives the same windows,
+        when the size is a multiple of the step (else None: no such promise).
+        Then the windows depend only on the newest k, and it holds from
+        ``k * step`` up to ``(k + 1) * step``."""
+        _, newest, span = self._indexes(timestamp)
+        if not span:
+            return None
+        return newest * self.step_s, (newest + 1) * self.step_s
 
     def current(self, timestamp: float) -> WindowRange:
         _, newest, span = self._indexes(timestamp)

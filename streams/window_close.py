@@ -26,7 +26,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -142,7 +142,12 @@ class WindowCloser:
         return now
 
     def admit(
-        self, partition: int, key: Any, timestamp: float, ranges: list[WindowRange], table: str
+        self,
+        partition: int,
+        key: Any,
+        timestamp: float,
+        ranges: Sequence[WindowRange],
+        table: str,
     ) -> list[WindowRange]:
         """The windows of `ranges` still open; the others are counted and logged."""
         now = self.advance(partition, timestamp)

@@ -8,14 +8,17 @@ tombstones, from the changelog.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from streams import stream_time
 from streams.codec import get_codec
-from streams.event import current_event
-from streams.table import _DELETED, Append, Table, TablePartition, _hashable
+from streams.event import Event, current_event, current_event_or_cursor
+from streams.table import _DELETED, _MISSING, Append, Table, TablePartition, _hashable
 from streams.topic import Topic
 from streams.window import Window, WindowRange
 from streams.window_close import WindowCloser
@@ -46,16 +49,22 @@ class WindowedTable:
         self.closer = closer
         self.name = table.name
         self._relative_to = relative_to
+        self._root_table = self  # the table views share their windows with
+        self._field_getter: Callable[[Any], Any] | None = None  # relative_to_field's
         # Stored keys are JSON [key, start]; they route by the key alone, so a
         # window read outside an event finds the partition its writes went to.
         route_key = table._route_key
-        json_codec = get_codec("json")
         table._route_key = lambda wkey: route_key(wkey[0])
-        table._dump_key = json_codec.dumps
-        table._load_key = lambda data: _hashable(json_codec.loads(data))
+        table._dump_key = _dump_window_key
+        table._load_key = _load_window_key
         for part in table.partitions.values():
             part.dump_key, part.load_key = table._dump_key, table._load_key
         self._windows: dict[float, set[tuple[int, Any]]] = {}
+        # Partitions whose stored windows are all in _windows (on_recovered
+        # scanned them): a window missing there is not in the store either.
+        self._tracked: set[int] = set()
+        # (lo, hi, ranges): the windows of any timestamp in [lo, hi).
+        self._memo: tuple[float, float, tuple[WindowRange, ...]] = (0.0, 0.0, ())
         self.latest_timestamp = 0.0
         if closer is not None:
             stream_time.install(table)
@@ -83,28 +92,32 @@ class WindowedTable:
         getter = getattr(field, "getter", None)
         if getter is None:
             raise TypeError(f"relative_to_field needs a model field, not {field!r}")
-        return self._view(lambda value: _as_seconds(getter(value)))
+        view = self._view(lambda value: _as_seconds(getter(value)))
+        view._field_getter = getter
+        return view
 
     def _view(self, relative_to: str | Callable[[Any], float]) -> WindowedTable:
         view = WindowedTable.__new__(WindowedTable)
         view.__dict__.update(self.__dict__)
         view._relative_to = relative_to
-        view._shared = self
+        view._field_getter = None
         return view
 
     @property
     def _root(self) -> WindowedTable:
-        return self.__dict__.get("_shared", self)
+        return self._root_table
 
     def timestamp(self) -> float:
         """The time windows are chosen by: the event's, now, or a field's."""
         rel = self._relative_to
-        event = current_event()
+        event = current_event_or_cursor()
+        if event.__class__ is not Event:
+            event = current_event()
         if rel == "now" or event is None:
             return time.time()
         if rel == "stream":
             return event.message.timestamp
-        return rel(event.value)  # type: ignore[operator]
+        return rel(event.value)  # type: ignore[operator, union-attr]
 
     # --- dict-ish interface ---------------------------------------------------
 
@@ -122,22 +135,27 @@ class WindowedTable:
     def _open_ranges(self, key: Any, ts: float) -> list[WindowRange]:
         """The windows an update at `ts` goes to: all of them, or with a grace
         period those not yet closed by the partition's stream time."""
-        ranges = self.window.ranges(ts)
+        if self.closer is None:
+            return self.window.ranges(ts)
+        return self._admit(self.table._partition((key, 0.0)), key, ts)
+
+    def _admit(self, part: TablePartition, key: Any, ts: float) -> list[WindowRange]:
+        """The windows of `ts` the closer keeps open, stream time moved and recorded."""
         closer = self.closer
-        if closer is None:
-            return ranges
-        part = self.table._partition((key, 0.0))
+        assert closer is not None
         number = part.changelog.partition
-        kept = closer.admit(number, key, ts, ranges, self.name)
+        kept = closer.admit(number, key, ts, self._ranges(ts), self.name)
         stream_time.write(part, closer.stream_time[number])
-        for rng in kept:
-            closer.opened(number, key, rng)
+        if closer.on_final is not None:
+            for rng in kept:
+                closer.opened(number, key, rng)
         return kept
 
-    def _emit_closed(self, key: Any) -> None:
+    def _emit_closed(self, key: Any, part: TablePartition | None = None) -> None:
         closer = self.closer
         if closer is not None and closer.on_final is not None:
-            part = self.table._partition((key, 0.0))
+            if part is None:
+                part = self.table._partition((key, 0.0))
             closer.emit_closed(part.changelog.partition, self._read_final(part))
 
     def _read_final(self, part: TablePartition) -> Callable[[Any, float], Any]:
@@ -160,6 +178,76 @@ class WindowedTable:
             wkey = (key, rng.start)
             if wkey in self.table:
                 del self.table[wkey]
+
+    def _ranges(self, ts: float) -> tuple[WindowRange, ...]:
+        """The windows holding `ts`, oldest first, remembered while events
+        stay where the window says the same windows hold them."""
+        lo, hi, ranges = self._memo
+        if lo <= ts < hi:
+            return ranges
+        ranges = tuple(self.window.ranges(ts))
+        steady = self.window.steady(ts)
+        if steady is not None:
+            self._memo = (steady[0], steady[1], ranges)
+        return ranges
+
+    def _update(self, key: Any, op: Callable[[Any, Any], Any], operand: Any) -> None:
+        """`table[key] op= operand` in every window of the current time: the
+        per-event path, straight into the partition's cache and dirty writes."""
+        table = self.table
+        if table.on_change or table.route_by_key:
+            return self._update_each(key, op, operand)
+        event, getter = current_event_or_cursor(), self._field_getter
+        if getter is not None and event.__class__ is Event:
+            ts = getter(event.value)  # type: ignore[union-attr]
+            if ts.__class__ is not float:
+                ts = _as_seconds(ts)
+        else:
+            ts = self.timestamp()
+        here = table._here
+        if event.__class__ is Event and event._batch is here[0]:  # type: ignore[union-attr]
+            part = here[1]
+        else:
+            part = table._part_here((key, 0.0))  # windows route by their key alone
+        closer = self.closer
+        # With a grace period, only the windows the stream time has not closed.
+        ranges = self._ranges(ts) if closer is None else self._admit(part, key, ts)
+        root = self._root_table
+        number = part.changelog.partition
+        tracked = number in root._tracked
+        cache, dirty, default = part.cache, part.dirty, table.default
+        for rng in ranges:
+            wkey = (key, rng.start)
+            value = cache.get(wkey, _MISSING)
+            if value is _MISSING or value is _DELETED or not tracked:
+                value = root._first_read(part, number, wkey, tracked)
+            if value is _DELETED:
+                if default is None:
+                    raise KeyError(wkey)
+                value = default()
+            cache[wkey] = dirty[wkey] = op(value, operand)
+        if ranges and ts > root.latest_timestamp:
+            root.latest_timestamp = ts
+        if closer is not None:
+            self._emit_closed(key, part)
+
+    def _first_read(self, part: TablePartition, number: int, wkey: Any, tracked: bool) -> Any:
+        """A window's value not in the cache, noting the window for expiry; in
+        a tracked partition a window never noted is new: no store read."""
+        keys = self._windows.get(wkey[1])
+        if keys is None:
+            keys = self._windows[wkey[1]] = set()
+        member = (number, wkey)
+        if member in keys:
+            return part.get(wkey)
+        keys.add(member)
+        return _DELETED if tracked else part.get(wkey)
+
+    def _update_each(self, key: Any, op: Callable[[Any, Any], Any], operand: Any) -> None:
+        ts = self.timestamp()
+        for rng in self._open_ranges(key, ts):
+            self._set(key, rng.start, op(self._get(key, rng.start), operand), ts)
+        self._emit_closed(key)
 
     def _get(self, key: Any, start: float) -> Any:
         return self.table[(key, start)]
@@ -193,6 +281,7 @@ class WindowedTable:
 
     def on_recovered(self, partition: int) -> None:
         root = self._root
+        root._tracked.add(partition)
         found = []
         store = self.table.partitions[partition]
         for wkey, _ in store.items():
@@ -227,6 +316,7 @@ class WindowedTable:
     def on_released(self, partition: int) -> None:
         """The partition moved to another worker: forget its windows here."""
         root = self._root
+        root._tracked.discard(partition)
         if self.closer is not None:
             self.closer.released(partition)
         for start in list(root._windows):
@@ -264,7 +354,35 @@ class WindowedTable:
         return await self.table.flush(transport, batch_bytes_max, append)
 
 
+_json = get_codec("json")
+
+
+def _dump_window_key(key: Any) -> bytes:
+    """The JSON codec's bytes for a window key: orjson as it is when it can (its
+    `default=` costs as much as the encoding), copied to their exact size as the
+    codec does; the codec itself for what orjson alone cannot encode."""
+    try:
+        return memoryview(orjson.dumps(key)).tobytes()
+    except TypeError:
+        return _json.dumps(key)
+
+
+def _load_window_key(data: bytes) -> Any:
+    """A stored key, `[key, start]` in JSON, as the tuple it was written from."""
+    key = orjson.loads(data)
+    if (
+        key.__class__ is list
+        and len(key) == 2
+        and key[0].__class__ is not list
+        and key[1].__class__ is not list
+    ):
+        return (key[0], key[1])
+    return _hashable(key)
+
+
 def _as_seconds(value: Any) -> float:
+    if value.__class__ is float:
+        return value  # type: ignore[no-any-return]
     if hasattr(value, "timestamp"):
         return float(value.timestamp())
     return float(value)
@@ -279,31 +397,29 @@ class WindowSet:
         self.key = key
         self.table = table
 
-    def _apply(self, op: Callable[[Any, Any], Any], operand: Any) -> WindowSet:
-        table = self.table
-        ts = table.timestamp()
-        for rng in table._open_ranges(self.key, ts):
-            table._set(self.key, rng.start, op(table._get(self.key, rng.start), operand), ts)
-        table._emit_closed(self.key)
+    def __iadd__(self, other: Any) -> WindowSet:
+        self.table._update(self.key, operator.add, other)
         return self
 
-    def __iadd__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a + b, other)
-
     def __isub__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a - b, other)
+        self.table._update(self.key, operator.sub, other)
+        return self
 
     def __imul__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a * b, other)
+        self.table._update(self.key, operator.mul, other)
+        return self
 
     def __itruediv__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a / b, other)
+        self.table._update(self.key, operator.truediv, other)
+        return self
 
     def __ior__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a | b, other)
+        self.table._update(self.key, operator.or_, other)
+        return self
 
     def __iand__(self, other: Any) -> WindowSet:
-        return self._apply(lambda a, b: a & b, other)
+        self.table._update(self.key, operator.and_, other)
+        return self
 
     def _at(self, timestamp: float) -> Any:
         return self.table._get(self.key, self.table.window.current(timestamp).start)
