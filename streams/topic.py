@@ -159,7 +159,7 @@ class Topic:
         self._tps: dict[int, TopicPartition] = {}  # one per partition, not one per record
         # A built-in codec's bytes of a str key depend on the key alone: cacheable.
         self._str_keys = type(self.key_codec) in (StrCodec, JSONCodec, RawCodec)
-        self._key_cache: dict[str, tuple[bytes, int]] = {}
+        self._key_cache: dict[str, tuple[bytes, TopicPartition]] = {}
         self._key_cache_partitions = self.partitions
         self._dump_value = self.value_codec.dumps
 
@@ -313,23 +313,20 @@ class Topic:
             hit = self._key_cache.get(key)
             if hit is None or self._key_cache_partitions != self.partitions:
                 hit = self._cache_key(key)
-            key_bytes, partition = hit
+            key_bytes, tp = hit
         else:
             key_bytes = None if key is None else self.key_codec.dumps(key)
-            partition = self._partition(key_bytes, partition)
+            tp = self._tp(self._partition(key_bytes, partition))
         value_bytes = None if value is None else self._dump_value(value)
         ts_ms = int((time.time() if timestamp is None else timestamp) * 1000)
         hdrs = _headers(headers) if headers else ()
         producer = self._wiring.producer
         if producer is None:
             producer = self._wiring.producer_for(self)  # raises: not running
-        tp = self._tps.get(partition)
-        if tp is None:
-            tp = self._tp(partition)
         outcome, index = producer.send_batched(tp, key_bytes, value_bytes, ts_ms, hdrs)
         return PendingSend(outcome, index, ts_ms)
 
-    def _cache_key(self, key: str) -> tuple[bytes, int]:
+    def _cache_key(self, key: str) -> tuple[bytes, TopicPartition]:
         """A str key's bytes and partition, remembered: an agent forwards many
         records of the same keys, and the pair costs two calls to find again."""
         cache = self._key_cache
@@ -337,7 +334,7 @@ class Topic:
             cache.clear()  # all at once: cheaper per record than tracking recency
             self._key_cache_partitions = self.partitions
         key_bytes = self.key_codec.dumps(key)
-        hit = (key_bytes, partition_for_key(key_bytes, self.partitions))
+        hit = (key_bytes, self._tp(partition_for_key(key_bytes, self.partitions)))
         if len(key) <= _CACHED_KEY_MAX:
             cache[key] = hit
         return hit
