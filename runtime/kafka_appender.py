@@ -8,7 +8,9 @@ or a dropped connection may repeat a batch the broker stored, so batches are
 made idempotent first: stamped with this transport's producer id and epoch
 (InitProducerId) and a per-partition sequence number, and the CRC recomputed.
 A broker that already stored the batch answers with its offset instead of
-storing it twice.
+storing it twice. Appends of several partitions that start together go to
+their leader in one Produce request (runtime/produce_batcher.py); each still
+retries alone.
 
 Invariants:
 - per partition, one append is under way at a time (sequence order is append
@@ -39,6 +41,7 @@ from runtime.client.errors import (
 from runtime.client.offsets import LATEST, list_offsets
 from runtime.compression import CompressionChoice, compress_batch
 from runtime.log.records import CRC_START, crc32c, iter_batches
+from runtime.produce_batcher import ProduceBatcher
 from runtime.protocol.codes import ApiKey, ErrorCode
 from runtime.types import TopicPartition
 
@@ -94,6 +97,8 @@ class Appender:
         self._sequences: dict[TopicPartition, tuple[tuple[int, int], int]] = {}
         self._locks: dict[TopicPartition, asyncio.Lock] = {}
         self.compression: CompressionChoice | None = None
+        # The partitions a producer drains together share one Produce per leader.
+        self._batcher = ProduceBatcher(cluster, lane=APPEND_LANE)
 
     async def append(self, tp: TopicPartition, batch: bytes | bytearray) -> int:
         """The base offset the leader stored `batch` at; KafkaError if refused for
@@ -157,23 +162,8 @@ class Appender:
                     await self._cluster.refresh([tp.topic])
 
     async def _send(self, tp: TopicPartition, data: bytes | bytearray) -> tuple[int, int]:
-        body = {
-            "transactional_id": None,
-            "acks": -1,
-            "timeout_ms": 30_000,
-            "topics": [
-                {
-                    "name": tp.topic,
-                    "partitions": [{"partition_index": tp.partition, "records": data}],
-                }
-            ],
-        }
         node = await self._cluster.leader_for(tp)
-        response = await self._cluster.request(
-            node, ApiKey.PRODUCE, body, lane=APPEND_LANE, patient=False
-        )
-        part = response["responses"][0]["partitions"][0]
-        return part["error_code"], part["base_offset"]
+        return await self._batcher.send(node, tp, data)
 
     # --- producer id and sequences ---------------------------------------------------
 

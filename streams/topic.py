@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -30,6 +31,11 @@ if TYPE_CHECKING:
     from streams.wiring import Wiring
 
 logger = logging.getLogger(__name__)
+
+# Bounds the str-key cache of a topic (see Topic._cache_key): keys up to
+# _CACHED_KEY_MAX characters, _KEY_CACHE_MAX of them.
+_CACHED_KEY_MAX = 64
+_KEY_CACHE_MAX = 32_768
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,12 @@ def row_loader_for(typ: Any, codec: Codec) -> Callable[[bytes], Any]:
     return codec.loads
 
 
+def _headers(headers: Sequence[Header] | Mapping[str, bytes]) -> tuple[Header, ...]:
+    if isinstance(headers, Mapping):
+        return tuple(headers.items())
+    return tuple(headers)
+
+
 def _same(data: bytes) -> bytes:
     return data
 
@@ -84,6 +96,21 @@ def _load_column(load: Callable[[bytes], Any], raw: Sequence[bytes | None]) -> l
     if None in raw:
         return [None if b is None else load(b) for b in raw]
     return list(map(load, raw))
+
+
+def column_loader_for(typ: Any, codec: Codec) -> Callable[[Sequence[bytes | None]], list[Any]]:
+    """row_loader_for, a column at a time: a Record through the built-in JSON
+    codec is built by two maps, with no call of a loader per value between them."""
+    if isinstance(typ, type) and issubclass(typ, Model) and type(codec) is JSONCodec:
+        from_dict = typ.from_dict
+
+        def load_records(raw: Sequence[bytes | None]) -> list[Any]:
+            if None in raw:
+                return [None if b is None else from_dict(orjson.loads(b)) for b in raw]
+            return list(map(from_dict, map(orjson.loads, raw)))  # type: ignore[arg-type]
+
+        return load_records
+    return partial(_load_column, row_loader_for(typ, codec))
 
 
 class Topic:
@@ -123,11 +150,18 @@ class Topic:
         self._load_value = loader_for(value_type, self.value_codec)
         self._load_key_row = row_loader_for(key_type, self.key_codec)
         self._load_value_row = row_loader_for(value_type, self.value_codec)
+        self._load_key_column = column_loader_for(key_type, self.key_codec)
+        self._load_value_column = column_loader_for(value_type, self.value_codec)
         self._declared_partitions = partitions
         self.config = dict(config or {})
         self.internal = internal
         self.partitions: int = partitions or wiring.default_partitions
         self._tps: dict[int, TopicPartition] = {}  # one per partition, not one per record
+        # A built-in codec's bytes of a str key depend on the key alone: cacheable.
+        self._str_keys = type(self.key_codec) in (StrCodec, JSONCodec, RawCodec)
+        self._key_cache: dict[str, tuple[bytes, TopicPartition]] = {}
+        self._key_cache_partitions = self.partitions
+        self._dump_value = self.value_codec.dumps
 
     def __repr__(self) -> str:
         return f"<Topic {self.name} partitions={self.partitions}>"
@@ -158,8 +192,8 @@ class Topic:
         else:
             offsets, timestamps, raw_keys, raw_values, headers = zip(*rows, strict=True)
         try:
-            keys = _load_column(self._load_key_row, raw_keys)
-            values = _load_column(self._load_value_row, raw_values)
+            keys = self._load_key_column(raw_keys)
+            values = self._load_value_column(raw_values)
         except Exception:
             if isinstance(rows, RecordColumns):
                 rows = rows.rows()
@@ -274,17 +308,47 @@ class Topic:
     ) -> PendingSend:
         """Buffer a record without waiting; returns a future of its metadata
         (a PendingSend: an asyncio future is made only if it is awaited)."""
-        key_bytes, value_bytes, partition, ts_ms, hdrs = self._prepare(
-            key, value, partition, timestamp, headers
-        )
+        # _prepare, inlined: this runs once per record an agent forwards.
+        if partition is None and key.__class__ is str and self._str_keys:
+            hit = self._key_cache.get(key)
+            if hit is None or self._key_cache_partitions != self.partitions:
+                hit = self._cache_key(key)
+            key_bytes, tp = hit
+        else:
+            key_bytes = None if key is None else self.key_codec.dumps(key)
+            tp = self._tp(self._partition(key_bytes, partition))
+        value_bytes = None if value is None else self._dump_value(value)
+        ts_ms = int((time.time() if timestamp is None else timestamp) * 1000)
+        hdrs = _headers(headers) if headers else ()
         producer = self._wiring.producer
         if producer is None:
             producer = self._wiring.producer_for(self)  # raises: not running
-        tp = self._tps.get(partition)
-        if tp is None:
-            tp = self._tp(partition)
         outcome, index = producer.send_batched(tp, key_bytes, value_bytes, ts_ms, hdrs)
         return PendingSend(outcome, index, ts_ms)
+
+    def _cache_key(self, key: str) -> tuple[bytes, TopicPartition]:
+        """A str key's bytes and partition, remembered: an agent forwards many
+        records of the same keys, and the pair costs two calls to find again."""
+        cache = self._key_cache
+        if self._key_cache_partitions != self.partitions or len(cache) >= _KEY_CACHE_MAX:
+            cache.clear()  # all at once: cheaper per record than tracking recency
+            self._key_cache_partitions = self.partitions
+        key_bytes = self.key_codec.dumps(key)
+        hit = (key_bytes, self._tp(partition_for_key(key_bytes, self.partitions)))
+        if len(key) <= _CACHED_KEY_MAX:
+            cache[key] = hit
+        return hit
+
+    def _partition(self, key_bytes: bytes | None, partition: int | None) -> int:
+        if partition is None:
+            if key_bytes is None:
+                return self.partition_for(None)
+            return partition_for_key(key_bytes, self.partitions)
+        if not 0 <= partition < self.partitions:
+            raise ValueError(
+                f"topic {self.name!r} has {self.partitions} partitions, no partition {partition}"
+            )
+        return partition
 
     def send_nowait(
         self,
@@ -325,24 +389,10 @@ class Topic:
         headers: Sequence[Header] | Mapping[str, bytes] | None,
     ) -> tuple[bytes | None, bytes | None, int, int, Sequence[Header]]:
         key_bytes = None if key is None else self.key_codec.dumps(key)
-        value_bytes = None if value is None else self.value_codec.dumps(value)
-        if partition is None:
-            partition = (
-                self.partition_for(None)
-                if key_bytes is None
-                else partition_for_key(key_bytes, self.partitions)  # partition_for, inlined
-            )
-        elif not 0 <= partition < self.partitions:
-            raise ValueError(
-                f"topic {self.name!r} has {self.partitions} partitions, no partition {partition}"
-            )
+        value_bytes = None if value is None else self._dump_value(value)
+        partition = self._partition(key_bytes, partition)
         ts_ms = int((time.time() if timestamp is None else timestamp) * 1000)
-        if not headers:
-            hdrs: Sequence[Header] = ()
-        elif isinstance(headers, Mapping):
-            hdrs = tuple(headers.items())
-        else:
-            hdrs = tuple(headers)
+        hdrs = _headers(headers) if headers else ()
         return key_bytes, value_bytes, partition, ts_ms, hdrs
 
     async def send(

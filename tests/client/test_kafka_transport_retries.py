@@ -25,7 +25,20 @@ def _refuse_produce(transport: KafkaTransport, code: int, times: int) -> None:
     async def request(node, api_key, body, **kwargs):
         if api_key == ApiKey.PRODUCE and left[0] > 0:
             left[0] -= 1
-            return {"responses": [{"partitions": [{"error_code": code, "base_offset": -1}]}]}
+            refused = [{"error_code": code, "base_offset": -1}]
+            topics = body["topics"]
+            return {
+                "responses": [
+                    {
+                        "name": t["name"],
+                        "partitions": [
+                            {"partition_index": p["partition_index"], **refused[0]}
+                            for p in t["partitions"]
+                        ],
+                    }
+                    for t in topics
+                ]
+            }
         return await real(node, api_key, body, **kwargs)
 
     transport.cluster.request = request  # type: ignore[method-assign]
