@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,12 @@ def number(text: str) -> float:
     return float(cleaned) if re.fullmatch(r"[\d.]+", cleaned) else -1.0
 
 
+def above_zero(read: Callable[[], float]) -> Callable[[], float]:
+    """`read` for wait_until, which stops at a truthy answer: -1.0 (not a number
+    yet, e.g. the page's placeholder) and 0 both read as 0.0, so it waits on."""
+    return lambda: max(read(), 0.0)
+
+
 def test_the_dashboard_shows_topics_throughput_and_tables(surge_worker, tmp_path: Path) -> None:
     # like the Kafka clients, a missing browser fails the test rather than skipping it
     assert os.path.exists(CHROMIUM), f"{CHROMIUM} missing: apt-get install chromium"
@@ -52,7 +59,7 @@ def test_the_dashboard_shows_topics_throughput_and_tables(surge_worker, tmp_path
             def rate_now() -> float:
                 return number(rate.inner_text())
 
-            first = wait_until(rate_now, timeout_s=TIMEOUT_S, what="events/s above 0")
+            first = wait_until(above_zero(rate_now), timeout_s=TIMEOUT_S, what="events/s above 0")
             assert first > 0
             wait_until(
                 lambda: rate_now() not in (first, -1.0),
@@ -67,13 +74,20 @@ def test_the_dashboard_shows_topics_throughput_and_tables(surge_worker, tmp_path
                 row = page.locator("#tables tbody tr", has_text="demand").first
                 return number(row.locator("td").nth(3).inner_text()) if row.count() else -1.0
 
-            assert wait_until(demand_keys, timeout_s=TIMEOUT_S, what="demand keys > 0") > 0
+            assert (
+                wait_until(above_zero(demand_keys), timeout_s=TIMEOUT_S, what="demand keys > 0") > 0
+            )
 
             def ride_requests_per_s() -> float:
                 row = page.locator("#topics tbody tr", has_text="ride-requests").first
                 return number(row.locator("td").nth(3).inner_text()) if row.count() else -1.0
 
-            assert wait_until(ride_requests_per_s, timeout_s=TIMEOUT_S, what="a topic's rate") > 0
+            assert (
+                wait_until(
+                    above_zero(ride_requests_per_s), timeout_s=TIMEOUT_S, what="a topic's rate"
+                )
+                > 0
+            )
             assert page.locator("#throughput-chart path.in").count() == 1
             assert number(page.locator("#lag").inner_text()) >= 0
             assert page.locator("#agents").inner_text().count("count_") == 2
@@ -106,7 +120,12 @@ def test_the_broker_dashboard_shows_topics_and_records_per_second(start_broker) 
                 producer.flush(10)
                 return number(rate.inner_text())
 
-            assert wait_until(produced_per_s, timeout_s=TIMEOUT_S, what="records in /s > 0") > 0
+            assert (
+                wait_until(
+                    above_zero(produced_per_s), timeout_s=TIMEOUT_S, what="records in /s > 0"
+                )
+                > 0
+            )
             assert "clicks" in page.locator("#topics").inner_text()
             assert "produce" in page.locator("#requests").inner_text()
         finally:
