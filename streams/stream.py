@@ -89,33 +89,24 @@ class Stream:
                 if not await _begin_batch(channel):
                     continue  # rewound by an aborted transaction: fetched again
                 seen = channel.interrupts
-                if type(batch) is EventBatch:
+                columns = type(batch) is EventBatch  # else a list of built events
+                if columns:
                     keys, values = batch.keys, batch.values
-                    for i in range(len(keys)):
-                        channel.position = i
-                        if channel.interrupts != seen:
-                            if not await _between_events(channel):
-                                break
-                            seen = channel.interrupts
+                for i in range(len(batch)):
+                    channel.position = i
+                    if channel.interrupts != seen:
+                        if not await _between_events(channel):
+                            break
+                        seen = channel.interrupts
+                    if columns:
                         event = _new(Event)  # EventBatch.__getitem__ inlined
                         event.key = keys[i]
                         event.value = values[i]
                         event._message = None
                         event._batch = batch
                         event._index = i
-                        if predicates and not await _passes(predicates, event.value):
-                            continue
-                        set_current_event(event)
-                        yield event
                     else:
-                        _end_batch(channel)
-                    continue
-                for i, event in enumerate(batch):
-                    channel.position = i
-                    if channel.interrupts != seen:
-                        if not await _between_events(channel):
-                            break
-                        seen = channel.interrupts
+                        event = batch[i]
                     if predicates and not await _passes(predicates, event.value):
                         continue
                     set_current_event(event)
